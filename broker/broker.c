@@ -1,0 +1,504 @@
+/* broker.c -- the broker process: workers on a Unix socket, Redis behind.
+ *
+ * Workers send JOIN / LEAVE / PUBLISH; the broker turns them into SADD /
+ * SREM / PUBLISH with exactly the seed's keys and payloads and answers
+ * joins and failed publishes. Every message from the Redis channel is
+ * encoded once into a DELIVER frame and the same bytes go to each worker.
+ * The broker remembers which users each worker holds, so a worker that
+ * dies without saying goodbye does not leave ghost users behind.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat_text.h"
+#include "dict.h"
+#include "ipc.h"
+#include "ipc_link.h"
+#include "log.h"
+#include "net.h"
+#include "redis_link.h"
+#include "util.h"
+
+#define BROKER_USER_MAX 128 /* bytes; workers validate names, we only bound them */
+
+/* One connected worker. Owned by the broker's list; its users dict owns
+ * the name strings (key == value). */
+struct broker_worker {
+    struct broker_worker *prev, *next;
+    struct ipc_link *link;
+    uint64_t id; /* never reused: pending Redis replies find their worker by it */
+    int slot;    /* -1 until HELLO */
+    struct dict users;
+};
+
+/* A request waiting for Redis: which worker asked, and about whom. */
+struct broker_req {
+    uint64_t worker_id;
+    uint32_t reqid;
+    size_t userlen;
+    char user[]; /* NUL-terminated */
+};
+
+static struct {
+    struct event_base *base;
+    const struct cfg *cfg;
+    struct rlink *redis;
+    int listen_fd;
+    struct event *accept_ev;
+    struct event *term_ev, *int_ev;
+    struct event *stop_timer;
+    struct broker_worker *workers;
+    uint64_t next_worker_id;
+    size_t max_frame;
+    uint8_t *scratch; /* formats payloads and encodes DELIVER frames */
+    size_t scratch_cap;
+    long inflight; /* Redis commands not answered yet */
+    int stopping;
+} B;
+
+static struct broker_worker *broker_find_worker(uint64_t id)
+{
+    struct broker_worker *w;
+
+    for (w = B.workers; w != NULL; w = w->next)
+        if (w->id == id)
+            return w;
+    return NULL;
+}
+
+static struct broker_req *broker_req_new(uint64_t worker_id, uint32_t reqid, const void *user,
+                                         size_t len)
+{
+    struct broker_req *q = malloc(sizeof(*q) + len + 1);
+
+    if (q == NULL)
+        return NULL;
+    q->worker_id = worker_id;
+    q->reqid = reqid;
+    q->userlen = len;
+    memcpy(q->user, user, len);
+    q->user[len] = '\0';
+    return q;
+}
+
+static void broker_maybe_exit(void)
+{
+    if (B.stopping && B.workers == NULL && B.inflight == 0)
+        event_base_loopexit(B.base, NULL);
+}
+
+/* Format "user" + suffix-or-": text" into the scratch buffer. */
+static const char *broker_format(const char *user, size_t ulen, const char *sep,
+                                 const void *text, size_t tlen, size_t *outlen)
+{
+    size_t seplen = strlen(sep), need = ulen + seplen + tlen;
+
+    if (need > B.scratch_cap)
+        return NULL;
+    memcpy(B.scratch, user, ulen);
+    memcpy(B.scratch + ulen, sep, seplen);
+    memcpy(B.scratch + ulen + seplen, text, tlen);
+    *outlen = need;
+    return (const char *)B.scratch;
+}
+
+static void broker_on_cmd_done(long long result, void *pd)
+{
+    (void)result;
+    (void)pd;
+    B.inflight--;
+    broker_maybe_exit();
+}
+
+/* Publish a notice ("foo: has joined the chat!"). Best effort: while Redis
+ * is down it is logged, not queued (the outbox is a later addition). */
+static void broker_announce(const char *user, size_t ulen, const char *notice)
+{
+    size_t len;
+    const char *p = broker_format(user, ulen, ": ", notice, strlen(notice), &len);
+
+    if (p == NULL)
+        return;
+    if (rlink_publish(B.redis, p, len, broker_on_cmd_done, NULL) == 0)
+        B.inflight++;
+    else
+        log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, p);
+}
+
+/* Remove a user from the users set and tell the others. */
+static void broker_user_gone(const char *user, size_t len)
+{
+    if (rlink_srem(B.redis, user, len, broker_on_cmd_done, NULL) == 0)
+        B.inflight++;
+    else
+        log_msg(LOG_WARN, "redis down: could not remove '%.*s' from %s", (int)len, user,
+                B.cfg->users_key);
+    broker_announce(user, len, CHAT_TEXT_LEFT);
+}
+
+static void broker_send_join_reply(struct broker_worker *w, uint32_t reqid, const char *user,
+                                   size_t len, enum ipc_join_status st)
+{
+    struct ipc_msg m;
+
+    ipc_msg_set(&m, IPC_JOIN_REPLY, reqid, (uint16_t)st, B.cfg->channel,
+                strlen(B.cfg->channel), user, len, NULL, 0);
+    ipc_link_send(w->link, &m);
+}
+
+static void broker_on_sadd(long long result, void *pd)
+{
+    struct broker_req *q = pd;
+    struct broker_worker *w = broker_find_worker(q->worker_id);
+
+    B.inflight--;
+    if (w == NULL) {
+        /* the worker went away while we asked: undo a successful add */
+        if (result == 1 && rlink_srem(B.redis, q->user, q->userlen, broker_on_cmd_done,
+                                      NULL) == 0)
+            B.inflight++;
+    } else if (result == 1) {
+        char *name = strdup(q->user);
+        if (name == NULL || dict_add(&w->users, name, q->userlen, name) != 0) {
+            free(name);
+            broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_UNAVAILABLE);
+            if (rlink_srem(B.redis, q->user, q->userlen, broker_on_cmd_done, NULL) == 0)
+                B.inflight++;
+        } else {
+            broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_ACCEPTED);
+            broker_announce(q->user, q->userlen, CHAT_TEXT_JOINED);
+        }
+    } else {
+        broker_send_join_reply(w, q->reqid, q->user, q->userlen,
+                               result == 0 ? IPC_JOIN_TAKEN : IPC_JOIN_UNAVAILABLE);
+    }
+    free(q);
+    broker_maybe_exit();
+}
+
+static void broker_send_publish_fail(struct broker_worker *w, uint32_t reqid, const char *user,
+                                     size_t len, const char *reason)
+{
+    struct ipc_msg m;
+
+    ipc_msg_set(&m, IPC_PUBLISH_FAIL, reqid, 0, B.cfg->channel, strlen(B.cfg->channel), user,
+                len, reason, strlen(reason));
+    ipc_link_send(w->link, &m);
+}
+
+static void broker_on_published(long long result, void *pd)
+{
+    struct broker_req *q = pd;
+    struct broker_worker *w;
+
+    B.inflight--;
+    if (result < 0 && (w = broker_find_worker(q->worker_id)) != NULL)
+        broker_send_publish_fail(w, q->reqid, q->user, q->userlen, "chat service unavailable");
+    free(q);
+    broker_maybe_exit();
+}
+
+static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
+{
+    const struct ipc_field *user = &m->f[1];
+    struct broker_req *q;
+
+    if (user->len == 0 || user->len > BROKER_USER_MAX) {
+        ipc_link_shutdown(w->link, "JOIN with a bad user name");
+        return;
+    }
+    q = broker_req_new(w->id, m->id, user->p, user->len);
+    if (q == NULL || rlink_sadd(B.redis, q->user, q->userlen, broker_on_sadd, q) == -1) {
+        broker_send_join_reply(w, m->id, (const char *)user->p, user->len,
+                               IPC_JOIN_UNAVAILABLE);
+        free(q);
+        return;
+    }
+    B.inflight++;
+}
+
+static void broker_on_leave(struct broker_worker *w, const struct ipc_msg *m)
+{
+    char *name = dict_del(&w->users, (const char *)m->f[1].p, m->f[1].len);
+
+    if (name == NULL) {
+        log_msg(LOG_WARN, "worker %d: LEAVE for '%.*s', which it does not hold", w->slot,
+                (int)m->f[1].len, (const char *)m->f[1].p);
+        return;
+    }
+    broker_user_gone(name, m->f[1].len);
+    free(name);
+}
+
+static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
+{
+    const struct ipc_field *user = &m->f[1], *text = &m->f[2];
+    struct broker_req *q;
+    const char *payload;
+    size_t len;
+
+    if (dict_get(&w->users, (const char *)user->p, user->len) == NULL) {
+        log_msg(LOG_WARN, "worker %d: PUBLISH for '%.*s', which it does not hold", w->slot,
+                (int)user->len, (const char *)user->p);
+        return;
+    }
+    payload = broker_format((const char *)user->p, user->len, ": ", text->p, text->len, &len);
+    q = broker_req_new(w->id, m->id, user->p, user->len);
+    if (payload == NULL || q == NULL ||
+        rlink_publish(B.redis, payload, len, broker_on_published, q) == -1) {
+        free(q);
+        broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
+                                 payload == NULL ? "message too large"
+                                                 : "chat service unavailable");
+        return;
+    }
+    B.inflight++;
+}
+
+static void broker_send_link_state(struct broker_worker *w)
+{
+    struct ipc_msg m;
+
+    ipc_msg_set(&m, IPC_LINK, 0, rlink_is_up(B.redis) ? IPC_LINK_UP : IPC_LINK_DOWN,
+                B.cfg->channel, strlen(B.cfg->channel), NULL, 0, NULL, 0);
+    ipc_link_send(w->link, &m);
+}
+
+static void broker_on_ipc(struct ipc_link *l, const struct ipc_msg *m, void *arg)
+{
+    struct broker_worker *w = arg;
+
+    (void)l;
+    if (m->type != IPC_HELLO && w->slot < 0) {
+        ipc_link_shutdown(w->link, "message before HELLO");
+        return;
+    }
+    switch (m->type) {
+    case IPC_HELLO:
+        w->slot = (int)m->id;
+        log_msg(LOG_INFO, "worker %d connected (pid %.*s)", w->slot, (int)m->f[1].len,
+                (const char *)m->f[1].p);
+        broker_send_link_state(w);
+        break;
+    case IPC_JOIN:
+        broker_on_join(w, m);
+        break;
+    case IPC_LEAVE:
+        broker_on_leave(w, m);
+        break;
+    case IPC_PUBLISH:
+        broker_on_publish(w, m);
+        break;
+    case IPC_PING: {
+        struct ipc_msg pong;
+        ipc_msg_set(&pong, IPC_PONG, m->id, 0, m->f[0].p, m->f[0].len, NULL, 0, NULL, 0);
+        ipc_link_send(w->link, &pong);
+        break;
+    }
+    default:
+        ipc_link_shutdown(w->link, "unexpected message type");
+        break;
+    }
+}
+
+static void broker_free_user(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)key;
+    (void)arg;
+    broker_user_gone(val, keylen);
+    free(val);
+}
+
+static void broker_free_name(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)key;
+    (void)keylen;
+    (void)arg;
+    free(val);
+}
+
+static void broker_on_ipc_close(struct ipc_link *l, const char *why, void *arg)
+{
+    struct broker_worker *w = arg;
+
+    (void)l;
+    log_msg(w->users.count ? LOG_WARN : LOG_INFO, "worker %d disconnected (%s), %zu user(s) left",
+            w->slot, why, w->users.count);
+    /* users it still held are gone: a crashed worker must not leave ghosts */
+    dict_foreach(&w->users, broker_free_user, NULL);
+    dict_deinit(&w->users);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        B.workers = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    ipc_link_free(w->link);
+    free(w);
+    broker_maybe_exit();
+}
+
+static void broker_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    for (;;) {
+        struct broker_worker *w;
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd == -1) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_errno(LOG_WARN, errno, "accept on the broker socket");
+            return;
+        }
+        w = calloc(1, sizeof(*w));
+        if (w != NULL)
+            w->link = ipc_link_new(B.base, cfd, B.max_frame, broker_on_ipc, NULL,
+                                   broker_on_ipc_close, w);
+        if (w == NULL || w->link == NULL) {
+            log_msg(LOG_ERROR, "out of memory accepting a worker");
+            free(w);
+            close(cfd);
+            continue;
+        }
+        w->id = ++B.next_worker_id;
+        w->slot = -1;
+        dict_init(&w->users);
+        w->next = B.workers;
+        if (B.workers != NULL)
+            B.workers->prev = w;
+        B.workers = w;
+    }
+}
+
+static void broker_on_redis_message(const char *payload, size_t len, void *arg)
+{
+    struct broker_worker *w;
+    struct ipc_msg m;
+    ssize_t n;
+
+    (void)arg;
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, B.cfg->channel, strlen(B.cfg->channel), payload, len,
+                NULL, 0);
+    n = ipc_encode(B.scratch, B.scratch_cap, &m);
+    if (n < 0) {
+        log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
+        return;
+    }
+    /* encoded once; the same bytes go to every worker */
+    for (w = B.workers; w != NULL; w = w->next)
+        if (w->slot >= 0)
+            ipc_link_send_encoded(w->link, B.scratch, (size_t)n);
+}
+
+static void broker_on_redis_state(int up, void *arg)
+{
+    struct broker_worker *w;
+
+    (void)up;
+    (void)arg;
+    for (w = B.workers; w != NULL; w = w->next)
+        if (w->slot >= 0)
+            broker_send_link_state(w);
+}
+
+static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_msg(LOG_WARN, "shutdown timeout: exiting with %ld redis command(s) pending", B.inflight);
+    event_base_loopexit(B.base, NULL);
+}
+
+/* SIGTERM: keep serving until the workers (stopped by the master too) have
+ * said goodbye and Redis has answered, so no user is left in the set. */
+static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct timeval tv;
+
+    (void)what;
+    (void)arg;
+    if (sig == SIGINT || B.stopping) {
+        event_base_loopexit(B.base, NULL);
+        return;
+    }
+    log_msg(LOG_INFO, "stopping: waiting for workers to leave");
+    B.stopping = 1;
+    event_del(B.accept_ev);
+    tv.tv_sec = B.cfg->shutdown_timeout / 1000;
+    tv.tv_usec = (B.cfg->shutdown_timeout % 1000) * 1000;
+    evtimer_add(B.stop_timer, &tv);
+    broker_maybe_exit();
+}
+
+int broker_main(const struct cfg *cfg)
+{
+    struct rlink_handlers h = {broker_on_redis_message, broker_on_redis_state, NULL};
+    char err[NET_ERR_LEN];
+    int rc = RC_EXIT_OK;
+
+    memset(&B, 0, sizeof(B));
+    B.cfg = cfg;
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    B.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
+    B.scratch_cap = B.max_frame;
+    B.scratch = malloc(B.scratch_cap);
+    B.base = event_base_new();
+    if (B.scratch == NULL || B.base == NULL) {
+        log_msg(LOG_ERROR, "out of memory");
+        return RC_EXIT_RUNTIME;
+    }
+    B.listen_fd = net_unix_listen(cfg->broker_socket, err);
+    if (B.listen_fd == -1) {
+        log_msg(LOG_ERROR, "%s", err);
+        return RC_EXIT_FATAL;
+    }
+    B.redis = rlink_new(B.base, cfg, &h, err, sizeof(err));
+    if (B.redis == NULL) {
+        log_msg(LOG_ERROR, "redis: %s", err);
+        unlink(cfg->broker_socket);
+        return RC_EXIT_FATAL;
+    }
+    B.accept_ev = event_new(B.base, B.listen_fd, EV_READ | EV_PERSIST, broker_accept_cb, NULL);
+    B.term_ev = evsignal_new(B.base, SIGTERM, broker_signal_cb, NULL);
+    B.int_ev = evsignal_new(B.base, SIGINT, broker_signal_cb, NULL);
+    B.stop_timer = evtimer_new(B.base, broker_stop_timer_cb, NULL);
+    event_add(B.accept_ev, NULL);
+    event_add(B.term_ev, NULL);
+    event_add(B.int_ev, NULL);
+    log_msg(LOG_INFO, "listening on %s; redis %s:%d%s", cfg->broker_socket, cfg->redis_host,
+            cfg->redis_port, cfg->redis_tls ? " (TLS)" : "");
+
+    if (event_base_dispatch(B.base) == -1)
+        rc = RC_EXIT_RUNTIME;
+
+    unlink(cfg->broker_socket);
+    close(B.listen_fd);
+    while (B.workers != NULL) {
+        struct broker_worker *w = B.workers;
+        B.workers = w->next;
+        dict_foreach(&w->users, broker_free_name, NULL);
+        dict_deinit(&w->users);
+        ipc_link_free(w->link);
+        free(w);
+    }
+    rlink_free(B.redis);
+    event_free(B.accept_ev);
+    event_free(B.term_ev);
+    event_free(B.int_ev);
+    event_free(B.stop_timer);
+    event_base_free(B.base);
+    free(B.scratch);
+    log_msg(LOG_INFO, "stopped");
+    return rc;
+}

@@ -1,0 +1,398 @@
+/* redis_link.c -- two hiredis async connections, kept alive.
+ *
+ * SUBSCRIBE puts a connection into a mode where it takes no other
+ * commands, so the subscriber and the commands have a connection each.
+ * Each connection runs: connect (TCP, then TLS with chain and host name
+ * verification) -> AUTH -> SELECT / SUBSCRIBE -> ready. Any failure ends in
+ * hiredis's disconnect callback, which frees the context; a timer with
+ * jittered exponential backoff then starts over. The link is "up" only while
+ * both connections are ready.
+ */
+#include "redis_link.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hiredis_compat.h"
+#include <hiredis/adapters/libevent.h>
+
+#include "log.h"
+
+#define RLINK_CONNECT_TIMEOUT_MS 5000
+#define RLINK_BACKOFF_BASE_MS 100
+#define RLINK_BACKOFF_MAX_MS 5000
+
+enum rconn_kind { RCONN_CMD = 0, RCONN_SUB };
+
+struct rconn {
+    struct rlink *r;
+    enum rconn_kind kind;
+    redisAsyncContext *ac; /* NULL while disconnected */
+    int ready;
+    int failures; /* consecutive failed attempts, for the backoff */
+    struct event *retry_ev;
+};
+
+struct rlink {
+    struct event_base *base;
+    const struct cfg *cfg;
+    SSL_CTX *ssl_ctx; /* NULL without TLS */
+    struct rconn cmd, sub;
+    struct rlink_handlers h;
+    int up;
+    int stopping;
+};
+
+struct rlink_req {
+    rlink_reply_fn fn;
+    void *pd;
+};
+
+static const char *rconn_name(const struct rconn *c)
+{
+    return c->kind == RCONN_CMD ? "command connection" : "subscriber";
+}
+
+static void rlink_update_state(struct rlink *r)
+{
+    int up = r->cmd.ready && r->sub.ready;
+
+    if (up == r->up)
+        return;
+    r->up = up;
+    log_msg(up ? LOG_INFO : LOG_WARN, "redis link %s (%s:%d)", up ? "up" : "down",
+            r->cfg->redis_host, r->cfg->redis_port);
+    r->h.on_state(up, r->h.arg);
+}
+
+static void rconn_schedule_retry(struct rconn *c)
+{
+    long delay = RLINK_BACKOFF_BASE_MS;
+    struct timeval tv;
+    int i;
+
+    if (c->r->stopping || evtimer_pending(c->retry_ev, NULL))
+        return;
+    for (i = 1; i < c->failures && delay < RLINK_BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RLINK_BACKOFF_MAX_MS)
+        delay = RLINK_BACKOFF_MAX_MS;
+    delay += random() % (delay / 2 + 1); /* jitter: instances do not retry in lockstep */
+    c->failures++;
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    evtimer_add(c->retry_ev, &tv);
+}
+
+static int rconn_reply_ok(const struct rconn *c, const redisReply *reply, const char *what)
+{
+    if (reply == NULL)
+        return 0; /* disconnecting: the disconnect callback logs */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_msg(LOG_ERROR, "redis %s: %s failed: %s", rconn_name(c), what, reply->str);
+        return 0;
+    }
+    return 1;
+}
+
+static void rconn_on_auth(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct rconn *c = pd;
+
+    if (!rconn_reply_ok(c, reply, "AUTH"))
+        redisAsyncDisconnect(ac);
+}
+
+static void rconn_on_select(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct rconn *c = pd;
+
+    if (!rconn_reply_ok(c, reply, "SELECT")) {
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    c->ready = 1;
+    c->failures = 0;
+    rlink_update_state(c->r);
+}
+
+static void rconn_on_sub(redisAsyncContext *ac, void *reply_, void *pd)
+{
+    struct rconn *c = pd;
+    redisReply *reply = reply_;
+    const redisReply *kind;
+
+    if (!rconn_reply_ok(c, reply, "SUBSCRIBE")) {
+        if (reply != NULL)
+            redisAsyncDisconnect(ac);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    kind = reply->element[0];
+    if (strcmp(kind->str, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
+        c->r->h.on_message(reply->element[2]->str, reply->element[2]->len, c->r->h.arg);
+    } else if (strcmp(kind->str, "subscribe") == 0) {
+        log_msg(LOG_INFO, "redis: subscribed to channel '%s'", c->r->cfg->channel);
+        c->ready = 1;
+        c->failures = 0;
+        rlink_update_state(c->r);
+    }
+}
+
+static void rconn_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *c = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        log_msg(LOG_WARN, "redis %s: cannot connect to %s:%d: %s", rconn_name(c),
+                c->r->cfg->redis_host, c->r->cfg->redis_port, ac->errstr);
+        c->ac = NULL;
+        rconn_schedule_retry(c);
+        return;
+    }
+    log_msg(LOG_DEBUG, "redis %s: connected", rconn_name(c));
+}
+
+static void rconn_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *c = ac->data;
+
+    c->ac = NULL;
+    c->ready = 0;
+    if (c->r->stopping)
+        return;
+    if (status != REDIS_OK)
+        log_msg(LOG_WARN, "redis %s: connection lost: %s", rconn_name(c),
+                ac->errstr[0] ? ac->errstr : "closed");
+    else
+        log_msg(LOG_WARN, "redis %s: disconnected", rconn_name(c));
+    rlink_update_state(c->r);
+    rconn_schedule_retry(c);
+}
+
+static int rconn_start_tls(struct rconn *c, redisAsyncContext *ac)
+{
+    const struct cfg *cfg = c->r->cfg;
+    const char *name = cfg->redis_tls_server_name ? cfg->redis_tls_server_name : cfg->redis_host;
+    unsigned char ip[16];
+    SSL *ssl = SSL_new(c->r->ssl_ctx);
+
+    if (ssl == NULL)
+        return -1;
+    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+    } else {
+        SSL_set_tlsext_host_name(ssl, name);
+        SSL_set1_host(ssl, name);
+    }
+    if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) { /* takes ssl on success */
+        log_msg(LOG_WARN, "redis %s: TLS setup failed: %s", rconn_name(c), ac->c.errstr);
+        return -1;
+    }
+    return 0;
+}
+
+static void rconn_connect(struct rconn *c)
+{
+    const struct cfg *cfg = c->r->cfg;
+    struct timeval tv = {RLINK_CONNECT_TIMEOUT_MS / 1000, 0};
+    redisOptions opt;
+    redisAsyncContext *ac;
+
+    memset(&opt, 0, sizeof(opt));
+    REDIS_OPTIONS_SET_TCP(&opt, cfg->redis_host, cfg->redis_port);
+    opt.connect_timeout = &tv;
+    ac = redisAsyncConnectWithOptions(&opt);
+    if (ac == NULL) {
+        log_msg(LOG_ERROR, "redis %s: out of memory", rconn_name(c));
+        rconn_schedule_retry(c);
+        return;
+    }
+    if (ac->err) {
+        log_msg(LOG_WARN, "redis %s: cannot connect to %s:%d: %s", rconn_name(c),
+                cfg->redis_host, cfg->redis_port, ac->errstr);
+        redisAsyncFree(ac);
+        rconn_schedule_retry(c);
+        return;
+    }
+    if (c->r->ssl_ctx != NULL && rconn_start_tls(c, ac) == -1) {
+        redisAsyncFree(ac);
+        rconn_schedule_retry(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisLibeventAttach(ac, c->r->base);
+    redisAsyncSetConnectCallback(ac, rconn_on_connect);
+    redisAsyncSetDisconnectCallback(ac, rconn_on_disconnect);
+    if (cfg->redis_password != NULL)
+        redisAsyncCommand(ac, rconn_on_auth, c, "AUTH %s", cfg->redis_password);
+    if (c->kind == RCONN_CMD)
+        redisAsyncCommand(ac, rconn_on_select, c, "SELECT %d", cfg->redis_db);
+    else
+        redisAsyncCommand(ac, rconn_on_sub, c, "SUBSCRIBE %b", cfg->channel,
+                          strlen(cfg->channel));
+}
+
+static void rconn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rconn_connect(arg);
+}
+
+static SSL_CTX *rlink_ssl_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    unsigned long e;
+
+    if (ctx == NULL)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cfg->redis_tls_ca_cert != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, cfg->redis_tls_ca_cert, NULL) != 1) {
+            snprintf(err, errlen, "redis-tls-ca-cert %s: cannot load", cfg->redis_tls_ca_cert);
+            goto fail_msg;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(err, errlen, "cannot load the system CA store");
+        goto fail_msg;
+    }
+    if (cfg->redis_tls_cert != NULL) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, cfg->redis_tls_cert) != 1) {
+            snprintf(err, errlen, "redis-tls-cert %s: cannot load", cfg->redis_tls_cert);
+            goto fail_msg;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, cfg->redis_tls_key, SSL_FILETYPE_PEM) != 1) {
+            snprintf(err, errlen, "redis-tls-key %s: cannot load", cfg->redis_tls_key);
+            goto fail_msg;
+        }
+    }
+    return ctx;
+fail:
+    snprintf(err, errlen, "cannot create a TLS context");
+fail_msg:
+    e = ERR_get_error();
+    if (e != 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, ": %s", ERR_reason_error_string(e));
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
+                        const struct rlink_handlers *h, char *err, size_t errlen)
+{
+    struct rlink *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->base = base;
+    r->cfg = cfg;
+    r->h = *h;
+    if (cfg->redis_tls) {
+        r->ssl_ctx = rlink_ssl_ctx_new(cfg, err, errlen);
+        if (r->ssl_ctx == NULL) {
+            free(r);
+            return NULL;
+        }
+    }
+    r->cmd.r = r->sub.r = r;
+    r->cmd.kind = RCONN_CMD;
+    r->sub.kind = RCONN_SUB;
+    r->cmd.retry_ev = evtimer_new(base, rconn_retry_cb, &r->cmd);
+    r->sub.retry_ev = evtimer_new(base, rconn_retry_cb, &r->sub);
+    rconn_connect(&r->sub);
+    rconn_connect(&r->cmd);
+    return r;
+}
+
+void rlink_free(struct rlink *r)
+{
+    if (r == NULL)
+        return;
+    r->stopping = 1;
+    /* redisAsyncFree calls pending callbacks with NULL and the disconnect callback */
+    if (r->cmd.ac != NULL)
+        redisAsyncFree(r->cmd.ac);
+    if (r->sub.ac != NULL)
+        redisAsyncFree(r->sub.ac);
+    event_free(r->cmd.retry_ev);
+    event_free(r->sub.retry_ev);
+    SSL_CTX_free(r->ssl_ctx);
+    free(r);
+}
+
+int rlink_is_up(const struct rlink *r)
+{
+    return r->up;
+}
+
+static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
+{
+    struct rlink_req *req = pd;
+    redisReply *reply = reply_;
+    long long result = -1;
+
+    (void)ac;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+        result = reply->integer;
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_ERROR, "redis command failed: %s", reply->str);
+    if (req->fn != NULL)
+        req->fn(result, req->pd);
+    free(req);
+}
+
+static int rlink_command(struct rlink *r, rlink_reply_fn fn, void *pd, const char *fmt,
+                         const char *a, size_t alen, const char *b, size_t blen)
+{
+    struct rlink_req *req;
+
+    if (!r->cmd.ready || r->cmd.ac == NULL)
+        return -1;
+    req = malloc(sizeof(*req));
+    if (req == NULL)
+        return -1;
+    req->fn = fn;
+    req->pd = pd;
+    if (redisAsyncCommand(r->cmd.ac, rlink_on_reply, req, fmt, a, alen, b, blen) != REDIS_OK) {
+        free(req);
+        return -1;
+    }
+    return 0;
+}
+
+int rlink_sadd(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd)
+{
+    const char *key = r->cfg->users_key;
+
+    return rlink_command(r, fn, pd, "SADD %b %b", key, strlen(key), member, len);
+}
+
+int rlink_srem(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd)
+{
+    const char *key = r->cfg->users_key;
+
+    return rlink_command(r, fn, pd, "SREM %b %b", key, strlen(key), member, len);
+}
+
+int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd)
+{
+    const char *ch = r->cfg->channel;
+
+    return rlink_command(r, fn, pd, "PUBLISH %b %b", ch, strlen(ch), payload, len);
+}

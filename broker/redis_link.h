@@ -1,0 +1,42 @@
+/* redis_link.h -- the broker's two Redis connections (hiredis async on
+ * libevent, optionally TLS): one SUBSCRIBEd to the chat channel, one for
+ * commands (PUBLISH, SADD, SREM). Reconnects with backoff, re-authenticates,
+ * re-selects the database and re-subscribes by itself. */
+#ifndef RC_REDIS_LINK_H
+#define RC_REDIS_LINK_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct event_base;
+struct rlink;
+
+struct rlink_handlers {
+    /* a message published on the channel (payload exactly as in Redis) */
+    void (*on_message)(const char *payload, size_t len, void *arg);
+    /* both connections ready (up = 1) or one of them lost (up = 0) */
+    void (*on_state)(int up, void *arg);
+    void *arg;
+};
+
+/* Result of a command: > = 0 the integer reply (SADD/SREM/PUBLISH), -1 the
+ * command failed (link down, error reply, connection lost meanwhile). */
+typedef void (*rlink_reply_fn)(long long result, void *privdata);
+
+/* Create and start connecting. NULL with err filled when TLS setup fails
+ * (bad CA file, cert without key, ...). */
+struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
+                        const struct rlink_handlers *h, char *err, size_t errlen);
+/* Disconnect (pending replies get -1) and free. */
+void rlink_free(struct rlink *r);
+
+int rlink_is_up(const struct rlink *r);
+
+/* Queue a command on the command connection. Return 0 when sent (fn will be
+ * called exactly once), -1 when the link is down (fn is not called). */
+int rlink_sadd(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd);
+int rlink_srem(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd);
+int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd);
+
+#endif

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# redis-chat developer entry point.
+#
+#   ./dev.sh up      install dependencies, build, start a throwaway TLS redis-server
+#                    (generated CA, password) and run redis-chat on port 8080
+#   ./dev.sh check   install dependencies, build with -Werror, run `make check`,
+#                    then run the same suite again in an ASan/UBSan build
+#   ./dev.sh deps    only install the packages
+#
+# Works on a fresh Debian 12 machine as root (and on Debian 13 / Ubuntu 24.04,
+# which ship hiredis 1.x themselves).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian 12's libhiredis-dev is 0.14 (no TLS); hiredis 1.x comes from
+# bookworm-backports' libhiredict-shims-dev. Add that suite with the same
+# mirror and component as the main suite.
+add_backports() {
+    local src=/etc/apt/sources.list.d/bookworm-backports.sources
+    [ -f "$src" ] && return 0
+    local uri="http://deb.debian.org/debian" comp="main" keyring=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        # first stanza naming the bookworm suite
+        uri=$(awk '/^URIs:/{u=$2} /^Suites:.*bookworm( |$)/{print u; exit}' /etc/apt/sources.list.d/debian.sources)
+        comp=$(awk '/^Suites:.*bookworm( |$)/{f=1} f&&/^Components:/{$1=""; print; exit}' /etc/apt/sources.list.d/debian.sources)
+        keyring=$(awk '/^Suites:.*bookworm( |$)/{f=1} f&&/^Signed-By:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    elif [ -f /etc/apt/sources.list ]; then
+        read -r uri comp < <(awk '$1=="deb" && $3=="bookworm" {u=$2; $1=$2=$3=""; print u, $0; exit}' /etc/apt/sources.list)
+    fi
+    [ -n "$uri" ] || uri="http://deb.debian.org/debian"
+    [ -n "${comp// /}" ] || comp="main"
+    say "adding bookworm-backports ($uri, ${comp# })"
+    {
+        echo "Types: deb"
+        echo "URIs: $uri"
+        echo "Suites: bookworm-backports"
+        echo "Components:${comp}"
+        [ -n "$keyring" ] && echo "Signed-By: $keyring"
+    } | as_root tee "$src" >/dev/null
+    apt_updated=""
+}
+
+apt_updated=""
+apt_update() {
+    [ -n "$apt_updated" ] && return 0
+    as_root apt-get update -qq
+    apt_updated=1
+}
+
+deps() {
+    local base=(build-essential autoconf automake autoconf-archive libtool pkg-config
+        libevent-dev libwslay-dev libssl-dev check redis-server redis-tools openssl
+        valgrind procps iproute2)
+    # node and npm (for wscat): Debian's packages unless a node with npm is already there
+    command -v npm >/dev/null 2>&1 || base+=(nodejs npm)
+    . /etc/os-release
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
+        add_backports
+        apt_update
+        as_root apt-get install -y -qq --no-install-recommends "${base[@]}" >/dev/null
+        as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+            libhiredict-shims-dev >/dev/null
+    else
+        apt_update
+        as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libhiredis-dev >/dev/null
+    fi
+    # wscat drives the real-client test
+    if ! command -v wscat >/dev/null 2>&1; then
+        say "installing wscat (npm)"
+        as_root npm install -g --silent wscat >/dev/null 2>&1 || say "warning: npm install wscat failed; the wscat test will be skipped"
+    fi
+}
+
+# have_deps: skip apt when everything is already installed (fast re-runs)
+have_deps() {
+    command -v redis-server >/dev/null && command -v autoreconf >/dev/null &&
+        pkg-config --exists 'hiredis >= 1.0' hiredis_ssl libevent_openssl openssl check 2>/dev/null &&
+        [ -f /usr/include/wslay/wslay.h ] && [ -f /usr/share/aclocal/ax_check_compile_flag.m4 ] &&
+        command -v wscat >/dev/null
+}
+
+ensure_deps() {
+    if have_deps; then say "dependencies present"; else say "installing dependencies"; deps; fi
+}
+
+jobs() { nproc 2>/dev/null || echo 2; }
+
+build() { # build DIR CONFIGURE-ARGS...
+    local dir=$1; shift
+    [ -x configure ] || autoreconf -fi
+    mkdir -p "$dir"
+    (cd "$dir" && "$top/configure" -q "$@" && make -s -j"$(jobs)")
+}
+
+cmd_check() {
+    ensure_deps
+    say "build with -Werror"
+    autoreconf -fi
+    build build --enable-werror
+    say "make check"
+    (cd build && make -s -j"$(jobs)" check) || { cat build/test-suite.log 2>/dev/null | tail -200; exit 1; }
+    say "sanitizer build (ASan + UBSan)"
+    build build-asan --enable-werror --enable-sanitizers
+    (cd build-asan && make -s -j"$(jobs)" check) || { cat build-asan/test-suite.log 2>/dev/null | tail -200; exit 1; }
+    say "all tests passed"
+}
+
+cmd_up() {
+    ensure_deps
+    autoreconf -fi
+    build build
+    local run=$top/run
+    mkdir -p "$run"
+    "$top/tests/redis-tls.sh" "$run" 6380 devpassword
+    say "redis-server with TLS on 127.0.0.1:6380 (password devpassword, CA $run/tls/ca.crt)"
+    cat >"$run/redis-chat.conf" <<CONF
+port 8080
+redis-host 127.0.0.1
+redis-port 6380
+redis-password devpassword
+redis-tls yes
+redis-tls-ca-cert $run/tls/ca.crt
+redis-tls-server-name localhost
+CONF
+    trap 'kill "$(cat "$run/redis.pid")" 2>/dev/null || true' EXIT
+    say "redis-chat on ws://localhost:8080/chat/<name> (Ctrl-C stops)"
+    "$top/build/redis-chat" -c "$run/redis-chat.conf"
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    check) cmd_check ;;
+    deps) ensure_deps ;;
+    *) echo "usage: $0 up|check|deps" >&2; exit 2 ;;
+esac

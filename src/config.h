@@ -1,0 +1,121 @@
+/* config.h -- redis-chat configuration: directives, defaults, parser.
+ *
+ * The file format follows redis.conf: one `directive value...` per line,
+ * `#` at the start of a word starts a comment (so `pass#word` is one word),
+ * values may be "double" or 'single' quoted ("..." understands \n \t \r \\
+ * \" \xHH; '...' is literal). Directive names are case-insensitive; sizes
+ * take k/kb/m/mb/g/gb (1k = 1024), durations are ms or take ms/s/m/h; CRLF
+ * line ends are fine. The parser is pure: it never logs and never touches
+ * the process; errors come back as "FILE:LINE: directive: what is wrong".
+ *
+ * Call order (each step returns 0, or -1 with err filled):
+ *
+ *   cfg_init(&cfg);                                  defaults
+ *   cfg_load_file(&cfg, path, err, sizeof err);      or cfg_parse_buffer()
+ *   cfg_apply_env(&cfg, cfg_getenv, err, sizeof err); REDIS_HOST, REDIS_PASSWORD, PORT
+ *   cfg_finalize(&cfg, err, sizeof err);             derived defaults, cross checks
+ *   ...
+ *   cfg_free(&cfg);                                  also after any failure above
+ *
+ * Only cfg_finalize knows the final port, so broker_socket is right only
+ * after it.
+ */
+#ifndef RC_CONFIG_H
+#define RC_CONFIG_H
+
+#include <stddef.h>
+
+#define CFG_ERR_LEN 256
+#define CFG_NAME_MAX 256       /* channel, users-key: bytes */
+#define CFG_DIRECTIVES_MAX 32  /* size of the private set_line[] table */
+
+enum cfg_log_level { CFG_LOG_DEBUG = 0, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
+
+/* All strings are heap copies owned by the struct (cfg_free releases them);
+ * NULL means "not set". */
+struct cfg {
+    /* listening */
+    char *bind;                  /* "0.0.0.0" */
+    int port;                    /* 8080; 0 = let the kernel pick (tests) */
+    int workers;                 /* 1..256; default: number of online CPUs */
+    char *broker_socket;         /* default "/tmp/redis-chat-<port>.sock", set by
+                                  * cfg_finalize from the final port; with port 0
+                                  * "/tmp/redis-chat-<pid>.sock"; <= 107 bytes */
+    /* process */
+    char *pidfile;               /* NULL */
+    int daemonize;               /* 0 */
+    enum cfg_log_level log_level;/* info */
+    char *logfile;               /* NULL = stderr only */
+    /* redis */
+    char *redis_host;            /* "127.0.0.1" */
+    int redis_port;              /* 6379 */
+    char *redis_password;        /* NULL */
+    int redis_db;                /* 0 */
+    int redis_tls;               /* 0 (see cfg_apply_env for port 6380) */
+    char *redis_tls_ca_cert;     /* NULL = system default CA store */
+    char *redis_tls_cert;        /* NULL; needs redis_tls_key */
+    char *redis_tls_key;         /* NULL; needs redis_tls_cert */
+    char *redis_tls_server_name; /* NULL = redis_host */
+    /* chat */
+    char *channel;               /* "chat" */
+    char *users_key;             /* "chat-users" */
+    /* limits and timers */
+    long max_message_size;       /* bytes, 4096 (64 .. 16 MiB) */
+    long max_connections;        /* per instance, 10000 (1 .. 10000000) */
+    long max_pending_bytes;      /* per session output cap, 1 MiB (1 KiB .. 1 GiB) */
+    long handshake_timeout;      /* ms, 10000 (100 .. 3600000) */
+    long ping_interval;          /* ms, 30000 (0 = off, else 100 .. 3600000) */
+    long shutdown_timeout;       /* ms, 10000 (0 .. 3600000) */
+
+    /* private to config.c: line on which the file set each directive (0 =
+     * not set by a file). Finds duplicates, and tells an explicit
+     * `redis-tls no` or broker-socket from a default. */
+    unsigned int set_line[CFG_DIRECTIVES_MAX];
+};
+
+/* Fill every field with its default (strings included; broker_socket is a
+ * placeholder for port 8080 until cfg_finalize). */
+void cfg_init(struct cfg *cfg);
+
+/* Free owned strings; the struct may be cfg_init()ed again. */
+void cfg_free(struct cfg *cfg);
+
+/* Parse `len` bytes of config text into cfg (which must be cfg_init()ed:
+ * values in the text override the defaults). `fname` is used in error
+ * messages only. Returns 0, or -1 with err filled ("fname:line: ...").
+ * A directive given twice is an error. Each value is checked on its line;
+ * redis-tls-cert/redis-tls-key pairing is checked at the end of the text;
+ * the other cross-field checks are cfg_finalize's. */
+int cfg_parse_buffer(struct cfg *cfg, const char *text, size_t len,
+                     const char *fname, char *err, size_t errlen);
+
+/* Read a file and cfg_parse_buffer it. -1 with err ("fname: strerror") when
+ * the file cannot be read. */
+int cfg_load_file(struct cfg *cfg, const char *fname, char *err, size_t errlen);
+
+/* Apply the seed's environment variables, which override the file:
+ * REDIS_HOST ("host:port", "host", "[v6addr]:port", "[v6addr]" or a bare
+ * IPv6 address; port 6380 turns TLS on unless the file had a `redis-tls`
+ * line), REDIS_PASSWORD, PORT (0..65535). An empty variable counts as unset.
+ * `getenv_fn` is cfg_getenv (or NULL, same thing) in production; tests pass
+ * their own. Returns 0, or -1 with err ("PORT: must be 0..65535") and cfg
+ * unchanged. */
+int cfg_apply_env(struct cfg *cfg, const char *(*getenv_fn)(const char *),
+                  char *err, size_t errlen);
+
+/* getenv() with the signature cfg_apply_env wants. */
+const char *cfg_getenv(const char *name);
+
+/* Last step before use: derive defaults that depend on other fields
+ * (broker_socket from the port, unless the file set it) and run the
+ * cross-field checks: every value in its range (also values set in code),
+ * redis-tls-cert and redis-tls-key together, channel / users-key /
+ * redis-host non-empty and free of control characters, broker_socket fits
+ * sun_path. Returns 0, or -1 with err ("directive: what is wrong").
+ * May be called again after a change. */
+int cfg_finalize(struct cfg *cfg, char *err, size_t errlen);
+
+/* Name of a log level ("debug", "info", ...). */
+const char *cfg_log_level_name(enum cfg_log_level l);
+
+#endif

@@ -1,0 +1,122 @@
+/* ipc.h -- the worker <-> broker frame format, and nothing else.
+ *
+ * Both the worker and the broker link ipc.c; no other file knows byte
+ * offsets. The codec is pure: no I/O, no allocation, no logging.
+ *
+ * Frame layout (all integers in network byte order):
+ *
+ *   u32 length     whole frame, these 4 bytes included
+ *   u8  version    IPC_VERSION
+ *   u8  type       enum ipc_type
+ *   u16 flags      per type (see below): a value in the type's range, else 0
+ *   u32 id         request id (JOIN/PUBLISH and their replies), worker slot
+ *                  (HELLO), echo token (PING/PONG), else 0
+ *   then exactly ipc_type_nfields(type) fields, each: u32 length, bytes
+ *
+ * The first field of every message is the room (the Redis channel, "chat"
+ * in the seed), so rooms can come later without a format change.
+ *
+ *   type              dir   fields                    flags / id
+ *   IPC_HELLO         w->b  room, pid (decimal)       id = worker slot
+ *   IPC_JOIN          w->b  room, user                id = request id
+ *   IPC_JOIN_REPLY    b->w  room, user                id = request id,
+ *                                                     flags = enum ipc_join_status
+ *   IPC_LEAVE         w->b  room, user
+ *   IPC_PUBLISH       w->b  room, user, text          id = request id
+ *   IPC_PUBLISH_FAIL  b->w  room, user, reason        id = request id
+ *   IPC_DELIVER       b->w  room, payload             (payload as published
+ *                                                     to Redis: "user: text")
+ *   IPC_LINK          b->w  room                      flags = enum ipc_link_state
+ *   IPC_PING/IPC_PONG both  room                      id = echo token
+ */
+#ifndef RC_IPC_H
+#define RC_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IPC_VERSION 1
+#define IPC_HEADER_LEN 12      /* length + version + type + flags + id */
+#define IPC_FIELD_HDR_LEN 4    /* u32 length before each field */
+#define IPC_FIELDS_MAX 3
+/* Hard ceiling for any frame; callers pass a smaller max derived from
+ * max-message-size (see ipc_frame_max_for). */
+#define IPC_FRAME_MAX (64u * 1024 * 1024)
+
+enum ipc_type {
+    IPC_HELLO = 1,
+    IPC_JOIN,
+    IPC_JOIN_REPLY,
+    IPC_LEAVE,
+    IPC_PUBLISH,
+    IPC_PUBLISH_FAIL,
+    IPC_DELIVER,
+    IPC_LINK,
+    IPC_PING,
+    IPC_PONG,
+    IPC_TYPE_LAST = IPC_PONG,
+};
+
+enum ipc_join_status {
+    IPC_JOIN_ACCEPTED = 0,
+    IPC_JOIN_TAKEN = 1,      /* the name is in the users set already */
+    IPC_JOIN_UNAVAILABLE = 2 /* Redis unreachable: try again later */
+};
+
+enum ipc_link_state { IPC_LINK_DOWN = 0, IPC_LINK_UP = 1 };
+
+/* Error codes, returned negated. */
+enum ipc_err {
+    IPC_EPROTO = 1, /* malformed frame: the stream cannot be trusted any more */
+    IPC_ETOOBIG,    /* length header above the caller's maximum */
+    IPC_ENOSPC,     /* encode: output buffer too small */
+    IPC_EINVAL,     /* encode: bad message (type, field count, flags) */
+};
+
+struct ipc_field {
+    const uint8_t *p; /* decode: view into the input buffer */
+    uint32_t len;
+};
+
+struct ipc_msg {
+    uint8_t type;   /* enum ipc_type */
+    uint16_t flags;
+    uint32_t id;
+    uint32_t nfields; /* set by the decoder; the encoder checks it */
+    struct ipc_field f[IPC_FIELDS_MAX];
+};
+
+/* Number of fields a type carries, or -1 for an unknown type. */
+int ipc_type_nfields(unsigned type);
+
+/* Name of a type for logs ("JOIN"), "?" if unknown. */
+const char *ipc_type_name(unsigned type);
+
+/* Encoded size of m (no validation). */
+size_t ipc_encoded_size(const struct ipc_msg *m);
+
+/* Encode m into buf[0..cap). Returns bytes written, or -IPC_EINVAL
+ * (unknown type, wrong nfields, flags out of range, NULL field with len > 0,
+ * frame above IPC_FRAME_MAX) or -IPC_ENOSPC. Never writes past cap. */
+ssize_t ipc_encode(uint8_t *buf, size_t cap, const struct ipc_msg *m);
+
+/* Decode one frame from buf[0..len). Returns the frame's size in bytes (> 0)
+ * with *m filled, 0 when more bytes are needed (nothing consumed), or a
+ * negative ipc_err. The length header is checked against max_frame as soon
+ * as its 4 bytes are there, so an oversized frame is refused before its body
+ * arrives. Field views point into buf: valid until the caller drains it. */
+ssize_t ipc_decode(const uint8_t *buf, size_t len, size_t max_frame,
+                   struct ipc_msg *m);
+
+/* Largest frame a link must accept when chat messages may be up to
+ * max_message bytes and names/rooms are short. */
+size_t ipc_frame_max_for(size_t max_message);
+
+/* Convenience: fill m with type, id, flags and up to 3 fields given as
+ * (pointer, length) pairs; nfields from the type. */
+void ipc_msg_set(struct ipc_msg *m, enum ipc_type type, uint32_t id, uint16_t flags,
+                 const void *f0, size_t l0, const void *f1, size_t l1,
+                 const void *f2, size_t l2);
+
+#endif

@@ -1,0 +1,187 @@
+/* ipc_link.c -- libevent glue around the ipc codec.
+ *
+ * A bufferevent carries the bytes. Each read callback decodes every whole
+ * frame in the input buffer (pulling one frame up at a time so fields are
+ * contiguous), dispatches it, drains it, and then calls the batch callback
+ * once, so the owner can flush everything the batch queued in one go.
+ */
+#include "ipc_link.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ipc_link {
+    struct bufferevent *bev;
+    struct event *defer_ev; /* delivers a shutdown's close callback from the loop */
+    size_t max_frame;
+    ipc_link_msg_cb on_msg;
+    ipc_link_batch_cb on_batch;
+    ipc_link_close_cb on_close;
+    void *arg;
+    const char *why; /* set once the link is over */
+};
+
+static void ipc_link_finish(struct ipc_link *l, const char *why)
+{
+    if (l->why != NULL)
+        return;
+    l->why = why;
+    bufferevent_disable(l->bev, EV_READ | EV_WRITE);
+    event_active(l->defer_ev, EV_TIMEOUT, 0);
+}
+
+static void ipc_link_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ipc_link *l = arg;
+
+    (void)fd;
+    (void)what;
+    l->on_close(l, l->why, l->arg); /* may free l */
+}
+
+static void ipc_link_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct ipc_link *l = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    int any = 0;
+
+    while (l->why == NULL) {
+        size_t avail = evbuffer_get_length(in);
+        uint8_t hdr[4];
+        size_t need;
+        uint8_t *p;
+        ssize_t n;
+        struct ipc_msg m;
+
+        if (avail < sizeof(hdr))
+            break;
+        evbuffer_copyout(in, hdr, sizeof(hdr));
+        need = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+        if (need > l->max_frame || need < IPC_HEADER_LEN) {
+            ipc_link_finish(l, need < IPC_HEADER_LEN ? "malformed frame" : "frame too large");
+            break;
+        }
+        if (avail < need)
+            break;
+        p = evbuffer_pullup(in, (ev_ssize_t)need);
+        if (p == NULL) {
+            ipc_link_finish(l, "out of memory");
+            break;
+        }
+        n = ipc_decode(p, need, l->max_frame, &m);
+        if (n <= 0) {
+            ipc_link_finish(l, n == -IPC_ETOOBIG ? "frame too large" : "malformed frame");
+            break;
+        }
+        l->on_msg(l, &m, l->arg);
+        evbuffer_drain(in, (size_t)n);
+        any = 1;
+    }
+    if (any && l->on_batch != NULL && l->why == NULL)
+        l->on_batch(l, l->arg);
+}
+
+static void ipc_link_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct ipc_link *l = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_EOF)
+        ipc_link_finish(l, "connection closed by peer");
+    else if (what & BEV_EVENT_ERROR)
+        ipc_link_finish(l, "connection error");
+}
+
+struct ipc_link *ipc_link_new(struct event_base *base, int fd, size_t max_frame,
+                              ipc_link_msg_cb on_msg, ipc_link_batch_cb on_batch,
+                              ipc_link_close_cb on_close, void *arg)
+{
+    struct ipc_link *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return NULL;
+    l->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    l->defer_ev = event_new(base, -1, 0, ipc_link_defer_cb, l);
+    if (l->bev == NULL || l->defer_ev == NULL) {
+        if (l->bev != NULL)
+            bufferevent_free(l->bev);
+        if (l->defer_ev != NULL)
+            event_free(l->defer_ev);
+        free(l);
+        return NULL;
+    }
+    l->max_frame = max_frame;
+    l->on_msg = on_msg;
+    l->on_batch = on_batch;
+    l->on_close = on_close;
+    l->arg = arg;
+    bufferevent_setcb(l->bev, ipc_link_read_cb, NULL, ipc_link_event_cb, l);
+    bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+    return l;
+}
+
+void ipc_link_free(struct ipc_link *l)
+{
+    if (l == NULL)
+        return;
+    bufferevent_free(l->bev);
+    event_free(l->defer_ev);
+    free(l);
+}
+
+int ipc_link_send(struct ipc_link *l, const struct ipc_msg *m)
+{
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    size_t need = ipc_encoded_size(m);
+    struct evbuffer_iovec v;
+    ssize_t n;
+
+    if (l->why != NULL)
+        return -1;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)need, &v, 1) != 1)
+        return -1;
+    n = ipc_encode(v.iov_base, v.iov_len, m);
+    if (n < 0)
+        return -1;
+    v.iov_len = (size_t)n;
+    return evbuffer_commit_space(out, &v, 1);
+}
+
+int ipc_link_send_encoded(struct ipc_link *l, const void *frame, size_t len)
+{
+    if (l->why != NULL)
+        return -1;
+    return evbuffer_add(bufferevent_get_output(l->bev), frame, len);
+}
+
+int ipc_link_flush_blocking(struct ipc_link *l, int timeout_ms)
+{
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    evutil_socket_t fd = bufferevent_getfd(l->bev);
+    struct pollfd pfd = {fd, POLLOUT, 0};
+
+    while (evbuffer_get_length(out) > 0) {
+        if (poll(&pfd, 1, timeout_ms) != 1 || evbuffer_write(out, fd) <= 0)
+            return -1;
+    }
+    return 0;
+}
+
+size_t ipc_link_pending(const struct ipc_link *l)
+{
+    return evbuffer_get_length(bufferevent_get_output(l->bev));
+}
+
+void ipc_link_shutdown(struct ipc_link *l, const char *why)
+{
+    ipc_link_finish(l, why);
+}
+
+void *ipc_link_arg(const struct ipc_link *l)
+{
+    return l->arg;
+}

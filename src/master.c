@@ -1,0 +1,560 @@
+/* master.c -- supervise one broker and N workers.
+ *
+ * The nginx model without an event loop: the master owns one SO_REUSEPORT
+ * listening socket per worker slot (closing such a socket drops the
+ * connections queued on it, so a respawned worker inherits the same one),
+ * blocks its signals and takes them synchronously with sigtimedwait(), so
+ * no work ever runs inside a signal handler. Children get a clean signal
+ * state after fork and build their own event loops.
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
+
+#include "broker.h"
+#include "log.h"
+#include "net.h"
+#include "proctitle.h"
+#include "util.h"
+#include "worker.h"
+
+#define MASTER_SLOTS_MAX 256
+#define MASTER_QUICK_DEATH_MS 2000   /* died this soon after start: a start failure */
+#define MASTER_GIVE_UP_AFTER 5       /* consecutive start failures of one process */
+#define MASTER_BACKOFF_BASE_MS 100
+#define MASTER_BACKOFF_MAX_MS 5000
+#define MASTER_KILL_GRACE_MS 2000    /* after shutdown-timeout, before SIGKILL */
+
+enum master_role { ROLE_BROKER = 0, ROLE_WORKER };
+
+/* One supervised child slot. pid 0 = not running. */
+struct master_proc {
+    enum master_role role;
+    int slot;
+    pid_t pid;
+    uint64_t started_ms;
+    uint64_t respawn_at_ms; /* 0 = no respawn pending */
+    int quick_deaths;       /* consecutive deaths soon after start */
+    int ever_up;            /* survived its first MASTER_QUICK_DEATH_MS once */
+};
+
+/* A worker replaced by a reload, draining; its socket is closed when it
+ * exits if no slot uses it any more. */
+struct master_retired {
+    pid_t pid;
+    int close_fd;
+};
+
+static struct {
+    struct cfg *cfg;
+    const char *conf_path;
+    int listen_fd[MASTER_SLOTS_MAX];
+    int nslots;
+    struct master_proc broker;
+    struct master_proc workers[MASTER_SLOTS_MAX];
+    struct master_retired retired[MASTER_SLOTS_MAX * 4];
+    int nretired;
+    int stopping;
+    uint64_t kill_at_ms;
+    int exit_code;
+    pid_t pid;
+} M;
+
+int master_load_config(struct cfg *cfg, const char *conf_path, char *err, size_t errlen)
+{
+    cfg_init(cfg);
+    if (conf_path != NULL && cfg_load_file(cfg, conf_path, err, errlen) == -1)
+        return -1;
+    if (cfg_apply_env(cfg, cfg_getenv, err, errlen) == -1)
+        return -1;
+    return cfg_finalize(cfg, err, errlen);
+}
+
+static const char *master_role_name(const struct master_proc *p, char *buf, size_t cap)
+{
+    if (p->role == ROLE_BROKER)
+        snprintf(buf, cap, "broker");
+    else
+        snprintf(buf, cap, "worker %d", p->slot);
+    return buf;
+}
+
+/* In the child, right after fork: a clean signal state, only our socket. */
+static void master_child_setup(const struct master_proc *p)
+{
+    struct sigaction sa;
+    sigset_t none;
+    char title[64], name[32];
+    int i;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+#if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_PDEATHSIG)
+    /* the master died: stop too (getppid() re-check closes the fork race) */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+    if (getppid() != M.pid)
+        _exit(RC_EXIT_RUNTIME);
+    for (i = 0; i < M.nslots; i++)
+        if (p->role != ROLE_WORKER || i != p->slot)
+            close(M.listen_fd[i]);
+    for (i = 0; i < M.nretired; i++)
+        if (M.retired[i].close_fd != -1)
+            close(M.retired[i].close_fd);
+    master_role_name(p, name, sizeof(name));
+    snprintf(title, sizeof(title), "redis-chat: %s", name);
+    proctitle_set(title);
+    if (p->role == ROLE_BROKER)
+        log_set_role("broker");
+    else {
+        snprintf(name, sizeof(name), "worker[%d]", p->slot);
+        log_set_role(name);
+    }
+}
+
+static int master_spawn(struct master_proc *p)
+{
+    char name[32];
+    pid_t pid = fork();
+
+    if (pid == -1) {
+        log_errno(LOG_ERROR, errno, "fork %s", master_role_name(p, name, sizeof(name)));
+        p->respawn_at_ms = util_now_ms() + MASTER_BACKOFF_MAX_MS;
+        return -1;
+    }
+    if (pid == 0) {
+        int rc;
+
+        master_child_setup(p);
+        if (p->role == ROLE_BROKER)
+            rc = broker_main(M.cfg);
+        else
+            rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot]);
+        log_close();
+        exit(rc);
+    }
+    p->pid = pid;
+    p->started_ms = util_now_ms();
+    p->respawn_at_ms = 0;
+    log_msg(LOG_INFO, "started %s, pid %d", master_role_name(p, name, sizeof(name)), (int)pid);
+    return 0;
+}
+
+static void master_signal_all(int sig)
+{
+    int i;
+
+    if (M.broker.pid > 0)
+        kill(M.broker.pid, sig);
+    for (i = 0; i < M.nslots; i++)
+        if (M.workers[i].pid > 0)
+            kill(M.workers[i].pid, sig);
+    for (i = 0; i < M.nretired; i++)
+        kill(M.retired[i].pid, sig);
+}
+
+static int master_children_left(void)
+{
+    int i, n = M.broker.pid > 0;
+
+    for (i = 0; i < M.nslots; i++)
+        n += M.workers[i].pid > 0;
+    return n + M.nretired;
+}
+
+static void master_begin_stop(int sig, int code)
+{
+    if (M.stopping)
+        return;
+    M.stopping = 1;
+    M.exit_code = code;
+    M.kill_at_ms = util_now_ms() + (uint64_t)M.cfg->shutdown_timeout + MASTER_KILL_GRACE_MS;
+    if (sig != 0)
+        log_msg(LOG_INFO, "received %s, stopping", strsignal(sig));
+    master_signal_all(SIGTERM);
+}
+
+static void master_describe_status(int status, char *buf, size_t cap)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, cap, "exited with code %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, cap, "status 0x%x", status);
+}
+
+/* A supervised child died: schedule its respawn, or give up when it keeps
+ * dying right at start (bad config, socket in use): no fork storm. */
+static void master_on_death(struct master_proc *p, int status)
+{
+    uint64_t now = util_now_ms(), lived = now - p->started_ms;
+    char name[32], how[96];
+    int fatal = WIFEXITED(status) && WEXITSTATUS(status) == RC_EXIT_FATAL;
+
+    master_role_name(p, name, sizeof(name));
+    master_describe_status(status, how, sizeof(how));
+    p->pid = 0;
+    if (M.stopping) {
+        log_msg(LOG_INFO, "%s %s", name, how);
+        return;
+    }
+    if (lived < MASTER_QUICK_DEATH_MS)
+        p->quick_deaths++;
+    else
+        p->quick_deaths = 0;
+    if (lived >= MASTER_QUICK_DEATH_MS)
+        p->ever_up = 1;
+    if ((fatal && !p->ever_up) || p->quick_deaths >= MASTER_GIVE_UP_AFTER) {
+        log_msg(LOG_ERROR, "%s %s %d time(s) in a row right after start; giving up", name, how,
+                p->quick_deaths);
+        master_begin_stop(0, RC_EXIT_RUNTIME);
+        return;
+    }
+    if (p->quick_deaths == 0) {
+        p->respawn_at_ms = now;
+    } else {
+        uint64_t delay = MASTER_BACKOFF_BASE_MS << (p->quick_deaths - 1);
+        p->respawn_at_ms = now + (delay > MASTER_BACKOFF_MAX_MS ? MASTER_BACKOFF_MAX_MS : delay);
+    }
+    log_msg(LOG_WARN, "%s %s; restarting it in %llu ms", name, how,
+            (unsigned long long)(p->respawn_at_ms - now));
+}
+
+static void master_reap(void)
+{
+    int status, i;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == M.broker.pid) {
+            master_on_death(&M.broker, status);
+            continue;
+        }
+        for (i = 0; i < M.nslots; i++)
+            if (pid == M.workers[i].pid)
+                break;
+        if (i < M.nslots) {
+            master_on_death(&M.workers[i], status);
+            continue;
+        }
+        for (i = 0; i < M.nretired; i++) {
+            if (M.retired[i].pid != pid)
+                continue;
+            log_msg(LOG_INFO, "old worker pid %d finished", (int)pid);
+            if (M.retired[i].close_fd != -1)
+                close(M.retired[i].close_fd);
+            M.retired[i] = M.retired[--M.nretired];
+            break;
+        }
+    }
+}
+
+static void master_respawn_due(void)
+{
+    uint64_t now = util_now_ms();
+    int i;
+
+    if (M.stopping)
+        return;
+    if (M.broker.pid == 0 && M.broker.respawn_at_ms != 0 && M.broker.respawn_at_ms <= now)
+        master_spawn(&M.broker);
+    for (i = 0; i < M.nslots; i++) {
+        struct master_proc *w = &M.workers[i];
+        if (w->pid == 0 && w->respawn_at_ms != 0 && w->respawn_at_ms <= now)
+            master_spawn(w);
+    }
+}
+
+/* Milliseconds until the master must wake up by itself. */
+static long master_next_wakeup_ms(void)
+{
+    uint64_t now = util_now_ms(), next = now + 1000;
+    int i;
+
+    if (M.stopping)
+        next = M.kill_at_ms < next ? M.kill_at_ms : next;
+    if (M.broker.respawn_at_ms != 0 && M.broker.respawn_at_ms < next)
+        next = M.broker.respawn_at_ms;
+    for (i = 0; i < M.nslots; i++)
+        if (M.workers[i].respawn_at_ms != 0 && M.workers[i].respawn_at_ms < next)
+            next = M.workers[i].respawn_at_ms;
+    return next <= now ? 0 : (long)(next - now);
+}
+
+static int master_open_listeners(const struct cfg *cfg, int *fds, int from, int to, char *err)
+{
+    int i;
+
+    for (i = from; i < to; i++) {
+        fds[i] = net_tcp_listen(cfg->bind, cfg->port, err);
+        if (fds[i] == -1) {
+            while (--i >= from)
+                close(fds[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void master_retire(pid_t pid, int close_fd)
+{
+    if (M.nretired == (int)ARRAY_SIZE(M.retired)) {
+        /* too many reloads in flight: stop waiting politely for the oldest */
+        kill(M.retired[0].pid, SIGKILL);
+        M.retired[0] = M.retired[--M.nretired];
+    }
+    M.retired[M.nretired].pid = pid;
+    M.retired[M.nretired].close_fd = close_fd;
+    M.nretired++;
+    if (pid > 0)
+        kill(pid, SIGTERM);
+}
+
+static int master_str_differs(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a != b;
+    return strcmp(a, b) != 0;
+}
+
+/* Does the broker have to be restarted to apply `n`? */
+static int master_broker_changed(const struct cfg *o, const struct cfg *n)
+{
+    return master_str_differs(o->broker_socket, n->broker_socket) ||
+           master_str_differs(o->redis_host, n->redis_host) || o->redis_port != n->redis_port ||
+           master_str_differs(o->redis_password, n->redis_password) ||
+           o->redis_db != n->redis_db || o->redis_tls != n->redis_tls ||
+           master_str_differs(o->redis_tls_ca_cert, n->redis_tls_ca_cert) ||
+           master_str_differs(o->redis_tls_cert, n->redis_tls_cert) ||
+           master_str_differs(o->redis_tls_key, n->redis_tls_key) ||
+           master_str_differs(o->redis_tls_server_name, n->redis_tls_server_name) ||
+           master_str_differs(o->channel, n->channel) ||
+           master_str_differs(o->users_key, n->users_key) ||
+           o->max_message_size != n->max_message_size;
+}
+
+/* SIGHUP: re-read the config; if valid, start new workers next to the old
+ * ones on the same sockets, then retire the old ones, so a listener is up
+ * at every moment. */
+static void master_reload(void)
+{
+    struct cfg *n = malloc(sizeof(*n)), *old = M.cfg;
+    char err[CFG_ERR_LEN + NET_ERR_LEN];
+    int fds[MASTER_SLOTS_MAX];
+    int i, old_slots = M.nslots, new_sockets;
+
+    log_msg(LOG_INFO, "received SIGHUP, reloading %s", M.conf_path ? M.conf_path : "(no file)");
+    if (n == NULL || master_load_config(n, M.conf_path, err, sizeof(err)) == -1) {
+        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s",
+                n ? err : "out of memory");
+        if (n != NULL) {
+            cfg_free(n);
+            free(n);
+        }
+        return;
+    }
+    new_sockets = master_str_differs(old->bind, n->bind) || old->port != n->port;
+    if (new_sockets) {
+        if (master_open_listeners(n, fds, 0, n->workers, err) == -1) {
+            log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
+            cfg_free(n);
+            free(n);
+            return;
+        }
+    } else {
+        memcpy(fds, M.listen_fd, sizeof(int) * (size_t)old_slots);
+        if (n->workers > old_slots &&
+            master_open_listeners(n, fds, old_slots, n->workers, err) == -1) {
+            log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
+            cfg_free(n);
+            free(n);
+            return;
+        }
+    }
+    log_open((enum log_level)n->log_level, n->logfile);
+
+    /* the old workers drain; each keeps the socket it inherited */
+    for (i = 0; i < old_slots; i++) {
+        int gone = new_sockets || i >= n->workers;
+        if (M.workers[i].pid > 0)
+            master_retire(M.workers[i].pid, gone ? M.listen_fd[i] : -1);
+        else if (gone)
+            close(M.listen_fd[i]);
+    }
+    if (master_broker_changed(old, n) && M.broker.pid > 0) {
+        log_msg(LOG_INFO, "broker settings changed: restarting the broker");
+        kill(M.broker.pid, SIGTERM); /* respawned with the new config when it exits */
+    }
+    M.cfg = n;
+    M.nslots = n->workers;
+    memcpy(M.listen_fd, fds, sizeof(int) * (size_t)M.nslots);
+    for (i = 0; i < M.nslots; i++) {
+        memset(&M.workers[i], 0, sizeof(M.workers[i]));
+        M.workers[i].role = ROLE_WORKER;
+        M.workers[i].slot = i;
+        master_spawn(&M.workers[i]);
+    }
+    cfg_free(old);
+    free(old);
+    log_msg(LOG_INFO, "reloaded: %d worker(s)", M.nslots);
+}
+
+static int master_write_pidfile(const char *path)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1)
+        return -1;
+    n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (util_write_all(fd, buf, (size_t)n) == -1) {
+        close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+static int master_daemonize(void)
+{
+    int fd;
+
+    switch (fork()) {
+    case -1:
+        return -1;
+    case 0:
+        break;
+    default:
+        _exit(0);
+    }
+    if (setsid() == -1)
+        return -1;
+    switch (fork()) { /* not a session leader: can never get a terminal again */
+    case -1:
+        return -1;
+    case 0:
+        break;
+    default:
+        _exit(0);
+    }
+    umask(022);
+    fd = open("/dev/null", O_RDWR);
+    if (fd != -1) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
+}
+
+int master_run(struct cfg *cfg, const char *conf_path)
+{
+    char err[NET_ERR_LEN];
+    sigset_t set;
+    long nofile;
+    int i;
+
+    memset(&M, 0, sizeof(M));
+    M.cfg = cfg;
+    M.conf_path = conf_path;
+    M.nslots = cfg->workers;
+    log_set_role("master");
+
+    nofile = util_raise_nofile();
+    if (nofile > 0 && cfg->max_connections + 64 > nofile * cfg->workers)
+        log_msg(LOG_WARN, "max-connections %ld cannot fit: %d worker(s) x %ld open files each",
+                cfg->max_connections, cfg->workers, nofile);
+
+    if (master_open_listeners(cfg, M.listen_fd, 0, M.nslots, err) == -1) {
+        log_msg(LOG_ERROR, "%s", err);
+        return RC_EXIT_RUNTIME;
+    }
+    if (cfg->daemonize && master_daemonize() == -1) {
+        log_errno(LOG_ERROR, errno, "daemonize");
+        return RC_EXIT_RUNTIME;
+    }
+    M.pid = getpid();
+    if (cfg->pidfile != NULL && master_write_pidfile(cfg->pidfile) == -1) {
+        log_errno(LOG_ERROR, errno, "pidfile %s", cfg->pidfile);
+        return RC_EXIT_RUNTIME;
+    }
+
+    /* every signal we care about is taken synchronously by sigtimedwait() */
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    proctitle_set("redis-chat: master");
+    log_msg(LOG_INFO, "redis-chat %s starting: %s:%d, %d worker(s)", PACKAGE_VERSION,
+            cfg->bind, net_local_port(M.listen_fd[0]), M.nslots);
+
+    M.broker.role = ROLE_BROKER;
+    master_spawn(&M.broker);
+    for (i = 0; i < M.nslots; i++) {
+        M.workers[i].role = ROLE_WORKER;
+        M.workers[i].slot = i;
+        master_spawn(&M.workers[i]);
+    }
+
+    while (!M.stopping || master_children_left() > 0) {
+        long ms = master_next_wakeup_ms();
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &ts);
+
+        switch (sig) {
+        case SIGTERM:
+        case SIGINT:
+            master_begin_stop(sig, RC_EXIT_OK);
+            break;
+        case SIGHUP:
+            if (!M.stopping)
+                master_reload();
+            break;
+        default:
+            break;
+        }
+        master_reap();
+        master_respawn_due();
+        if (M.stopping && master_children_left() > 0 && util_now_ms() >= M.kill_at_ms) {
+            log_msg(LOG_WARN, "children still running after the grace period: SIGKILL");
+            master_signal_all(SIGKILL);
+            M.kill_at_ms = util_now_ms() + 60000;
+        }
+    }
+    for (i = 0; i < M.nslots; i++)
+        close(M.listen_fd[i]);
+    if (M.cfg->pidfile != NULL)
+        unlink(M.cfg->pidfile);
+    log_msg(LOG_INFO, "stopped");
+    cfg_free(M.cfg);
+    free(M.cfg);
+    return M.exit_code;
+}

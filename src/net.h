@@ -1,0 +1,25 @@
+/* net.h -- socket setup: TCP listeners with SO_REUSEPORT, Unix sockets.
+ * Setup helpers fill err[NET_ERR_LEN] with "what: why" (redis anet). */
+#ifndef RC_NET_H
+#define RC_NET_H
+
+#define NET_ERR_LEN 256
+#define NET_BACKLOG 4096
+
+/* A non-blocking, close-on-exec TCP listener on host:port with SO_REUSEADDR
+ * and SO_REUSEPORT. host may be an IPv4 or IPv6 literal or a name.
+ * Returns the fd or -1. */
+int net_tcp_listen(const char *host, int port, char *err);
+
+/* Port a bound socket listens on, or -1. */
+int net_local_port(int fd);
+
+/* A non-blocking Unix stream listener at path (a stale socket file left by a
+ * dead process is replaced; a live one is an error). Returns fd or -1. */
+int net_unix_listen(const char *path, char *err);
+
+/* Connect to the Unix socket at path; the fd is non-blocking. Returns the fd
+ * or -1 (no listener yet, backlog full, ...). */
+int net_unix_connect(const char *path, char *err);
+
+#endif

@@ -1,0 +1,183 @@
+/* chat.c -- chat rules in a worker.
+ *
+ * A name is granted by the broker (SADD decides cluster-wide); until then
+ * the session waits in `pending` under its request id. Delivered messages
+ * carry the seed's payload "user: text": the sender is the part before the
+ * first ':' (names cannot contain ':'), found once per message, and every
+ * other open session gets the same encoded frame.
+ */
+#include "chat.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "chat_text.h"
+#include "ipc.h"
+#include "log.h"
+#include "ws_session.h"
+
+static int chat_send(struct worker *w, enum ipc_type type, uint32_t id, const struct wss_session *s,
+                     const void *text, size_t len)
+{
+    struct ipc_msg m;
+
+    ipc_msg_set(&m, type, id, 0, w->cfg->channel, strlen(w->cfg->channel), s->user, s->userlen,
+                text, len);
+    return worker_send_broker(w, &m);
+}
+
+static void chat_refuse(struct wss_session *s, const char *text, uint16_t code, const char *reason)
+{
+    wss_queue_text(s, text, strlen(text));
+    wss_close(s, code, reason);
+}
+
+void chat_on_upgraded(struct wss_session *s)
+{
+    struct worker *w = s->w;
+
+    s->join_req = ++w->next_req;
+    if (!w->redis_up || dict_add(&w->pending, (const char *)&s->join_req,
+                                 sizeof(s->join_req), s) != 0) {
+        chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
+                    "chat service unavailable");
+        return;
+    }
+    if (chat_send(w, IPC_JOIN, s->join_req, s, NULL, 0) == -1) {
+        dict_del(&w->pending, (const char *)&s->join_req, sizeof(s->join_req));
+        chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
+                    "chat service unavailable");
+    }
+}
+
+void chat_on_text(struct wss_session *s, const char *text, size_t len)
+{
+    struct worker *w = s->w;
+
+    if (!w->redis_up || chat_send(w, IPC_PUBLISH, ++w->next_req, s, text, len) == -1)
+        wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
+}
+
+void chat_on_gone(struct wss_session *s)
+{
+    struct worker *w = s->w;
+
+    if (s->state == WSS_JOINING)
+        dict_del(&w->pending, (const char *)&s->join_req, sizeof(s->join_req));
+    if (!s->joined)
+        return;
+    s->joined = 0;
+    dict_del(&w->users, s->user, s->userlen);
+    if (chat_send(w, IPC_LEAVE, 0, s, NULL, 0) == -1)
+        log_msg(LOG_WARN, "broker link down: leave of '%s' not sent", s->user);
+}
+
+static void chat_on_join_reply(struct worker *w, const struct ipc_msg *m)
+{
+    uint32_t id = m->id;
+    struct wss_session *s = dict_del(&w->pending, (const char *)&id, sizeof(id));
+    char text[sizeof(CHAT_TEXT_TAKEN_FMT) + UPG_USER_MAX_BYTES];
+    int n;
+
+    if (s == NULL) {
+        /* the session left before the answer: give a granted name back */
+        if (m->flags == IPC_JOIN_ACCEPTED) {
+            struct ipc_msg leave;
+            ipc_msg_set(&leave, IPC_LEAVE, 0, 0, m->f[0].p, m->f[0].len, m->f[1].p, m->f[1].len,
+                        NULL, 0);
+            worker_send_broker(w, &leave);
+        }
+        return;
+    }
+    switch (m->flags) {
+    case IPC_JOIN_ACCEPTED:
+        if (dict_add(&w->users, s->user, s->userlen, s) != 0) {
+            chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
+                        "chat service unavailable");
+            return;
+        }
+        s->joined = 1;
+        s->state = WSS_OPEN;
+        n = snprintf(text, sizeof(text), CHAT_TEXT_WELCOME_FMT, s->user);
+        wss_queue_text(s, text, (size_t)n);
+        wss_resume_reading(s);
+        log_msg(LOG_INFO, "c=%llu %s user=%s: joined", (unsigned long long)s->id, s->peer,
+                s->user);
+        break;
+    case IPC_JOIN_TAKEN:
+        n = snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, s->user);
+        wss_queue_text(s, text, (size_t)n);
+        wss_close(s, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON);
+        break;
+    default:
+        chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
+                    "chat service unavailable");
+        break;
+    }
+}
+
+static void chat_deliver(struct worker *w, const struct ipc_msg *m)
+{
+    const char *payload = (const char *)m->f[1].p;
+    size_t len = m->f[1].len;
+    const char *colon = memchr(payload, ':', len);
+    const struct wss_session *sender = NULL;
+    struct wss_session *s;
+    struct wss_frame *f;
+
+    if (colon != NULL)
+        sender = dict_get(&w->users, payload, (size_t)(colon - payload));
+    f = wss_frame_new_text(payload, len);
+    if (f == NULL) {
+        log_msg(LOG_ERROR, "out of memory: a message was not delivered");
+        return;
+    }
+    for (s = w->sessions; s != NULL; s = s->next)
+        if (s->state == WSS_OPEN && s != sender)
+            wss_queue_frame(s, f);
+    wss_frame_unref(f);
+}
+
+static void chat_on_publish_fail(struct worker *w, const struct ipc_msg *m)
+{
+    struct wss_session *s = dict_get(&w->users, (const char *)m->f[1].p, m->f[1].len);
+
+    if (s != NULL)
+        wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
+}
+
+void chat_on_broker_msg(struct worker *w, const struct ipc_msg *m)
+{
+    switch (m->type) {
+    case IPC_DELIVER:
+        chat_deliver(w, m);
+        break;
+    case IPC_JOIN_REPLY:
+        chat_on_join_reply(w, m);
+        break;
+    case IPC_PUBLISH_FAIL:
+        chat_on_publish_fail(w, m);
+        break;
+    case IPC_LINK:
+        if (w->redis_up != (m->flags == IPC_LINK_UP))
+            log_msg(m->flags == IPC_LINK_UP ? LOG_INFO : LOG_WARN, "chat service %s",
+                    m->flags == IPC_LINK_UP ? "available" : "unavailable (redis down)");
+        w->redis_up = m->flags == IPC_LINK_UP;
+        break;
+    default:
+        break;
+    }
+}
+
+void chat_on_broker_lost(struct worker *w)
+{
+    struct wss_session *s;
+
+    w->redis_up = 0;
+    /* their JOIN_REPLY will never come: refuse them now */
+    while ((s = dict_any(&w->pending)) != NULL) {
+        dict_del(&w->pending, (const char *)&s->join_req, sizeof(s->join_req));
+        chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
+                    "chat service unavailable");
+    }
+}

@@ -1,0 +1,23 @@
+/* chat.h -- the chat rules inside a worker: join, leave, publish, and the
+ * fan-out of delivered messages to the worker's own sessions. */
+#ifndef RC_CHAT_H
+#define RC_CHAT_H
+
+#include <stddef.h>
+
+struct worker;
+struct wss_session;
+struct ipc_msg;
+
+/* A session finished its upgrade: ask the broker for the name. */
+void chat_on_upgraded(struct wss_session *s);
+/* A text message from a joined user. */
+void chat_on_text(struct wss_session *s, const char *text, size_t len);
+/* A session is going away (any state): release its name. */
+void chat_on_gone(struct wss_session *s);
+/* A message from the broker. */
+void chat_on_broker_msg(struct worker *w, const struct ipc_msg *m);
+/* The broker link dropped: pending joins cannot be answered any more. */
+void chat_on_broker_lost(struct worker *w);
+
+#endif

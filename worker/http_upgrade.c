@@ -1,0 +1,638 @@
+/* http_upgrade.c -- the HTTP/1.1 side of a WebSocket connection (see http_upgrade.h).
+ *
+ * Pure: no I/O, no logging. The request-head parser never allocates: it fills
+ * struct upg_request with views into the caller's buffer. It is a byte-at-a-time
+ * state machine that re-scans from the start on every call (heads are at most
+ * UPG_HEAD_MAX bytes), refuses a byte as soon as it cannot start or continue a
+ * valid head, and answers AGAIN only while the shortest possible completion of
+ * what it has seen would still fit in UPG_HEAD_MAX bytes. Everything is
+ * ASCII-only and locale-independent.
+ */
+#include "http_upgrade.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+/* RFC 7230 3.5: a server SHOULD ignore at least one empty line received before
+ * the request line. We ignore up to two (a client that sends CRLF after a POST
+ * body, plus one spare) and refuse a third as BAD. */
+#define UPG_EMPTY_LINES_MAX 2
+
+#define UPG_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define UPG_KEY_LEN 24 /* base64 of 16 bytes: 22 characters and "==" */
+#define UPG_SHA1_LEN 20
+
+/* Parser states; the comment is the shortest input that completes a head. */
+enum upg_state {
+    UPG_S_START = 0,  /* "M / HTTP/1.1\n\n" (start of the request line) */
+    UPG_S_START_CR,   /* "\n" + the above (CR of an empty leading line) */
+    UPG_S_METHOD,     /* " / HTTP/1.1\n\n" */
+    UPG_S_TARGET0,    /* "/ HTTP/1.1\n\n" */
+    UPG_S_TARGET,     /* " HTTP/1.1\n\n" */
+    UPG_S_VERSION,    /* the rest of "HTTP/1.1" + "\n\n" */
+    UPG_S_VERSION_END,/* "\n\n" */
+    UPG_S_LINE_CR,    /* "\n\n" (CR ending the request line or a header line) */
+    UPG_S_LINE_START, /* "\n" (a header line or the final empty line) */
+    UPG_S_NAME,       /* ":\n\n" */
+    UPG_S_VALUE_LEAD, /* "\n\n" */
+    UPG_S_VALUE,      /* "\n\n" */
+    UPG_S_END_CR,     /* "\n" (CR of the final empty line) */
+};
+
+static const char upg_version_prefix[] = "HTTP/1."; /* then '0' or '1' */
+#define UPG_VERSION_PREFIX_LEN (sizeof(upg_version_prefix) - 1)
+#define UPG_VERSION_LEN (UPG_VERSION_PREFIX_LEN + 1)
+
+static int upg_is_alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* RFC 7230 3.2.6 tchar. */
+static int upg_is_tchar(unsigned char c)
+{
+    return upg_is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int upg_is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static unsigned char upg_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* Case-insensitive (ASCII) comparison of n bytes. */
+static int upg_ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (upg_lower((unsigned char)a[i]) != upg_lower((unsigned char)b[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* Fewest bytes that can still complete a head from state st (k = version
+ * characters matched so far). See enum upg_state. */
+static size_t upg_state_need(enum upg_state st, size_t k)
+{
+    switch (st) {
+    case UPG_S_START:
+        return 14;
+    case UPG_S_START_CR:
+        return 15;
+    case UPG_S_METHOD:
+        return 13;
+    case UPG_S_TARGET0:
+        return 12;
+    case UPG_S_TARGET:
+        return 11;
+    case UPG_S_VERSION:
+        return UPG_VERSION_LEN - k + 2;
+    case UPG_S_NAME:
+        return 3;
+    case UPG_S_LINE_START:
+    case UPG_S_END_CR:
+        return 1;
+    case UPG_S_VERSION_END:
+    case UPG_S_LINE_CR:
+    case UPG_S_VALUE_LEAD:
+    case UPG_S_VALUE:
+        break;
+    }
+    return 2;
+}
+
+/* Only the first UPG_HEAD_MAX bytes are looked at: a byte past them can never
+ * be part of an acceptable head. Views are set as soon as their start is
+ * known and their length when they end; req->nheaders counts finished header
+ * lines. On a result other than OK, *req holds partial garbage. */
+int upg_parse(const char *buf, size_t len, struct upg_request *req)
+{
+    const unsigned char *s = (const unsigned char *)buf;
+    size_t n = len < UPG_HEAD_MAX ? len : UPG_HEAD_MAX;
+    enum upg_state st = UPG_S_START;
+    struct upg_header *h = NULL;
+    size_t k = 0;       /* version characters matched */
+    size_t vend = 0;    /* end of the value's last non-blank byte */
+    unsigned empty = 0; /* empty lines before the request line */
+
+    req->nheaders = 0;
+    req->head_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+
+        switch (st) {
+        case UPG_S_START:
+            /* A CR here can only start one more empty line. */
+            if (c == '\r' || c == '\n') {
+                if (empty == UPG_EMPTY_LINES_MAX)
+                    return UPG_PARSE_BAD;
+                if (c == '\r')
+                    st = UPG_S_START_CR;
+                else
+                    empty++;
+                break;
+            }
+            if (!upg_is_tchar(c))
+                return UPG_PARSE_BAD;
+            req->method.p = buf + i;
+            st = UPG_S_METHOD;
+            break;
+        case UPG_S_START_CR:
+            if (c != '\n')
+                return UPG_PARSE_BAD;
+            empty++;
+            st = UPG_S_START;
+            break;
+        case UPG_S_METHOD:
+            if (c == ' ') {
+                req->method.len = (size_t)(buf + i - req->method.p);
+                st = UPG_S_TARGET0;
+            } else if (!upg_is_tchar(c)) {
+                return UPG_PARSE_BAD;
+            }
+            break;
+        case UPG_S_TARGET0:
+            /* origin-form only: no "*", no absolute URI. */
+            if (c != '/')
+                return UPG_PARSE_BAD;
+            req->target.p = buf + i;
+            st = UPG_S_TARGET;
+            break;
+        case UPG_S_TARGET:
+            if (c == ' ') {
+                req->target.len = (size_t)(buf + i - req->target.p);
+                req->version.p = buf + i + 1;
+                req->version.len = UPG_VERSION_LEN;
+                st = UPG_S_VERSION;
+            } else if (c < 0x21 || c > 0x7e) {
+                return UPG_PARSE_BAD;
+            }
+            break;
+        case UPG_S_VERSION:
+            if (k < UPG_VERSION_PREFIX_LEN) {
+                if (c != (unsigned char)upg_version_prefix[k])
+                    return UPG_PARSE_BAD;
+            } else if (c != '0' && c != '1') {
+                return UPG_PARSE_BAD;
+            }
+            if (++k == UPG_VERSION_LEN)
+                st = UPG_S_VERSION_END;
+            break;
+        case UPG_S_VERSION_END:
+            if (c == '\r')
+                st = UPG_S_LINE_CR;
+            else if (c == '\n')
+                st = UPG_S_LINE_START;
+            else
+                return UPG_PARSE_BAD;
+            break;
+        case UPG_S_LINE_CR:
+            if (c != '\n')
+                return UPG_PARSE_BAD;
+            st = UPG_S_LINE_START;
+            break;
+        case UPG_S_LINE_START:
+            if (c == '\r') {
+                st = UPG_S_END_CR;
+                break;
+            }
+            if (c == '\n') {
+                req->head_len = i + 1;
+                return UPG_PARSE_OK;
+            }
+            /* A blank here is obs-fold, or whitespace between the request
+             * line and the first header (RFC 7230 3: reject). */
+            if (upg_is_blank(c))
+                return UPG_PARSE_BAD;
+            if (req->nheaders == UPG_HEADERS_MAX)
+                return UPG_PARSE_TOO_LARGE;
+            /* ':' here is an empty name. */
+            if (!upg_is_tchar(c))
+                return UPG_PARSE_BAD;
+            h = &req->h[req->nheaders];
+            h->name.p = buf + i;
+            st = UPG_S_NAME;
+            break;
+        case UPG_S_NAME:
+            if (c == ':') {
+                h->name.len = (size_t)(buf + i - h->name.p);
+                st = UPG_S_VALUE_LEAD;
+            } else if (!upg_is_tchar(c)) {
+                return UPG_PARSE_BAD; /* includes a blank before the colon */
+            }
+            break;
+        case UPG_S_VALUE_LEAD:
+            if (upg_is_blank(c))
+                break;
+            /* c is the value's first byte or its line end. */
+            h->value.p = buf + i;
+            vend = i;
+            st = UPG_S_VALUE;
+            /* fall through */
+        case UPG_S_VALUE:
+            if (c == '\r' || c == '\n') {
+                h->value.len = vend - (size_t)(h->value.p - buf);
+                req->nheaders++;
+                st = c == '\r' ? UPG_S_LINE_CR : UPG_S_LINE_START;
+                break;
+            }
+            /* field-vchar (with obs-text) and blanks; no CTL but HTAB. */
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return UPG_PARSE_BAD;
+            if (!upg_is_blank(c))
+                vend = i + 1;
+            break;
+        case UPG_S_END_CR:
+            if (c != '\n')
+                return UPG_PARSE_BAD;
+            req->head_len = i + 1;
+            return UPG_PARSE_OK;
+        }
+    }
+    /* Incomplete. n <= UPG_HEAD_MAX, so the sum cannot wrap. */
+    if (n + upg_state_need(st, k) > UPG_HEAD_MAX)
+        return UPG_PARSE_TOO_LARGE;
+    return UPG_PARSE_AGAIN;
+}
+
+const struct upg_str *upg_header_get(const struct upg_request *req, const char *name)
+{
+    size_t nlen;
+
+    if (req == NULL || name == NULL)
+        return NULL;
+    nlen = strlen(name);
+    for (size_t i = 0; i < req->nheaders && i < UPG_HEADERS_MAX; i++) {
+        const struct upg_header *h = &req->h[i];
+
+        if (h->name.len == nlen && upg_ieq(h->name.p, name, nlen))
+            return &h->value;
+    }
+    return NULL;
+}
+
+/* Empty items (",,") are skipped; an empty token never matches. */
+int upg_has_token(const struct upg_str *value, const char *token)
+{
+    const char *p, *end;
+    size_t tlen;
+
+    if (value == NULL || value->p == NULL || token == NULL)
+        return 0;
+    tlen = strlen(token);
+    if (tlen == 0)
+        return 0;
+    p = value->p;
+    end = value->p + value->len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *iend = comma != NULL ? comma : end;
+
+        while (p < iend && upg_is_blank((unsigned char)*p))
+            p++;
+        while (iend > p && upg_is_blank((unsigned char)iend[-1]))
+            iend--;
+        if ((size_t)(iend - p) == tlen && upg_ieq(p, token, tlen))
+            return 1;
+        p = comma != NULL ? comma + 1 : end;
+    }
+    return 0;
+}
+
+/* Value of a base64 alphabet character, -1 otherwise. */
+static int upg_b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* 16 bytes are 128 bits: 21 characters carry 126, the 22nd adds the last 2
+ * in its top bits. Its 4 low bits are padding and must be zero (canonical
+ * encoding, as every real client sends), then "==". */
+int upg_key_valid(const struct upg_str *key)
+{
+    const unsigned char *s;
+    int v = 0;
+
+    if (key == NULL || key->p == NULL || key->len != UPG_KEY_LEN)
+        return 0;
+    s = (const unsigned char *)key->p;
+    for (size_t i = 0; i < UPG_KEY_LEN - 2; i++) {
+        v = upg_b64_value(s[i]);
+        if (v < 0)
+            return 0;
+    }
+    return (v & 0x0f) == 0 && s[UPG_KEY_LEN - 2] == '=' && s[UPG_KEY_LEN - 1] == '=';
+}
+
+/* OpenSSL can fail to allocate or fetch SHA-1; out is then the empty string,
+ * which never equals a real accept value (callers may answer 500). */
+void upg_accept_key(const char *key, size_t keylen, char out[UPG_ACCEPT_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok;
+
+    out[0] = '\0';
+    if (ctx == NULL)
+        return;
+    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1
+         && (keylen == 0 || EVP_DigestUpdate(ctx, key, keylen) == 1)
+         && EVP_DigestUpdate(ctx, UPG_WS_GUID, sizeof(UPG_WS_GUID) - 1) == 1
+         && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == UPG_SHA1_LEN;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return;
+    /* 20 bytes -> 28 characters and a NUL. */
+    EVP_EncodeBlock((unsigned char *)out, md, UPG_SHA1_LEN);
+}
+
+static int upg_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = upg_lower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A NUL byte in the output is refused whether escaped or literal: the result
+ * is used as a C string. On failure dst is the empty string (if dstcap > 0). */
+ssize_t upg_percent_decode(const char *src, size_t len, char *dst, size_t dstcap)
+{
+    size_t o = 0;
+
+    if (dst == NULL || dstcap == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+
+        if (c == '%') {
+            int hi, lo;
+
+            if (len - i < 3)
+                goto fail;
+            hi = upg_hex_value((unsigned char)src[i + 1]);
+            lo = upg_hex_value((unsigned char)src[i + 2]);
+            if (hi < 0 || lo < 0)
+                goto fail;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        }
+        /* Keep one byte for the NUL. */
+        if (c == '\0' || o + 1 >= dstcap)
+            goto fail;
+        dst[o++] = (char)c;
+    }
+    dst[o] = '\0';
+    return (ssize_t)o;
+
+fail:
+    dst[0] = '\0';
+    return -1;
+}
+
+/* Reasons for the printable ASCII bytes a name may not hold. The quote and the
+ * backslash are spelled out because #ch would keep their escapes. */
+#define UPG_NAME_PUNCT(ch) [ch] = "user name contains " #ch
+static const char *const upg_name_ascii_reason[128] = {
+    UPG_NAME_PUNCT('!'), UPG_NAME_PUNCT('"'), UPG_NAME_PUNCT('#'), UPG_NAME_PUNCT('$'),
+    UPG_NAME_PUNCT('%'), UPG_NAME_PUNCT('&'), UPG_NAME_PUNCT('('), UPG_NAME_PUNCT(')'),
+    UPG_NAME_PUNCT('*'), UPG_NAME_PUNCT('+'), UPG_NAME_PUNCT(','), UPG_NAME_PUNCT('/'),
+    UPG_NAME_PUNCT(':'), UPG_NAME_PUNCT(';'), UPG_NAME_PUNCT('<'), UPG_NAME_PUNCT('='),
+    UPG_NAME_PUNCT('>'), UPG_NAME_PUNCT('?'), UPG_NAME_PUNCT('@'), UPG_NAME_PUNCT('['),
+    UPG_NAME_PUNCT(']'), UPG_NAME_PUNCT('^'), UPG_NAME_PUNCT('`'), UPG_NAME_PUNCT('{'),
+    UPG_NAME_PUNCT('|'), UPG_NAME_PUNCT('}'), UPG_NAME_PUNCT('~'),
+    ['\''] = "user name contains \"'\"",
+    ['\\'] = "user name contains '\\'",
+    [' '] = "user name contains a space",
+};
+#undef UPG_NAME_PUNCT
+
+#define UPG_NAME_CONTROL "user name contains a control character"
+#define UPG_NAME_UNI_SPACE "user name contains a Unicode space or separator"
+#define UPG_NAME_INVISIBLE "user name contains an invisible formatting character"
+#define UPG_NAME_BAD_UTF8 "user name is not valid UTF-8"
+
+/* Code points refused in names (header comment of upg_user_name_check). */
+static const struct {
+    unsigned lo, hi;
+    const char *reason;
+} upg_name_refused[] = {
+    { 0x0080, 0x009f, UPG_NAME_CONTROL },   /* C1 controls */
+    { 0x00a0, 0x00a0, UPG_NAME_UNI_SPACE }, /* no-break space */
+    { 0x1680, 0x1680, UPG_NAME_UNI_SPACE }, /* ogham space mark */
+    { 0x2000, 0x200a, UPG_NAME_UNI_SPACE }, /* en quad .. hair space */
+    { 0x200b, 0x200f, UPG_NAME_INVISIBLE }, /* zero width space/joiners, LRM, RLM */
+    { 0x2028, 0x2029, UPG_NAME_UNI_SPACE }, /* line and paragraph separators */
+    { 0x202a, 0x202e, UPG_NAME_INVISIBLE }, /* bidi embeddings and overrides */
+    { 0x202f, 0x202f, UPG_NAME_UNI_SPACE }, /* narrow no-break space */
+    { 0x205f, 0x205f, UPG_NAME_UNI_SPACE }, /* medium mathematical space */
+    { 0x2060, 0x2060, UPG_NAME_INVISIBLE }, /* word joiner */
+    { 0x3000, 0x3000, UPG_NAME_UNI_SPACE }, /* ideographic space */
+    { 0xfeff, 0xfeff, UPG_NAME_INVISIBLE }, /* zero width no-break space (BOM) */
+};
+
+/* Decode one non-ASCII UTF-8 sequence at s[0..len) (s[0] >= 0x80). Returns
+ * its length and sets *cp, or 0 for a stray continuation byte, an overlong
+ * form, a surrogate, a code point above U+10FFFF or a truncated sequence
+ * (Unicode 15, table 3-7: well-formed byte sequences). */
+static size_t upg_utf8_decode(const unsigned char *s, size_t len, unsigned *cp)
+{
+    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+    size_t need;
+    unsigned v;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        need = 2;
+        v = s[0] & 0x1fu;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        need = 3;
+        v = s[0] & 0x0fu;
+        if (s[0] == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        else if (s[0] == 0xed)
+            hi = 0x9f; /* surrogates U+D800..U+DFFF */
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        need = 4;
+        v = s[0] & 0x07u;
+        if (s[0] == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        else if (s[0] == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0; /* 0x80..0xc1 (continuation, overlong lead), 0xf5..0xff */
+    }
+    if (len < need || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if (i > 1 && (s[i] < 0x80 || s[i] > 0xbf))
+            return 0;
+        v = v << 6 | (s[i] & 0x3fu);
+    }
+    *cp = v;
+    return need;
+}
+
+/* The first offending character decides the reason; the length is checked
+ * once every character is known to be acceptable. */
+const char *upg_user_name_check(const char *name, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)name;
+    size_t i = 0, nchars = 0;
+
+    if (name == NULL || len == 0)
+        return "user name is empty";
+    while (i < len) {
+        unsigned char c = s[i];
+        unsigned cp;
+        size_t n;
+
+        if (c < 0x80) {
+            if (upg_is_alnum(c) || c == '_' || c == '-' || c == '.') {
+                i++;
+                nchars++;
+                continue;
+            }
+            if (c < 0x20 || c == 0x7f)
+                return UPG_NAME_CONTROL;
+            return upg_name_ascii_reason[c] != NULL ? upg_name_ascii_reason[c]
+                                                    : "user name contains a forbidden character";
+        }
+        n = upg_utf8_decode(s + i, len - i, &cp);
+        if (n == 0)
+            return UPG_NAME_BAD_UTF8;
+        for (size_t r = 0; r < sizeof(upg_name_refused) / sizeof(upg_name_refused[0]); r++) {
+            if (cp >= upg_name_refused[r].lo && cp <= upg_name_refused[r].hi)
+                return upg_name_refused[r].reason;
+        }
+        i += n;
+        nchars++;
+    }
+    if (nchars > UPG_USER_MAX_CHARS)
+        return "user name is longer than 32 characters";
+    return NULL;
+}
+
+#define UPG_CHAT_PREFIX "/chat/"
+#define UPG_CHAT_PREFIX_LEN (sizeof(UPG_CHAT_PREFIX) - 1)
+
+/* The path is what precedes the first '?'. *user is {NULL, 0} unless the
+ * route is CHAT; user may be NULL. */
+enum upg_route upg_route(const struct upg_str *target, struct upg_str *user)
+{
+    const char *q;
+    size_t plen;
+
+    if (user != NULL) {
+        user->p = NULL;
+        user->len = 0;
+    }
+    if (target == NULL || target->p == NULL)
+        return UPG_ROUTE_NONE;
+    q = memchr(target->p, '?', target->len);
+    plen = q != NULL ? (size_t)(q - target->p) : target->len;
+    if (plen == 1 && target->p[0] == '/')
+        return UPG_ROUTE_ROOT;
+    if (plen >= UPG_CHAT_PREFIX_LEN
+        && memcmp(target->p, UPG_CHAT_PREFIX, UPG_CHAT_PREFIX_LEN) == 0) {
+        if (user != NULL) {
+            user->p = target->p + UPG_CHAT_PREFIX_LEN;
+            user->len = plen - UPG_CHAT_PREFIX_LEN;
+        }
+        return UPG_ROUTE_CHAT;
+    }
+    return UPG_ROUTE_NONE;
+}
+
+static const char *upg_reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+/* snprintf's result clamped to what is in out: the written length, < cap.
+ * With cap == 0 nothing is written and 0 is returned. */
+static size_t upg_clamp(int n, char *out, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* A NULL body is an empty one (the body is then just "\n"). A status outside
+ * 100..599 would make an invalid status line: it is sent as 500. */
+size_t upg_response(char *out, size_t cap, int status, const char *extra, const char *body)
+{
+    int n;
+
+    if (body == NULL)
+        body = "";
+    if (extra == NULL)
+        extra = "";
+    if (status < 100 || status > 599)
+        status = 500;
+    n = snprintf(out, cap,
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n"
+                 "Connection: close\r\n"
+                 "%s\r\n"
+                 "%s\n",
+                 status, upg_reason_phrase(status), strlen(body) + 1, extra, body);
+    return upg_clamp(n, out, cap);
+}
+
+size_t upg_response_101(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1])
+{
+    int n = snprintf(out, cap,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %.*s\r\n"
+                     "\r\n",
+                     UPG_ACCEPT_LEN, accept);
+
+    return upg_clamp(n, out, cap);
+}

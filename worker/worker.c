@@ -1,0 +1,326 @@
+/* worker.c -- a worker process: its slot's listening socket, its sessions,
+ * one link to the broker.
+ *
+ * The broker link is not fatal: when it drops, the worker keeps its
+ * sessions and reconnects with backoff (the master restarts the broker).
+ * SIGTERM stops gracefully: no more accepts, every session gets a 1001
+ * close, output is flushed, and the worker exits once all are gone or
+ * shutdown-timeout has passed. SIGINT stops at once.
+ */
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "ipc.h"
+#include "ipc_link.h"
+#include "log.h"
+#include "net.h"
+#include "util.h"
+#include "ws_session.h"
+
+#define WORKER_ACCEPT_BATCH 64
+#define WORKER_ACCEPT_RETRY_MS 100 /* after EMFILE: let sessions close first */
+#define WORKER_BROKER_RETRY_MIN_MS 50
+#define WORKER_BROKER_RETRY_MAX_MS 1000
+
+static struct worker W;
+
+static void worker_broker_connect(void);
+
+int worker_send_broker(struct worker *w, const struct ipc_msg *m)
+{
+    if (w->broker == NULL)
+        return -1;
+    return ipc_link_send(w->broker, m);
+}
+
+static void worker_timer_add(struct event *ev, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    evtimer_add(ev, &tv);
+}
+
+static void worker_maybe_exit(void)
+{
+    if (W.stopping && W.sessions == NULL)
+        event_base_loopexit(W.base, NULL);
+}
+
+/* ---- accept ----------------------------------------------------------------- */
+
+static void worker_peer_name(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, cap, "%s:%d", host, port);
+}
+
+static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int i;
+
+    (void)what;
+    (void)arg;
+    for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char peer[64];
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd == -1) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: stop accepting for a moment instead of spinning */
+                log_errno(LOG_WARN, errno, "accept: pausing for %d ms", WORKER_ACCEPT_RETRY_MS);
+                event_del(W.accept_ev);
+                worker_timer_add(W.accept_retry_ev, WORKER_ACCEPT_RETRY_MS);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
+                log_errno(LOG_WARN, errno, "accept");
+            }
+            return;
+        }
+        worker_peer_name(&ss, peer, sizeof(peer));
+        wss_accept(&W, cfd, peer);
+    }
+}
+
+static void worker_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (!W.stopping)
+        event_add(W.accept_ev, NULL);
+}
+
+/* ---- broker link ------------------------------------------------------------- */
+
+static void worker_on_broker_msg(struct ipc_link *l, const struct ipc_msg *m, void *arg)
+{
+    (void)l;
+    (void)arg;
+    chat_on_broker_msg(&W, m);
+}
+
+static void worker_on_broker_batch(struct ipc_link *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    wss_flush_dirty(&W); /* one write per session for the whole batch */
+}
+
+static void worker_schedule_broker_retry(void)
+{
+    long ms = WORKER_BROKER_RETRY_MIN_MS << (W.broker_failures < 5 ? W.broker_failures : 5);
+
+    if (ms > WORKER_BROKER_RETRY_MAX_MS)
+        ms = WORKER_BROKER_RETRY_MAX_MS;
+    W.broker_failures++;
+    worker_timer_add(W.broker_retry_ev, ms);
+}
+
+static void worker_on_broker_close(struct ipc_link *l, const char *why, void *arg)
+{
+    (void)arg;
+    log_msg(LOG_WARN, "broker link lost (%s); reconnecting", why);
+    ipc_link_free(l);
+    W.broker = NULL;
+    chat_on_broker_lost(&W);
+    wss_flush_dirty(&W);
+    if (!W.stopping)
+        worker_schedule_broker_retry();
+    else
+        worker_maybe_exit();
+}
+
+static void worker_broker_connect(void)
+{
+    char err[NET_ERR_LEN], pid[16];
+    struct ipc_msg m;
+    int fd = net_unix_connect(W.cfg->broker_socket, err);
+
+    if (fd == -1) {
+        if (W.broker_failures == 0 || W.broker_failures % 20 == 0)
+            log_msg(LOG_WARN, "broker: %s (retrying)", err);
+        worker_schedule_broker_retry();
+        return;
+    }
+    W.broker = ipc_link_new(W.base, fd, W.max_frame, worker_on_broker_msg,
+                            worker_on_broker_batch, worker_on_broker_close, NULL);
+    if (W.broker == NULL) {
+        close(fd);
+        worker_schedule_broker_retry();
+        return;
+    }
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    ipc_msg_set(&m, IPC_HELLO, (uint32_t)W.slot, 0, W.cfg->channel, strlen(W.cfg->channel), pid,
+                strlen(pid), NULL, 0);
+    ipc_link_send(W.broker, &m);
+    log_msg(W.broker_failures ? LOG_INFO : LOG_DEBUG, "connected to the broker");
+    W.broker_failures = 0;
+}
+
+static void worker_broker_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    worker_broker_connect();
+}
+
+/* ---- keepalive ------------------------------------------------------------------ */
+
+/* Every ping-interval: a session that has sent nothing since the last ping
+ * is dead (half-open TCP, a sleeping laptop); the others get a new ping. */
+static void worker_ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wss_session *s, *next;
+    struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    for (s = W.sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->state != WSS_OPEN)
+            continue;
+        if (s->awaiting_pong) {
+            wss_destroy(s, "no answer to ping within ping-interval");
+            continue;
+        }
+        s->awaiting_pong = 1;
+        if (wslay_event_queue_msg(s->ws, &ping) == 0)
+            wss_flush(s);
+    }
+}
+
+/* ---- stop -------------------------------------------------------------------------- */
+
+static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_msg(LOG_WARN, "shutdown timeout: dropping %zu remaining connection(s)", W.nsessions);
+    while (W.sessions != NULL)
+        wss_destroy(W.sessions, "shutdown timeout");
+    event_base_loopexit(W.base, NULL);
+}
+
+static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct wss_session *s, *next;
+
+    (void)what;
+    (void)arg;
+    if (sig == SIGINT || W.stopping) {
+        event_base_loopexit(W.base, NULL);
+        return;
+    }
+    W.stopping = 1;
+    log_msg(LOG_INFO, "stopping: closing %zu connection(s)", W.nsessions);
+    event_del(W.accept_ev);
+    event_del(W.accept_retry_ev);
+    event_del(W.ping_ev);
+    worker_timer_add(W.stop_ev, W.cfg->shutdown_timeout);
+    for (s = W.sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->ws != NULL)
+            wss_close(s, WSLAY_CODE_GOING_AWAY, "server shutting down");
+        else if (s->state == WSS_HANDSHAKE)
+            wss_destroy(s, "server shutting down");
+    }
+    wss_flush_dirty(&W);
+    worker_maybe_exit();
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+static int worker_setup(const struct cfg *cfg, int slot, int listen_fd)
+{
+    memset(&W, 0, sizeof(W));
+    W.cfg = cfg;
+    W.slot = slot;
+    W.listen_fd = listen_fd;
+    W.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
+    dict_init(&W.users);
+    dict_init(&W.pending);
+    W.base = event_base_new();
+    if (W.base == NULL)
+        return -1;
+    W.accept_ev = event_new(W.base, listen_fd, EV_READ | EV_PERSIST, worker_accept_cb, NULL);
+    W.accept_retry_ev = evtimer_new(W.base, worker_accept_retry_cb, NULL);
+    W.broker_retry_ev = evtimer_new(W.base, worker_broker_retry_cb, NULL);
+    W.ping_ev = event_new(W.base, -1, EV_PERSIST, worker_ping_cb, NULL);
+    W.term_ev = evsignal_new(W.base, SIGTERM, worker_signal_cb, NULL);
+    W.int_ev = evsignal_new(W.base, SIGINT, worker_signal_cb, NULL);
+    W.stop_ev = evtimer_new(W.base, worker_stop_timer_cb, NULL);
+    if (!W.accept_ev || !W.accept_retry_ev || !W.broker_retry_ev || !W.ping_ev || !W.term_ev ||
+        !W.int_ev || !W.stop_ev)
+        return -1;
+    event_add(W.accept_ev, NULL);
+    event_add(W.term_ev, NULL);
+    event_add(W.int_ev, NULL);
+    if (cfg->ping_interval > 0) {
+        struct timeval tv = {cfg->ping_interval / 1000, (cfg->ping_interval % 1000) * 1000};
+        event_add(W.ping_ev, &tv);
+    }
+    return 0;
+}
+
+int worker_main(const struct cfg *cfg, int slot, int listen_fd)
+{
+    int rc = RC_EXIT_OK;
+
+    if (worker_setup(cfg, slot, listen_fd) == -1) {
+        log_msg(LOG_ERROR, "out of memory at start");
+        return RC_EXIT_RUNTIME;
+    }
+    worker_broker_connect();
+    log_msg(LOG_INFO, "accepting connections");
+    if (event_base_dispatch(W.base) == -1)
+        rc = RC_EXIT_RUNTIME;
+
+    while (W.sessions != NULL)
+        wss_destroy(W.sessions, "worker exiting");
+    if (W.broker != NULL) {
+        /* the LEAVEs just queued must reach the broker, or names stay taken */
+        if (ipc_link_flush_blocking(W.broker, 2000) == -1)
+            log_msg(LOG_WARN, "could not hand every leave to the broker");
+        ipc_link_free(W.broker);
+    }
+    dict_deinit(&W.users);
+    dict_deinit(&W.pending);
+    event_free(W.accept_ev);
+    event_free(W.accept_retry_ev);
+    event_free(W.broker_retry_ev);
+    event_free(W.ping_ev);
+    event_free(W.term_ev);
+    event_free(W.int_ev);
+    event_free(W.stop_ev);
+    event_base_free(W.base);
+    close(listen_fd);
+    log_msg(LOG_INFO, "stopped");
+    return rc;
+}

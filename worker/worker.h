@@ -1,0 +1,57 @@
+/* worker.h -- a worker process: accepts WebSocket clients on its slot's
+ * listening socket and keeps one link to the broker. */
+#ifndef RC_WORKER_H
+#define RC_WORKER_H
+
+#include "config.h"
+
+/* Entry point of worker `slot` (called in the child after fork), serving
+ * listen_fd, a SO_REUSEPORT socket owned by the master. Returns RC_EXIT_*. */
+int worker_main(const struct cfg *cfg, int slot, int listen_fd);
+
+#endif
+
+/* ---- inside the worker process ---------------------------------------- */
+#ifndef RC_WORKER_INTERNAL
+#define RC_WORKER_INTERNAL
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dict.h"
+
+struct event_base;
+struct event;
+struct ipc_link;
+struct ipc_msg;
+struct wss_session;
+
+/* The worker's state; one per process. Sessions are owned by `sessions`. */
+struct worker {
+    struct event_base *base;
+    const struct cfg *cfg;
+    int slot;
+    int listen_fd;
+    struct event *accept_ev, *accept_retry_ev; /* retry: after EMFILE/ENFILE */
+    struct event *broker_retry_ev;
+    struct event *ping_ev;
+    struct event *term_ev, *int_ev, *stop_ev;
+    struct ipc_link *broker; /* NULL while disconnected */
+    int broker_failures;
+    int redis_up;            /* last IPC_LINK state from the broker */
+    size_t max_frame;        /* IPC frame limit */
+    struct dict users;       /* joined user name -> struct wss_session */
+    struct dict pending;     /* join request id (4 bytes) -> struct wss_session */
+    struct wss_session *sessions; /* every connection, any state */
+    size_t nsessions;
+    size_t nupgraded;             /* sessions past the HTTP upgrade */
+    struct wss_session *dirty;    /* sessions with output waiting for a flush */
+    uint32_t next_req;
+    uint64_t next_conn_id;
+    int stopping;
+};
+
+/* Send a message to the broker. 0, or -1 when the broker is not connected. */
+int worker_send_broker(struct worker *w, const struct ipc_msg *m);
+
+#endif

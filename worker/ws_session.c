@@ -1,0 +1,590 @@
+/* ws_session.c -- a client connection from accept() to close().
+ *
+ * State machine: HANDSHAKE (read the request head, bounded in size and by
+ * handshake-timeout) -> an HTTP error reply, or the 101 and JOINING (reading
+ * paused until the broker grants the name) -> OPEN (wslay session) ->
+ * CLOSING (close handshake, bounded by a timeout) -> freed.
+ *
+ * Output: wslay's send callback always accepts everything into the session's
+ * evbuffer, so wslay never holds half a frame and shared broadcast frames
+ * can be appended between its frames safely. Nothing is written to the
+ * socket from a fan-out loop: sessions go on the worker's flush list and
+ * are written once per batch.
+ */
+#include "ws_session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "log.h"
+
+#define WSS_CLOSE_TIMEOUT_MS 5000
+
+#define wss_log(level, s, fmt, ...)                                                      \
+    log_msg(level, "c=%llu %s%s%s: " fmt, (unsigned long long)(s)->id, (s)->peer,         \
+            (s)->userlen ? " user=" : "", (s)->user, ##__VA_ARGS__)
+
+static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
+static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
+
+static void wss_set_read_timeout(struct wss_session *s, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    event_add(s->rev, ms > 0 ? &tv : NULL);
+}
+
+static void wss_mark_dirty(struct wss_session *s)
+{
+    if (s->dirty)
+        return;
+    s->dirty = 1;
+    s->dirty_next = s->w->dirty;
+    s->w->dirty = s;
+}
+
+static void wss_unlink_dirty(struct wss_session *s)
+{
+    struct wss_session **pp;
+
+    if (!s->dirty)
+        return;
+    for (pp = &s->w->dirty; *pp != NULL; pp = &(*pp)->dirty_next)
+        if (*pp == s) {
+            *pp = s->dirty_next;
+            break;
+        }
+    s->dirty = 0;
+}
+
+void wss_destroy(struct wss_session *s, const char *why)
+{
+    struct worker *w = s->w;
+
+    wss_log(s->state == WSS_OPEN || s->state == WSS_CLOSING ? LOG_INFO : LOG_DEBUG, s,
+            "closed: %s", why);
+    chat_on_gone(s);
+    wss_unlink_dirty(s);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    w->nsessions--;
+    event_free(s->rev);
+    event_free(s->wev);
+    if (s->ws != NULL) {
+        wslay_event_context_free(s->ws);
+        w->nupgraded--;
+    }
+    evbuffer_free(s->out);
+    free(s->head);
+    close(s->fd);
+    free(s);
+}
+
+/* ---- shared frames --------------------------------------------------- */
+
+struct wss_frame *wss_frame_new_text(const void *payload, size_t len)
+{
+    size_t hdr = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    struct wss_frame *f = malloc(sizeof(*f) + hdr + len);
+    uint8_t *p;
+    int i;
+
+    if (f == NULL)
+        return NULL;
+    f->refs = 1;
+    f->len = hdr + len;
+    p = f->data;
+    *p++ = 0x80 | WSLAY_TEXT_FRAME; /* FIN, text; server frames are not masked */
+    if (hdr == 2) {
+        *p++ = (uint8_t)len;
+    } else if (hdr == 4) {
+        *p++ = 126;
+        *p++ = (uint8_t)(len >> 8);
+        *p++ = (uint8_t)len;
+    } else {
+        *p++ = 127;
+        for (i = 7; i >= 0; i--)
+            *p++ = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    memcpy(p, payload, len);
+    return f;
+}
+
+void wss_frame_unref(struct wss_frame *f)
+{
+    if (f != NULL && --f->refs == 0)
+        free(f);
+}
+
+static void wss_frame_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    wss_frame_unref(arg);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static size_t wss_pending(const struct wss_session *s)
+{
+    return evbuffer_get_length(s->out) + (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0);
+}
+
+/* Over max-pending-bytes: the peer does not read. Close it rather than let
+ * one slow reader grow the worker's memory. */
+static int wss_over_cap(struct wss_session *s)
+{
+    size_t pending = wss_pending(s);
+
+    if (pending <= (size_t)s->w->cfg->max_pending_bytes)
+        return 0;
+    wss_log(LOG_WARN, s, "slow reader: %zu bytes queued, over max-pending-bytes %ld: closing",
+            pending, s->w->cfg->max_pending_bytes);
+    /* nothing more is queued for it; the flush pass drops the connection */
+    s->doomed = 1;
+    wss_mark_dirty(s);
+    return 1;
+}
+
+static int wss_can_send(const struct wss_session *s)
+{
+    return s->ws != NULL && !s->doomed && (s->state == WSS_OPEN || s->state == WSS_JOINING) &&
+           !wslay_event_get_close_sent(s->ws);
+}
+
+void wss_queue_text(struct wss_session *s, const char *text, size_t len)
+{
+    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
+
+    if (!wss_can_send(s))
+        return;
+    if (wslay_event_queue_msg(s->ws, &msg) != 0) {
+        wss_log(LOG_WARN, s, "cannot queue a message");
+        return;
+    }
+    if (!wss_over_cap(s))
+        wss_mark_dirty(s);
+}
+
+void wss_queue_frame(struct wss_session *s, struct wss_frame *f)
+{
+    if (!wss_can_send(s))
+        return;
+    /* frames wslay queued before this one must go first */
+    if (wslay_event_want_write(s->ws))
+        wslay_event_send(s->ws);
+    f->refs++;
+    if (evbuffer_add_reference(s->out, f->data, f->len, wss_frame_cleanup, f) != 0) {
+        f->refs--;
+        return;
+    }
+    if (!wss_over_cap(s))
+        wss_mark_dirty(s);
+}
+
+void wss_close(struct wss_session *s, uint16_t code, const char *reason)
+{
+    if (s->ws == NULL || wslay_event_get_close_sent(s->ws))
+        return;
+    /* wslay sends control frames ahead of queued messages: move those out
+     * first, so a refusal text arrives before the close that follows it */
+    if (wslay_event_want_write(s->ws))
+        wslay_event_send(s->ws);
+    wslay_event_queue_close(s->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    if (s->state != WSS_CLOSING)
+        wss_log(LOG_INFO, s, "closing: %u %s", code, reason ? reason : "");
+    s->state = WSS_CLOSING;
+    /* wait for the peer's close frame, but not forever */
+    wss_set_read_timeout(s, WSS_CLOSE_TIMEOUT_MS);
+    if (s->headoff < s->headlen)
+        event_active(s->rev, EV_READ, 0);
+    wss_mark_dirty(s);
+}
+
+/* Write what is queued. Returns 1 when the session was destroyed. */
+static int wss_flush_one(struct wss_session *s)
+{
+    if (s->doomed) {
+        wss_destroy(s, "slow reader: output queue over max-pending-bytes");
+        return 1;
+    }
+    if (s->ws != NULL && wslay_event_want_write(s->ws) && wslay_event_send(s->ws) != 0) {
+        wss_destroy(s, "send failed");
+        return 1;
+    }
+    while (evbuffer_get_length(s->out) > 0) {
+        int n = evbuffer_write(s->out, s->fd);
+        if (n > 0)
+            continue;
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            event_add(s->wev, NULL);
+            return 0;
+        }
+        wss_destroy(s, n == 0 ? "connection closed by peer" : "write failed");
+        return 1;
+    }
+    event_del(s->wev);
+    if (s->state == WSS_HTTP_REPLY) {
+        wss_destroy(s, "HTTP response sent");
+        return 1;
+    }
+    if (s->ws != NULL && wslay_event_get_close_sent(s->ws) &&
+        (wslay_event_get_close_received(s->ws) || !wslay_event_get_read_enabled(s->ws))) {
+        wss_destroy(s, "close handshake done");
+        return 1;
+    }
+    return 0;
+}
+
+void wss_flush(struct wss_session *s)
+{
+    wss_unlink_dirty(s);
+    wss_flush_one(s);
+}
+
+void wss_flush_dirty(struct worker *w)
+{
+    while (w->dirty != NULL) {
+        struct wss_session *s = w->dirty;
+        w->dirty = s->dirty_next;
+        s->dirty = 0;
+        wss_flush_one(s);
+    }
+}
+
+static void wss_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wss_flush(arg);
+}
+
+/* ---- wslay callbacks ----------------------------------------------------- */
+
+static ssize_t wss_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                           void *user_data)
+{
+    struct wss_session *s = user_data;
+    ssize_t n;
+
+    (void)flags;
+    if (s->headoff < s->headlen) { /* bytes that came right behind the request head */
+        size_t k = s->headlen - s->headoff;
+        if (k > len)
+            k = len;
+        memcpy(buf, s->head + s->headoff, k);
+        s->headoff += k;
+        if (s->headoff == s->headlen) {
+            free(s->head);
+            s->head = NULL;
+            s->headoff = s->headlen = 0;
+        }
+        return (ssize_t)k;
+    }
+    n = recv(s->fd, buf, len, 0);
+    if (n > 0) {
+        s->awaiting_pong = 0; /* any traffic proves the peer is alive */
+        return n;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    else
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+}
+
+static ssize_t wss_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                           int flags, void *user_data)
+{
+    struct wss_session *s = user_data;
+
+    (void)flags;
+    if (evbuffer_add(s->out, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                       void *user_data)
+{
+    struct wss_session *s = user_data;
+
+    (void)ctx;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        if (s->state == WSS_OPEN)
+            chat_on_text(s, (const char *)arg->msg, arg->msg_length);
+        break;
+    case WSLAY_BINARY_FRAME:
+        wss_close(s, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not supported");
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* wslay queues the echo of the peer's close code itself */
+        if (s->state != WSS_CLOSING)
+            wss_log(LOG_DEBUG, s, "peer closed with %u", arg->status_code);
+        s->state = WSS_CLOSING;
+        break;
+    case WSLAY_PONG:
+        s->awaiting_pong = 0;
+        break;
+    default:
+        break;
+    }
+}
+
+static const struct wslay_event_callbacks wss_callbacks = {
+    wss_recv_cb, wss_send_cb, NULL, NULL, NULL, NULL, wss_msg_cb,
+};
+
+/* ---- the HTTP upgrade ---------------------------------------------------- */
+
+static void wss_http_reply(struct wss_session *s, int status, const char *extra,
+                           const char *body)
+{
+    char buf[1024];
+    size_t n = upg_response(buf, sizeof(buf), status, extra, body);
+
+    wss_log(status >= 400 ? LOG_INFO : LOG_DEBUG, s, "HTTP %d: %s", status, body);
+    event_del(s->rev);
+    free(s->head);
+    s->head = NULL;
+    s->headoff = s->headlen = 0;
+    s->state = WSS_HTTP_REPLY;
+    evbuffer_add(s->out, buf, n);
+    wss_mark_dirty(s);
+}
+
+static int wss_str_eq(const struct upg_str *a, const char *b)
+{
+    return a != NULL && a->len == strlen(b) && memcmp(a->p, b, a->len) == 0;
+}
+
+static void wss_upgrade(struct wss_session *s, const struct upg_request *req, const char *user,
+                        size_t userlen)
+{
+    const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
+    char accept[UPG_ACCEPT_LEN + 1], buf[256];
+    size_t n;
+
+    if (wslay_event_context_server_init(&s->ws, &wss_callbacks, s) != 0) {
+        s->ws = NULL;
+        wss_http_reply(s, 503, NULL, "out of memory");
+        return;
+    }
+    s->w->nupgraded++;
+    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->w->cfg->max_message_size);
+    upg_accept_key(key->p, key->len, accept);
+    n = upg_response_101(buf, sizeof(buf), accept);
+    evbuffer_add(s->out, buf, n);
+    memcpy(s->user, user, userlen + 1);
+    s->userlen = userlen;
+    /* bytes after the head stay in s->head for wslay; reading pauses until
+     * the broker has answered the join */
+    s->headoff = req->head_len;
+    if (s->headoff == s->headlen) {
+        free(s->head);
+        s->head = NULL;
+        s->headoff = s->headlen = 0;
+    }
+    event_del(s->rev);
+    s->state = WSS_JOINING;
+    wss_mark_dirty(s);
+    chat_on_upgraded(s);
+}
+
+static void wss_on_request(struct wss_session *s, const struct upg_request *req)
+{
+    const struct upg_str *upgrade = upg_header_get(req, "Upgrade");
+    const struct upg_str *connection = upg_header_get(req, "Connection");
+    const struct upg_str *version = upg_header_get(req, "Sec-WebSocket-Version");
+    const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
+    int is_get = wss_str_eq(&req->method, "GET");
+    int is_upgrade = upgrade != NULL && upg_has_token(upgrade, "websocket") &&
+                     connection != NULL && upg_has_token(connection, "upgrade");
+    struct upg_str raw_user;
+    enum upg_route route = upg_route(&req->target, &raw_user);
+    char user[UPG_USER_MAX_BYTES + 1];
+    const char *why;
+    ssize_t ulen;
+    size_t per_worker;
+
+    if (!is_get) {
+        wss_http_reply(s, 405, "Allow: GET\r\n", "only GET is supported");
+        return;
+    }
+    if (!is_upgrade) {
+        if (route == UPG_ROUTE_ROOT)
+            wss_http_reply(s, 200, NULL, "you are good to go!");
+        else if (route == UPG_ROUTE_CHAT)
+            wss_http_reply(s, 426, "Upgrade: websocket\r\n",
+                           "this is a WebSocket endpoint: connect with a WebSocket client");
+        else
+            wss_http_reply(s, 404, NULL, "not found");
+        return;
+    }
+    if (route != UPG_ROUTE_CHAT) {
+        wss_http_reply(s, 404, NULL, "not found: chat endpoints are /chat/{user}");
+        return;
+    }
+    if (!wss_str_eq(&req->version, "HTTP/1.1")) {
+        wss_http_reply(s, 400, NULL, "WebSocket needs HTTP/1.1");
+        return;
+    }
+    if (upg_header_get(req, "Host") == NULL) {
+        wss_http_reply(s, 400, NULL, "missing Host header");
+        return;
+    }
+    if (!wss_str_eq(version, "13")) {
+        wss_http_reply(s, 426, "Sec-WebSocket-Version: 13\r\n",
+                       "unsupported WebSocket version: this server speaks version 13");
+        return;
+    }
+    if (key == NULL || !upg_key_valid(key)) {
+        wss_http_reply(s, 400, NULL, "missing or invalid Sec-WebSocket-Key");
+        return;
+    }
+    ulen = upg_percent_decode(raw_user.p, raw_user.len, user, sizeof(user));
+    if (ulen < 0) {
+        wss_http_reply(s, 400, NULL, "user name: bad percent-encoding or too long");
+        return;
+    }
+    why = upg_user_name_check(user, (size_t)ulen);
+    if (why != NULL) {
+        wss_http_reply(s, 400, NULL, why);
+        return;
+    }
+    if (s->w->stopping) {
+        wss_http_reply(s, 503, NULL, "server is shutting down, please reconnect");
+        return;
+    }
+    /* the instance-wide limit, shared out evenly: the kernel spreads
+     * connections evenly over the SO_REUSEPORT sockets */
+    per_worker = ((size_t)s->w->cfg->max_connections + (size_t)s->w->cfg->workers - 1) /
+                 (size_t)s->w->cfg->workers;
+    if (s->w->nupgraded >= per_worker) {
+        wss_http_reply(s, 503, NULL, "server is full: too many connections, retry later");
+        return;
+    }
+    wss_upgrade(s, req, user, (size_t)ulen);
+}
+
+static void wss_read_head(struct wss_session *s)
+{
+    struct upg_request req;
+    ssize_t n;
+    int rc;
+
+    if (s->head == NULL) {
+        s->head = malloc(UPG_HEAD_MAX);
+        if (s->head == NULL) {
+            wss_destroy(s, "out of memory");
+            return;
+        }
+    }
+    n = recv(s->fd, s->head + s->headlen, UPG_HEAD_MAX - s->headlen, 0);
+    if (n == 0) {
+        wss_destroy(s, "closed during the handshake");
+        return;
+    }
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            wss_destroy(s, "read error during the handshake");
+        return;
+    }
+    s->headlen += (size_t)n;
+    rc = upg_parse(s->head, s->headlen, &req);
+    if (rc == UPG_PARSE_AGAIN && s->headlen == UPG_HEAD_MAX)
+        rc = UPG_PARSE_TOO_LARGE;
+    switch (rc) {
+    case UPG_PARSE_OK:
+        wss_on_request(s, &req);
+        break;
+    case UPG_PARSE_BAD:
+        wss_http_reply(s, 400, NULL, "malformed HTTP request");
+        break;
+    case UPG_PARSE_TOO_LARGE:
+        wss_http_reply(s, 431, NULL, "request header fields too large");
+        break;
+    default:
+        return;
+    }
+    wss_flush(s);
+}
+
+static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wss_session *s = arg;
+
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        wss_destroy(s, s->state == WSS_HANDSHAKE ? "handshake timeout" : "close timeout");
+        return;
+    }
+    if (s->state == WSS_HANDSHAKE) {
+        wss_read_head(s);
+        return;
+    }
+    if (s->ws == NULL)
+        return;
+    if (wslay_event_recv(s->ws) != 0) {
+        wss_destroy(s, "connection lost");
+        return;
+    }
+    if (!wslay_event_get_read_enabled(s->ws))
+        event_del(s->rev);
+    wss_flush(s);
+}
+
+void wss_resume_reading(struct wss_session *s)
+{
+    event_add(s->rev, NULL);
+    if (s->headoff < s->headlen) /* a frame arrived with the request head */
+        event_active(s->rev, EV_READ, 0);
+}
+
+void wss_accept(struct worker *w, int fd, const char *peer)
+{
+    struct wss_session *s = calloc(1, sizeof(*s));
+
+    if (s == NULL || (s->out = evbuffer_new()) == NULL) {
+        free(s);
+        close(fd);
+        log_msg(LOG_ERROR, "out of memory accepting %s", peer);
+        return;
+    }
+    s->w = w;
+    s->fd = fd;
+    s->id = ++w->next_conn_id;
+    snprintf(s->peer, sizeof(s->peer), "%s", peer);
+    s->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, wss_read_cb, s);
+    s->wev = event_new(w->base, fd, EV_WRITE, wss_write_cb, s);
+    if (s->rev == NULL || s->wev == NULL) {
+        if (s->rev)
+            event_free(s->rev);
+        if (s->wev)
+            event_free(s->wev);
+        evbuffer_free(s->out);
+        free(s);
+        close(fd);
+        return;
+    }
+    s->next = w->sessions;
+    if (w->sessions != NULL)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+    wss_set_read_timeout(s, w->cfg->handshake_timeout);
+}

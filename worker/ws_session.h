@@ -1,0 +1,79 @@
+/* ws_session.h -- one client connection: the HTTP upgrade, then a wslay
+ * WebSocket session, an output queue with a cap, and the close handshake. */
+#ifndef RC_WS_SESSION_H
+#define RC_WS_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wslay/wslay.h>
+
+#include "http_upgrade.h"
+#include "worker.h"
+
+struct event;
+struct evbuffer;
+
+enum wss_state {
+    WSS_HANDSHAKE = 0, /* reading the HTTP request head */
+    WSS_HTTP_REPLY,    /* answered with an HTTP error; closing after the write */
+    WSS_JOINING,       /* upgraded; waiting for the broker's JOIN_REPLY */
+    WSS_OPEN,          /* joined: chatting */
+    WSS_CLOSING,       /* close frame queued or received; finishing the handshake */
+};
+
+/* A text frame encoded once and shared by every recipient: each output
+ * queue holding it keeps a reference. */
+struct wss_frame {
+    unsigned refs;
+    size_t len;
+    uint8_t data[]; /* frame header + payload */
+};
+
+struct wss_session {
+    struct wss_session *prev, *next; /* worker's session list */
+    struct wss_session *dirty_next;  /* worker's flush list */
+    struct worker *w;
+    int fd;
+    enum wss_state state;
+    unsigned dirty : 1;       /* on the flush list */
+    unsigned awaiting_pong : 1;
+    unsigned joined : 1;      /* holds its name in w->users and in Redis */
+    unsigned doomed : 1;      /* over its output cap: dropped at the next flush */
+    uint64_t id;
+    struct event *rev, *wev;
+    char *head;               /* request head while in WSS_HANDSHAKE, NULL after */
+    size_t headlen, headoff;  /* headoff: bytes after the head, fed to wslay first */
+    wslay_event_context_ptr ws;
+    struct evbuffer *out;
+    uint32_t join_req;
+    char peer[48];
+    char user[UPG_USER_MAX_BYTES + 1];
+    size_t userlen;
+};
+
+/* Accept a new connection (fd non-blocking). The session is owned by w. */
+void wss_accept(struct worker *w, int fd, const char *peer);
+
+/* Queue a text message for this session only (copied). */
+void wss_queue_text(struct wss_session *s, const char *text, size_t len);
+
+/* Shared frames: new with refs = 1 (the creator's), unref frees at 0. */
+struct wss_frame *wss_frame_new_text(const void *payload, size_t len);
+void wss_frame_unref(struct wss_frame *f);
+/* Queue a shared frame (takes a reference). */
+void wss_queue_frame(struct wss_session *s, struct wss_frame *f);
+
+/* Start the close handshake with code and reason. */
+void wss_close(struct wss_session *s, uint16_t code, const char *reason);
+
+/* Go back to reading (after the join was accepted). */
+void wss_resume_reading(struct wss_session *s);
+
+/* Write what is queued: for one session, or for all on the flush list. */
+void wss_flush(struct wss_session *s);
+void wss_flush_dirty(struct worker *w);
+
+/* Drop the connection now (no close frame). */
+void wss_destroy(struct wss_session *s, const char *why);
+
+#endif
