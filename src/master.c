@@ -304,12 +304,31 @@ static long master_next_wakeup_ms(void)
     return next <= now ? 0 : (long)(next - now);
 }
 
+/* SO_REUSEPORT lets a second server of the same user bind our port too and
+ * silently take half the connections: make sure the port is free first, with
+ * a socket that does not share. */
+static int master_port_free(const struct cfg *cfg, char *err)
+{
+    int fd = net_tcp_listen_exclusive(cfg->bind, cfg->port, err);
+
+    if (fd == -1)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 static int master_open_listeners(const struct cfg *cfg, int *fds, int from, int to, char *err)
 {
-    int i;
+    int i, port = cfg->port;
 
+    if (from == 0 && cfg->port != 0 && !master_port_free(cfg, err))
+        return -1;
+    if (port == 0 && from > 0) /* port 0: the kernel picked one for slot 0 */
+        port = net_local_port(fds[0]);
     for (i = from; i < to; i++) {
-        fds[i] = net_tcp_listen(cfg->bind, cfg->port, err);
+        fds[i] = net_tcp_listen(cfg->bind, port, err);
+        if (port == 0 && fds[i] != -1)
+            port = net_local_port(fds[i]);
         if (fds[i] == -1) {
             while (--i >= from)
                 close(fds[i]);

@@ -12,7 +12,7 @@
 
 #include "util.h"
 
-int net_tcp_listen(const char *host, int port, char *err)
+static int net_tcp_listen_opt(const char *host, int port, int reuseport, char *err)
 {
     struct addrinfo hints, *res = NULL, *ai;
     char portstr[16];
@@ -35,7 +35,7 @@ int net_tcp_listen(const char *host, int port, char *err)
             continue;
         }
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1 ||
+            (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1) ||
             bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, NET_BACKLOG) == -1) {
             last_errno = errno;
             close(fd);
@@ -48,6 +48,16 @@ int net_tcp_listen(const char *host, int port, char *err)
     if (fd == -1)
         snprintf(err, NET_ERR_LEN, "listen on %s:%d: %s", host, port, strerror(last_errno));
     return fd;
+}
+
+int net_tcp_listen(const char *host, int port, char *err)
+{
+    return net_tcp_listen_opt(host, port, 1, err);
+}
+
+int net_tcp_listen_exclusive(const char *host, int port, char *err)
+{
+    return net_tcp_listen_opt(host, port, 0, err);
 }
 
 int net_local_port(int fd)

@@ -11,6 +11,9 @@
  * Returns the fd or -1. */
 int net_tcp_listen(const char *host, int port, char *err);
 
+/* The same without SO_REUSEPORT: fails while anyone listens on the port. */
+int net_tcp_listen_exclusive(const char *host, int port, char *err);
+
 /* Port a bound socket listens on, or -1. */
 int net_local_port(int fd);
 

@@ -62,6 +62,7 @@ struct wsc {
     int close_received;        /* the server sent a close frame */
     int close_sent;            /* we sent one (wsc_send_close or an echo) */
     int no_close_echo;         /* caller sets: recv_text/wait_close do not answer a close */
+    int upgraded;              /* the handshake succeeded: frames follow */
     int eof;                   /* the server closed the TCP connection (or reset it) */
     int proto_error;           /* the server violated RFC 6455 (reason on stderr) */
     int timed_out;             /* the last receive call ended by its timeout */

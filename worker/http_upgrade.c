@@ -16,8 +16,8 @@
 #include <openssl/evp.h>
 
 /* RFC 7230 3.5: a server SHOULD ignore at least one empty line received before
- * the request line. We ignore up to two (a client that sends CRLF after a POST
- * body, plus one spare) and refuse a third as BAD. */
+ * the request line. We ignore up to two and refuse a third as BAD, so a stream
+ * of empty lines cannot keep a connection in AGAIN. */
 #define UPG_EMPTY_LINES_MAX 2
 
 #define UPG_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -26,19 +26,19 @@
 
 /* Parser states; the comment is the shortest input that completes a head. */
 enum upg_state {
-    UPG_S_START = 0,  /* "M / HTTP/1.1\n\n" (start of the request line) */
-    UPG_S_START_CR,   /* "\n" + the above (CR of an empty leading line) */
-    UPG_S_METHOD,     /* " / HTTP/1.1\n\n" */
-    UPG_S_TARGET0,    /* "/ HTTP/1.1\n\n" */
-    UPG_S_TARGET,     /* " HTTP/1.1\n\n" */
-    UPG_S_VERSION,    /* the rest of "HTTP/1.1" + "\n\n" */
-    UPG_S_VERSION_END,/* "\n\n" */
-    UPG_S_LINE_CR,    /* "\n\n" (CR ending the request line or a header line) */
-    UPG_S_LINE_START, /* "\n" (a header line or the final empty line) */
-    UPG_S_NAME,       /* ":\n\n" */
-    UPG_S_VALUE_LEAD, /* "\n\n" */
-    UPG_S_VALUE,      /* "\n\n" */
-    UPG_S_END_CR,     /* "\n" (CR of the final empty line) */
+    UPG_S_START = 0,   /* "M / HTTP/1.1\n\n" (start of the request line) */
+    UPG_S_START_CR,    /* "\n" + the above (CR of an empty leading line) */
+    UPG_S_METHOD,      /* " / HTTP/1.1\n\n" */
+    UPG_S_TARGET0,     /* "/ HTTP/1.1\n\n" */
+    UPG_S_TARGET,      /* " HTTP/1.1\n\n" */
+    UPG_S_VERSION,     /* the rest of "HTTP/1.1" + "\n\n" */
+    UPG_S_VERSION_END, /* "\n\n" */
+    UPG_S_LINE_CR,     /* "\n\n" (CR ending the request line or a header line) */
+    UPG_S_LINE_START,  /* "\n" (a header line or the final empty line) */
+    UPG_S_NAME,        /* ":\n\n" */
+    UPG_S_VALUE_LEAD,  /* "\n\n" */
+    UPG_S_VALUE,       /* "\n\n" */
+    UPG_S_END_CR,      /* "\n" (CR of the final empty line) */
 };
 
 static const char upg_version_prefix[] = "HTTP/1."; /* then '0' or '1' */
@@ -126,6 +126,14 @@ int upg_parse(const char *buf, size_t len, struct upg_request *req)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
 
+        if (st == UPG_S_VALUE_LEAD) {
+            if (upg_is_blank(c))
+                continue;
+            /* c is the value's first byte or its line end. */
+            h->value.p = buf + i;
+            vend = i;
+            st = UPG_S_VALUE;
+        }
         switch (st) {
         case UPG_S_START:
             /* A CR here can only start one more empty line. */
@@ -227,14 +235,7 @@ int upg_parse(const char *buf, size_t len, struct upg_request *req)
                 return UPG_PARSE_BAD; /* includes a blank before the colon */
             }
             break;
-        case UPG_S_VALUE_LEAD:
-            if (upg_is_blank(c))
-                break;
-            /* c is the value's first byte or its line end. */
-            h->value.p = buf + i;
-            vend = i;
-            st = UPG_S_VALUE;
-            /* fall through */
+        case UPG_S_VALUE_LEAD: /* handled above the switch */
         case UPG_S_VALUE:
             if (c == '\r' || c == '\n') {
                 h->value.len = vend - (size_t)(h->value.p - buf);
@@ -409,8 +410,8 @@ fail:
     return -1;
 }
 
-/* Reasons for the printable ASCII bytes a name may not hold. The quote and the
- * backslash are spelled out because #ch would keep their escapes. */
+/* Reasons for the printable ASCII bytes a name may not hold. The apostrophe and
+ * the backslash are spelled out because #ch would keep their escapes. */
 #define UPG_NAME_PUNCT(ch) [ch] = "user name contains " #ch
 static const char *const upg_name_ascii_reason[128] = {
     UPG_NAME_PUNCT('!'), UPG_NAME_PUNCT('"'), UPG_NAME_PUNCT('#'), UPG_NAME_PUNCT('$'),

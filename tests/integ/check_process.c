@@ -1,0 +1,428 @@
+/* check_process.c -- the process model against the real binary: the master,
+ * its broker and workers, respawns, signals, config errors, ports. */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "wsclient.h"
+
+#define MAX_KIDS 64
+
+static struct h_redis redis;
+
+static void redis_setup(void)
+{
+    ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
+}
+
+static void redis_teardown(void)
+{
+    h_redis_free(&redis);
+}
+
+/* Find the child of `master` whose title is exactly `title`; 0 if none. */
+static pid_t child_titled(pid_t master, const char *title)
+{
+    pid_t kids[MAX_KIDS];
+    char cmd[256];
+    int i, n = h_children(master, kids, MAX_KIDS);
+
+    for (i = 0; i < n && i < MAX_KIDS; i++)
+        if (h_cmdline(kids[i], cmd, sizeof(cmd)) > 0 && strcmp(cmd, title) == 0)
+            return kids[i];
+    return 0;
+}
+
+/* Wait until `master` has exactly n live children. */
+static int wait_children(pid_t master, int n, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+    pid_t kids[MAX_KIDS];
+
+    do {
+        if (h_children(master, kids, MAX_KIDS) == n)
+            return 1;
+        h_sleep_ms(20);
+    } while (h_now_ms() < end);
+    return 0;
+}
+
+/* Wait until the child titled `title` exists and is not `old`. */
+static pid_t wait_new_child(pid_t master, const char *title, pid_t old, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    do {
+        pid_t p = child_titled(master, title);
+        if (p != 0 && p != old)
+            return p;
+        h_sleep_ms(10);
+    } while (h_now_ms() < end);
+    return 0;
+}
+
+static int http_status(int port, const char *request)
+{
+    struct wsc c;
+    int st = wsc_connect_raw(&c, port, request, 3000);
+
+    wsc_free(&c);
+    return st;
+}
+
+static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    do {
+        if (h_count_in_file(path, needle) >= n)
+            return 1;
+        h_sleep_ms(20);
+    } while (h_now_ms() < end);
+    return 0;
+}
+
+START_TEST(test_process_tree)
+{
+    struct h_chat c;
+    char cmd[256];
+
+    ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
+    ck_assert(wait_children(c.pid, 4, 3000));
+    ck_assert_int_gt(h_cmdline(c.pid, cmd, sizeof(cmd)), 0);
+    ck_assert_str_eq(cmd, "redis-chat: master");
+    ck_assert_int_ne(child_titled(c.pid, "redis-chat: broker"), 0);
+    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 0"), 0);
+    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 1"), 0);
+    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 2"), 0);
+    ck_assert_int_eq(child_titled(c.pid, "redis-chat: worker 3"), 0);
+    /* every worker reaches the broker, and the broker reaches Redis over TLS */
+    ck_assert(wait_count(c.log, "connected (pid", 3, 5000));
+    ck_assert(h_wait_log(c.log, "redis link up", 5000));
+    ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    h_chat_free(&c);
+}
+END_TEST
+
+START_TEST(test_worker_respawn)
+{
+    struct h_chat c;
+    pid_t old, fresh;
+    long long t0;
+
+    ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
+    ck_assert(wait_children(c.pid, 4, 3000));
+    old = child_titled(c.pid, "redis-chat: worker 1");
+    ck_assert_int_ne(old, 0);
+    t0 = h_now_ms();
+    ck_assert_int_eq(kill(old, SIGKILL), 0);
+    fresh = wait_new_child(c.pid, "redis-chat: worker 1", old, 1000);
+    ck_assert_msg(fresh != 0, "no new worker 1 within a second");
+    ck_assert_int_lt(h_now_ms() - t0, 1000);
+    ck_assert(h_wait_log(c.log, "worker 1 killed by signal 9", 1000));
+    ck_assert(wait_children(c.pid, 4, 1000));
+    /* the replacement serves the same port */
+    ck_assert(wait_count(c.log, "worker 1 connected", 2, 3000));
+    ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    h_chat_free(&c);
+}
+END_TEST
+
+START_TEST(test_broker_respawn)
+{
+    struct h_chat c;
+    pid_t old, fresh;
+
+    ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
+    ck_assert(wait_count(c.log, "connected (pid", 3, 5000));
+    old = child_titled(c.pid, "redis-chat: broker");
+    ck_assert_int_ne(old, 0);
+    ck_assert_int_eq(kill(old, SIGKILL), 0);
+    fresh = wait_new_child(c.pid, "redis-chat: broker", old, 1000);
+    ck_assert_msg(fresh != 0, "no new broker within a second");
+    /* all three workers reconnect to the new broker */
+    ck_assert(wait_count(c.log, "worker 0 connected", 2, 5000));
+    ck_assert(wait_count(c.log, "worker 1 connected", 2, 5000));
+    ck_assert(wait_count(c.log, "worker 2 connected", 2, 5000));
+    ck_assert(wait_count(c.log, "redis link up", 2, 5000));
+    h_chat_free(&c);
+}
+END_TEST
+
+static void rewrite_conf(const char *path, const char *from, const char *to)
+{
+    char buf[8192], out[8192];
+    FILE *f = fopen(path, "r");
+    size_t n;
+    char *p;
+
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strstr(buf, from);
+    ck_assert_ptr_nonnull(p);
+    snprintf(out, sizeof(out), "%.*s%s%s", (int)(p - buf), buf, to, p + strlen(from));
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(out, f);
+    fclose(f);
+}
+
+START_TEST(test_sighup_changes_workers)
+{
+    struct h_chat c;
+    pid_t w0;
+
+    ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
+    ck_assert(wait_children(c.pid, 4, 3000));
+    w0 = child_titled(c.pid, "redis-chat: worker 0");
+
+    /* a broken file is refused and everything keeps running */
+    rewrite_conf(c.conf, "workers 3", "workers 0");
+    ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
+    ck_assert(h_wait_log(c.log, "reload failed", 3000));
+    ck_assert(h_file_contains(c.log, "workers"));
+    ck_assert_int_eq(child_titled(c.pid, "redis-chat: worker 0"), w0);
+    ck_assert(wait_children(c.pid, 4, 1000));
+
+    /* a valid one with fewer workers converges to that count */
+    rewrite_conf(c.conf, "workers 0", "workers 2");
+    ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
+    ck_assert(h_wait_log(c.log, "reloaded: 2 worker(s)", 3000));
+    ck_assert(wait_children(c.pid, 3, 5000));
+    ck_assert_int_ne(wait_new_child(c.pid, "redis-chat: worker 0", w0, 3000), 0);
+    ck_assert_int_ne(wait_new_child(c.pid, "redis-chat: worker 1", 0, 3000), 0);
+    ck_assert(wait_children(c.pid, 3, 5000));
+    ck_assert_int_eq(child_titled(c.pid, "redis-chat: worker 2"), 0);
+    ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+
+    /* and back up to four */
+    rewrite_conf(c.conf, "workers 2", "workers 4");
+    ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
+    ck_assert(wait_children(c.pid, 5, 5000));
+    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 3"), 0);
+    h_chat_free(&c);
+}
+END_TEST
+
+START_TEST(test_sigterm_stops_all)
+{
+    struct h_chat c;
+    pid_t kids[MAX_KIDS];
+    int n, i, st;
+
+    ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
+    ck_assert(wait_children(c.pid, 4, 3000));
+    n = h_children(c.pid, kids, MAX_KIDS);
+    ck_assert_int_eq(n, 4);
+    st = h_chat_stop(&c);
+    if (st != -1) { /* our own child: the exit status is known */
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 0);
+    }
+    for (i = 0; i < n; i++)
+        ck_assert_msg(!h_alive(kids[i]), "child %d still alive", (int)kids[i]);
+    ck_assert(h_file_contains(c.log, "stopped"));
+    ck_assert(!h_file_contains(c.log, "SIGKILL"));
+    h_chat_free(&c);
+}
+END_TEST
+
+static int run_chat(char *out, size_t cap, const char *a1, const char *a2, const char *a3)
+{
+    const char *bin = getenv("REDIS_CHAT") ? getenv("REDIS_CHAT") : "./redis-chat";
+    char *argv[] = {(char *)bin, (char *)a1, (char *)a2, (char *)a3, NULL};
+
+    return h_run(out, cap, 10000, argv);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_bad_config)
+{
+    char dir[256], path[320], out[4096], want[400];
+
+    ck_assert_int_eq(h_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/bad.conf", dir);
+
+    write_file(path, "# comment\nport 9\nworkers 0\n");
+    ck_assert_int_eq(run_chat(out, sizeof(out), "-c", path, NULL), 1);
+    snprintf(want, sizeof(want), "%s:3: workers", path);
+    ck_assert_msg(strstr(out, want) != NULL, "got: %s", out);
+
+    write_file(path, "port 9\nno-such-directive 1\n");
+    ck_assert_int_eq(run_chat(out, sizeof(out), "-t", "-c", path), 1);
+    snprintf(want, sizeof(want), "%s:2:", path);
+    ck_assert_msg(strstr(out, want) != NULL, "got: %s", out);
+
+    write_file(path, "port 9000\nworkers 2\n");
+    ck_assert_int_eq(run_chat(out, sizeof(out), "-t", "-c", path), 0);
+    ck_assert_int_eq(run_chat(out, sizeof(out), "-c", "/nonexistent/redis-chat.conf", NULL), 1);
+    ck_assert_msg(strstr(out, "/nonexistent/redis-chat.conf") != NULL, "got: %s", out);
+    ck_assert_int_eq(run_chat(out, sizeof(out), "-v", NULL, NULL), 0);
+    ck_assert_msg(strstr(out, "redis-chat ") != NULL, "got: %s", out);
+    h_rmrf(dir);
+}
+END_TEST
+
+START_TEST(test_port_taken)
+{
+    struct sockaddr_in sa;
+    struct h_chat c;
+    char conf[512], errlog[400];
+    int fd, on = 1, port = h_free_port(), st;
+    long long t0;
+
+    /* someone else (no SO_REUSEPORT) holds the port */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+
+    snprintf(conf, sizeof(conf), "port %d\n", port);
+    t0 = h_now_ms();
+    h_chat_start(&c, &redis, 2, conf);
+    ck_assert_int_eq(h_wait_exit(c.pid, 5000, &st), 1);
+    c.pid = 0;
+    if (st != -1)
+        ck_assert_int_ne(WEXITSTATUS(st), 0);
+    ck_assert_int_lt(h_now_ms() - t0, 5000);
+    snprintf(errlog, sizeof(errlog), "%s/stderr.log", c.dir);
+    ck_assert(h_file_contains(errlog, "Address already in use"));
+    ck_assert(!h_file_contains(errlog, "started worker"));
+    h_chat_free(&c);
+
+    /* a redis-chat on the port is refused too (SO_REUSEPORT would share it) */
+    close(fd);
+    ck_assert_int_eq(h_chat_start(&c, &redis, 1, conf), 0);
+    {
+        struct h_chat d;
+        char conf2[600];
+        snprintf(conf2, sizeof(conf2), "port %d\n", port);
+        h_chat_start(&d, &redis, 1, conf2);
+        ck_assert_int_eq(h_wait_exit(d.pid, 5000, &st), 1);
+        d.pid = 0;
+        snprintf(errlog, sizeof(errlog), "%s/stderr.log", d.dir);
+        ck_assert(h_file_contains(errlog, "Address already in use"));
+        h_chat_free(&d);
+    }
+
+    /* the broker socket in use: the broker dies at start, the master gives up */
+    {
+        struct h_chat d;
+        char conf2[600];
+        snprintf(conf2, sizeof(conf2), "broker-socket %s\n", c.sock);
+        t0 = h_now_ms();
+        /* the master may give up before or after the start helper saw the port */
+        if (h_chat_start(&d, &redis, 1, conf2) == 0) {
+            ck_assert_int_eq(h_wait_exit(d.pid, 10000, &st), 1);
+            if (st != -1)
+                ck_assert_int_ne(WEXITSTATUS(st), 0);
+        }
+        ck_assert_int_lt(h_now_ms() - t0, 10000);
+        ck_assert(h_file_contains(d.log, "in use by another process"));
+        ck_assert(h_file_contains(d.log, "giving up"));
+        ck_assert_int_le(h_count_in_file(d.log, "started broker"), 5);
+        d.pid = 0;
+        h_chat_free(&d);
+    }
+    h_chat_free(&c);
+}
+END_TEST
+
+START_TEST(test_two_instances)
+{
+    struct h_chat a, b;
+    char dir[256], ca[400], cb[400], text[1024];
+    int pa = h_free_port(), pb = h_free_port();
+
+    ck_assert_int_ne(pa, pb);
+    ck_assert_int_eq(h_tmpdir(dir, sizeof(dir)), 0);
+    /* default broker-socket: derived from the port, so the two do not clash */
+    snprintf(text, sizeof(text),
+             "port %d\nbind 127.0.0.1\nworkers 2\nredis-host 127.0.0.1\nredis-port %d\n"
+             "redis-password %s\nredis-tls yes\nredis-tls-ca-cert %s\n"
+             "redis-tls-server-name localhost\nlogfile %s/a.log\n",
+             pa, redis.port, redis.password, redis.ca, dir);
+    snprintf(ca, sizeof(ca), "%s/a.conf", dir);
+    write_file(ca, text);
+    snprintf(text, sizeof(text),
+             "port %d\nbind 127.0.0.1\nworkers 2\nredis-host 127.0.0.1\nredis-port %d\n"
+             "redis-password %s\nredis-tls yes\nredis-tls-ca-cert %s\n"
+             "redis-tls-server-name localhost\nlogfile %s/b.log\n",
+             pb, redis.port, redis.password, redis.ca, dir);
+    snprintf(cb, sizeof(cb), "%s/b.conf", dir);
+    write_file(cb, text);
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    a.port = pa;
+    b.port = pb;
+    ck_assert_int_eq(h_chat_start_conf(&a, ca), 0);
+    ck_assert_int_eq(h_chat_start_conf(&b, cb), 0);
+    ck_assert_int_eq(h_chat_wait_port(&a, 5000), 0);
+    ck_assert_int_eq(h_chat_wait_port(&b, 5000), 0);
+    snprintf(text, sizeof(text), "%s/a.log", dir);
+    ck_assert(h_wait_log(text, "redis-chat-", 3000));
+    ck_assert(wait_count(text, "connected (pid", 2, 5000));
+    snprintf(text, sizeof(text), "%s/b.log", dir);
+    ck_assert(wait_count(text, "connected (pid", 2, 5000));
+    ck_assert_int_eq(http_status(pa, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    ck_assert_int_eq(http_status(pb, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    ck_assert(h_alive(a.pid) && h_alive(b.pid));
+    h_chat_free(&a);
+    h_chat_free(&b);
+    h_rmrf(dir);
+}
+END_TEST
+
+static Suite *process_suite(void)
+{
+    Suite *s = suite_create("process");
+    TCase *tc = tcase_create("process");
+
+    tcase_add_unchecked_fixture(tc, redis_setup, redis_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_tree);
+    tcase_add_test(tc, test_worker_respawn);
+    tcase_add_test(tc, test_broker_respawn);
+    tcase_add_test(tc, test_sighup_changes_workers);
+    tcase_add_test(tc, test_sigterm_stops_all);
+    tcase_add_test(tc, test_bad_config);
+    tcase_add_test(tc, test_port_taken);
+    tcase_add_test(tc, test_two_instances);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(process_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
