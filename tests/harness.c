@@ -12,7 +12,6 @@
 
 #include "harness.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -210,11 +209,9 @@ static int h_stat(pid_t pid, char *state, pid_t *ppid)
 
 int h_alive(pid_t pid)
 {
-    char st;
+    char st = 'X';
 
-    if (pid <= 0 || h_stat(pid, &st, NULL) == -1)
-        return 0;
-    return st != 'Z' && st != 'X' && st != 'x';
+    return pid > 0 && h_stat(pid, &st, NULL) == 0 && st != 'Z' && st != 'X' && st != 'x';
 }
 
 int h_children(pid_t parent, pid_t *out, int max)
@@ -273,9 +270,8 @@ static int h_exited(pid_t pid)
 {
     siginfo_t si = { 0 };
 
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
-        return si.si_pid == pid;
-    return !h_alive(pid);
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 ? si.si_pid == pid
+                                                                           : !h_alive(pid);
 }
 
 int h_wait_exit(pid_t pid, int timeout_ms, int *status)
@@ -324,11 +320,8 @@ static void h_child_exec(char *const argv[], int out_fd, enum h_stderr_mode err_
         signal(sigs[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    fd = open("/dev/null", O_RDONLY);
-    if (fd != -1 && fd != 0) {
-        dup2(fd, 0);
+    if ((fd = open("/dev/null", O_RDONLY)) > 0 && dup2(fd, 0) == 0)
         close(fd);
-    }
     dup2(out_fd, 1);
     if (err_mode == H_ERR_CAPTURE)
         dup2(out_fd, 2);
@@ -342,10 +335,13 @@ static void h_child_exec(char *const argv[], int out_fd, enum h_stderr_mode err_
     _exit(127);
 }
 
-/* Start argv with stdout+stderr appended to out_path. Returns the pid or -1. */
-static pid_t h_spawn(char *const argv[], const char *out_path, int pdeathsig)
+/* Start argv with stdout+stderr appended to out_path. Started by its owner, it
+ * gets deathsig should the owner die; started by another process (a check test
+ * body), it joins the owner's process group instead, which check does not kill
+ * at the end of the test. Returns the pid or -1. */
+static pid_t h_spawn(char *const argv[], const char *out_path, pid_t owner, int deathsig)
 {
-    pid_t parent = getpid(), pid;
+    pid_t parent = getpid(), pgid = owner == parent ? 0 : getpgid(owner), pid;
     int fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
     if (fd == -1) {
@@ -354,8 +350,12 @@ static pid_t h_spawn(char *const argv[], const char *out_path, int pdeathsig)
     }
     fflush(NULL);
     pid = fork();
+    if (pid == 0 && pgid > 0)
+        setpgid(0, pgid);
     if (pid == 0)
-        h_child_exec(argv, fd, H_ERR_CAPTURE, pdeathsig, parent);
+        h_child_exec(argv, fd, H_ERR_CAPTURE, owner == parent ? deathsig : 0, parent);
+    if (pid > 0 && pgid > 0)
+        setpgid(pid, pgid); /* either may run first */
     close(fd);
     if (pid == -1)
         perror("harness: fork");
@@ -519,7 +519,7 @@ static int h_redis_launch(struct h_redis *r)
     }
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", r->dir);
-    r->pid = h_spawn(argv, errlog, r->owner == getpid() ? SIGKILL : 0);
+    r->pid = h_spawn(argv, errlog, r->owner, SIGKILL);
     if (r->pid == -1) {
         r->pid = 0;
         return -1;
@@ -718,7 +718,7 @@ int h_chat_start_conf(struct h_chat *c, const char *conf_path)
     }
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", c->dir);
     /* SIGTERM, not SIGKILL: should the test die, the master still stops its children */
-    c->pid = h_spawn(argv, errlog, c->owner == getpid() ? SIGTERM : 0);
+    c->pid = h_spawn(argv, errlog, c->owner, SIGTERM);
     if (c->pid == -1)
         c->pid = 0;
     return c->pid > 0 ? 0 : -1;
@@ -790,8 +790,7 @@ int h_chat_stop(struct h_chat *c)
 
 void h_chat_free(struct h_chat *c)
 {
-    if (c->pid > 0)
-        h_chat_stop(c);
+    h_chat_stop(c); /* no-op when not running */
     h_rmrf(c->dir);
     c->dir[0] = '\0';
 }

@@ -120,6 +120,7 @@ START_TEST(test_worker_respawn)
 
     ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
     ck_assert(wait_children(c.pid, 4, 3000));
+    ck_assert(wait_count(c.log, "worker 1 connected", 1, 3000));
     old = child_titled(c.pid, "redis-chat: worker 1");
     ck_assert_int_ne(old, 0);
     t0 = h_now_ms();
