@@ -110,8 +110,20 @@ cmd_check() {
     (cd build && make -s -j"$(jobs)" check) || { cat build/test-suite.log 2>/dev/null | tail -200; exit 1; }
     say "sanitizer build (ASan + UBSan)"
     build build-asan --enable-werror --enable-sanitizers
+    # every process (servers started by the tests too) reports into one folder:
+    # a sanitizer report anywhere fails the run, even from a respawned worker
+    local reports=$top/build-asan/sanitizer-reports
+    rm -rf "$reports" && mkdir -p "$reports"
+    export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
+    export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
     (cd build-asan && make -s -j"$(jobs)" check) || { cat build-asan/test-suite.log 2>/dev/null | tail -200; exit 1; }
-    say "all tests passed"
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    if [ -n "$(ls -A "$reports")" ]; then
+        say "sanitizer reports:"
+        cat "$reports"/*
+        exit 1
+    fi
+    say "all tests passed (plain and sanitizer builds)"
 }
 
 cmd_up() {

@@ -530,8 +530,9 @@ static int h_redis_launch(struct h_redis *r)
             return 0;
         h_sleep_ms(50);
     }
-    fprintf(stderr, "h_redis_start: redis-server on 127.0.0.1:%d %s (last answer: %s)\n",
-            r->port, h_exited(r->pid) ? "exited" : "not answering PING", out);
+    fprintf(stderr, "h_redis_start: redis-server on 127.0.0.1:%d %s (last answer: %.*s)\n",
+            r->port, h_exited(r->pid) ? "exited" : "not answering PING",
+            (int)strcspn(out, "\n"), out);
     h_dump_dir_file(r->dir, "stderr.log", 20);
     h_dump_dir_file(r->dir, "redis.log", 20);
     h_redis_stop(r);
