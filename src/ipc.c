@@ -253,3 +253,8 @@ void ipc_msg_set(struct ipc_msg *m, enum ipc_type type, uint32_t id, uint16_t fl
         }
     }
 }
+
+uint32_t ipc_frame_length(const uint8_t hdr[4])
+{
+    return ipc_rd32(hdr);
+}

@@ -109,6 +109,10 @@ ssize_t ipc_encode(uint8_t *buf, size_t cap, const struct ipc_msg *m);
 ssize_t ipc_decode(const uint8_t *buf, size_t len, size_t max_frame,
                    struct ipc_msg *m);
 
+/* The length header of a frame (its first 4 bytes): the whole frame's size.
+ * For readers that must know how many bytes to gather before decoding. */
+uint32_t ipc_frame_length(const uint8_t hdr[4]);
+
 /* Largest frame a link must accept when chat messages may be up to
  * max_message bytes and names/rooms are short. */
 size_t ipc_frame_max_for(size_t max_message);

@@ -60,7 +60,7 @@ static void ipc_link_read_cb(struct bufferevent *bev, void *arg)
         if (avail < sizeof(hdr))
             break;
         evbuffer_copyout(in, hdr, sizeof(hdr));
-        need = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+        need = ipc_frame_length(hdr);
         if (need > l->max_frame || need < IPC_HEADER_LEN) {
             ipc_link_finish(l, need < IPC_HEADER_LEN ? "malformed frame" : "frame too large");
             break;

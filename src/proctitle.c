@@ -13,6 +13,7 @@
 
 extern char **environ;
 
+static char **title_env; /* our copy of the environment (reachable: not a leak) */
 static char *title_start;
 static size_t title_cap;
 
@@ -41,7 +42,7 @@ void proctitle_init(int argc, char **argv)
             if (env[i] == NULL)
                 return;
         }
-        environ = env;
+        environ = title_env = env;
     }
     title_start = argv[0];
     title_cap = (size_t)(end - argv[0]);

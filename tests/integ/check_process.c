@@ -398,6 +398,49 @@ START_TEST(test_two_instances)
 }
 END_TEST
 
+START_TEST(test_daemonize_pidfile)
+{
+    char dir[256], conf[320], pidfile[320], logf[320], text[1024], out[4096], cmd[256];
+    long long end;
+    FILE *f;
+    int pid = 0, port = h_free_port();
+
+    ck_assert_int_eq(h_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(pidfile, sizeof(pidfile), "%s/rc.pid", dir);
+    snprintf(logf, sizeof(logf), "%s/rc.log", dir);
+    snprintf(conf, sizeof(conf), "%s/d.conf", dir);
+    snprintf(text, sizeof(text),
+             "port %d\nbind 127.0.0.1\nworkers 1\ndaemonize yes\npidfile %s\nlogfile %s\n"
+             "broker-socket %s/b.sock\nredis-port 1\n",
+             port, pidfile, logf, dir);
+    write_file(conf, text);
+    /* the foreground process returns at once; the daemon keeps running */
+    ck_assert_int_eq(run_chat(out, sizeof(out), "-c", conf, NULL), 0);
+    end = h_now_ms() + 3000;
+    while (h_now_ms() < end && pid == 0) {
+        f = fopen(pidfile, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%d", &pid) != 1)
+                pid = 0;
+            fclose(f);
+        }
+        h_sleep_ms(20);
+    }
+    ck_assert_int_gt(pid, 0);
+    ck_assert(h_alive(pid));
+    ck_assert_int_gt(h_cmdline(pid, cmd, sizeof(cmd)), 0);
+    ck_assert_str_eq(cmd, "redis-chat: master");
+    ck_assert(wait_children(pid, 2, 3000));
+    ck_assert(h_wait_log(logf, "accepting connections", 3000));
+    ck_assert_int_eq(http_status(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    ck_assert_int_eq(h_wait_exit(pid, 10000, NULL), 1);
+    ck_assert_msg(access(pidfile, F_OK) == -1, "pidfile left behind");
+    ck_assert(h_file_contains(logf, "stopped"));
+    h_rmrf(dir);
+}
+END_TEST
+
 static Suite *process_suite(void)
 {
     Suite *s = suite_create("process");
@@ -413,6 +456,7 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_bad_config);
     tcase_add_test(tc, test_port_taken);
     tcase_add_test(tc, test_two_instances);
+    tcase_add_test(tc, test_daemonize_pidfile);
     suite_add_tcase(s, tc);
     return s;
 }
