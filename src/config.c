@@ -51,6 +51,7 @@ struct cfg_directive {
 #define CFG_HOUR_MS 3600000L
 #define CFG_MIB (1024L * 1024)
 #define CFG_WORKERS_MAX 256
+#define CFG_AUTH_SECRET_MIN 32
 #define CFG_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
 #define CFG_ARGV_MAX 3             /* directive, value, and one to see "too many" */
 
@@ -89,6 +90,15 @@ static const struct cfg_directive cfg_directives[] = {
     { "ping-interval", CFG_MSEC, CFG_OFF(ping_interval), 100, CFG_HOUR_MS, CFG_F_ZERO_OFF, 30000,
       NULL },
     { "shutdown-timeout", CFG_MSEC, CFG_OFF(shutdown_timeout), 0, CFG_HOUR_MS, 0, 10000, NULL },
+    /* abuse limits and access */
+    { "max-connections-per-ip", CFG_LONG, CFG_OFF(max_connections_per_ip), 1, 1000000,
+      CFG_F_ZERO_OFF, 256, NULL },
+    { "rate-limit", CFG_LONG, CFG_OFF(rate_limit), 1, 100000, CFG_F_ZERO_OFF, 20, NULL },
+    { "rate-limit-burst", CFG_LONG, CFG_OFF(rate_limit_burst), 1, 100000, 0, 40, NULL },
+    { "allowed-origins", CFG_STR, CFG_OFF(allowed_origins), 0, CFG_PATH_MAX, CFG_F_NOCTRL, 0,
+      NULL },
+    { "auth-secret", CFG_STR, CFG_OFF(auth_secret), 0, CFG_PATH_MAX, 0, 0, NULL },
+    { "echo-endpoint", CFG_BOOL, CFG_OFF(echo_endpoint), 0, 1, 0, 0, NULL },
 };
 
 #define CFG_NDIRECTIVES (sizeof cfg_directives / sizeof cfg_directives[0])
@@ -776,6 +786,11 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
         cfg_err(err, errlen, "%s",
                 cfg->redis_tls_cert != NULL ? "redis-tls-cert: needs redis-tls-key"
                                             : "redis-tls-key: needs redis-tls-cert");
+        return -1;
+    }
+    /* a short HMAC key can be brute-forced from one token */
+    if (cfg->auth_secret != NULL && strlen(cfg->auth_secret) < CFG_AUTH_SECRET_MIN) {
+        cfg_err(err, errlen, "auth-secret: must be at least %d bytes", CFG_AUTH_SECRET_MIN);
         return -1;
     }
     return 0;

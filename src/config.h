@@ -27,7 +27,7 @@
 
 #define CFG_ERR_LEN 256
 #define CFG_NAME_MAX 256       /* channel, users-key: bytes */
-#define CFG_DIRECTIVES_MAX 32  /* size of the private set_line[] table */
+#define CFG_DIRECTIVES_MAX 48  /* size of the private set_line[] table */
 
 enum cfg_log_level { CFG_LOG_DEBUG = 0, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
 
@@ -66,6 +66,14 @@ struct cfg {
     long handshake_timeout;      /* ms, 10000 (100 .. 3600000) */
     long ping_interval;          /* ms, 30000 (0 = off, else 100 .. 3600000) */
     long shutdown_timeout;       /* ms, 10000 (0 .. 3600000) */
+    /* abuse limits and access */
+    long max_connections_per_ip; /* 256 (0 = off, else 1 .. 1000000), instance-wide */
+    long rate_limit;             /* messages per second per connection, 20 (0 = off) */
+    long rate_limit_burst;       /* messages allowed in a burst, 40 (1 .. 100000) */
+    char *allowed_origins;       /* NULL = any; else Origin values separated by blanks
+                                  * or commas ("https://a.example https://b.example") */
+    char *auth_secret;           /* NULL = open chat; else HS256 key for JWT tokens */
+    int echo_endpoint;           /* 0; yes = /echo echoes text back (conformance tests) */
 
     /* private to config.c: line on which the file set each directive (0 =
      * not set by a file). Finds duplicates, and tells an explicit

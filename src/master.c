@@ -25,6 +25,7 @@
 #endif
 
 #include "broker.h"
+#include "conn_count.h"
 #include "log.h"
 #include "net.h"
 #include "proctitle.h"
@@ -48,6 +49,7 @@ struct master_proc {
     uint64_t started_ms;
     uint64_t respawn_at_ms; /* 0 = no respawn pending */
     int quick_deaths;       /* consecutive deaths soon after start */
+    int row;                /* worker's row in the shared connection counts, -1 none */
     int ever_up;            /* survived its first MASTER_QUICK_DEATH_MS once */
 };
 
@@ -56,6 +58,7 @@ struct master_proc {
 struct master_retired {
     pid_t pid;
     int close_fd;
+    int row;
 };
 
 static struct {
@@ -63,6 +66,7 @@ static struct {
     const char *conf_path;
     int listen_fd[MASTER_SLOTS_MAX];
     int nslots;
+    struct ccount *ccount; /* shared with the workers */
     struct master_proc broker;
     struct master_proc workers[MASTER_SLOTS_MAX];
     struct master_retired retired[MASTER_SLOTS_MAX * 4];
@@ -136,10 +140,19 @@ static void master_child_setup(const struct master_proc *p)
 static int master_spawn(struct master_proc *p)
 {
     char name[32];
-    pid_t pid = fork();
+    pid_t pid;
+
+    if (p->role == ROLE_WORKER && (p->row = ccount_row_acquire(M.ccount)) == -1) {
+        log_msg(LOG_ERROR, "too many worker processes at once; retrying");
+        p->respawn_at_ms = util_now_ms() + MASTER_BACKOFF_MAX_MS;
+        return -1;
+    }
+    pid = fork();
 
     if (pid == -1) {
         log_errno(LOG_ERROR, errno, "fork %s", master_role_name(p, name, sizeof(name)));
+        if (p->role == ROLE_WORKER)
+            ccount_row_release(M.ccount, p->row);
         p->respawn_at_ms = util_now_ms() + MASTER_BACKOFF_MAX_MS;
         return -1;
     }
@@ -150,7 +163,7 @@ static int master_spawn(struct master_proc *p)
         if (p->role == ROLE_BROKER)
             rc = broker_main(M.cfg);
         else
-            rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot]);
+            rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot], M.ccount, p->row);
         log_close();
         exit(rc);
     }
@@ -217,6 +230,8 @@ static void master_on_death(struct master_proc *p, int status)
     master_role_name(p, name, sizeof(name));
     master_describe_status(status, how, sizeof(how));
     p->pid = 0;
+    if (p->role == ROLE_WORKER) /* its connections died with it */
+        ccount_row_release(M.ccount, p->row);
     if (M.stopping) {
         log_msg(LOG_INFO, "%s %s", name, how);
         return;
@@ -264,6 +279,7 @@ static void master_reap(void)
             if (M.retired[i].pid != pid)
                 continue;
             log_msg(LOG_INFO, "old worker pid %d finished", (int)pid);
+            ccount_row_release(M.ccount, M.retired[i].row);
             if (M.retired[i].close_fd != -1)
                 close(M.retired[i].close_fd);
             M.retired[i] = M.retired[--M.nretired];
@@ -338,15 +354,17 @@ static int master_open_listeners(const struct cfg *cfg, int *fds, int from, int 
     return 0;
 }
 
-static void master_retire(pid_t pid, int close_fd)
+static void master_retire(pid_t pid, int close_fd, int row)
 {
     if (M.nretired == (int)ARRAY_SIZE(M.retired)) {
         /* too many reloads in flight: stop waiting politely for the oldest */
         kill(M.retired[0].pid, SIGKILL);
+        ccount_row_release(M.ccount, M.retired[0].row);
         M.retired[0] = M.retired[--M.nretired];
     }
     M.retired[M.nretired].pid = pid;
     M.retired[M.nretired].close_fd = close_fd;
+    M.retired[M.nretired].row = row;
     M.nretired++;
     if (pid > 0)
         kill(pid, SIGTERM);
@@ -419,7 +437,7 @@ static void master_reload(void)
     for (i = 0; i < old_slots; i++) {
         int gone = new_sockets || i >= n->workers;
         if (M.workers[i].pid > 0)
-            master_retire(M.workers[i].pid, gone ? M.listen_fd[i] : -1);
+            master_retire(M.workers[i].pid, gone ? M.listen_fd[i] : -1, M.workers[i].row);
         else if (gone)
             close(M.listen_fd[i]);
     }
@@ -513,6 +531,11 @@ int master_run(struct cfg *cfg, const char *conf_path)
         log_msg(LOG_ERROR, "%s", err);
         return RC_EXIT_RUNTIME;
     }
+    M.ccount = ccount_create();
+    if (M.ccount == NULL) {
+        log_errno(LOG_ERROR, errno, "shared connection counts");
+        return RC_EXIT_RUNTIME;
+    }
     if (cfg->daemonize && master_daemonize() == -1) {
         log_errno(LOG_ERROR, errno, "daemonize");
         return RC_EXIT_RUNTIME;
@@ -573,6 +596,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
     if (M.cfg->pidfile != NULL)
         unlink(M.cfg->pidfile);
     log_msg(LOG_INFO, "stopped");
+    ccount_destroy(M.ccount);
     cfg_free(M.cfg);
     free(M.cfg);
     return M.exit_code;

@@ -14,6 +14,7 @@
 #include "chat_text.h"
 #include "ipc.h"
 #include "log.h"
+#include "util.h"
 #include "ws_session.h"
 
 static int chat_send(struct worker *w, enum ipc_type type, uint32_t id, const struct wss_session *s,
@@ -50,10 +51,80 @@ void chat_on_upgraded(struct wss_session *s)
     }
 }
 
+/* Token bucket: rate-limit messages per second, bursts up to
+ * rate-limit-burst. A client over the limit is told once per episode; one
+ * that keeps going for another whole burst is closed with 1008. */
+static int chat_rate_ok(struct wss_session *s)
+{
+    const struct cfg *cfg = s->w->cfg;
+    uint64_t now = util_now_ms(), cap = (uint64_t)cfg->rate_limit_burst * 1000;
+    uint64_t tokens;
+
+    if (cfg->rate_limit == 0)
+        return 1;
+    if (s->rl_last_ms == 0)
+        tokens = cap; /* a new session starts with a full bucket */
+    else
+        tokens = s->rl_tokens + (now - s->rl_last_ms) * (uint64_t)cfg->rate_limit;
+    s->rl_last_ms = now;
+    if (tokens > cap)
+        tokens = cap;
+    if (tokens >= 1000) {
+        s->rl_tokens = (uint32_t)(tokens - 1000);
+        s->rl_dropped = 0;
+        return 1;
+    }
+    s->rl_tokens = (uint32_t)tokens;
+    if (s->rl_dropped++ == 0) {
+        log_msg(LOG_INFO, "c=%llu %s user=%s: over rate-limit, warned", (unsigned long long)s->id,
+                s->peer, s->user);
+        wss_queue_text(s, CHAT_TEXT_RATE_LIMITED, strlen(CHAT_TEXT_RATE_LIMITED));
+    } else if (s->rl_dropped > (uint32_t)cfg->rate_limit_burst) {
+        log_msg(LOG_WARN, "c=%llu %s user=%s: flooding past the warning: closing",
+                (unsigned long long)s->id, s->peer, s->user);
+        wss_close(s, WSLAY_CODE_POLICY_VIOLATION, "rate limit exceeded");
+    }
+    return 0;
+}
+
+/* Line breaks and controls would let a user print a line that looks like
+ * another user's message or a join notice ("hi\nalice: ..."); bidi
+ * overrides could reorder the "user:" prefix on screen. The text is valid
+ * UTF-8 already (wslay checked it). Returns 1 when acceptable. */
+int chat_text_allowed(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return 0;
+            p++;
+            continue;
+        }
+        if (c == 0xc2 && p + 1 < end && p[1] < 0xa0) /* U+0080..U+009F: C1 controls */
+            return 0;
+        if (c == 0xe2 && p + 2 < end) {
+            unsigned cp = ((c & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+            if ((cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+                return 0; /* line/paragraph separators, bidi embeddings and isolates */
+        }
+        p += c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+    }
+    return 1;
+}
+
 void chat_on_text(struct wss_session *s, const char *text, size_t len)
 {
     struct worker *w = s->w;
 
+    if (!chat_rate_ok(s))
+        return;
+    if (!chat_text_allowed(text, len)) {
+        wss_queue_text(s, CHAT_TEXT_BAD_CHARS, strlen(CHAT_TEXT_BAD_CHARS));
+        return;
+    }
     if (!w->redis_up || chat_send(w, IPC_PUBLISH, ++w->next_req, s, text, len) == -1)
         wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
 }

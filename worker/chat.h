@@ -13,6 +13,9 @@ struct ipc_msg;
 void chat_on_upgraded(struct wss_session *s);
 /* A text message from a joined user. */
 void chat_on_text(struct wss_session *s, const char *text, size_t len);
+/* 1 when a message holds no line breaks, controls or bidi overrides (which
+ * could fake another user's line on a reader's screen). */
+int chat_text_allowed(const char *text, size_t len);
 /* A session is going away (any state): release its name. */
 void chat_on_gone(struct wss_session *s);
 /* A message from the broker. */

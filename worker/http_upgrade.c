@@ -552,6 +552,8 @@ enum upg_route upg_route(const struct upg_str *target, struct upg_str *user)
     plen = q != NULL ? (size_t)(q - target->p) : target->len;
     if (plen == 1 && target->p[0] == '/')
         return UPG_ROUTE_ROOT;
+    if (plen == 5 && memcmp(target->p, "/echo", 5) == 0)
+        return UPG_ROUTE_ECHO;
     if (plen >= UPG_CHAT_PREFIX_LEN
         && memcmp(target->p, UPG_CHAT_PREFIX, UPG_CHAT_PREFIX_LEN) == 0) {
         if (user != NULL) {
@@ -627,13 +629,42 @@ size_t upg_response(char *out, size_t cap, int status, const char *extra, const 
 
 size_t upg_response_101(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1])
 {
+    return upg_response_101_protocol(out, cap, accept, NULL, 0);
+}
+
+size_t upg_response_101_protocol(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1],
+                                 const char *protocol, size_t protolen)
+{
     int n = snprintf(out, cap,
                      "HTTP/1.1 101 Switching Protocols\r\n"
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %.*s\r\n"
+                     "%s%.*s%s"
                      "\r\n",
-                     UPG_ACCEPT_LEN, accept);
+                     UPG_ACCEPT_LEN, accept, protocol ? "Sec-WebSocket-Protocol: " : "",
+                     protocol ? (int)protolen : 0, protocol ? protocol : "", protocol ? "\r\n" : "");
 
     return upg_clamp(n, out, cap);
+}
+
+int upg_query_param(const struct upg_str *target, const char *name, struct upg_str *value)
+{
+    const char *q = memchr(target->p, '?', target->len), *end = target->p + target->len;
+    size_t nlen = strlen(name);
+
+    if (q == NULL)
+        return 0;
+    for (q++; q < end;) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp != NULL ? amp : end;
+
+        if ((size_t)(stop - q) > nlen && memcmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            value->p = q + nlen + 1;
+            value->len = (size_t)(stop - value->p);
+            return 1;
+        }
+        q = stop + 1;
+    }
+    return 0;
 }

@@ -79,10 +79,11 @@ const char *upg_user_name_check(const char *name, size_t len);
  *   UPG_ROUTE_ROOT  for "/" (query string ignored),
  *   UPG_ROUTE_CHAT  for "/chat/{user}" with *user set to the raw (still
  *                   percent-encoded) segment, query string excluded,
+ *   UPG_ROUTE_ECHO  for "/echo" (query string ignored),
  *   UPG_ROUTE_NONE  otherwise (404). "/chat/" gives CHAT with an empty user;
  *                   "/chat/a/b" gives CHAT with "a/b" (refused later by the
  *                   name check, since '/' is not allowed). */
-enum upg_route { UPG_ROUTE_NONE = 0, UPG_ROUTE_ROOT, UPG_ROUTE_CHAT };
+enum upg_route { UPG_ROUTE_NONE = 0, UPG_ROUTE_ROOT, UPG_ROUTE_CHAT, UPG_ROUTE_ECHO };
 enum upg_route upg_route(const struct upg_str *target, struct upg_str *user);
 
 /* Write a complete HTTP/1.1 error or plain response into out (NUL-terminated,
@@ -94,7 +95,14 @@ enum upg_route upg_route(const struct upg_str *target, struct upg_str *user);
  * 426, 429, 431, 503, else "Error"). */
 size_t upg_response(char *out, size_t cap, int status, const char *extra, const char *body);
 
-/* The 101 response for an accepted key; returns its length (<= cap). */
+/* The 101 response for an accepted key; returns its length (<= cap). The
+ * _protocol variant also names the chosen Sec-WebSocket-Protocol. */
 size_t upg_response_101(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1]);
+size_t upg_response_101_protocol(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1],
+                                 const char *protocol, size_t protolen);
+
+/* Find query parameter `name` in a request target ("/chat/foo?token=abc"):
+ * 1 with *value set to its raw (still percent-encoded) value, else 0. */
+int upg_query_param(const struct upg_str *target, const char *name, struct upg_str *value);
 
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "conn_count.h"
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
@@ -76,6 +77,27 @@ static void worker_peer_name(const struct sockaddr_storage *ss, char *out, size_
     snprintf(out, cap, "%s:%d", host, port);
 }
 
+/* Instance-wide limits, checked before a byte is read: every connection,
+ * mid-handshake or chatting, counts (that bounds the memory half-open
+ * handshakes can hold). A refused client gets a status line, not silence. */
+static void worker_admit(int fd, const struct sockaddr *sa, const char *peer)
+{
+    const struct cfg *cfg = W.cfg;
+    uint32_t bucket = ccount_bucket(sa);
+
+    if (W.stopping) {
+        wss_refuse(&W, fd, peer, 503, "server is shutting down, please reconnect");
+    } else if (ccount_total(W.ccount) >= (uint32_t)cfg->max_connections) {
+        wss_refuse(&W, fd, peer, 503, "server is full: too many connections, retry later");
+    } else if (cfg->max_connections_per_ip > 0 &&
+               ccount_ip(W.ccount, bucket) >= (uint32_t)cfg->max_connections_per_ip) {
+        wss_refuse(&W, fd, peer, 429, "too many connections from your address");
+    } else {
+        ccount_add(W.ccount, W.ccount_row, bucket, 1);
+        wss_accept(&W, fd, peer, bucket);
+    }
+}
+
 static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     int i;
@@ -101,7 +123,7 @@ static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         worker_peer_name(&ss, peer, sizeof(peer));
-        wss_accept(&W, cfd, peer);
+        worker_admit(cfd, (struct sockaddr *)&ss, peer);
     }
 }
 
@@ -161,8 +183,12 @@ static void worker_broker_connect(void)
     int fd = net_unix_connect(W.cfg->broker_socket, err);
 
     if (fd == -1) {
-        if (W.broker_failures == 0 || W.broker_failures % 20 == 0)
+        /* at start the broker may simply not listen yet: only a lasting
+         * failure is worth a warning */
+        if (W.broker_failures >= 10 && W.broker_failures % 10 == 0)
             log_msg(LOG_WARN, "broker: %s (retrying)", err);
+        else
+            log_msg(LOG_DEBUG, "broker: %s (retrying)", err);
         worker_schedule_broker_retry();
         return;
     }
@@ -257,10 +283,13 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-static int worker_setup(const struct cfg *cfg, int slot, int listen_fd)
+static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount,
+                        int row)
 {
     memset(&W, 0, sizeof(W));
     W.cfg = cfg;
+    W.ccount = ccount;
+    W.ccount_row = row;
     W.slot = slot;
     W.listen_fd = listen_fd;
     W.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
@@ -289,11 +318,11 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd)
     return 0;
 }
 
-int worker_main(const struct cfg *cfg, int slot, int listen_fd)
+int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount, int row)
 {
     int rc = RC_EXIT_OK;
 
-    if (worker_setup(cfg, slot, listen_fd) == -1) {
+    if (worker_setup(cfg, slot, listen_fd, ccount, row) == -1) {
         log_msg(LOG_ERROR, "out of memory at start");
         return RC_EXIT_RUNTIME;
     }

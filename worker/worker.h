@@ -5,9 +5,12 @@
 
 #include "config.h"
 
+struct ccount;
+
 /* Entry point of worker `slot` (called in the child after fork), serving
- * listen_fd, a SO_REUSEPORT socket owned by the master. Returns RC_EXIT_*. */
-int worker_main(const struct cfg *cfg, int slot, int listen_fd);
+ * listen_fd, a SO_REUSEPORT socket owned by the master, counting its
+ * connections in row `row` of the shared counts. Returns RC_EXIT_*. */
+int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount, int row);
 
 #endif
 
@@ -32,6 +35,8 @@ struct worker {
     const struct cfg *cfg;
     int slot;
     int listen_fd;
+    struct ccount *ccount;   /* instance-wide connection counts (shared memory) */
+    int ccount_row;          /* this process's row in it */
     struct event *accept_ev, *accept_retry_ev; /* retry: after EMFILE/ENFILE */
     struct event *broker_retry_ev;
     struct event *ping_ev;

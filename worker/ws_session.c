@@ -22,7 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "chat.h"
+#include "chat_text.h"
+#include "conn_count.h"
 #include "log.h"
 
 #define WSS_CLOSE_TIMEOUT_MS 5000
@@ -72,6 +75,8 @@ void wss_destroy(struct wss_session *s, const char *why)
             "closed: %s", why);
     chat_on_gone(s);
     wss_unlink_dirty(s);
+    if (s->counted)
+        ccount_add(w->ccount, w->ccount_row, s->ip_bucket, -1);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -325,7 +330,11 @@ static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_
     (void)ctx;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        if (s->state == WSS_OPEN)
+        if (s->state != WSS_OPEN)
+            break;
+        if (s->echo)
+            wss_queue_text(s, (const char *)arg->msg, arg->msg_length);
+        else
             chat_on_text(s, (const char *)arg->msg, arg->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
@@ -372,27 +381,25 @@ static int wss_str_eq(const struct upg_str *a, const char *b)
     return a != NULL && a->len == strlen(b) && memcmp(a->p, b, a->len) == 0;
 }
 
-static void wss_upgrade(struct wss_session *s, const struct upg_request *req, const char *user,
-                        size_t userlen)
+/* Answer 101 and set up wslay. Bytes after the head stay in s->head for
+ * wslay; reading pauses until the caller decides (join, echo, refusal). */
+static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
+                       const struct upg_str *protocol)
 {
     const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
-    char accept[UPG_ACCEPT_LEN + 1], buf[256];
+    char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX / 2];
     size_t n;
 
     if (wslay_event_context_server_init(&s->ws, &wss_callbacks, s) != 0) {
         s->ws = NULL;
         wss_http_reply(s, 503, NULL, "out of memory");
-        return;
+        return -1;
     }
     s->w->nupgraded++;
     wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->w->cfg->max_message_size);
     upg_accept_key(key->p, key->len, accept);
-    n = upg_response_101(buf, sizeof(buf), accept);
+    n = upg_response_101_protocol(buf, sizeof(buf), accept, protocol->p, protocol->len);
     evbuffer_add(s->out, buf, n);
-    memcpy(s->user, user, userlen + 1);
-    s->userlen = userlen;
-    /* bytes after the head stay in s->head for wslay; reading pauses until
-     * the broker has answered the join */
     s->headoff = req->head_len;
     if (s->headoff == s->headlen) {
         free(s->head);
@@ -402,61 +409,52 @@ static void wss_upgrade(struct wss_session *s, const struct upg_request *req, co
     event_del(s->rev);
     s->state = WSS_JOINING;
     wss_mark_dirty(s);
-    chat_on_upgraded(s);
+    return 0;
 }
 
-static void wss_on_request(struct wss_session *s, const struct upg_request *req)
+/* The checks every WebSocket upgrade must pass. Returns 0, or -1 after
+ * answering with the HTTP error. */
+static int wss_check_upgrade(struct wss_session *s, const struct upg_request *req)
 {
-    const struct upg_str *upgrade = upg_header_get(req, "Upgrade");
-    const struct upg_str *connection = upg_header_get(req, "Connection");
     const struct upg_str *version = upg_header_get(req, "Sec-WebSocket-Version");
     const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
-    int is_get = wss_str_eq(&req->method, "GET");
-    int is_upgrade = upgrade != NULL && upg_has_token(upgrade, "websocket") &&
-                     connection != NULL && upg_has_token(connection, "upgrade");
-    struct upg_str raw_user;
-    enum upg_route route = upg_route(&req->target, &raw_user);
-    char user[UPG_USER_MAX_BYTES + 1];
-    const char *why;
-    ssize_t ulen;
-    size_t per_worker;
 
-    if (!is_get) {
-        wss_http_reply(s, 405, "Allow: GET\r\n", "only GET is supported");
-        return;
-    }
-    if (!is_upgrade) {
-        if (route == UPG_ROUTE_ROOT)
-            wss_http_reply(s, 200, NULL, "you are good to go!");
-        else if (route == UPG_ROUTE_CHAT)
-            wss_http_reply(s, 426, "Upgrade: websocket\r\n",
-                           "this is a WebSocket endpoint: connect with a WebSocket client");
-        else
-            wss_http_reply(s, 404, NULL, "not found");
-        return;
-    }
-    if (route != UPG_ROUTE_CHAT) {
-        wss_http_reply(s, 404, NULL, "not found: chat endpoints are /chat/{user}");
-        return;
-    }
     if (!wss_str_eq(&req->version, "HTTP/1.1")) {
         wss_http_reply(s, 400, NULL, "WebSocket needs HTTP/1.1");
-        return;
+        return -1;
     }
     if (upg_header_get(req, "Host") == NULL) {
         wss_http_reply(s, 400, NULL, "missing Host header");
-        return;
+        return -1;
     }
     if (!wss_str_eq(version, "13")) {
         wss_http_reply(s, 426, "Sec-WebSocket-Version: 13\r\n",
                        "unsupported WebSocket version: this server speaks version 13");
-        return;
+        return -1;
     }
     if (key == NULL || !upg_key_valid(key)) {
         wss_http_reply(s, 400, NULL, "missing or invalid Sec-WebSocket-Key");
-        return;
+        return -1;
     }
-    ulen = upg_percent_decode(raw_user.p, raw_user.len, user, sizeof(user));
+    if (!access_origin_allowed(s->w->cfg, req)) {
+        wss_http_reply(s, 403, NULL, "origin not allowed");
+        return -1;
+    }
+    if (s->w->stopping) {
+        wss_http_reply(s, 503, NULL, "server is shutting down, please reconnect");
+        return -1;
+    }
+    return 0;
+}
+
+static void wss_open_chat(struct wss_session *s, const struct upg_request *req,
+                          const struct upg_str *raw_user)
+{
+    static struct access_token tok; /* 4 KiB: not on the stack, one request at a time */
+    char user[UPG_USER_MAX_BYTES + 1];
+    const char *why;
+    ssize_t ulen = upg_percent_decode(raw_user->p, raw_user->len, user, sizeof(user));
+
     if (ulen < 0) {
         wss_http_reply(s, 400, NULL, "user name: bad percent-encoding or too long");
         return;
@@ -466,19 +464,67 @@ static void wss_on_request(struct wss_session *s, const struct upg_request *req)
         wss_http_reply(s, 400, NULL, why);
         return;
     }
-    if (s->w->stopping) {
-        wss_http_reply(s, 503, NULL, "server is shutting down, please reconnect");
+    if (access_token_find(req, &tok) == -1) {
+        wss_http_reply(s, 400, NULL, "token: bad percent-encoding");
         return;
     }
-    /* the instance-wide limit, shared out evenly: the kernel spreads
-     * connections evenly over the SO_REUSEPORT sockets */
-    per_worker = ((size_t)s->w->cfg->max_connections + (size_t)s->w->cfg->workers - 1) /
-                 (size_t)s->w->cfg->workers;
-    if (s->w->nupgraded >= per_worker) {
-        wss_http_reply(s, 503, NULL, "server is full: too many connections, retry later");
+    if (wss_upgrade(s, req, &tok.protocol) == -1)
+        return;
+    memcpy(s->user, user, (size_t)ulen + 1);
+    s->userlen = (size_t)ulen;
+    /* refused after the upgrade: browsers can read a close code, not a status */
+    why = access_token_check(s->w->cfg, &tok, user, (size_t)ulen);
+    if (why != NULL) {
+        wss_log(LOG_INFO, s, "authentication failed: %s", why);
+        wss_close(s, CHAT_CLOSE_UNAUTHORIZED, why);
         return;
     }
-    wss_upgrade(s, req, user, (size_t)ulen);
+    chat_on_upgraded(s);
+}
+
+static void wss_on_request(struct wss_session *s, const struct upg_request *req)
+{
+    const struct upg_str *upgrade = upg_header_get(req, "Upgrade");
+    const struct upg_str *connection = upg_header_get(req, "Connection");
+    static const struct upg_str no_protocol = {NULL, 0};
+    int is_get = wss_str_eq(&req->method, "GET");
+    int is_upgrade = upgrade != NULL && upg_has_token(upgrade, "websocket") &&
+                     connection != NULL && upg_has_token(connection, "upgrade");
+    struct upg_str raw_user;
+    enum upg_route route = upg_route(&req->target, &raw_user);
+
+    if (route == UPG_ROUTE_ECHO && !s->w->cfg->echo_endpoint)
+        route = UPG_ROUTE_NONE;
+    if (!is_get) {
+        wss_http_reply(s, 405, "Allow: GET\r\n", "only GET is supported");
+        return;
+    }
+    if (!is_upgrade) {
+        if (route == UPG_ROUTE_ROOT)
+            wss_http_reply(s, 200, NULL, "you are good to go!");
+        else if (route == UPG_ROUTE_CHAT || route == UPG_ROUTE_ECHO)
+            wss_http_reply(s, 426, "Upgrade: websocket\r\n",
+                           "this is a WebSocket endpoint: connect with a WebSocket client");
+        else
+            wss_http_reply(s, 404, NULL, "not found");
+        return;
+    }
+    if (route != UPG_ROUTE_CHAT && route != UPG_ROUTE_ECHO) {
+        wss_http_reply(s, 404, NULL, "not found: chat endpoints are /chat/{user}");
+        return;
+    }
+    if (wss_check_upgrade(s, req) == -1)
+        return;
+    if (route == UPG_ROUTE_CHAT) {
+        wss_open_chat(s, req, &raw_user);
+        return;
+    }
+    /* /echo: the same session code, no name, no Redis */
+    if (wss_upgrade(s, req, &no_protocol) == -1)
+        return;
+    s->echo = 1;
+    s->state = WSS_OPEN;
+    wss_resume_reading(s);
 }
 
 static void wss_read_head(struct wss_session *s)
@@ -555,7 +601,7 @@ void wss_resume_reading(struct wss_session *s)
         event_active(s->rev, EV_READ, 0);
 }
 
-void wss_accept(struct worker *w, int fd, const char *peer)
+static struct wss_session *wss_new(struct worker *w, int fd, const char *peer)
 {
     struct wss_session *s = calloc(1, sizeof(*s));
 
@@ -563,7 +609,7 @@ void wss_accept(struct worker *w, int fd, const char *peer)
         free(s);
         close(fd);
         log_msg(LOG_ERROR, "out of memory accepting %s", peer);
-        return;
+        return NULL;
     }
     s->w = w;
     s->fd = fd;
@@ -579,12 +625,40 @@ void wss_accept(struct worker *w, int fd, const char *peer)
         evbuffer_free(s->out);
         free(s);
         close(fd);
-        return;
+        return NULL;
     }
     s->next = w->sessions;
     if (w->sessions != NULL)
         w->sessions->prev = s;
     w->sessions = s;
     w->nsessions++;
+    return s;
+}
+
+void wss_accept(struct worker *w, int fd, const char *peer, uint32_t ip_bucket)
+{
+    struct wss_session *s = wss_new(w, fd, peer);
+
+    if (s == NULL) {
+        ccount_add(w->ccount, w->ccount_row, ip_bucket, -1);
+        return;
+    }
+    s->counted = 1;
+    s->ip_bucket = ip_bucket;
     wss_set_read_timeout(s, w->cfg->handshake_timeout);
+}
+
+void wss_refuse(struct worker *w, int fd, const char *peer, int status, const char *body)
+{
+    struct wss_session *s = wss_new(w, fd, peer);
+    char junk[4096];
+
+    if (s == NULL)
+        return;
+    /* read what already arrived: closing with unread input would send a
+     * reset that can destroy the answer before the client reads it */
+    while (recv(fd, junk, sizeof(junk), 0) > 0)
+        ;
+    wss_http_reply(s, status, NULL, body);
+    wss_flush(s);
 }

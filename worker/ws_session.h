@@ -39,6 +39,9 @@ struct wss_session {
     unsigned awaiting_pong : 1;
     unsigned joined : 1;      /* holds its name in w->users and in Redis */
     unsigned doomed : 1;      /* over its output cap: dropped at the next flush */
+    unsigned counted : 1;     /* holds a place in the shared connection counts */
+    unsigned echo : 1;        /* /echo session: texts go back to the sender */
+    uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
     struct event *rev, *wev;
     char *head;               /* request head while in WSS_HANDSHAKE, NULL after */
@@ -46,13 +49,21 @@ struct wss_session {
     wslay_event_context_ptr ws;
     struct evbuffer *out;
     uint32_t join_req;
+    /* rate limit: a token bucket in thousandths of a message */
+    uint64_t rl_last_ms;
+    uint32_t rl_tokens;
+    uint32_t rl_dropped;      /* messages refused since the last one let through */
     char peer[48];
     char user[UPG_USER_MAX_BYTES + 1];
     size_t userlen;
 };
 
-/* Accept a new connection (fd non-blocking). The session is owned by w. */
-void wss_accept(struct worker *w, int fd, const char *peer);
+/* Accept a new connection (fd non-blocking), counted in the shared counts
+ * under ip_bucket. The session is owned by w. */
+void wss_accept(struct worker *w, int fd, const char *peer, uint32_t ip_bucket);
+
+/* Answer a connection that is over a limit with an HTTP error and close it. */
+void wss_refuse(struct worker *w, int fd, const char *peer, int status, const char *body);
 
 /* Queue a text message for this session only (copied). */
 void wss_queue_text(struct wss_session *s, const char *text, size_t len);
