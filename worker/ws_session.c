@@ -384,7 +384,7 @@ static int wss_str_eq(const struct upg_str *a, const char *b)
 /* Answer 101 and set up wslay. Bytes after the head stay in s->head for
  * wslay; reading pauses until the caller decides (join, echo, refusal). */
 static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
-                       const struct upg_str *protocol)
+                       const struct upg_str *protocol, const char *buf_in, size_t len_in)
 {
     const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
     char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX / 2];
@@ -400,11 +400,16 @@ static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
     upg_accept_key(key->p, key->len, accept);
     n = upg_response_101_protocol(buf, sizeof(buf), accept, protocol->p, protocol->len);
     evbuffer_add(s->out, buf, n);
-    s->headoff = req->head_len;
-    if (s->headoff == s->headlen) {
-        free(s->head);
-        s->head = NULL;
-        s->headoff = s->headlen = 0;
+    if (len_in > req->head_len) { /* frames sent right behind the request head */
+        s->headlen = len_in - req->head_len;
+        s->head = malloc(s->headlen);
+        if (s->head == NULL) {
+            s->headlen = 0;
+            wss_close(s, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+            return -1;
+        }
+        memcpy(s->head, buf_in + req->head_len, s->headlen);
+        s->headoff = 0;
     }
     event_del(s->rev);
     s->state = WSS_JOINING;
@@ -448,7 +453,7 @@ static int wss_check_upgrade(struct wss_session *s, const struct upg_request *re
 }
 
 static void wss_open_chat(struct wss_session *s, const struct upg_request *req,
-                          const struct upg_str *raw_user)
+                          const struct upg_str *raw_user, const char *buf, size_t len)
 {
     static struct access_token tok; /* 4 KiB: not on the stack, one request at a time */
     char user[UPG_USER_MAX_BYTES + 1];
@@ -468,7 +473,7 @@ static void wss_open_chat(struct wss_session *s, const struct upg_request *req,
         wss_http_reply(s, 400, NULL, "token: bad percent-encoding");
         return;
     }
-    if (wss_upgrade(s, req, &tok.protocol) == -1)
+    if (wss_upgrade(s, req, &tok.protocol, buf, len) == -1)
         return;
     memcpy(s->user, user, (size_t)ulen + 1);
     s->userlen = (size_t)ulen;
@@ -482,7 +487,8 @@ static void wss_open_chat(struct wss_session *s, const struct upg_request *req,
     chat_on_upgraded(s);
 }
 
-static void wss_on_request(struct wss_session *s, const struct upg_request *req)
+static void wss_on_request(struct wss_session *s, const struct upg_request *req,
+                           const char *buf, size_t len)
 {
     const struct upg_str *upgrade = upg_header_get(req, "Upgrade");
     const struct upg_str *connection = upg_header_get(req, "Connection");
@@ -516,11 +522,11 @@ static void wss_on_request(struct wss_session *s, const struct upg_request *req)
     if (wss_check_upgrade(s, req) == -1)
         return;
     if (route == UPG_ROUTE_CHAT) {
-        wss_open_chat(s, req, &raw_user);
+        wss_open_chat(s, req, &raw_user, buf, len);
         return;
     }
     /* /echo: the same session code, no name, no Redis */
-    if (wss_upgrade(s, req, &no_protocol) == -1)
+    if (wss_upgrade(s, req, &no_protocol, buf, len) == -1)
         return;
     s->echo = 1;
     s->state = WSS_OPEN;
@@ -529,18 +535,17 @@ static void wss_on_request(struct wss_session *s, const struct upg_request *req)
 
 static void wss_read_head(struct wss_session *s)
 {
+    char buf[UPG_HEAD_MAX];
     struct upg_request req;
+    size_t len;
     ssize_t n;
     int rc;
 
-    if (s->head == NULL) {
-        s->head = malloc(UPG_HEAD_MAX);
-        if (s->head == NULL) {
-            wss_destroy(s, "out of memory");
-            return;
-        }
-    }
-    n = recv(s->fd, s->head + s->headlen, UPG_HEAD_MAX - s->headlen, 0);
+    /* read into the stack: a head that arrives whole (the usual case) never
+     * costs the session an allocation; a partial one keeps only its bytes */
+    if (s->headlen > 0)
+        memcpy(buf, s->head, s->headlen);
+    n = recv(s->fd, buf + s->headlen, UPG_HEAD_MAX - s->headlen, 0);
     if (n == 0) {
         wss_destroy(s, "closed during the handshake");
         return;
@@ -550,13 +555,27 @@ static void wss_read_head(struct wss_session *s)
             wss_destroy(s, "read error during the handshake");
         return;
     }
-    s->headlen += (size_t)n;
-    rc = upg_parse(s->head, s->headlen, &req);
-    if (rc == UPG_PARSE_AGAIN && s->headlen == UPG_HEAD_MAX)
+    len = s->headlen + (size_t)n;
+    rc = upg_parse(buf, len, &req);
+    if (rc == UPG_PARSE_AGAIN && len == UPG_HEAD_MAX)
         rc = UPG_PARSE_TOO_LARGE;
+    if (rc == UPG_PARSE_AGAIN) {
+        char *grown = realloc(s->head, len);
+        if (grown == NULL) {
+            wss_destroy(s, "out of memory");
+            return;
+        }
+        memcpy(grown, buf, len);
+        s->head = grown;
+        s->headlen = len;
+        return;
+    }
+    free(s->head);
+    s->head = NULL;
+    s->headlen = s->headoff = 0;
     switch (rc) {
     case UPG_PARSE_OK:
-        wss_on_request(s, &req);
+        wss_on_request(s, &req, buf, len);
         break;
     case UPG_PARSE_BAD:
         wss_http_reply(s, 400, NULL, "malformed HTTP request");

@@ -44,7 +44,7 @@ struct wss_session {
     uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
     struct event *rev, *wev;
-    char *head;               /* request head while in WSS_HANDSHAKE, NULL after */
+    char *head;               /* partial request head (HANDSHAKE); then bytes sent behind it */
     size_t headlen, headoff;  /* headoff: bytes after the head, fed to wslay first */
     wslay_event_context_ptr ws;
     struct evbuffer *out;
