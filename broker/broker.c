@@ -25,10 +25,13 @@
 #include "ipc_link.h"
 #include "log.h"
 #include "net.h"
+#include "outbox.h"
+#include "presence.h"
 #include "redis_link.h"
 #include "util.h"
 
 #define BROKER_USER_MAX 128 /* bytes; workers validate names, we only bound them */
+#define BROKER_OUTBOX_TICK_MS 200 /* how often held messages are checked for expiry */
 
 /* One connected worker. Owned by the broker's list; its users dict owns
  * the name strings (key == value). */
@@ -52,6 +55,10 @@ static struct {
     struct event_base *base;
     const struct cfg *cfg;
     struct rlink *redis;
+    struct presence *presence;
+    struct outbox outbox;
+    struct event *outbox_ev;
+    const char *instance_id;
     int listen_fd;
     struct event *accept_ev;
     struct event *term_ev, *int_ev;
@@ -63,6 +70,7 @@ static struct {
     size_t scratch_cap;
     long inflight; /* Redis commands not answered yet */
     int stopping;
+    int unregistered; /* stop: the instance is gone from Redis */
 } B;
 
 static struct broker_worker *broker_find_worker(uint64_t id)
@@ -90,10 +98,25 @@ static struct broker_req *broker_req_new(uint64_t worker_id, uint32_t reqid, con
     return q;
 }
 
+static void broker_on_cmd_done(long long result, void *pd);
+
+/* Stopping ends once every worker said goodbye, every held leave reached
+ * Redis and Redis answered; then the instance unregisters itself. While
+ * Redis is down, held leaves wait for it until shutdown-timeout: if it
+ * never returns, the other instances reap our users once our heartbeat
+ * expires, so nobody stays listed. */
 static void broker_maybe_exit(void)
 {
-    if (B.stopping && B.workers == NULL && B.inflight == 0)
-        event_base_loopexit(B.base, NULL);
+    if (!B.stopping || B.workers != NULL || B.outbox.head != NULL || B.inflight > 0)
+        return;
+    if (!B.unregistered) {
+        B.unregistered = 1;
+        if (presence_stop(B.presence, broker_on_cmd_done, NULL) == 0) {
+            B.inflight++;
+            return;
+        }
+    }
+    event_base_loopexit(B.base, NULL);
 }
 
 /* Format "user" + suffix-or-": text" into the scratch buffer. */
@@ -119,8 +142,7 @@ static void broker_on_cmd_done(long long result, void *pd)
     broker_maybe_exit();
 }
 
-/* Publish a notice ("foo: has joined the chat!"). Best effort: while Redis
- * is down it is logged, not queued (the outbox is a later addition). */
+/* Publish a notice ("foo: has joined the chat!"). */
 static void broker_announce(const char *user, size_t ulen, const char *notice)
 {
     size_t len;
@@ -134,15 +156,17 @@ static void broker_announce(const char *user, size_t ulen, const char *notice)
         log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, p);
 }
 
-/* Remove a user from the users set and tell the others. */
+/* A user is gone: remove the name and tell the others, now or, while Redis
+ * is down, as soon as it is back (held in order with the messages). */
 static void broker_user_gone(const char *user, size_t len)
 {
-    if (rlink_srem(B.redis, user, len, broker_on_cmd_done, NULL) == 0)
+    if (B.outbox.head == NULL &&
+        presence_leave(B.presence, user, len, broker_on_cmd_done, NULL) == 0) {
         B.inflight++;
-    else
-        log_msg(LOG_WARN, "redis down: could not remove '%.*s' from %s", (int)len, user,
-                B.cfg->users_key);
-    broker_announce(user, len, CHAT_TEXT_LEFT);
+        return;
+    }
+    if (outbox_push(&B.outbox, OUTBOX_LEAVE, 0, 0, user, len, NULL, 0, 0) == NULL)
+        log_msg(LOG_ERROR, "out of memory: leave of '%.*s' lost", (int)len, user);
 }
 
 static void broker_send_join_reply(struct broker_worker *w, uint32_t reqid, const char *user,
@@ -162,17 +186,15 @@ static void broker_on_sadd(long long result, void *pd)
 
     B.inflight--;
     if (w == NULL) {
-        /* the worker went away while we asked: undo a successful add */
-        if (result == 1 && rlink_srem(B.redis, q->user, q->userlen, broker_on_cmd_done,
-                                      NULL) == 0)
-            B.inflight++;
+        /* the worker went away while we asked: give the name back */
+        if (result == 1)
+            broker_user_gone(q->user, q->userlen);
     } else if (result == 1) {
         char *name = strdup(q->user);
         if (name == NULL || dict_add(&w->users, name, q->userlen, name) != 0) {
             free(name);
             broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_UNAVAILABLE);
-            if (rlink_srem(B.redis, q->user, q->userlen, broker_on_cmd_done, NULL) == 0)
-                B.inflight++;
+            broker_user_gone(q->user, q->userlen);
         } else {
             broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_ACCEPTED);
             broker_announce(q->user, q->userlen, CHAT_TEXT_JOINED);
@@ -216,8 +238,19 @@ static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
         ipc_link_shutdown(w->link, "JOIN with a bad user name");
         return;
     }
+    if (m->flags & IPC_JOIN_F_REREGISTER) {
+        /* a user the worker held before this broker started: take it over
+         * (if Redis is down, the restore at link-up re-adds it) */
+        char *name = strndup((const char *)user->p, user->len);
+        if (name == NULL || dict_add(&w->users, name, user->len, name) != 0) {
+            free(name);
+            return;
+        }
+        presence_hold(B.presence, name, user->len);
+        return;
+    }
     q = broker_req_new(w->id, m->id, user->p, user->len);
-    if (q == NULL || rlink_sadd(B.redis, q->user, q->userlen, broker_on_sadd, q) == -1) {
+    if (q == NULL || presence_join(B.presence, q->user, q->userlen, broker_on_sadd, q) == -1) {
         broker_send_join_reply(w, m->id, (const char *)user->p, user->len,
                                IPC_JOIN_UNAVAILABLE);
         free(q);
@@ -230,6 +263,11 @@ static void broker_on_leave(struct broker_worker *w, const struct ipc_msg *m)
 {
     char *name = dict_del(&w->users, (const char *)m->f[1].p, m->f[1].len);
 
+    if (name == NULL && (m->flags & IPC_LEAVE_F_ORPHAN)) {
+        /* left while no broker ran: the name is still in Redis */
+        broker_user_gone((const char *)m->f[1].p, m->f[1].len);
+        return;
+    }
     if (name == NULL) {
         log_msg(LOG_WARN, "worker %d: LEAVE for '%.*s', which it does not hold", w->slot,
                 (int)m->f[1].len, (const char *)m->f[1].p);
@@ -252,13 +290,24 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
         return;
     }
     payload = broker_format((const char *)user->p, user->len, ": ", text->p, text->len, &len);
+    if (payload == NULL) {
+        broker_send_publish_fail(w, m->id, (const char *)user->p, user->len, "message too large");
+        return;
+    }
+    if (!rlink_is_up(B.redis) || B.outbox.head != NULL) {
+        /* Redis is away: hold the message, in order, within the limits */
+        if (B.outbox.npublish >= (size_t)B.cfg->outbox_size ||
+            outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, user->p, user->len, text->p,
+                        text->len, util_now_ms() + (uint64_t)B.cfg->outbox_timeout) == NULL)
+            broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
+                                     "chat service unavailable");
+        return;
+    }
     q = broker_req_new(w->id, m->id, user->p, user->len);
-    if (payload == NULL || q == NULL ||
-        rlink_publish(B.redis, payload, len, broker_on_published, q) == -1) {
+    if (q == NULL || rlink_publish(B.redis, payload, len, broker_on_published, q) == -1) {
         free(q);
         broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
-                                 payload == NULL ? "message too large"
-                                                 : "chat service unavailable");
+                                 "chat service unavailable");
         return;
     }
     B.inflight++;
@@ -400,15 +449,85 @@ static void broker_on_redis_message(const char *payload, size_t len, void *arg)
             ipc_link_send_encoded(w->link, B.scratch, (size_t)n);
 }
 
+static void broker_hold_user(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)val;
+    (void)arg;
+    presence_hold(B.presence, key, keylen);
+}
+
+/* Send what was held while Redis was away, oldest first. */
+static void broker_outbox_flush(void)
+{
+    struct outbox_item *it;
+
+    while (rlink_is_up(B.redis) && (it = outbox_pop(&B.outbox)) != NULL) {
+        if (it->kind == OUTBOX_LEAVE) {
+            if (presence_leave(B.presence, outbox_user(it), it->userlen, broker_on_cmd_done,
+                               NULL) == 0)
+                B.inflight++;
+        } else {
+            struct broker_req *q = broker_req_new(it->worker_id, it->reqid, outbox_user(it),
+                                                  it->userlen);
+            size_t len;
+            const char *p = broker_format(outbox_user(it), it->userlen, ": ", outbox_text(it),
+                                          it->textlen, &len);
+            if (q != NULL && p != NULL &&
+                rlink_publish(B.redis, p, len, broker_on_published, q) == 0) {
+                B.inflight++;
+            } else {
+                struct broker_worker *w = broker_find_worker(it->worker_id);
+                free(q);
+                if (w != NULL)
+                    broker_send_publish_fail(w, it->reqid, outbox_user(it), it->userlen,
+                                             "chat service unavailable");
+            }
+        }
+        free(it);
+    }
+}
+
+/* Redis came back (or up for the first time): make presence true again
+ * (a restarted Redis lost the set), then send what was held. */
 static void broker_on_redis_state(int up, void *arg)
 {
     struct broker_worker *w;
+    size_t held = 0;
 
-    (void)up;
     (void)arg;
+    if (up) {
+        presence_on_link_up(B.presence);
+        for (w = B.workers; w != NULL; w = w->next) {
+            dict_foreach(&w->users, broker_hold_user, NULL);
+            held += w->users.count;
+        }
+        if (held > 0 || B.outbox.head != NULL)
+            log_msg(LOG_INFO, "redis back: %zu user(s) re-added, %zu message(s) held to send",
+                    held, B.outbox.npublish);
+        broker_outbox_flush();
+    }
     for (w = B.workers; w != NULL; w = w->next)
         if (w->slot >= 0)
             broker_send_link_state(w);
+    broker_maybe_exit();
+}
+
+/* Messages held too long: their senders are told, nothing vanishes. */
+static void broker_outbox_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct outbox_item *it;
+    uint64_t now = util_now_ms();
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    while ((it = outbox_pop_expired(&B.outbox, now)) != NULL) {
+        struct broker_worker *w = broker_find_worker(it->worker_id);
+        if (w != NULL)
+            broker_send_publish_fail(w, it->reqid, outbox_user(it), it->userlen,
+                                     "chat service unavailable");
+        free(it);
+    }
 }
 
 static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -441,7 +560,7 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
     broker_maybe_exit();
 }
 
-int broker_main(const struct cfg *cfg)
+int broker_main(const struct cfg *cfg, const char *instance_id)
 {
     struct rlink_handlers h = {broker_on_redis_message, broker_on_redis_state, NULL};
     char err[NET_ERR_LEN];
@@ -469,6 +588,18 @@ int broker_main(const struct cfg *cfg)
         unlink(cfg->broker_socket);
         return RC_EXIT_FATAL;
     }
+    B.instance_id = instance_id;
+    B.presence = presence_new(B.base, B.redis, cfg, instance_id);
+    outbox_init(&B.outbox);
+    B.outbox_ev = event_new(B.base, -1, EV_PERSIST, broker_outbox_tick_cb, NULL);
+    if (B.presence == NULL || B.outbox_ev == NULL) {
+        log_msg(LOG_ERROR, "out of memory");
+        return RC_EXIT_RUNTIME;
+    }
+    {
+        struct timeval tv = {0, BROKER_OUTBOX_TICK_MS * 1000};
+        event_add(B.outbox_ev, &tv);
+    }
     B.accept_ev = event_new(B.base, B.listen_fd, EV_READ | EV_PERSIST, broker_accept_cb, NULL);
     B.term_ev = evsignal_new(B.base, SIGTERM, broker_signal_cb, NULL);
     B.int_ev = evsignal_new(B.base, SIGINT, broker_signal_cb, NULL);
@@ -476,11 +607,12 @@ int broker_main(const struct cfg *cfg)
     event_add(B.accept_ev, NULL);
     event_add(B.term_ev, NULL);
     event_add(B.int_ev, NULL);
-    log_msg(LOG_INFO, "listening on %s; redis %s:%d%s", cfg->broker_socket, cfg->redis_host,
-            cfg->redis_port, cfg->redis_tls ? " (TLS)" : "");
+    log_msg(LOG_INFO, "listening on %s; redis %s:%d%s; instance %s", cfg->broker_socket,
+            cfg->redis_host, cfg->redis_port, cfg->redis_tls ? " (TLS)" : "", instance_id);
 
     if (event_base_dispatch(B.base) == -1)
         rc = RC_EXIT_RUNTIME;
+    B.stopping = B.unregistered = 1; /* callbacks run by the cleanup send nothing */
 
     unlink(cfg->broker_socket);
     close(B.listen_fd);
@@ -492,7 +624,18 @@ int broker_main(const struct cfg *cfg)
         ipc_link_free(w->link);
         free(w);
     }
+    {
+        struct outbox_item *it;
+        while ((it = outbox_pop(&B.outbox)) != NULL) {
+            if (it->kind == OUTBOX_LEAVE)
+                log_msg(LOG_WARN, "exiting with the leave of '%.*s' unsent: redis down",
+                        (int)it->userlen, outbox_user(it));
+            free(it);
+        }
+    }
     rlink_free(B.redis);
+    presence_free(B.presence);
+    event_free(B.outbox_ev);
     event_free(B.accept_ev);
     event_free(B.term_ev);
     event_free(B.int_ev);

@@ -6,7 +6,8 @@
 #include "config.h"
 
 /* Entry point of the broker process (called in the child after fork).
- * Returns an RC_EXIT_* code. */
-int broker_main(const struct cfg *cfg);
+ * instance_id names this instance in Redis and stays the same when the
+ * broker is restarted. Returns an RC_EXIT_* code. */
+int broker_main(const struct cfg *cfg, const char *instance_id);
 
 #endif

@@ -11,6 +11,9 @@
 #include "redis_link.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -23,10 +26,14 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "log.h"
+#include "util.h"
 
 #define RLINK_CONNECT_TIMEOUT_MS 5000
 #define RLINK_BACKOFF_BASE_MS 100
 #define RLINK_BACKOFF_MAX_MS 5000
+#define RLINK_PING_EVERY_MS 1000   /* the command connection's heartbeat */
+#define RLINK_PING_TIMEOUT_MS 3000 /* no PONG this long: the link is dead */
+#define RLINK_KEEPALIVE_S 5        /* TCP keepalive: idle, interval */
 
 enum rconn_kind { RCONN_CMD = 0, RCONN_SUB };
 
@@ -45,12 +52,15 @@ struct rlink {
     SSL_CTX *ssl_ctx; /* NULL without TLS */
     struct rconn cmd, sub;
     struct rlink_handlers h;
+    struct event *ping_ev;
+    uint64_t ping_sent_ms; /* 0: no PING outstanding */
     int up;
     int stopping;
 };
 
 struct rlink_req {
     rlink_reply_fn fn;
+    rlink_raw_fn raw;
     void *pd;
 };
 
@@ -201,6 +211,18 @@ static int rconn_start_tls(struct rconn *c, redisAsyncContext *ac)
     return 0;
 }
 
+/* A dead peer behind a silent network (no RST) is noticed within about
+ * three keepalive rounds instead of the kernel's two hours. */
+static void rconn_keepalive(int fd)
+{
+    int on = 1, idle = RLINK_KEEPALIVE_S, intvl = RLINK_KEEPALIVE_S, cnt = 3;
+
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 static void rconn_connect(struct rconn *c)
 {
     const struct cfg *cfg = c->r->cfg;
@@ -231,6 +253,7 @@ static void rconn_connect(struct rconn *c)
     }
     ac->data = c;
     c->ac = ac;
+    rconn_keepalive(ac->c.fd);
     redisLibeventAttach(ac, c->r->base);
     redisAsyncSetConnectCallback(ac, rconn_on_connect);
     redisAsyncSetDisconnectCallback(ac, rconn_on_disconnect);
@@ -248,6 +271,43 @@ static void rconn_retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     rconn_connect(arg);
+}
+
+static void rlink_on_pong(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct rlink *r = pd;
+
+    (void)ac;
+    if (reply != NULL)
+        r->ping_sent_ms = 0;
+}
+
+/* Redis that stops answering (hung, partitioned) is dropped and reconnected;
+ * losing the command connection means the subscriber is suspect too. */
+static void rlink_ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rlink *r = arg;
+    uint64_t now = util_now_ms();
+
+    (void)fd;
+    (void)what;
+    if (r->cmd.ac == NULL || !r->cmd.ready) {
+        r->ping_sent_ms = 0;
+        return;
+    }
+    if (r->ping_sent_ms != 0) {
+        if (now - r->ping_sent_ms < RLINK_PING_TIMEOUT_MS)
+            return;
+        log_msg(LOG_WARN, "redis: no answer to PING for %d ms: reconnecting",
+                RLINK_PING_TIMEOUT_MS);
+        r->ping_sent_ms = 0;
+        redisAsyncDisconnect(r->cmd.ac);
+        if (r->sub.ac != NULL)
+            redisAsyncDisconnect(r->sub.ac);
+        return;
+    }
+    if (redisAsyncCommand(r->cmd.ac, rlink_on_pong, r, "PING") == REDIS_OK)
+        r->ping_sent_ms = now;
 }
 
 static SSL_CTX *rlink_ssl_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
@@ -315,6 +375,11 @@ struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
     r->sub.kind = RCONN_SUB;
     r->cmd.retry_ev = evtimer_new(base, rconn_retry_cb, &r->cmd);
     r->sub.retry_ev = evtimer_new(base, rconn_retry_cb, &r->sub);
+    r->ping_ev = event_new(base, -1, EV_PERSIST, rlink_ping_cb, r);
+    {
+        struct timeval tv = {RLINK_PING_EVERY_MS / 1000, (RLINK_PING_EVERY_MS % 1000) * 1000};
+        event_add(r->ping_ev, &tv);
+    }
     rconn_connect(&r->sub);
     rconn_connect(&r->cmd);
     return r;
@@ -332,6 +397,7 @@ void rlink_free(struct rlink *r)
         redisAsyncFree(r->sub.ac);
     event_free(r->cmd.retry_ev);
     event_free(r->sub.retry_ev);
+    event_free(r->ping_ev);
     SSL_CTX_free(r->ssl_ctx);
     free(r);
 }
@@ -348,51 +414,55 @@ static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
     long long result = -1;
 
     (void)ac;
-    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
-        result = reply->integer;
-    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
         log_msg(LOG_ERROR, "redis command failed: %s", reply->str);
-    if (req->fn != NULL)
+    if (req->raw != NULL) {
+        req->raw(reply != NULL && reply->type != REDIS_REPLY_ERROR ? (const void *)reply : NULL,
+                 req->pd);
+    } else if (req->fn != NULL) {
+        if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+            result = reply->integer;
         req->fn(result, req->pd);
+    }
     free(req);
 }
 
-static int rlink_command(struct rlink *r, rlink_reply_fn fn, void *pd, const char *fmt,
-                         const char *a, size_t alen, const char *b, size_t blen)
+static int rlink_send(struct rlink *r, rlink_reply_fn fn, rlink_raw_fn raw, void *pd, int argc,
+                      const char **argv, const size_t *lens)
 {
     struct rlink_req *req;
 
-    if (!r->cmd.ready || r->cmd.ac == NULL)
+    if (!r->up || r->cmd.ac == NULL)
         return -1;
     req = malloc(sizeof(*req));
     if (req == NULL)
         return -1;
     req->fn = fn;
+    req->raw = raw;
     req->pd = pd;
-    if (redisAsyncCommand(r->cmd.ac, rlink_on_reply, req, fmt, a, alen, b, blen) != REDIS_OK) {
+    if (redisAsyncCommandArgv(r->cmd.ac, rlink_on_reply, req, argc, argv, lens) != REDIS_OK) {
         free(req);
         return -1;
     }
     return 0;
 }
 
-int rlink_sadd(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd)
+int rlink_command(struct rlink *r, rlink_reply_fn fn, void *pd, int argc, const char **argv,
+                  const size_t *lens)
 {
-    const char *key = r->cfg->users_key;
-
-    return rlink_command(r, fn, pd, "SADD %b %b", key, strlen(key), member, len);
+    return rlink_send(r, fn, NULL, pd, argc, argv, lens);
 }
 
-int rlink_srem(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd)
+int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, const char **argv,
+                      const size_t *lens)
 {
-    const char *key = r->cfg->users_key;
-
-    return rlink_command(r, fn, pd, "SREM %b %b", key, strlen(key), member, len);
+    return rlink_send(r, NULL, fn, pd, argc, argv, lens);
 }
 
 int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd)
 {
-    const char *ch = r->cfg->channel;
+    const char *argv[3] = {"PUBLISH", r->cfg->channel, payload};
+    size_t lens[3] = {7, strlen(r->cfg->channel), len};
 
-    return rlink_command(r, fn, pd, "PUBLISH %b %b", ch, strlen(ch), payload, len);
+    return rlink_send(r, fn, NULL, pd, 3, argv, lens);
 }

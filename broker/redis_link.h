@@ -35,8 +35,17 @@ int rlink_is_up(const struct rlink *r);
 
 /* Queue a command on the command connection. Return 0 when sent (fn will be
  * called exactly once), -1 when the link is down (fn is not called). */
-int rlink_sadd(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd);
-int rlink_srem(struct rlink *r, const char *member, size_t len, rlink_reply_fn fn, void *pd);
 int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd);
+
+/* Any command, as argc (pointer, length) arguments. fn gets the integer
+ * reply as above (or -1); for other reply types use rlink_command_raw. */
+int rlink_command(struct rlink *r, rlink_reply_fn fn, void *pd, int argc, const char **argv,
+                  const size_t *lens);
+
+/* The same with the reply itself: a const redisReply * (NULL when the
+ * command failed), passed as void * to keep hiredis out of this header. */
+typedef void (*rlink_raw_fn)(const void *reply, void *privdata);
+int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, const char **argv,
+                      const size_t *lens);
 
 #endif

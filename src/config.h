@@ -74,6 +74,10 @@ struct cfg {
                                   * or commas ("https://a.example https://b.example") */
     char *auth_secret;           /* NULL = open chat; else HS256 key for JWT tokens */
     int echo_endpoint;           /* 0; yes = /echo echoes text back (conformance tests) */
+    /* faults */
+    long outbox_size;            /* messages held while Redis is down, 1000 (0 = none) */
+    long outbox_timeout;         /* ms a held message may wait, 10000 */
+    long instance_ttl;           /* ms, 10000: an instance silent this long is dead */
 
     /* private to config.c: line on which the file set each directive (0 =
      * not set by a file). Finds duplicates, and tells an explicit

@@ -24,9 +24,9 @@ struct ipc_type_info {
 /* Indexed by enum ipc_type; slot 0 is the invalid type. */
 static const struct ipc_type_info ipc_types[IPC_TYPE_LAST + 1] = {
     [IPC_HELLO] = { "HELLO", 2, 0 },
-    [IPC_JOIN] = { "JOIN", 2, 0 },
+    [IPC_JOIN] = { "JOIN", 2, IPC_JOIN_F_REREGISTER },
     [IPC_JOIN_REPLY] = { "JOIN_REPLY", 2, IPC_JOIN_UNAVAILABLE },
-    [IPC_LEAVE] = { "LEAVE", 2, 0 },
+    [IPC_LEAVE] = { "LEAVE", 2, IPC_LEAVE_F_ORPHAN },
     [IPC_PUBLISH] = { "PUBLISH", 3, 0 },
     [IPC_PUBLISH_FAIL] = { "PUBLISH_FAIL", 3, 0 },
     [IPC_DELIVER] = { "DELIVER", 2, 0 },

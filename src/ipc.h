@@ -18,10 +18,11 @@
  *
  *   type              dir   fields                    flags / id
  *   IPC_HELLO         w->b  room, pid (decimal)       id = worker slot
- *   IPC_JOIN          w->b  room, user                id = request id
+ *   IPC_JOIN          w->b  room, user                id = request id,
+ *                                                     flags: IPC_JOIN_F_REREGISTER
  *   IPC_JOIN_REPLY    b->w  room, user                id = request id,
  *                                                     flags = enum ipc_join_status
- *   IPC_LEAVE         w->b  room, user
+ *   IPC_LEAVE         w->b  room, user                flags: IPC_LEAVE_F_ORPHAN
  *   IPC_PUBLISH       w->b  room, user, text          id = request id
  *   IPC_PUBLISH_FAIL  b->w  room, user, reason        id = request id
  *   IPC_DELIVER       b->w  room, payload             (payload as published
@@ -57,6 +58,13 @@ enum ipc_type {
     IPC_PONG,
     IPC_TYPE_LAST = IPC_PONG,
 };
+
+/* JOIN: a user the worker holds already, sent again to a broker that
+ * restarted; no reply, no announcement. */
+#define IPC_JOIN_F_REREGISTER 1
+/* LEAVE: the user left while the broker was away, so this broker never saw
+ * the join; remove the name all the same. */
+#define IPC_LEAVE_F_ORPHAN 1
 
 enum ipc_join_status {
     IPC_JOIN_ACCEPTED = 0,

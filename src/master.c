@@ -75,6 +75,7 @@ static struct {
     uint64_t kill_at_ms;
     int exit_code;
     pid_t pid;
+    char instance_id[33]; /* names this instance in Redis; kept across broker restarts */
 } M;
 
 int master_load_config(struct cfg *cfg, const char *conf_path, char *err, size_t errlen)
@@ -161,7 +162,7 @@ static int master_spawn(struct master_proc *p)
 
         master_child_setup(p);
         if (p->role == ROLE_BROKER)
-            rc = broker_main(M.cfg);
+            rc = broker_main(M.cfg, M.instance_id);
         else
             rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot], M.ccount, p->row);
         log_close();
@@ -459,6 +460,24 @@ static void master_reload(void)
     log_msg(LOG_INFO, "reloaded: %d worker(s)", M.nslots);
 }
 
+/* 16 random bytes as hex: unique among the instances sharing a Redis. */
+static void master_new_instance_id(char *out, size_t cap)
+{
+    unsigned char rnd[16];
+    size_t i;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+    if (fd == -1 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+        uint64_t seed = util_now_ms() ^ ((uint64_t)getpid() << 32);
+        for (i = 0; i < sizeof(rnd); i++)
+            rnd[i] = (unsigned char)(seed >> (8 * (i % 8))) ^ (unsigned char)(i * 131);
+    }
+    if (fd != -1)
+        close(fd);
+    for (i = 0; i < sizeof(rnd) && 2 * i + 2 < cap; i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
 static int master_write_pidfile(const char *path)
 {
     char buf[32];
@@ -531,6 +550,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
         log_msg(LOG_ERROR, "%s", err);
         return RC_EXIT_RUNTIME;
     }
+    master_new_instance_id(M.instance_id, sizeof(M.instance_id));
     M.ccount = ccount_create();
     if (M.ccount == NULL) {
         log_errno(LOG_ERROR, errno, "shared connection counts");

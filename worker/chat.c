@@ -9,6 +9,7 @@
 #include "chat.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat_text.h"
@@ -16,6 +17,13 @@
 #include "log.h"
 #include "util.h"
 #include "ws_session.h"
+
+/* A leave the broker has not heard of yet. */
+struct chat_orphan {
+    struct chat_orphan *next;
+    size_t len;
+    char user[];
+};
 
 static int chat_send(struct worker *w, enum ipc_type type, uint32_t id, const struct wss_session *s,
                      const void *text, size_t len)
@@ -139,8 +147,58 @@ void chat_on_gone(struct wss_session *s)
         return;
     s->joined = 0;
     dict_del(&w->users, s->user, s->userlen);
-    if (chat_send(w, IPC_LEAVE, 0, s, NULL, 0) == -1)
-        log_msg(LOG_WARN, "broker link down: leave of '%s' not sent", s->user);
+    if (chat_send(w, IPC_LEAVE, 0, s, NULL, 0) == -1) {
+        /* the broker is away: keep the leave for the next one */
+        struct chat_orphan *o = malloc(sizeof(*o) + s->userlen);
+        if (o == NULL) {
+            log_msg(LOG_ERROR, "out of memory: leave of '%s' lost", s->user);
+            return;
+        }
+        o->len = s->userlen;
+        memcpy(o->user, s->user, s->userlen);
+        o->next = w->orphans;
+        w->orphans = o;
+    }
+}
+
+static void chat_reregister(const char *key, size_t keylen, void *val, void *arg)
+{
+    struct worker *w = arg;
+    struct ipc_msg m;
+
+    (void)val;
+    ipc_msg_set(&m, IPC_JOIN, 0, IPC_JOIN_F_REREGISTER, w->cfg->channel, strlen(w->cfg->channel),
+                key, keylen, NULL, 0);
+    worker_send_broker(w, &m);
+}
+
+void chat_on_broker_up(struct worker *w)
+{
+    struct chat_orphan *o;
+    struct ipc_msg m;
+
+    dict_foreach(&w->users, chat_reregister, w);
+    while ((o = w->orphans) != NULL) {
+        ipc_msg_set(&m, IPC_LEAVE, 0, IPC_LEAVE_F_ORPHAN, w->cfg->channel,
+                    strlen(w->cfg->channel), o->user, o->len, NULL, 0);
+        worker_send_broker(w, &m);
+        w->orphans = o->next;
+        free(o);
+    }
+    if (w->users.count > 0)
+        log_msg(LOG_INFO, "re-registered %zu user(s) with the broker", w->users.count);
+}
+
+void chat_deinit(struct worker *w)
+{
+    struct chat_orphan *o;
+
+    while ((o = w->orphans) != NULL) {
+        log_msg(LOG_WARN, "exiting with the leave of '%.*s' unsent: broker unreachable",
+                (int)o->len, o->user);
+        w->orphans = o->next;
+        free(o);
+    }
 }
 
 static void chat_on_join_reply(struct worker *w, const struct ipc_msg *m)

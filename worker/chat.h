@@ -22,5 +22,10 @@ void chat_on_gone(struct wss_session *s);
 void chat_on_broker_msg(struct worker *w, const struct ipc_msg *m);
 /* The broker link dropped: pending joins cannot be answered any more. */
 void chat_on_broker_lost(struct worker *w);
+/* Connected to a (maybe new) broker: tell it which users this worker holds
+ * and who left while it was away, so nobody is lost or left behind. */
+void chat_on_broker_up(struct worker *w);
+/* Free what chat keeps besides sessions (at exit). */
+void chat_deinit(struct worker *w);
 
 #endif

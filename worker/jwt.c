@@ -27,7 +27,7 @@
 #define JWT_HEADER_STR_MAX 16  /* room for "alg" and "typ" values */
 #define JWT_EXP10_MAX 1000000L /* exponents beyond this behave the same */
 
-/* How far a member has been seen in an object. */
+/* What a wanted member held, once seen. */
 enum jwt_json_type {
     JWT_JSON_ABSENT = 0,
     JWT_JSON_STRING,
@@ -139,15 +139,16 @@ static size_t jwt_utf8_seq(const unsigned char *p, const unsigned char *end)
 
     if (p[0] < 0x80)
         return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2, cp = p[0] & 0x1fu, min = 0x80;
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        n = 3, cp = p[0] & 0x0fu, min = 0x800;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4, cp = p[0] & 0x07u, min = 0x10000;
-    } else {
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if ((p[0] & 0xf0) == 0xe0)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
         return 0;
-    }
+    min = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+    cp = p[0] & (0x7fu >> n); /* the lead byte's payload bits */
     if ((size_t)(end - p) < n)
         return 0;
     for (i = 1; i < n; i++) {
@@ -171,18 +172,11 @@ static void jwt_put(char *out, size_t cap, size_t *len, const void *b, size_t n)
 /* Append code point cp (a scalar value, not a surrogate) as UTF-8. */
 static void jwt_put_utf8(char *out, size_t cap, size_t *len, uint32_t cp)
 {
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    uint32_t lead = n == 1 ? 0 : n == 2 ? 0xc0 : n == 3 ? 0xe0 : 0xf0;
     unsigned char b[4];
-    size_t n;
 
-    if (cp < 0x80) {
-        b[0] = (unsigned char)cp, n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (unsigned char)(0xc0 | cp >> 6), n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (unsigned char)(0xe0 | cp >> 12), n = 3;
-    } else {
-        b[0] = (unsigned char)(0xf0 | cp >> 18), n = 4;
-    }
+    b[0] = (unsigned char)(lead | cp >> (6 * (n - 1)));
     for (size_t i = 1; i < n; i++)
         b[i] = (unsigned char)(0x80 | ((cp >> (6 * (n - 1 - i))) & 0x3f));
     jwt_put(out, cap, len, b, n);
@@ -285,8 +279,10 @@ static int jwt_json_number(struct jwt_json *r, long long *val)
     unsigned long long v = 0, limit;
     int neg = 0, eneg = 0;
 
-    if (p < end && *p == '-')
-        neg = 1, p++;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
     if (p == end || !jwt_is_digit(*p))
         return -1;
     ip = p;

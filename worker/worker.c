@@ -203,6 +203,7 @@ static void worker_broker_connect(void)
     ipc_msg_set(&m, IPC_HELLO, (uint32_t)W.slot, 0, W.cfg->channel, strlen(W.cfg->channel), pid,
                 strlen(pid), NULL, 0);
     ipc_link_send(W.broker, &m);
+    chat_on_broker_up(&W);
     log_msg(W.broker_failures ? LOG_INFO : LOG_DEBUG, "connected to the broker");
     W.broker_failures = 0;
 }
@@ -339,6 +340,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
             log_msg(LOG_WARN, "could not hand every leave to the broker");
         ipc_link_free(W.broker);
     }
+    chat_deinit(&W);
     dict_deinit(&W.users);
     dict_deinit(&W.pending);
     event_free(W.accept_ev);

@@ -28,6 +28,7 @@ struct event;
 struct ipc_link;
 struct ipc_msg;
 struct wss_session;
+struct chat_orphan;
 
 /* The worker's state; one per process. Sessions are owned by `sessions`. */
 struct worker {
@@ -47,6 +48,7 @@ struct worker {
     size_t max_frame;        /* IPC frame limit */
     struct dict users;       /* joined user name -> struct wss_session */
     struct dict pending;     /* join request id (4 bytes) -> struct wss_session */
+    struct chat_orphan *orphans;  /* users who left while the broker was away */
     struct wss_session *sessions; /* every connection, any state */
     size_t nsessions;
     size_t nupgraded;             /* sessions past the HTTP upgrade */

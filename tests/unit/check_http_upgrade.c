@@ -603,7 +603,8 @@ START_TEST(test_route_targets)
         { "/chat/?x", UPG_ROUTE_CHAT, "" }, { "/chat/a/b", UPG_ROUTE_CHAT, "a/b" },
         { "/chat/%E6%97%A5?a?b", UPG_ROUTE_CHAT, "%E6%97%A5" },
         { "/chatx/foo", UPG_ROUTE_NONE, NULL }, { "/chat", UPG_ROUTE_NONE, NULL },
-        { "/chat?x=/chat/foo", UPG_ROUTE_NONE, NULL }, { "/echo", UPG_ROUTE_NONE, NULL },
+        { "/chat?x=/chat/foo", UPG_ROUTE_NONE, NULL }, { "/echo", UPG_ROUTE_ECHO, NULL },
+        { "/echo?x=1", UPG_ROUTE_ECHO, NULL }, { "/echo/x", UPG_ROUTE_NONE, NULL },
         { "/CHAT/foo", UPG_ROUTE_NONE, NULL }, { "//", UPG_ROUTE_NONE, NULL },
         { "", UPG_ROUTE_NONE, NULL },
     };

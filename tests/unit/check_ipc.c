@@ -25,8 +25,8 @@ struct type_spec {
 };
 
 static const struct type_spec specs[] = {
-    { IPC_HELLO, "HELLO", 2, 0 },           { IPC_JOIN, "JOIN", 2, 0 },
-    { IPC_JOIN_REPLY, "JOIN_REPLY", 2, 2 }, { IPC_LEAVE, "LEAVE", 2, 0 },
+    { IPC_HELLO, "HELLO", 2, 0 },           { IPC_JOIN, "JOIN", 2, 1 },
+    { IPC_JOIN_REPLY, "JOIN_REPLY", 2, 2 }, { IPC_LEAVE, "LEAVE", 2, 1 },
     { IPC_PUBLISH, "PUBLISH", 3, 0 },       { IPC_PUBLISH_FAIL, "PUBLISH_FAIL", 3, 0 },
     { IPC_DELIVER, "DELIVER", 2, 0 },       { IPC_LINK, "LINK", 1, 1 },
     { IPC_PING, "PING", 1, 0 },             { IPC_PONG, "PONG", 1, 0 },

@@ -67,8 +67,10 @@ static int node_port;
 static const char *find_ws_module(void)
 {
     static const char *const dirs[] = {
-        "/usr/lib/node_modules/wscat/node_modules", "/usr/local/lib/node_modules/wscat/node_modules",
-        "/usr/lib/node_modules", "/usr/local/lib/node_modules",
+        "/usr/lib/node_modules/wscat/node_modules",
+        "/usr/local/lib/node_modules/wscat/node_modules",
+        "/usr/lib/node_modules",
+        "/usr/local/lib/node_modules",
     };
     static char found[512];
     char *npm[] = { (char[]){ "npm" }, (char[]){ "root" }, (char[]){ "-g" }, NULL };
@@ -93,11 +95,12 @@ static const char *find_ws_module(void)
 static void node_start(void)
 {
     char script[320], log[320], port[16];
+    char *version[] = { (char[]){ "node" }, (char[]){ "--version" }, NULL };
     const char *modules = find_ws_module();
     FILE *f;
 
-    if (modules == NULL) {
-        fprintf(stderr, "check_wsclient: node ws module not found: skipped\n");
+    if (modules == NULL || h_run(NULL, 0, 10000, version) != 0) {
+        fprintf(stderr, "check_wsclient: node or its ws module not found: skipped\n");
         exit(77);
     }
     ck_assert_int_eq(h_tmpdir(node_dir, sizeof(node_dir)), 0);
@@ -342,13 +345,13 @@ START_TEST(test_malformed_client_frames)
     char big[200];
 
     memset(big, 'z', sizeof(big));
-    bad_frame(1, 0, WSC_OP_TEXT, "hi", 2, 0, 1002);             /* unmasked */
-    bad_frame(1, 4, WSC_OP_TEXT, "hi", 2, 1, 1002);             /* RSV1 */
-    bad_frame(1, 0, 3, "hi", 2, 1, 1002);                       /* reserved opcode */
-    bad_frame(1, 0, WSC_OP_PING, big, sizeof(big), 1, 1002);    /* control > 125 */
-    bad_frame(0, 0, WSC_OP_PING, "x", 1, 1, 1002);              /* fragmented control */
-    bad_frame(1, 0, WSC_OP_CONT, "x", 1, 1, 1002);              /* stray continuation */
-    bad_frame(1, 0, WSC_OP_TEXT, "\xc3\x28", 2, 1, 1007);       /* invalid UTF-8 */
+    bad_frame(1, 0, WSC_OP_TEXT, "hi", 2, 0, 1002);          /* unmasked */
+    bad_frame(1, 4, WSC_OP_TEXT, "hi", 2, 1, 1002);          /* RSV1 */
+    bad_frame(1, 0, 3, "hi", 2, 1, 1002);                    /* reserved opcode */
+    bad_frame(1, 0, WSC_OP_PING, big, sizeof(big), 1, 1002); /* control > 125 */
+    bad_frame(0, 0, WSC_OP_PING, "x", 1, 1, 1002);           /* fragmented control */
+    bad_frame(1, 0, WSC_OP_CONT, "x", 1, 1, 1002);           /* stray continuation */
+    bad_frame(1, 0, WSC_OP_TEXT, "\xc3\x28", 2, 1, 1007);    /* invalid UTF-8 */
 }
 END_TEST
 
@@ -467,8 +470,7 @@ static pid_t fake_server(const char *answer, int *port)
     pid = fork();
     if (pid == 0) {
         cfd = accept(fd, NULL, NULL);
-        if (cfd != -1 && read(cfd, buf, sizeof(buf)) > 0 &&
-            write(cfd, answer, strlen(answer)) > 0)
+        if (cfd != -1 && read(cfd, buf, sizeof(buf)) > 0 && write(cfd, answer, strlen(answer)) > 0)
             h_sleep_ms(500);
         _exit(0);
     }
