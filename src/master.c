@@ -110,6 +110,7 @@ static void master_child_setup(const struct master_proc *p)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
@@ -368,7 +369,7 @@ static void master_retire(pid_t pid, int close_fd, int row)
     M.retired[M.nretired].row = row;
     M.nretired++;
     if (pid > 0)
-        kill(pid, SIGTERM);
+        kill(pid, SIGQUIT); /* drain: its sessions go on until shutdown-timeout */
 }
 
 static int master_str_differs(const char *a, const char *b)

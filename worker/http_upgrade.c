@@ -554,6 +554,8 @@ enum upg_route upg_route(const struct upg_str *target, struct upg_str *user)
         return UPG_ROUTE_ROOT;
     if (plen == 5 && memcmp(target->p, "/echo", 5) == 0)
         return UPG_ROUTE_ECHO;
+    if (plen == 8 && memcmp(target->p, "/healthz", 8) == 0)
+        return UPG_ROUTE_HEALTH;
     if (plen >= UPG_CHAT_PREFIX_LEN
         && memcmp(target->p, UPG_CHAT_PREFIX, UPG_CHAT_PREFIX_LEN) == 0) {
         if (user != NULL) {

@@ -170,10 +170,9 @@ static void worker_on_broker_close(struct ipc_link *l, const char *why, void *ar
     W.broker = NULL;
     chat_on_broker_lost(&W);
     wss_flush_dirty(&W);
-    if (!W.stopping)
-        worker_schedule_broker_retry();
-    else
-        worker_maybe_exit();
+    /* even while stopping: the leaves of the last sessions need a broker */
+    worker_schedule_broker_retry();
+    worker_maybe_exit();
 }
 
 static void worker_broker_connect(void)
@@ -244,33 +243,14 @@ static void worker_ping_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- stop -------------------------------------------------------------------------- */
 
-static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    log_msg(LOG_WARN, "shutdown timeout: dropping %zu remaining connection(s)", W.nsessions);
-    while (W.sessions != NULL)
-        wss_destroy(W.sessions, "shutdown timeout");
-    event_base_loopexit(W.base, NULL);
-}
+#define WORKER_CLOSE_GRACE_MS 2000 /* for close handshakes after the last 1001 */
 
-static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
+/* Close every session with 1001 (going away); handshakes in progress are
+ * dropped. The worker exits when the last session is gone. */
+static void worker_close_all(void)
 {
     struct wss_session *s, *next;
 
-    (void)what;
-    (void)arg;
-    if (sig == SIGINT || W.stopping) {
-        event_base_loopexit(W.base, NULL);
-        return;
-    }
-    W.stopping = 1;
-    log_msg(LOG_INFO, "stopping: closing %zu connection(s)", W.nsessions);
-    event_del(W.accept_ev);
-    event_del(W.accept_retry_ev);
-    event_del(W.ping_ev);
-    worker_timer_add(W.stop_ev, W.cfg->shutdown_timeout);
     for (s = W.sessions; s != NULL; s = next) {
         next = s->next;
         if (s->ws != NULL)
@@ -279,6 +259,58 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
             wss_destroy(s, "server shutting down");
     }
     wss_flush_dirty(&W);
+}
+
+static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (W.stopping == WORKER_DRAINING) {
+        /* drain time is over: ask the rest to go, then give them a moment */
+        log_msg(LOG_INFO, "drain timeout: closing %zu remaining connection(s)", W.nsessions);
+        W.stopping = WORKER_CLOSING;
+        worker_timer_add(W.stop_ev, WORKER_CLOSE_GRACE_MS);
+        worker_close_all();
+        worker_maybe_exit();
+        return;
+    }
+    log_msg(LOG_WARN, "shutdown timeout: dropping %zu remaining connection(s)", W.nsessions);
+    while (W.sessions != NULL)
+        wss_destroy(W.sessions, "shutdown timeout");
+    event_base_loopexit(W.base, NULL);
+}
+
+/* SIGTERM: the instance stops; sessions are closed now with 1001.
+ * SIGQUIT: this worker is being replaced (reload): stop accepting, let the
+ * sessions go on until shutdown-timeout, then close them with 1001.
+ * SIGINT: stop at once. */
+static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    if (sig == SIGINT || W.stopping == WORKER_CLOSING) {
+        event_base_loopexit(W.base, NULL);
+        return;
+    }
+    if (W.stopping == 0) {
+        event_del(W.accept_ev);
+        event_del(W.accept_retry_ev);
+        worker_timer_add(W.stop_ev, W.cfg->shutdown_timeout);
+    }
+    if (sig == SIGQUIT) {
+        if (W.stopping == 0) {
+            W.stopping = WORKER_DRAINING;
+            log_msg(LOG_INFO, "draining: %zu connection(s) may stay up to %ld ms", W.nsessions,
+                    W.cfg->shutdown_timeout);
+        }
+        worker_maybe_exit();
+        return;
+    }
+    W.stopping = WORKER_CLOSING;
+    event_del(W.ping_ev);
+    log_msg(LOG_INFO, "stopping: closing %zu connection(s)", W.nsessions);
+    worker_close_all();
     worker_maybe_exit();
 }
 
@@ -305,12 +337,14 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     W.ping_ev = event_new(W.base, -1, EV_PERSIST, worker_ping_cb, NULL);
     W.term_ev = evsignal_new(W.base, SIGTERM, worker_signal_cb, NULL);
     W.int_ev = evsignal_new(W.base, SIGINT, worker_signal_cb, NULL);
+    W.quit_ev = evsignal_new(W.base, SIGQUIT, worker_signal_cb, NULL);
     W.stop_ev = evtimer_new(W.base, worker_stop_timer_cb, NULL);
     if (!W.accept_ev || !W.accept_retry_ev || !W.broker_retry_ev || !W.ping_ev || !W.term_ev ||
-        !W.int_ev || !W.stop_ev)
+        !W.int_ev || !W.quit_ev || !W.stop_ev)
         return -1;
     event_add(W.accept_ev, NULL);
     event_add(W.term_ev, NULL);
+    event_add(W.quit_ev, NULL);
     event_add(W.int_ev, NULL);
     if (cfg->ping_interval > 0) {
         struct timeval tv = {cfg->ping_interval / 1000, (cfg->ping_interval % 1000) * 1000};
@@ -349,6 +383,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     event_free(W.ping_ev);
     event_free(W.term_ev);
     event_free(W.int_ev);
+    event_free(W.quit_ev);
     event_free(W.stop_ev);
     event_base_free(W.base);
     close(listen_fd);

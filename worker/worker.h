@@ -41,7 +41,7 @@ struct worker {
     struct event *accept_ev, *accept_retry_ev; /* retry: after EMFILE/ENFILE */
     struct event *broker_retry_ev;
     struct event *ping_ev;
-    struct event *term_ev, *int_ev, *stop_ev;
+    struct event *term_ev, *int_ev, *quit_ev, *stop_ev;
     struct ipc_link *broker; /* NULL while disconnected */
     int broker_failures;
     int redis_up;            /* last IPC_LINK state from the broker */
@@ -55,8 +55,11 @@ struct worker {
     struct wss_session *dirty;    /* sessions with output waiting for a flush */
     uint32_t next_req;
     uint64_t next_conn_id;
-    int stopping;
+    int stopping;            /* 0, WORKER_DRAINING or WORKER_CLOSING */
 };
+
+#define WORKER_DRAINING 1 /* replaced by a reload: no accepts, sessions go on */
+#define WORKER_CLOSING 2  /* stopping: sessions are being closed */
 
 /* Send a message to the broker. 0, or -1 when the broker is not connected. */
 int worker_send_broker(struct worker *w, const struct ipc_msg *m);

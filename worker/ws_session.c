@@ -445,7 +445,7 @@ static int wss_check_upgrade(struct wss_session *s, const struct upg_request *re
         wss_http_reply(s, 403, NULL, "origin not allowed");
         return -1;
     }
-    if (s->w->stopping) {
+    if (s->w->stopping == WORKER_CLOSING) {
         wss_http_reply(s, 503, NULL, "server is shutting down, please reconnect");
         return -1;
     }
@@ -487,6 +487,20 @@ static void wss_open_chat(struct wss_session *s, const struct upg_request *req,
     chat_on_upgraded(s);
 }
 
+/* GET /healthz: 200 while this worker can chat (broker and Redis up), 503
+ * with the reason otherwise, for load balancers. */
+static void wss_health(struct wss_session *s)
+{
+    if (s->w->broker == NULL)
+        wss_http_reply(s, 503, NULL, "unavailable: broker not connected");
+    else if (!s->w->redis_up)
+        wss_http_reply(s, 503, NULL, "unavailable: redis not reachable");
+    else if (s->w->stopping)
+        wss_http_reply(s, 503, NULL, "unavailable: shutting down");
+    else
+        wss_http_reply(s, 200, NULL, "ok");
+}
+
 static void wss_on_request(struct wss_session *s, const struct upg_request *req,
                            const char *buf, size_t len)
 {
@@ -508,6 +522,8 @@ static void wss_on_request(struct wss_session *s, const struct upg_request *req,
     if (!is_upgrade) {
         if (route == UPG_ROUTE_ROOT)
             wss_http_reply(s, 200, NULL, "you are good to go!");
+        else if (route == UPG_ROUTE_HEALTH)
+            wss_health(s);
         else if (route == UPG_ROUTE_CHAT || route == UPG_ROUTE_ECHO)
             wss_http_reply(s, 426, "Upgrade: websocket\r\n",
                            "this is a WebSocket endpoint: connect with a WebSocket client");

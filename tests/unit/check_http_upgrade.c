@@ -605,6 +605,7 @@ START_TEST(test_route_targets)
         { "/chatx/foo", UPG_ROUTE_NONE, NULL }, { "/chat", UPG_ROUTE_NONE, NULL },
         { "/chat?x=/chat/foo", UPG_ROUTE_NONE, NULL }, { "/echo", UPG_ROUTE_ECHO, NULL },
         { "/echo?x=1", UPG_ROUTE_ECHO, NULL }, { "/echo/x", UPG_ROUTE_NONE, NULL },
+        { "/healthz", UPG_ROUTE_HEALTH, NULL }, { "/healthz/x", UPG_ROUTE_NONE, NULL },
         { "/CHAT/foo", UPG_ROUTE_NONE, NULL }, { "//", UPG_ROUTE_NONE, NULL },
         { "", UPG_ROUTE_NONE, NULL },
     };
