@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,7 @@
 enum h_stderr_mode { H_ERR_INHERIT = 0, H_ERR_CAPTURE };
 
 /* execvp's argv is char *const[] for historical reasons; it does not write. */
-static char *h_unconst(const char *s)
-{
-    union { const char *c; char *m; } u = { .c = s };
-
-    return u.m;
-}
+#define h_unconst(s) ((char *)(uintptr_t)(const char *)(s))
 
 long long h_now_ms(void)
 {
@@ -305,10 +301,10 @@ int h_wait_exit(pid_t pid, int timeout_ms, int *status)
 /* In the child after fork(): default signal dispositions and mask, stdin from
  * /dev/null, stdout (and stderr when captured) to out_fd, no other fds open.
  * Never returns. */
-static void h_child_exec(char *const argv[], int out_fd, enum h_stderr_mode err_mode,
-                         int pdeathsig, pid_t parent)
+static void h_child_exec(char *const argv[], int out_fd, enum h_stderr_mode err_mode, int pdeathsig,
+                         pid_t parent)
 {
-    static const int sigs[] = { SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+    static const int sigs[] = { SIGPIPE, SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
                                 SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2 };
     sigset_t none;
     size_t i;
@@ -435,8 +431,8 @@ static int h_terminate(pid_t pid, int sig, int timeout_ms, const char *what)
     kill(pid, sig);
     if (h_wait_exit(pid, timeout_ms, &st) == 1)
         return st;
-    fprintf(stderr, "harness: %s pid %d still running %d ms after signal %d: SIGKILL\n",
-            what, (int)pid, timeout_ms, sig);
+    fprintf(stderr, "harness: %s pid %d still running %d ms after signal %d: SIGKILL\n", what,
+            (int)pid, timeout_ms, sig);
     kill(pid, SIGKILL);
     return h_wait_exit(pid, 5000, &st) == 1 ? st : -1;
 }
@@ -506,9 +502,8 @@ static int h_redis_launch(struct h_redis *r)
 {
     const char *srcdir = getenv("SRCDIR");
     char script[PATH_MAX], port[16], out[256] = "", errlog[320], *ping = h_unconst("PING");
-    char *argv[] = { h_unconst("env"), h_unconst(r->tls ? "REDIS_TLS=yes" : "REDIS_TLS=no"),
-                     h_unconst("bash"), script, r->dir, port, r->password,
-                     h_unconst("--foreground"), NULL };
+    char env[] = "env", tls[] = "REDIS_TLS=yes", bash[] = "bash", fg[] = "--foreground";
+    char *argv[] = { env, tls, bash, script, r->dir, port, r->password, fg, NULL };
     long long deadline = h_now_ms() + H_START_TIMEOUT_MS;
 
     snprintf(script, sizeof(script), "%s/tests/redis-tls.sh",
@@ -519,6 +514,8 @@ static int h_redis_launch(struct h_redis *r)
     }
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", r->dir);
+    if (!r->tls)
+        strcpy(tls, "REDIS_TLS=no");
     r->pid = h_spawn(argv, errlog, r->owner, SIGKILL);
     if (r->pid == -1) {
         r->pid = 0;
@@ -530,9 +527,8 @@ static int h_redis_launch(struct h_redis *r)
             return 0;
         h_sleep_ms(50);
     }
-    fprintf(stderr, "h_redis_start: redis-server on 127.0.0.1:%d %s (last answer: %.*s)\n",
-            r->port, h_exited(r->pid) ? "exited" : "not answering PING",
-            (int)strcspn(out, "\n"), out);
+    fprintf(stderr, "h_redis_start: redis-server on 127.0.0.1:%d %s (last answer: %.*s)\n", r->port,
+            h_exited(r->pid) ? "exited" : "not answering PING", (int)strcspn(out, "\n"), out);
     h_dump_dir_file(r->dir, "stderr.log", 20);
     h_dump_dir_file(r->dir, "redis.log", 20);
     h_redis_stop(r);
@@ -718,8 +714,9 @@ int h_chat_start_conf(struct h_chat *c, const char *conf_path)
         return -1;
     }
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", c->dir);
-    /* SIGTERM, not SIGKILL: should the test die, the master still stops its children */
-    c->pid = h_spawn(argv, errlog, c->owner, SIGTERM);
+    /* SIGTERM, not SIGKILL: should the test die, the master still stops its
+     * children. Always ours, never the owner's: no pid file would find it. */
+    c->pid = h_spawn(argv, errlog, getpid(), SIGTERM);
     if (c->pid == -1)
         c->pid = 0;
     return c->pid > 0 ? 0 : -1;
@@ -738,8 +735,9 @@ static int h_port_listening(int port)
         unsigned lport, state;
 
         while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
-            found = sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport,
-                           &state) == 2 && (int)lport == port && state == 0x0A;
+            found =
+                sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport, &state) == 2 &&
+                (int)lport == port && state == 0x0A;
         if (f != NULL)
             fclose(f);
     }
@@ -756,8 +754,8 @@ int h_chat_wait_port(const struct h_chat *c, int timeout_ms)
             return -1;
         }
         if (h_now_ms() >= deadline) {
-            fprintf(stderr, "h_chat_wait_port: nothing listens on port %d after %d ms\n",
-                    c->port, timeout_ms);
+            fprintf(stderr, "h_chat_wait_port: nothing listens on port %d after %d ms\n", c->port,
+                    timeout_ms);
             return -1;
         }
         h_sleep_ms(20);

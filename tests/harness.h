@@ -11,13 +11,19 @@
  *   REDIS_SERVER is read by tests/redis-tls.sh (default "redis-server")
  *   TMPDIR      where temp dirs go (default "/tmp")
  *
- * Process ownership: a server is a child of the process that started it. With
- * check's default CK_FORK=yes, servers started in an unchecked fixture belong to
- * the runner, and a test body (a forked child) cannot waitpid() them; the stop
- * helpers then wait by polling /proc instead. A server's first start records the
- * starting process as its owner: only when the owner starts it does the server
- * get PR_SET_PDEATHSIG (it dies with the owner); a restart from a test body is
- * left running for the following tests and found again through its pid file.
+ * Process ownership: a server is a child of the process that started it, with
+ * all file descriptors above 2 closed (so a test's client sockets never leak
+ * into it) and default signal handling. h_redis_start/h_chat_start record the
+ * calling process as the owner. Started by its owner, a server gets
+ * PR_SET_PDEATHSIG (SIGKILL for redis, SIGTERM for redis-chat) and dies if the
+ * owner dies. With check's default CK_FORK=yes, servers started in an unchecked
+ * fixture belong to the runner, and a test body (a forked child) can neither
+ * waitpid() them nor keep what it starts: check kills the test's process group
+ * when the test ends. The stop helpers then fall back to polling /proc. A
+ * redis-server (re)started by a non-owner joins the owner's process group
+ * instead (it outlives the test body, no death signal) and h_redis_stop finds
+ * it again through dir/redis.pid. A redis-chat started or restarted by a test
+ * body always belongs to that test body and ends with it (CK_FORK=yes).
  */
 #ifndef RC_TESTS_HARNESS_H
 #define RC_TESTS_HARNESS_H
@@ -80,8 +86,9 @@ void h_redis_free(struct h_redis *r);
  * --no-auth-warning] WORDS...` where WORDS is the formatted command split on
  * spaces (so no argument can contain a space; at most 60 words). stdout goes
  * into out (NUL-terminated, truncated to cap - 1; out may be NULL), stderr to
- * ours. Returns the exit status (see h_run): redis-cli 7 exits 1 on an error
- * reply. */
+ * ours. Returns the exit status (see h_run). redis-cli exits 0 on an error
+ * reply too: check out ("ERR ...", "WRONGTYPE ..."). Output is redis-cli's raw
+ * mode: one line per element, "\n" alone for an empty set. */
 int h_redis_cli(const struct h_redis *r, char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -31,7 +31,10 @@ fi
 case $port in
     '' | *[!0-9]*) echo "$0: bad port: $port" >&2; exit 2 ;;
 esac
-[ "$port" -ge 1 ] && [ "$port" -le 65535 ] || { echo "$0: bad port: $port" >&2; exit 2; }
+if [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+    echo "$0: bad port: $port" >&2
+    exit 2
+fi
 
 tls=${REDIS_TLS:-yes}
 case $tls in
@@ -152,7 +155,8 @@ cli=("$redis_cli" -h 127.0.0.1 -p "$port")
 [ "$tls" = no ] || cli+=(--tls --cacert "$tlsdir/ca.crt")
 [ -z "$password" ] || cli+=(-a "$password" --no-auth-warning)
 for _ in $(seq 100); do
-    if [ "$(timeout 2 "${cli[@]}" PING 2>/dev/null || true)" = PONG ] && [ -s "$dir/redis.pid" ]; then
+    answer=$(timeout 2 "${cli[@]}" PING 2>/dev/null || true)
+    if [ "$answer" = PONG ] && [ -s "$dir/redis.pid" ]; then
         exit 0
     fi
     sleep 0.1

@@ -49,8 +49,7 @@ static int wsc_left(long long deadline)
     return left < 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
-static int wsc_violation(struct wsc *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int wsc_violation(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Report a protocol violation by the server; returns -1 for the caller. */
 static int wsc_violation(struct wsc *c, const char *fmt, ...)
@@ -90,8 +89,9 @@ static void wsc_sha1_block(uint32_t h[5], const uint8_t *p)
     for (; i < 80; i++)
         w[i] = WSC_ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     for (i = 0; i < 80; i++) {
-        f = i < 20 ? (b & c) | (~b & d)
-            : i >= 40 && i < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
+        f = i < 20              ? (b & c) | (~b & d)
+            : i >= 40 && i < 60 ? (b & c) | (b & d) | (c & d)
+                                : b ^ c ^ d;
         k = i < 20 ? 0x5A827999 : i < 40 ? 0x6ED9EBA1 : i < 60 ? 0x8F1BBCDC : 0xCA62C1D6;
         t = WSC_ROL(a, 5) + f + e + k + w[i];
         e = d;
@@ -128,8 +128,7 @@ static void wsc_sha1(const void *data, size_t len, uint8_t out[20])
 /* NUL-terminated base64 of in[0..n) into out (4 * ceil(n / 3) + 1 bytes). */
 static void wsc_base64(const uint8_t *in, size_t n, char *out)
 {
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t i;
 
     for (i = 0; i < n; i += 3) {
@@ -704,7 +703,9 @@ static void wsc_why(const struct wsc *c, const char *who, int r, int ms)
                 c->close_reason);
     else
         fprintf(stderr, "%s: %s instead\n", who,
-                c->proto_error ? "protocol violation" : c->eof ? "EOF" : "I/O error");
+                c->proto_error ? "protocol violation"
+                : c->eof       ? "EOF"
+                               : "I/O error");
 }
 
 int wsc_expect_text(struct wsc *c, const char *want, int timeout_ms)

@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WSC_HEAD_MAX 8192             /* response head limit */
-#define WSC_BODY_MAX 1024             /* body kept from a non-101 answer */
-#define WSC_FRAME_MAX (16UL << 20)    /* largest frame / message accepted */
-#define WSC_SEND_TIMEOUT_MS 10000     /* SO_SNDTIMEO */
+#define WSC_HEAD_MAX 8192          /* response head limit */
+#define WSC_BODY_MAX 1024          /* body kept from a non-101 answer */
+#define WSC_FRAME_MAX (16UL << 20) /* largest frame / message accepted */
+#define WSC_SEND_TIMEOUT_MS 10000  /* SO_SNDTIMEO */
 #define WSC_CLOSE_REASON_MAX 128
 
 enum wsc_opcode {
@@ -43,37 +43,37 @@ enum wsc_close_result {
 };
 
 struct wsc {
-    int fd;                    /* -1 when closed */
-    int status;                /* HTTP status of the handshake answer, -1 none */
-    char head[WSC_HEAD_MAX];   /* response head incl. the final CRLFCRLF, NUL-terminated */
+    int fd;                  /* -1 when closed */
+    int status;              /* HTTP status of the handshake answer, -1 none */
+    char head[WSC_HEAD_MAX]; /* response head incl. the final CRLFCRLF, NUL-terminated */
     size_t headlen;
-    char body[WSC_BODY_MAX];   /* body of a non-101 answer (Content-Length), truncated */
+    char body[WSC_BODY_MAX]; /* body of a non-101 answer (Content-Length), truncated */
     size_t bodylen;
-    uint8_t *buf;              /* received bytes not yet consumed (heap) */
+    uint8_t *buf; /* received bytes not yet consumed (heap) */
     size_t len, cap;
-    size_t consumed;           /* bytes of the frame last returned, dropped on the next read */
-    uint8_t *msg;              /* wsc_recv_text reassembly (heap) */
+    size_t consumed; /* bytes of the frame last returned, dropped on the next read */
+    uint8_t *msg;    /* wsc_recv_text reassembly (heap) */
     size_t msglen, msgcap;
-    int msg_open;              /* a fragmented text/binary message is being reassembled */
+    int msg_open; /* a fragmented text/binary message is being reassembled */
     int msg_opcode;
-    int frag_open;             /* frame level: a non-final data frame was seen */
-    int close_code;            /* from the server's close frame: code, -1 none/not yet */
+    int frag_open;  /* frame level: a non-final data frame was seen */
+    int close_code; /* from the server's close frame: code, -1 none/not yet */
     char close_reason[WSC_CLOSE_REASON_MAX];
-    int close_received;        /* the server sent a close frame */
-    int close_sent;            /* we sent one (wsc_send_close or an echo) */
-    int no_close_echo;         /* caller sets: recv_text/wait_close do not answer a close */
-    int upgraded;              /* the handshake succeeded: frames follow */
-    int eof;                   /* the server closed the TCP connection (or reset it) */
-    int proto_error;           /* the server violated RFC 6455 (reason on stderr) */
-    int timed_out;             /* the last receive call ended by its timeout */
-    uint64_t rng;              /* masking keys */
+    int close_received; /* the server sent a close frame */
+    int close_sent;     /* we sent one (wsc_send_close or an echo) */
+    int no_close_echo;  /* caller sets: recv_text/wait_close do not answer a close */
+    int upgraded;       /* the handshake succeeded: frames follow */
+    int eof;            /* the server closed the TCP connection (or reset it) */
+    int proto_error;    /* the server violated RFC 6455 (reason on stderr) */
+    int timed_out;      /* the last receive call ended by its timeout */
+    uint64_t rng;       /* masking keys */
 };
 
 struct wsc_frame {
     int fin, opcode;
-    uint8_t *payload;          /* unmasked; points into c->buf: valid until the next call */
+    uint8_t *payload; /* unmasked; points into c->buf: valid until the next call */
     size_t len;
-    int close_code;            /* close frames: code or -1 */
+    int close_code; /* close frames: code or -1 */
     char close_reason[WSC_CLOSE_REASON_MAX];
 };
 
@@ -98,8 +98,8 @@ int wsc_connect_raw(struct wsc *c, int port, const char *request, int timeout_ms
  * malformed frames go out as asked. Returns 0 or -1. */
 int wsc_send_frame(struct wsc *c, int fin, int rsv, int opcode, const void *payload, size_t len,
                    int masked);
-int wsc_send_text(struct wsc *c, const char *s);           /* one masked text frame */
-int wsc_send_raw(struct wsc *c, const void *p, size_t n);  /* bytes as they are */
+int wsc_send_text(struct wsc *c, const char *s);          /* one masked text frame */
+int wsc_send_raw(struct wsc *c, const void *p, size_t n); /* bytes as they are */
 /* Close frame: code and reason (NULL = none; cut at 123 bytes); code < 0:
  * empty payload. */
 int wsc_send_close(struct wsc *c, int code, const char *reason);

@@ -133,7 +133,8 @@ void chat_on_text(struct wss_session *s, const char *text, size_t len)
         wss_queue_text(s, CHAT_TEXT_BAD_CHARS, strlen(CHAT_TEXT_BAD_CHARS));
         return;
     }
-    if (!w->redis_up || chat_send(w, IPC_PUBLISH, ++w->next_req, s, text, len) == -1)
+    /* even while Redis is down: the broker holds messages in its outbox */
+    if (chat_send(w, IPC_PUBLISH, ++w->next_req, s, text, len) == -1)
         wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
 }
 
