@@ -101,8 +101,11 @@ static int chat_rate_ok(struct wss_session *s)
  * UTF-8 already (wslay checked it). Returns 1 when acceptable. */
 int chat_text_allowed(const char *text, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    const unsigned char *p = (const unsigned char *)text, *end;
 
+    if (len == 0) /* an empty message may come as a NULL pointer */
+        return 1;
+    end = p + len;
     while (p < end) {
         unsigned c = *p;
         if (c < 0x80) {

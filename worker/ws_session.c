@@ -387,7 +387,7 @@ static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
                        const struct upg_str *protocol, const char *buf_in, size_t len_in)
 {
     const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
-    char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX / 2];
+    char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX + 256]; /* the protocol echo is < head */
     size_t n;
 
     if (wslay_event_context_server_init(&s->ws, &wss_callbacks, s) != 0) {
