@@ -108,6 +108,8 @@ cmd_check() {
     build build --enable-werror
     say "make check"
     (cd build && make -s -j"$(jobs)" check) || { cat build/test-suite.log 2>/dev/null | tail -200; exit 1; }
+    say "unit tests under valgrind"
+    tests/valgrind-unit.sh build
     say "sanitizer build (ASan + UBSan)"
     build build-asan --enable-werror --enable-sanitizers
     # every process (servers started by the tests too) reports into one folder:
