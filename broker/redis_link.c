@@ -204,8 +204,9 @@ static int rconn_start_tls(struct rconn *c, redisAsyncContext *ac)
         SSL_set_tlsext_host_name(ssl, name);
         SSL_set1_host(ssl, name);
     }
-    if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) { /* takes ssl on success */
+    if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) { /* takes ssl on success only */
         log_msg(LOG_WARN, "redis %s: TLS setup failed: %s", rconn_name(c), ac->c.errstr);
+        SSL_free(ssl);
         return -1;
     }
     return 0;

@@ -37,10 +37,15 @@
 static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
 
+/* (Re)start reading, with a timeout in ms or none (0). A persistent event
+ * keeps its old timeout across event_add(ev, NULL), so it is assigned
+ * afresh: a handshake timeout must not outlive the handshake. */
 static void wss_set_read_timeout(struct wss_session *s, long ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
+    event_del(s->rev);
+    event_assign(s->rev, s->w->base, s->fd, EV_READ | EV_PERSIST, wss_read_cb, s);
     event_add(s->rev, ms > 0 ? &tv : NULL);
 }
 
@@ -631,7 +636,7 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
 
 void wss_resume_reading(struct wss_session *s)
 {
-    event_add(s->rev, NULL);
+    wss_set_read_timeout(s, 0);
     if (s->headoff < s->headlen) /* a frame arrived with the request head */
         event_active(s->rev, EV_READ, 0);
 }

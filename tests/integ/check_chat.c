@@ -1,0 +1,472 @@
+/* check_chat.c -- the chat end to end: one redis-server (TLS + password) and
+ * two redis-chat instances of 2 workers sharing it, driven by raw WebSocket
+ * clients and by wscat. Welcome, joins, broadcast without echo, leaves (close
+ * frame or dropped TCP), the users SET and the channel in Redis, duplicate
+ * names across the cluster, one message order for every receiver. The error
+ * paths (handshake, frames, limits, Redis outages) are in check_chat_errors.c. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "wsclient.h"
+
+#define T_MSG_MS 3000      /* a message that must come */
+#define JOIN_SETTLE_MS 100 /* see chat_join */
+#define T_QUIET_MS 300     /* silence that must hold */
+#define T_LEAVE_MS 3000    /* a leave reaching chat-users */
+
+#define ORD_SENDERS 3  /* clients that send, and record the others */
+#define ORD_READERS 3  /* clients that only record */
+#define ORD_CLIENTS (ORD_SENDERS + ORD_READERS)
+#define ORD_ROUNDS 50  /* messages per sender */
+
+static struct h_redis redis;
+static struct h_chat chat_a, chat_b; /* two instances, one Redis */
+
+/* ck_assert_msg at the caller's line, naming what was missing */
+#define EXPECT(c, text)                                                                      \
+    ck_assert_msg(wsc_expect_text((c), (text), T_MSG_MS), "%s: no \"%s\"", #c, (text))
+#define QUIET(c) ck_assert_msg(wsc_no_text((c), T_QUIET_MS), "%s: unexpected text or close", #c)
+#define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
+#define JOIN(c, port, name) chat_join((c), (port), (name), __LINE__)
+
+static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    while (h_count_in_file(path, needle) < n) {
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(20);
+    }
+    return 1;
+}
+
+/* Started and ready: both workers hold a broker link that reports Redis up.
+ * The order test sends bursts far above the default rate limit. */
+static void chat_instance_start(struct h_chat *c)
+{
+    ck_assert_int_eq(h_chat_start(c, &redis, 2, "rate-limit 10000\nrate-limit-burst 10000\n"), 0);
+    ck_assert_msg(wait_count(c->log, "chat service available", 2, 10000),
+                  "%s: workers never saw Redis up", c->log);
+}
+
+static void chat_setup(void)
+{
+    ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
+    chat_instance_start(&chat_a);
+    chat_instance_start(&chat_b);
+}
+
+static void chat_teardown(void)
+{
+    h_chat_free(&chat_a);
+    h_chat_free(&chat_b);
+    h_redis_free(&redis);
+}
+
+/* 1 when text is the join notice of a user other than name. */
+static int other_join(const char *text, const char *name)
+{
+    static const char joined[] = ": has joined the chat!";
+    size_t n = strlen(text), j = strlen(joined), u = strlen(name);
+
+    return n > j && strcmp(text + n - j, joined) == 0 &&
+           (n - j != u || strncmp(text, name, u) != 0);
+}
+
+/* Connect `name` and read its welcome; fails the test (at `line`) otherwise.
+ * A join notice published just before this user's own SADD may still come
+ * after the welcome (notices travel on the broker's subscriber connection,
+ * the welcome on its command connection): other users' joins may pass for
+ * JOIN_SETTLE_MS, anything else fails. */
+static void chat_join(struct wsc *c, int port, const char *name, int line)
+{
+    char path[256], welcome[256], text[256];
+    long long end;
+    int st;
+
+    snprintf(path, sizeof(path), "/chat/%s", name);
+    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
+    st = wsc_connect(c, port, path, NULL, T_MSG_MS);
+    ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
+    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
+    for (end = h_now_ms() + JOIN_SETTLE_MS; h_now_ms() < end;) {
+        st = wsc_recv_text(c, text, sizeof(text), (int)(end - h_now_ms()));
+        if (st == 0)
+            break;
+        ck_assert_msg(st > 0 && other_join(text, name),
+                      "line %d: %s got \"%s\" right after its welcome", line, name, text);
+        fprintf(stderr, "note: %s got a late \"%s\"\n", name, text);
+    }
+}
+
+/* SMEMBERS of the users SET as "\nname\nname\n...", so "\nfoo\n" finds a name. */
+static void users_get(char *out, size_t cap)
+{
+    char raw[4096];
+
+    ck_assert_int_eq(h_redis_cli(&redis, raw, sizeof(raw), "SMEMBERS chat-users"), 0);
+    snprintf(out, cap, "\n%s%s", raw, raw[0] != '\0' && raw[strlen(raw) - 1] != '\n' ? "\n" : "");
+}
+
+static int users_has(const char *name)
+{
+    char set[4200], want[128];
+
+    users_get(set, sizeof(set));
+    snprintf(want, sizeof(want), "\n%s\n", name);
+    return strstr(set, want) != NULL;
+}
+
+/* Wait until name is in the SET (present = 1) or not (present = 0). */
+static int users_wait(const char *name, int present, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    while (users_has(name) != present) {
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(50);
+    }
+    return 1;
+}
+
+/* Tests share the fixture's Redis: start each one with nobody connected, so
+ * no late leave notice of a previous test reaches this one's clients. */
+static void users_quiesce(void)
+{
+    char set[4200];
+    long long end = h_now_ms() + T_LEAVE_MS;
+
+    do {
+        users_get(set, sizeof(set));
+        if (strspn(set, "\n") == strlen(set))
+            return;
+        h_sleep_ms(50);
+    } while (h_now_ms() < end);
+    ck_abort_msg("users left over from a previous test: %s", set);
+}
+
+START_TEST(test_join_broadcast_leave)
+{
+    struct wsc foo, bar, qux;
+
+    users_quiesce();
+    JOIN(&foo, chat_a.port, "foo");
+    JOIN(&bar, chat_a.port, "bar");
+    EXPECT(&foo, "bar: has joined the chat!");
+    QUIET(&bar); /* not told of its own join */
+
+    SEND(&foo, "hello");
+    EXPECT(&bar, "foo: hello");
+    QUIET(&foo); /* no echo to the sender */
+
+    /* a proper close: the server answers it and the others are told */
+    ck_assert_int_eq(wsc_send_close(&bar, 1000, NULL), 0);
+    ck_assert_int_eq(wsc_wait_close(&bar, T_MSG_MS), 1000);
+    EXPECT(&foo, "bar: has left the chat!");
+
+    /* a dropped TCP connection, no close frame: a leave all the same */
+    JOIN(&qux, chat_a.port, "qux");
+    EXPECT(&foo, "qux: has joined the chat!");
+    wsc_free(&qux);
+    EXPECT(&foo, "qux: has left the chat!");
+    QUIET(&foo); /* once */
+    wsc_free(&foo);
+    wsc_free(&bar);
+}
+END_TEST
+
+START_TEST(test_two_instances)
+{
+    struct wsc ann, ben, cid;
+
+    users_quiesce();
+    JOIN(&ann, chat_a.port, "ann");
+    JOIN(&ben, chat_b.port, "ben");
+    EXPECT(&ann, "ben: has joined the chat!");
+    QUIET(&ben);
+
+    SEND(&ann, "from a to b");
+    EXPECT(&ben, "ann: from a to b");
+    SEND(&ben, "from b to a");
+    EXPECT(&ann, "ben: from b to a");
+    QUIET(&ann);
+    QUIET(&ben);
+
+    /* a second user on A: both instances hear its join and its messages */
+    JOIN(&cid, chat_a.port, "cid");
+    EXPECT(&ann, "cid: has joined the chat!");
+    EXPECT(&ben, "cid: has joined the chat!");
+    SEND(&cid, "to everyone");
+    EXPECT(&ann, "cid: to everyone");
+    EXPECT(&ben, "cid: to everyone");
+    QUIET(&cid);
+
+    /* leaves cross instances: B drops its TCP, then A closes properly */
+    wsc_free(&ben);
+    EXPECT(&ann, "ben: has left the chat!");
+    EXPECT(&cid, "ben: has left the chat!");
+    ck_assert_int_eq(wsc_send_close(&ann, 1000, NULL), 0);
+    ck_assert_int_eq(wsc_wait_close(&ann, T_MSG_MS), 1000);
+    EXPECT(&cid, "ann: has left the chat!");
+    wsc_free(&ann);
+    wsc_free(&cid);
+}
+END_TEST
+
+START_TEST(test_redis_keys)
+{
+    struct wsc dan, eve;
+    char out[1024];
+
+    users_quiesce();
+    JOIN(&dan, chat_a.port, "dan");
+    JOIN(&eve, chat_b.port, "eve");
+    /* SADD is answered before the welcome: no waiting here */
+    ck_assert(users_has("dan"));
+    ck_assert(users_has("eve"));
+    ck_assert(!users_has("foo"));
+
+    ck_assert_int_eq(h_redis_cli(&redis, out, sizeof(out), "PUBSUB CHANNELS"), 0);
+    ck_assert_msg(strcmp(out, "chat\n") == 0, "PUBSUB CHANNELS: %s", out);
+    /* one subscriber per instance (its broker), not one per worker */
+    ck_assert_int_eq(h_redis_cli(&redis, out, sizeof(out), "PUBSUB NUMSUB chat"), 0);
+    ck_assert_msg(strcmp(out, "chat\n2\n") == 0, "PUBSUB NUMSUB chat: %s", out);
+
+    ck_assert_int_eq(wsc_send_close(&eve, 1000, NULL), 0);
+    ck_assert_int_eq(wsc_wait_close(&eve, T_MSG_MS), 1000);
+    ck_assert_msg(users_wait("eve", 0, T_LEAVE_MS), "eve still in chat-users after leaving");
+    ck_assert(users_has("dan"));
+    wsc_free(&dan);
+    ck_assert_msg(users_wait("dan", 0, T_LEAVE_MS), "dan still in chat-users after TCP close");
+    wsc_free(&eve);
+}
+END_TEST
+
+/* A second `name` on port is refused with the text, then close 4409. */
+static void dup_refused(int port, const char *name)
+{
+    struct wsc d;
+    char path[128], want[256];
+
+    snprintf(path, sizeof(path), "/chat/%s", name);
+    snprintf(want, sizeof(want),
+             "username %s is already taken. please retry with a different name", name);
+    ck_assert_int_eq(wsc_connect(&d, port, path, NULL, T_MSG_MS), 101);
+    ck_assert_msg(wsc_expect_text(&d, want, T_MSG_MS), "no refusal text on port %d", port);
+    ck_assert_int_eq(wsc_wait_close(&d, T_MSG_MS), 4409);
+    ck_assert_str_eq(d.close_reason, "username already taken");
+    wsc_free(&d);
+}
+
+START_TEST(test_duplicate_name)
+{
+    struct wsc foo, hal;
+
+    users_quiesce();
+    JOIN(&foo, chat_a.port, "foo");
+    JOIN(&hal, chat_b.port, "hal");
+    EXPECT(&foo, "hal: has joined the chat!");
+
+    dup_refused(chat_a.port, "foo"); /* same instance */
+    dup_refused(chat_b.port, "foo"); /* the other one */
+    dup_refused(chat_a.port, "hal");
+    /* a refused duplicate neither joined nor left */
+    QUIET(&hal);
+    QUIET(&foo);
+    ck_assert(users_has("foo"));
+
+    /* the first foo is untouched: it sends and receives */
+    SEND(&foo, "still me");
+    EXPECT(&hal, "foo: still me");
+    SEND(&hal, "hi foo");
+    EXPECT(&foo, "hal: hi foo");
+    wsc_free(&foo);
+    EXPECT(&hal, "foo: has left the chat!");
+    wsc_free(&hal);
+}
+END_TEST
+
+/* One client of the order test: what it heard from the senders, as
+ * sender * 1000 + sequence number, in arrival order. */
+struct ord_client {
+    struct wsc ws;
+    char name[16];
+    int self;   /* its sender index, -1 for a pure reader */
+    int want;   /* messages it must hear */
+    int n;
+    int got[ORD_SENDERS * ORD_ROUNDS];
+};
+
+/* Read what is there for o (up to ms), keeping messages from the senders. */
+static void ord_read(struct ord_client *o, int ms)
+{
+    char text[256];
+    int k, i;
+
+    while (o->n < o->want) {
+        int r = wsc_recv_text(&o->ws, text, sizeof(text), ms);
+
+        ck_assert_msg(r >= 0, "%s: connection closed", o->name);
+        if (r == 0)
+            return;
+        if (sscanf(text, "ord%d: m%d", &k, &i) != 2)
+            continue; /* a join notice */
+        ck_assert_msg(k >= 0 && k < ORD_SENDERS && i >= 0 && i < ORD_ROUNDS, "%s", text);
+        ck_assert_msg(k != o->self, "%s heard its own message %s", o->name, text);
+        o->got[o->n++] = k * 1000 + i;
+    }
+}
+
+/* o's sequence without the messages of senders a and b, into out. */
+static int ord_filter(const struct ord_client *o, int a, int b, int *out)
+{
+    int i, n = 0;
+
+    for (i = 0; i < o->n; i++)
+        if (o->got[i] / 1000 != a && o->got[i] / 1000 != b)
+            out[n++] = o->got[i];
+    return n;
+}
+
+START_TEST(test_message_order)
+{
+    static struct ord_client cl[ORD_CLIENTS]; /* senders first, then readers */
+    int fx[ORD_SENDERS * ORD_ROUNDS], fy[ORD_SENDERS * ORD_ROUNDS];
+    int i, k, x, y, nx, ny, last[ORD_SENDERS];
+    long long end;
+
+    users_quiesce();
+    for (x = 0; x < ORD_CLIENTS; x++) {
+        struct ord_client *o = &cl[x];
+
+        o->self = x < ORD_SENDERS ? x : -1;
+        o->want = (ORD_SENDERS - (o->self >= 0)) * ORD_ROUNDS;
+        snprintf(o->name, sizeof(o->name), x < ORD_SENDERS ? "ord%d" : "rdr%d", x);
+        /* senders A B A, readers B A B */
+        JOIN(&o->ws, x % 2 == 0 ? chat_a.port : chat_b.port, o->name);
+    }
+    for (i = 0; i < ORD_ROUNDS; i++)
+        for (k = 0; k < ORD_SENDERS; k++) {
+            char text[32];
+
+            snprintf(text, sizeof(text), "m%d", i);
+            SEND(&cl[k].ws, text);
+        }
+    end = h_now_ms() + 10000;
+    for (;;) {
+        int done = 1;
+
+        for (x = 0; x < ORD_CLIENTS; x++) {
+            ord_read(&cl[x], 20);
+            done &= cl[x].n == cl[x].want;
+        }
+        if (done || h_now_ms() >= end)
+            break;
+    }
+    for (x = 0; x < ORD_CLIENTS; x++) {
+        ck_assert_msg(cl[x].n == cl[x].want, "%s heard %d of %d messages", cl[x].name,
+                      cl[x].n, cl[x].want);
+        /* each sender's messages in its own order, none twice */
+        for (k = 0; k < ORD_SENDERS; k++)
+            last[k] = -1;
+        for (i = 0; i < cl[x].n; i++) {
+            k = cl[x].got[i] / 1000;
+            ck_assert_msg(cl[x].got[i] % 1000 == last[k] + 1, "%s: ord%d m%d after m%d",
+                          cl[x].name, k, cl[x].got[i] % 1000, last[k]);
+            last[k]++;
+        }
+    }
+    /* one global order: any two clients agree on what both heard */
+    for (x = 0; x < ORD_CLIENTS; x++)
+        for (y = x + 1; y < ORD_CLIENTS; y++) {
+            nx = ord_filter(&cl[x], cl[x].self, cl[y].self, fx);
+            ny = ord_filter(&cl[y], cl[x].self, cl[y].self, fy);
+            ck_assert_int_eq(nx, ny);
+            for (i = 0; i < nx; i++)
+                ck_assert_msg(fx[i] == fy[i], "%s and %s differ at %d: ord%d m%d / ord%d m%d",
+                              cl[x].name, cl[y].name, i, fx[i] / 1000, fx[i] % 1000,
+                              fy[i] / 1000, fy[i] % 1000);
+        }
+    for (x = 0; x < ORD_CLIENTS; x++)
+        wsc_free(&cl[x].ws);
+}
+END_TEST
+
+/* 1 when an executable `name` is on PATH. */
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    char dir[1024], full[1200];
+
+    while (path != NULL && *path != '\0') {
+        size_t n = strcspn(path, ":");
+
+        snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
+        snprintf(full, sizeof(full), "%s/%s", n > 0 ? dir : ".", name);
+        if (access(full, X_OK) == 0)
+            return 1;
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
+
+START_TEST(test_wscat_client)
+{
+    struct wsc bob;
+    char url[128], out[4096];
+    /* wscat quits as soon as its stdin ends (h_run gives it /dev/null): feed
+     * it an idle pipe that outlives its one-second wait */
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)"sleep 3 | wscat \"$@\"",
+                    (char *)"sh", (char *)"-c", url, (char *)"-x",
+                    (char *)"hello from wscat", (char *)"-w", (char *)"1", NULL};
+    int rc;
+
+    ck_assert_msg(on_path("wscat"),
+                  "wscat is not on PATH: install it with `npm install -g wscat` (dev.sh does)");
+    users_quiesce();
+    JOIN(&bob, chat_b.port, "bob");
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%d/chat/alice", chat_b.port);
+    rc = h_run(out, sizeof(out), 20000, argv);
+    ck_assert_msg(rc == 0, "wscat exited %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "Welcome alice!\n") != NULL, "wscat printed: %s", out);
+    /* sent right after the 101, before the join was granted: not lost */
+    EXPECT(&bob, "alice: has joined the chat!");
+    EXPECT(&bob, "alice: hello from wscat");
+    EXPECT(&bob, "alice: has left the chat!");
+    wsc_free(&bob);
+}
+END_TEST
+
+static Suite *chat_suite(void)
+{
+    Suite *s = suite_create("chat");
+    TCase *tc = tcase_create("chat");
+
+    tcase_add_unchecked_fixture(tc, chat_setup, chat_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_join_broadcast_leave);
+    tcase_add_test(tc, test_two_instances);
+    tcase_add_test(tc, test_redis_keys);
+    tcase_add_test(tc, test_duplicate_name);
+    tcase_add_test(tc, test_message_order);
+    tcase_add_test(tc, test_wscat_client);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(chat_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
