@@ -266,7 +266,7 @@ static void chat_deliver(struct worker *w, const struct ipc_msg *m)
         return;
     }
     for (s = w->sessions; s != NULL; s = s->next)
-        if (s->state == WSS_OPEN && s != sender)
+        if (s->state == WSS_OPEN && !s->echo && s != sender)
             wss_queue_frame(s, f);
     wss_frame_unref(f);
 }

@@ -27,6 +27,7 @@
 #include "chat_text.h"
 #include "conn_count.h"
 #include "log.h"
+#include "util.h"
 
 #define WSS_CLOSE_TIMEOUT_MS 5000
 
@@ -40,13 +41,54 @@ static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
 /* (Re)start reading, with a timeout in ms or none (0). A persistent event
  * keeps its old timeout across event_add(ev, NULL), so it is assigned
  * afresh: a handshake timeout must not outlive the handshake. */
-static void wss_set_read_timeout(struct wss_session *s, long ms)
+static void wss_arm_read(struct wss_session *s, long ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
     event_del(s->rev);
     event_assign(s->rev, s->w->base, s->fd, EV_READ | EV_PERSIST, wss_read_cb, s);
     event_add(s->rev, ms > 0 ? &tv : NULL);
+}
+
+/* Read with a fixed deadline ms from now (0: no deadline). libevent restarts
+ * a persistent event's timeout after every callback, so a peer trickling a
+ * byte at a time would never time out: each read re-arms the remainder. */
+static void wss_set_read_timeout(struct wss_session *s, long ms)
+{
+    s->deadline_ms = ms > 0 ? util_now_ms() + (uint64_t)ms : 0;
+    wss_arm_read(s, ms);
+}
+
+/* After a read: 1 when the deadline has passed, else re-arm what is left. */
+static int wss_deadline_passed(struct wss_session *s)
+{
+    uint64_t now;
+
+    if (s->deadline_ms == 0)
+        return 0;
+    now = util_now_ms();
+    if (now >= s->deadline_ms)
+        return 1;
+    if (event_pending(s->rev, EV_READ, NULL))
+        wss_arm_read(s, (long)(s->deadline_ms - now));
+    return 0;
+}
+
+/* A protocol error wslay cannot answer with the right code (it queues an
+ * empty close for frame-level errors, and echoes a 1-byte close payload as
+ * "no code"): send close 1002 ourselves, write, and hang up. */
+static void wss_fail_protocol(struct wss_session *s)
+{
+    static const uint8_t close1002[4] = {0x88, 0x02, 0x03, 0xea};
+
+    wss_log(LOG_INFO, s, "protocol error: closing with 1002");
+    if (!wslay_event_get_close_sent(s->ws))
+        evbuffer_add(s->out, close1002, sizeof(close1002));
+    wslay_event_shutdown_write(s->ws);
+    wslay_event_shutdown_read(s->ws);
+    event_del(s->rev);
+    s->state = WSS_FINAL_WRITE;
+    wss_flush(s);
 }
 
 static void wss_mark_dirty(struct wss_session *s)
@@ -245,8 +287,8 @@ static int wss_flush_one(struct wss_session *s)
         return 1;
     }
     event_del(s->wev);
-    if (s->state == WSS_HTTP_REPLY) {
-        wss_destroy(s, "HTTP response sent");
+    if (s->state == WSS_FINAL_WRITE) {
+        wss_destroy(s, "answered, closing");
         return 1;
     }
     if (s->ws != NULL && wslay_event_get_close_sent(s->ws) &&
@@ -307,10 +349,12 @@ static ssize_t wss_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len
         s->awaiting_pong = 0; /* any traffic proves the peer is alive */
         return n;
     }
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    else
+    } else {
+        s->peer_gone = 1;
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    }
     return -1;
 }
 
@@ -346,7 +390,10 @@ static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_
         wss_close(s, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not supported");
         break;
     case WSLAY_CONNECTION_CLOSE:
-        /* wslay queues the echo of the peer's close code itself */
+        /* wslay queues the echo of the peer's close code itself, but takes
+         * a 1-byte payload for "no code" where RFC 6455 says error */
+        if (arg->msg_length == 1)
+            s->proto_error = 1;
         if (s->state != WSS_CLOSING)
             wss_log(LOG_DEBUG, s, "peer closed with %u", arg->status_code);
         s->state = WSS_CLOSING;
@@ -376,7 +423,7 @@ static void wss_http_reply(struct wss_session *s, int status, const char *extra,
     free(s->head);
     s->head = NULL;
     s->headoff = s->headlen = 0;
-    s->state = WSS_HTTP_REPLY;
+    s->state = WSS_FINAL_WRITE;
     evbuffer_add(s->out, buf, n);
     wss_mark_dirty(s);
 }
@@ -615,7 +662,7 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
     struct wss_session *s = arg;
 
     (void)fd;
-    if (what & EV_TIMEOUT) {
+    if ((what & EV_TIMEOUT) || wss_deadline_passed(s)) {
         wss_destroy(s, s->state == WSS_HANDSHAKE ? "handshake timeout" : "close timeout");
         return;
     }
@@ -623,10 +670,17 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
         wss_read_head(s);
         return;
     }
-    if (s->ws == NULL)
+    if (s->ws == NULL || s->state == WSS_FINAL_WRITE)
         return;
     if (wslay_event_recv(s->ws) != 0) {
-        wss_destroy(s, "connection lost");
+        if (s->peer_gone) {
+            wss_destroy(s, "connection lost");
+            return;
+        }
+        s->proto_error = 1; /* wslay's frame parser refused the bytes */
+    }
+    if (s->proto_error) {
+        wss_fail_protocol(s);
         return;
     }
     if (!wslay_event_get_read_enabled(s->ws))

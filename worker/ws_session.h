@@ -15,7 +15,7 @@ struct evbuffer;
 
 enum wss_state {
     WSS_HANDSHAKE = 0, /* reading the HTTP request head */
-    WSS_HTTP_REPLY,    /* answered with an HTTP error; closing after the write */
+    WSS_FINAL_WRITE,   /* answered (HTTP error, protocol error): closing after the write */
     WSS_JOINING,       /* upgraded; waiting for the broker's JOIN_REPLY */
     WSS_OPEN,          /* joined: chatting */
     WSS_CLOSING,       /* close frame queued or received; finishing the handshake */
@@ -41,6 +41,9 @@ struct wss_session {
     unsigned doomed : 1;      /* over its output cap: dropped at the next flush */
     unsigned counted : 1;     /* holds a place in the shared connection counts */
     unsigned echo : 1;        /* /echo session: texts go back to the sender */
+    unsigned peer_gone : 1;   /* EOF or a read error: nothing more can be said */
+    unsigned proto_error : 1; /* input wslay let through but RFC 6455 forbids */
+    uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
     struct event *rev, *wev;
