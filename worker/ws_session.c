@@ -452,6 +452,9 @@ static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
     upg_accept_key(key->p, key->len, accept);
     n = upg_response_101_protocol(buf, sizeof(buf), accept, protocol->p, protocol->len);
     evbuffer_add(s->out, buf, n);
+    /* on the wire at once: the answer must not count against the output
+     * cap of what follows (errors show at the next flush) */
+    evbuffer_write(s->out, s->fd);
     if (len_in > req->head_len) { /* frames sent right behind the request head */
         s->headlen = len_in - req->head_len;
         s->head = malloc(s->headlen);

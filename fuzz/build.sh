@@ -1,0 +1,94 @@
+#!/bin/sh
+# build.sh OUTDIR -- compile every libFuzzer target of redis-chat into OUTDIR.
+#
+# clang only (-fsanitize=fuzzer,address,undefined); the sources are compiled
+# straight from the tree, not from the autotools libraries, so the targets
+# build without ./configure and with their own sanitizer flags. OUTDIR gets
+# a minimal autoconfig.h (the Makefile passes -include autoconfig.h).
+#
+# Environment: FUZZ_CC (default clang), FUZZ_CFLAGS (added to the flags).
+set -eu
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 OUTDIR" >&2
+    exit 2
+fi
+out=$1
+top=$(cd "$(dirname "$0")/.." && pwd)
+cc=${FUZZ_CC:-clang}
+
+if ! command -v "$cc" >/dev/null 2>&1; then
+    echo "$0: $cc not found: the fuzz targets need clang with libFuzzer" >&2
+    exit 1
+fi
+for pc in libevent openssl; do
+    if ! pkg-config --exists "$pc"; then
+        echo "$0: pkg-config cannot find $pc" >&2
+        exit 1
+    fi
+done
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# What configure would find on Linux (grep HAVE_ src worker broker). The
+# _GNU_SOURCE block is AC_USE_SYSTEM_EXTENSIONS.
+cat >"$out/autoconfig.h.tmp" <<'CONF'
+/* autoconfig.h for the fuzz targets (written by fuzz/build.sh) */
+#define PACKAGE_VERSION "fuzz"
+#define HAVE_ACCEPT4 1
+#define HAVE_PRCTL 1
+#define HAVE_SYS_PRCTL_H 1
+#ifndef _GNU_SOURCE
+# define _GNU_SOURCE 1
+#endif
+#ifndef _ALL_SOURCE
+# define _ALL_SOURCE 1
+#endif
+#ifndef _POSIX_PTHREAD_SEMANTICS
+# define _POSIX_PTHREAD_SEMANTICS 1
+#endif
+CONF
+if cmp -s "$out/autoconfig.h.tmp" "$out/autoconfig.h" 2>/dev/null; then
+    rm -f "$out/autoconfig.h.tmp"
+else
+    mv "$out/autoconfig.h.tmp" "$out/autoconfig.h"
+fi
+
+cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined"
+cflags="$cflags -fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Wno-unused-parameter"
+cflags="$cflags -include $out/autoconfig.h -I$top/src -I$top/worker -I$top/broker"
+cflags="$cflags $(pkg-config --cflags libevent openssl) ${FUZZ_CFLAGS:-}"
+libs_event="$(pkg-config --libs libevent)"
+libs_ssl="$(pkg-config --libs openssl)"
+
+# The server sources go into one archive, as libcommon.a and libworker.a do
+# in the Makefile, so each target pulls in only the objects it needs. Left
+# out: main.c and master.c (the master), log.c (fuzz_ws_frames.c brings a
+# silent logger), worker.c (worker_main and its static worker; the targets
+# define worker_send_broker themselves) and broker/ (hiredis).
+objdir="$out/obj"
+rm -rf "$objdir"
+mkdir -p "$objdir"
+objs=
+for src in "$top"/src/*.c "$top"/worker/*.c; do
+    rel=${src#"$top"/}
+    case $rel in
+    src/main.c | src/master.c | src/log.c | worker/worker.c) continue ;;
+    esac
+    obj="$objdir/$(echo "$rel" | tr / _ | sed 's/\.c$/.o/')"
+    echo "  CC       $rel"
+    # shellcheck disable=SC2086 # word splitting of the flag lists is wanted
+    $cc $cflags -c -o "$obj" "$src"
+    objs="$objs $obj"
+done
+rm -f "$out/libfuzzsrc.a"
+# shellcheck disable=SC2086
+ar rcs "$out/libfuzzsrc.a" $objs
+
+for target in fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames; do
+    echo "  CCLD     $target"
+    # shellcheck disable=SC2086
+    $cc $cflags -o "$out/$target" "$top/fuzz/$target.c" "$out/libfuzzsrc.a" \
+        -lwslay $libs_event $libs_ssl
+done

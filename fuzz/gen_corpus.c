@@ -1,0 +1,375 @@
+/* gen_corpus.c -- writes the seed corpora of the fuzz targets.
+ *
+ * Run once from the top of the tree (the seeds are kept in git):
+ *
+ *   clang -Isrc -o /tmp/gen_corpus fuzz/gen_corpus.c src/ipc.c
+ *   /tmp/gen_corpus fuzz/corpus
+ *
+ * IPC seeds are produced by ipc_encode itself; WebSocket seeds are masked
+ * client frames behind the fuzz_ws_frames mode bytes (see that file);
+ * HTTP and config seeds are small meaningful texts. The sample config
+ * (etc/redis-chat.conf) is copied into the config corpus by hand.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ipc.h"
+
+static const char *gen_top;
+
+static void gen_write(const char *target, const char *name, const void *p, size_t n)
+{
+    char dir[4096], path[4096];
+    FILE *f;
+
+    snprintf(dir, sizeof(dir), "%s/%s", gen_top, target);
+    if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+        perror(dir);
+        exit(1);
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    if (f == NULL || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+static void gen_text(const char *target, const char *name, const char *s)
+{
+    gen_write(target, name, s, strlen(s));
+}
+
+/* ---- fuzz_ipc ----------------------------------------------------------- */
+
+static size_t gen_ipc(uint8_t *out, size_t cap, enum ipc_type type, uint32_t id, uint16_t flags,
+                      const char *f0, const char *f1, const char *f2)
+{
+    struct ipc_msg m;
+    ssize_t n;
+
+    ipc_msg_set(&m, type, id, flags, f0, f0 ? strlen(f0) : 0, f1, f1 ? strlen(f1) : 0, f2,
+                f2 ? strlen(f2) : 0);
+    n = ipc_encode(out, cap, &m);
+    if (n < 0) {
+        fprintf(stderr, "ipc_encode %s: %zd\n", ipc_type_name(type), n);
+        exit(1);
+    }
+    return (size_t)n;
+}
+
+static void gen_ipc_corpus(void)
+{
+    static uint8_t buf[65536];
+    static char big[5000];
+    size_t n, total = 0;
+
+    n = gen_ipc(buf, sizeof(buf), IPC_HELLO, 2, 0, "chat", "4711", NULL);
+    gen_write("fuzz_ipc", "hello", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_JOIN, 1, 0, "chat", "foo", NULL);
+    gen_write("fuzz_ipc", "join", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_JOIN_REPLY, 1, IPC_JOIN_ACCEPTED, "chat", "foo", NULL);
+    gen_write("fuzz_ipc", "join_reply_accepted", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_JOIN_REPLY, 3, IPC_JOIN_UNAVAILABLE, "chat", "foo", NULL);
+    gen_write("fuzz_ipc", "join_reply_unavailable", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_LEAVE, 0, 0, "chat", "foo", NULL);
+    gen_write("fuzz_ipc", "leave", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_PUBLISH, 9, 0, "chat", "foo", "hello bar");
+    gen_write("fuzz_ipc", "publish", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_PUBLISH_FAIL, 9, 0, "chat", "foo", "redis down");
+    gen_write("fuzz_ipc", "publish_fail", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_DELIVER, 0, 0, "chat", "foo: hello bar", NULL);
+    gen_write("fuzz_ipc", "deliver", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_LINK, 0, IPC_LINK_UP, "chat", NULL, NULL);
+    gen_write("fuzz_ipc", "link_up", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_PING, 0xdeadbeef, 0, "chat", NULL, NULL);
+    gen_write("fuzz_ipc", "ping", buf, n);
+    n = gen_ipc(buf, sizeof(buf), IPC_PONG, 0xdeadbeef, 0, "", NULL, NULL);
+    gen_write("fuzz_ipc", "pong_empty_room", buf, n);
+    /* a message over a worker's 4k limit (ipc_frame_max_for(4096) + a bit) */
+    memset(big, 'x', sizeof(big) - 1);
+    memcpy(big, "foo: ", 5);
+    n = gen_ipc(buf, sizeof(buf), IPC_DELIVER, 0, 0, "chat", big, NULL);
+    gen_write("fuzz_ipc", "deliver_big", buf, n);
+    /* a stream: several frames back to back, the last one cut short */
+    total += gen_ipc(buf + total, sizeof(buf) - total, IPC_LINK, 0, IPC_LINK_UP, "chat", NULL,
+                     NULL);
+    total += gen_ipc(buf + total, sizeof(buf) - total, IPC_JOIN_REPLY, 1, IPC_JOIN_TAKEN, "chat",
+                     "foo", NULL);
+    total += gen_ipc(buf + total, sizeof(buf) - total, IPC_DELIVER, 0, 0, "chat",
+                     "bar: has joined the chat!", NULL);
+    n = gen_ipc(buf + total, sizeof(buf) - total, IPC_PUBLISH, 2, 0, "chat", "bar", "hi");
+    total += n - 3;
+    gen_write("fuzz_ipc", "stream", buf, total);
+}
+
+/* ---- fuzz_ws_frames ------------------------------------------------------- */
+
+struct gen_buf {
+    uint8_t p[70000];
+    size_t len;
+};
+
+static void gen_put(struct gen_buf *b, const void *p, size_t n)
+{
+    if (b->len + n > sizeof(b->p))
+        exit(1);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+/* A masked client frame: first byte b0 (FIN, RSV, opcode), payload p[0..n). */
+static void gen_frame(struct gen_buf *b, uint8_t b0, const void *p, size_t n)
+{
+    static const uint8_t key[4] = {0x5b, 0x1e, 0xa7, 0x02};
+    uint8_t hdr[14];
+    size_t h = 0;
+
+    hdr[h++] = b0;
+    if (n < 126) {
+        hdr[h++] = (uint8_t)(0x80 | n);
+    } else if (n <= 0xffff) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (uint8_t)(n >> 8);
+        hdr[h++] = (uint8_t)n;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            hdr[h++] = (uint8_t)((uint64_t)n >> (8 * i));
+    }
+    memcpy(hdr + h, key, 4);
+    h += 4;
+    gen_put(b, hdr, h);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = ((const uint8_t *)p)[i] ^ key[i % 4];
+        gen_put(b, &c, 1);
+    }
+}
+
+static void gen_text_frame(struct gen_buf *b, const char *s)
+{
+    gen_frame(b, 0x81, s, strlen(s));
+}
+
+static void gen_close(struct gen_buf *b, unsigned code, const char *reason)
+{
+    uint8_t p[128];
+    size_t n = 2 + strlen(reason);
+
+    p[0] = (uint8_t)(code >> 8);
+    p[1] = (uint8_t)code;
+    memcpy(p + 2, reason, strlen(reason));
+    gen_frame(b, 0x88, p, n);
+}
+
+/* Mode, flags and chunk bytes of fuzz_ws_frames (and the token length
+ * byte when flags ask for a protocol token), then the frames. */
+static void gen_ws_with(const char *name, uint8_t mode, uint8_t flags, uint8_t chunk,
+                        uint8_t toklen, const struct gen_buf *frames)
+{
+    static struct gen_buf b;
+
+    b.len = 0;
+    gen_put(&b, &mode, 1);
+    gen_put(&b, &flags, 1);
+    gen_put(&b, &chunk, 1);
+    if (flags & 0x04)
+        gen_put(&b, &toklen, 1);
+    gen_put(&b, frames->p, frames->len);
+    gen_write("fuzz_ws_frames", name, b.p, b.len);
+}
+
+static void gen_ws(const char *name, uint8_t mode, uint8_t flags, uint8_t chunk,
+                   const struct gen_buf *frames)
+{
+    gen_ws_with(name, mode, flags, chunk, 0, frames);
+}
+
+static void gen_ws_corpus(void)
+{
+    static struct gen_buf f;
+    static char big[300];
+    static const uint8_t bad_utf8[] = {'h', 'i', 0xc3, 0x28};
+    static const uint8_t structured[] = {0x81, 5, 'h', 'e', 'l', 'l', 'o', 0x89, 2, 'p', 'i',
+                                         0x01, 3, 'a', 'b', 'c', 0x80, 3, 'd', 'e', 'f',
+                                         0x88, 2, 0x03, 0xe8};
+
+    f.len = 0;
+    gen_text_frame(&f, "hello everyone");
+    gen_close(&f, 1000, "bye");
+    gen_ws("chat_text_close", 0x00, 0, 0, &f);
+    gen_ws("chat_text_close_with_head", 0x08, 0, 0, &f);
+    gen_ws("chat_text_close_bytewise", 0x00, 0, 1, &f);
+    gen_ws("chat_text_deliver", 0x40, 0, 7, &f);
+    /* a 3880-byte token in Sec-WebSocket-Protocol, echoed in the 101 */
+    gen_ws_with("chat_protocol_token", 0x00, 0x04, 0, 0, &f);
+
+    f.len = 0;
+    gen_text_frame(&f, "one");
+    gen_frame(&f, 0x89, "ping", 4);
+    gen_text_frame(&f, "two");
+    gen_frame(&f, 0x8a, "pong", 4);
+    gen_ws("chat_ping_pong", 0x00, 0, 0, &f);
+    gen_ws("chat_taken", 0x01, 0, 0, &f);
+    gen_ws("chat_unavailable", 0x02, 0, 0, &f);
+    gen_ws("chat_no_answer", 0x03, 0, 0, &f);
+    gen_ws("chat_redis_down", 0x04, 0, 0, &f);
+    gen_ws("chat_link_down", 0x20, 0, 0, &f);
+    gen_ws("chat_eof", 0x80, 0, 0, &f);
+    gen_ws("echo_ping_pong", 0x00, 1, 0, &f);
+
+    f.len = 0; /* a fragmented text, a ping between the fragments */
+    gen_frame(&f, 0x01, "frag", 4);
+    gen_frame(&f, 0x89, "", 0);
+    gen_frame(&f, 0x00, "men", 3);
+    gen_frame(&f, 0x80, "ted", 3);
+    gen_ws("chat_fragmented", 0x00, 0, 3, &f);
+    gen_ws("echo_fragmented", 0x00, 1, 0, &f);
+
+    f.len = 0; /* one over max-message-size (256 in the target) */
+    memset(big, 'y', sizeof(big));
+    gen_frame(&f, 0x81, big, sizeof(big));
+    gen_ws("chat_too_big", 0x00, 0, 0, &f);
+
+    f.len = 0;
+    gen_frame(&f, 0x81, bad_utf8, sizeof(bad_utf8));
+    gen_ws("chat_bad_utf8", 0x00, 0, 0, &f);
+
+    f.len = 0;
+    gen_frame(&f, 0x82, "\x00\x01\x02", 3);
+    gen_ws("chat_binary", 0x00, 0, 0, &f);
+
+    f.len = 0;
+    gen_text_frame(&f, "line one\nbob: fake line");
+    gen_text_frame(&f, "ok");
+    gen_ws("chat_control_chars", 0x00, 0, 0, &f);
+
+    f.len = 0; /* a burst past the strict cfg's rate limit */
+    for (int i = 0; i < 8; i++)
+        gen_text_frame(&f, "flood");
+    gen_ws("chat_rate_limit", 0x00, 2, 0, &f);
+    gen_ws("chat_rate_limit_down", 0x20, 2, 0, &f);
+
+    f.len = 0; /* pings whose pongs pile up past max-pending-bytes 1k */
+    memset(big, 'p', 125);
+    for (int i = 0; i < 12; i++)
+        gen_frame(&f, 0x89, big, 125);
+    gen_ws("echo_ping_flood_strict", 0x00, 3, 0, &f);
+
+    f.len = 0; /* a client frame without a mask: protocol error */
+    gen_put(&f, "\x81\x02hi", 4);
+    gen_ws("chat_unmasked", 0x00, 0, 0, &f);
+
+    f.len = 0; /* the broker goes away after the join, back early or late */
+    gen_text_frame(&f, "still there?");
+    gen_ws("chat_broker_lost", 0x00, 0x08, 0, &f);
+    gen_ws("chat_broker_back_early", 0x00, 0x18, 0, &f);
+    gen_ws("chat_broker_lost_pending", 0x03, 0x08, 0, &f);
+
+    /* regressions: findings of this fuzzer, fixed in fb00b3e */
+    f.len = 0; /* empty text: wslay passes a NULL message (NULL + 0 in chat.c) */
+    gen_frame(&f, 0x81, "", 0);
+    gen_ws("regress_empty_text", 0x00, 0, 0, &f);
+    f.len = 0; /* a 3942-byte protocol token truncated the 101 (4 KiB buffer) */
+    gen_ws_with("regress_101_protocol_3942", 0x00, 0x04, 0, 31, &f);
+
+    f.len = 0;
+    gen_put(&f, structured, sizeof(structured));
+    gen_ws("chat_structured", 0x10, 0, 0, &f);
+    gen_ws("echo_structured", 0x10, 1, 2, &f);
+}
+
+/* ---- fuzz_http_upgrade ---------------------------------------------------------- */
+
+static void gen_http_corpus(void)
+{
+    const char *t = "fuzz_http_upgrade";
+
+    gen_text(t, "upgrade_chat",
+             "GET /chat/foo HTTP/1.1\r\n"
+             "Host: localhost:8080\r\n"
+             "Upgrade: websocket\r\n"
+             "Connection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n"
+             "\r\n");
+    gen_text(t, "upgrade_browser",
+             "GET /chat/J%C3%BCrgen?token=abc.def.ghi HTTP/1.1\r\n"
+             "Host: chat.example\r\n"
+             "Connection: keep-alive, Upgrade\r\n"
+             "Pragma: no-cache\r\n"
+             "Upgrade: WebSocket\r\n"
+             "Origin: https://chat.example\r\n"
+             "Sec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+             "Sec-WebSocket-Protocol: chat, eyJhbGciOiJIUzI1NiJ9.e30.sig\r\n"
+             "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+             "\r\n"
+             "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x4d\x58");
+    gen_text(t, "upgrade_lf_only",
+             "\r\nGET /chat/a.b-c_d HTTP/1.1\n"
+             "host:x\n"
+             "upgrade:\twebsocket \n"
+             "connection: upgrade\n"
+             "sec-websocket-key: AAAAAAAAAAAAAAAAAAAAAA==\n"
+             "sec-websocket-version: 13\n"
+             "\n");
+    gen_text(t, "echo", "GET /echo?x=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n");
+    gen_text(t, "health", "GET / HTTP/1.0\r\n\r\n");
+    gen_text(t, "post", "POST /chat/foo HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
+    gen_text(t, "bad_name", "GET /chat/a%3Ab%2Fc%00 HTTP/1.1\r\nHost: h\r\n\r\n");
+    gen_text(t, "partial", "GET /chat/foo HTTP/1.1\r\nHost: lo");
+    gen_text(t, "obs_fold", "GET / HTTP/1.1\r\nX: a\r\n  folded\r\n\r\n");
+}
+
+/* ---- fuzz_config --------------------------------------------------------------- */
+
+static void gen_config_corpus(void)
+{
+    const char *t = "fuzz_config";
+    static const char env[] = "port 0\n#ENV\n[::1]:6380\0s3cret\0" "8081";
+
+    gen_text(t, "minimal", "port 8081\nworkers 2\n");
+    gen_text(t, "quoted",
+             "redis-password \"pa\\\"ss word\\x21\"   # comment\r\n"
+             "logfile '/var/log/redis chat.log'\n"
+             "channel \"room\\t1\"\n");
+    gen_text(t, "units",
+             "max-message-size 64kb\nmax-pending-bytes 1G\nhandshake-timeout 2s\n"
+             "ping-interval 0\nshutdown-timeout 1h\nlog-level WARNING\n");
+    gen_text(t, "tls",
+             "redis-tls yes\nredis-tls-cert /etc/c.crt\nredis-tls-key /etc/c.key\n"
+             "redis-tls-ca-cert /etc/ca.crt\nredis-tls-server-name cache.example\n");
+    gen_text(t, "tls_unpaired", "redis-tls-key /etc/c.key\n");
+    gen_text(t, "duplicate", "port 1\nPORT 2\n");
+    gen_text(t, "bom_and_errors", "\xef\xbb\xbf" "bind \"127.0.0.1\nworkers 0\n");
+    gen_text(t, "access",
+             "max-connections-per-ip 16\nrate-limit 5\nrate-limit-burst 10\n"
+             "allowed-origins \"https://a.example, https://b.example\"\n"
+             "auth-secret 'k3y'\necho-endpoint yes\n");
+    gen_write(t, "env", env, sizeof(env) - 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    gen_top = argv[1];
+    if (mkdir(gen_top, 0755) == -1 && errno != EEXIST) {
+        perror(gen_top);
+        return 1;
+    }
+    gen_ipc_corpus();
+    gen_ws_corpus();
+    gen_http_corpus();
+    gen_config_corpus();
+    return 0;
+}
