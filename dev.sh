@@ -4,7 +4,8 @@
 #   ./dev.sh up      install dependencies, build, start a throwaway TLS redis-server
 #                    (generated CA, password) and run redis-chat on port 8080
 #   ./dev.sh check   install dependencies, build with -Werror, run `make check`,
-#                    then run the same suite again in an ASan/UBSan build
+#                    the unit tests under valgrind, the same suite again in an
+#                    ASan/UBSan build, then each libFuzzer target for 60 s
 #   ./dev.sh deps    only install the packages
 #
 # Works on a fresh Debian 12 machine as root (and on Debian 13 / Ubuntu 24.04,
@@ -48,6 +49,9 @@ add_backports() {
     apt_updated=""
 }
 
+# libFuzzer's runtime comes with the compiler-rt package of clang's version
+clang_major() { apt-cache policy clang 2>/dev/null | awk '/Candidate/ {split($2, v, ":"); split(v[2], w, "."); print w[1]; exit}'; }
+
 apt_updated=""
 apt_update() {
     [ -n "$apt_updated" ] && return 0
@@ -58,7 +62,7 @@ apt_update() {
 deps() {
     local base=(build-essential autoconf automake autoconf-archive libtool pkg-config
         libevent-dev libwslay-dev libssl-dev check redis-server redis-tools openssl
-        valgrind procps iproute2)
+        valgrind procps iproute2 clang)
     # node and npm (for wscat): Debian's packages unless a node with npm is already there
     command -v npm >/dev/null 2>&1 || base+=(nodejs npm)
     . /etc/os-release
@@ -66,12 +70,14 @@ deps() {
     if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
         add_backports
         apt_update
-        as_root apt-get install -y -qq --no-install-recommends "${base[@]}" >/dev/null
+        as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libclang-rt-14-dev >/dev/null
         as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
             libhiredict-shims-dev >/dev/null
     else
         apt_update
-        as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libhiredis-dev >/dev/null
+        as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libhiredis-dev \
+            "libclang-rt-$(clang_major)-dev" >/dev/null 2>&1 ||
+            as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libhiredis-dev >/dev/null
     fi
     # wscat drives the real-client test
     if ! command -v wscat >/dev/null 2>&1; then
@@ -85,7 +91,9 @@ have_deps() {
     command -v redis-server >/dev/null && command -v autoreconf >/dev/null &&
         pkg-config --exists 'hiredis >= 1.0' hiredis_ssl libevent_openssl openssl check 2>/dev/null &&
         [ -f /usr/include/wslay/wslay.h ] && [ -f /usr/share/aclocal/ax_check_compile_flag.m4 ] &&
-        command -v wscat >/dev/null
+        command -v wscat >/dev/null && command -v clang >/dev/null && command -v valgrind >/dev/null &&
+        echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+            clang -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null
 }
 
 ensure_deps() {
@@ -125,7 +133,9 @@ cmd_check() {
         cat "$reports"/*
         exit 1
     fi
-    say "all tests passed (plain and sanitizer builds)"
+    say "fuzzing: 60 s per target"
+    FUZZ_OUT=$top/build-fuzz fuzz/run.sh "${FUZZ_SECONDS:-60}"
+    say "all tests passed (plain and sanitizer builds, valgrind, fuzzing)"
 }
 
 cmd_up() {
