@@ -31,7 +31,9 @@
 #include "util.h"
 
 #define BROKER_USER_MAX 128 /* bytes; workers validate names, we only bound them */
-#define BROKER_OUTBOX_TICK_MS 200 /* how often held messages are checked for expiry */
+#define BROKER_STOP_EXTRA_MS 2000 /* past shutdown-timeout, for the last leaves */
+#define BROKER_OUTBOX_TICK_MS 200
+#define BROKER_WORKERS_WAIT_MS 2000 /* after a start, for every worker to say HELLO */ /* how often held messages are checked for expiry */
 
 /* One connected worker. Owned by the broker's list; its users dict owns
  * the name strings (key == value). */
@@ -69,9 +71,22 @@ static struct {
     uint8_t *scratch; /* formats payloads and encodes DELIVER frames */
     size_t scratch_cap;
     long inflight; /* Redis commands not answered yet */
+    int workers_ready; /* every worker has said HELLO (or the wait is over) */
+    int hellos;        /* HELLOs received since start */
+    struct event *ready_ev;
     int stopping;
     int unregistered; /* stop: the instance is gone from Redis */
 } B;
+
+static void broker_set_ready(const char *why);
+
+/* Redis is up and every worker is here to hear what we publish: a broker
+ * that just (re)started holds messages and leaves (in the outbox) until its
+ * workers have reconnected, so none of them misses those announcements. */
+static int broker_redis_usable(void)
+{
+    return B.workers_ready && rlink_is_up(B.redis);
+}
 
 static struct broker_worker *broker_find_worker(uint64_t id)
 {
@@ -160,7 +175,7 @@ static void broker_announce(const char *user, size_t ulen, const char *notice)
  * is down, as soon as it is back (held in order with the messages). */
 static void broker_user_gone(const char *user, size_t len)
 {
-    if (B.outbox.head == NULL &&
+    if (B.outbox.head == NULL && broker_redis_usable() &&
         presence_leave(B.presence, user, len, broker_on_cmd_done, NULL) == 0) {
         B.inflight++;
         return;
@@ -294,7 +309,7 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
         broker_send_publish_fail(w, m->id, (const char *)user->p, user->len, "message too large");
         return;
     }
-    if (!rlink_is_up(B.redis) || B.outbox.head != NULL) {
+    if (!broker_redis_usable() || B.outbox.head != NULL) {
         /* Redis is away: hold the message, in order, within the limits */
         if (B.outbox.npublish >= (size_t)B.cfg->outbox_size ||
             outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, user->p, user->len, text->p,
@@ -313,11 +328,47 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
     B.inflight++;
 }
 
+static void broker_on_redis_pong(long long result, void *pd)
+{
+    struct broker_req *q = pd;
+    struct broker_worker *w = broker_find_worker(q->worker_id);
+    struct ipc_msg pong;
+
+    B.inflight--;
+    if (w != NULL && result != -1) {
+        ipc_msg_set(&pong, IPC_PONG, q->reqid, 0, B.cfg->channel, strlen(B.cfg->channel), NULL,
+                    0, NULL, 0);
+        ipc_link_send(w->link, &pong);
+    }
+    free(q);
+    broker_maybe_exit();
+}
+
+/* PING(id) from a worker: answered with PONG(id) once Redis has executed
+ * everything this broker sent before it (one connection keeps the order),
+ * so the worker knows its earlier leaves are done. While Redis is down (or
+ * leaves wait in the outbox) there is no answer: the worker keeps them. */
+static void broker_on_ping(struct broker_worker *w, const struct ipc_msg *m)
+{
+    static const char *argv[1] = {"PING"};
+    static const size_t lens[1] = {4};
+    struct broker_req *q;
+
+    if (B.outbox.head != NULL || !broker_redis_usable())
+        return;
+    q = broker_req_new(w->id, m->id, "", 0);
+    if (q == NULL || rlink_command(B.redis, broker_on_redis_pong, q, 1, argv, lens) == -1) {
+        free(q);
+        return;
+    }
+    B.inflight++;
+}
+
 static void broker_send_link_state(struct broker_worker *w)
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, IPC_LINK, 0, rlink_is_up(B.redis) ? IPC_LINK_UP : IPC_LINK_DOWN,
+    ipc_msg_set(&m, IPC_LINK, 0, broker_redis_usable() ? IPC_LINK_UP : IPC_LINK_DOWN,
                 B.cfg->channel, strlen(B.cfg->channel), NULL, 0, NULL, 0);
     ipc_link_send(w->link, &m);
 }
@@ -334,6 +385,8 @@ static void broker_on_ipc(struct ipc_link *l, const struct ipc_msg *m, void *arg
     switch (m->type) {
     case IPC_HELLO:
         w->slot = (int)m->id;
+        if (!B.workers_ready && ++B.hellos >= B.cfg->workers)
+            broker_set_ready("every worker is connected");
         log_msg(LOG_INFO, "worker %d connected (pid %.*s)", w->slot, (int)m->f[1].len,
                 (const char *)m->f[1].p);
         broker_send_link_state(w);
@@ -347,12 +400,9 @@ static void broker_on_ipc(struct ipc_link *l, const struct ipc_msg *m, void *arg
     case IPC_PUBLISH:
         broker_on_publish(w, m);
         break;
-    case IPC_PING: {
-        struct ipc_msg pong;
-        ipc_msg_set(&pong, IPC_PONG, m->id, 0, m->f[0].p, m->f[0].len, NULL, 0, NULL, 0);
-        ipc_link_send(w->link, &pong);
+    case IPC_PING:
+        broker_on_ping(w, m);
         break;
-    }
     default:
         ipc_link_shutdown(w->link, "unexpected message type");
         break;
@@ -461,7 +511,7 @@ static void broker_outbox_flush(void)
 {
     struct outbox_item *it;
 
-    while (rlink_is_up(B.redis) && (it = outbox_pop(&B.outbox)) != NULL) {
+    while (broker_redis_usable() && (it = outbox_pop(&B.outbox)) != NULL) {
         if (it->kind == OUTBOX_LEAVE) {
             if (presence_leave(B.presence, outbox_user(it), it->userlen, broker_on_cmd_done,
                                NULL) == 0)
@@ -495,6 +545,7 @@ static void broker_on_redis_state(int up, void *arg)
     size_t held = 0;
 
     (void)arg;
+    up = up && B.workers_ready;
     if (up) {
         presence_on_link_up(B.presence);
         for (w = B.workers; w != NULL; w = w->next) {
@@ -510,6 +561,22 @@ static void broker_on_redis_state(int up, void *arg)
         if (w->slot >= 0)
             broker_send_link_state(w);
     broker_maybe_exit();
+}
+
+static void broker_set_ready(const char *why)
+{
+    B.workers_ready = 1;
+    log_msg(LOG_DEBUG, "ready: %s", why);
+    broker_on_redis_state(rlink_is_up(B.redis), NULL);
+}
+
+static void broker_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (!B.workers_ready)
+        broker_set_ready("waited long enough for the workers");
 }
 
 /* Messages held too long: their senders are told, nothing vanishes. */
@@ -535,7 +602,19 @@ static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    log_msg(LOG_WARN, "shutdown timeout: exiting with %ld redis command(s) pending", B.inflight);
+    if (!B.unregistered) {
+        /* workers still connected or leaves still held: unregister anyway
+         * (whoever is left is reaped by the other instances via the
+         * heartbeat) and give Redis a moment to answer */
+        struct timeval tv = {1, 0};
+        log_msg(LOG_WARN, "shutdown timeout: unregistering with %ld redis command(s) pending",
+                B.inflight);
+        B.unregistered = 1;
+        presence_stop(B.presence, NULL, NULL);
+        evtimer_add(B.stop_timer, &tv);
+        return;
+    }
+    log_msg(LOG_WARN, "exiting with %ld redis command(s) pending", B.inflight);
     event_base_loopexit(B.base, NULL);
 }
 
@@ -554,8 +633,9 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_msg(LOG_INFO, "stopping: waiting for workers to leave");
     B.stopping = 1;
     event_del(B.accept_ev);
-    tv.tv_sec = B.cfg->shutdown_timeout / 1000;
-    tv.tv_usec = (B.cfg->shutdown_timeout % 1000) * 1000;
+    /* the workers have shutdown-timeout for their sessions; leaves follow */
+    tv.tv_sec = (B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS) / 1000;
+    tv.tv_usec = ((B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS) % 1000) * 1000;
     evtimer_add(B.stop_timer, &tv);
     broker_maybe_exit();
 }
@@ -592,13 +672,16 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     B.presence = presence_new(B.base, B.redis, cfg, instance_id);
     outbox_init(&B.outbox);
     B.outbox_ev = event_new(B.base, -1, EV_PERSIST, broker_outbox_tick_cb, NULL);
-    if (B.presence == NULL || B.outbox_ev == NULL) {
+    B.ready_ev = evtimer_new(B.base, broker_ready_cb, NULL);
+    if (B.presence == NULL || B.outbox_ev == NULL || B.ready_ev == NULL) {
         log_msg(LOG_ERROR, "out of memory");
         return RC_EXIT_RUNTIME;
     }
     {
         struct timeval tv = {0, BROKER_OUTBOX_TICK_MS * 1000};
+        struct timeval wait = {BROKER_WORKERS_WAIT_MS / 1000, (BROKER_WORKERS_WAIT_MS % 1000) * 1000};
         event_add(B.outbox_ev, &tv);
+        event_add(B.ready_ev, &wait);
     }
     B.accept_ev = event_new(B.base, B.listen_fd, EV_READ | EV_PERSIST, broker_accept_cb, NULL);
     B.term_ev = evsignal_new(B.base, SIGTERM, broker_signal_cb, NULL);
@@ -636,6 +719,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     rlink_free(B.redis);
     presence_free(B.presence);
     event_free(B.outbox_ev);
+    event_free(B.ready_ev);
     event_free(B.accept_ev);
     event_free(B.term_ev);
     event_free(B.int_ev);

@@ -208,16 +208,19 @@ void presence_on_link_up(struct presence *p)
 
 int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd)
 {
-    const char *srem[3] = {"SREM", p->instances_key, p->id};
-    const char *del[4] = {"DEL", p->alive_key, p->users_key};
-    size_t sreml[3] = {4, strlen(p->instances_key), strlen(p->id)};
-    size_t dell[3] = {3, strlen(p->alive_key), strlen(p->users_key)};
+    const char *del[2] = {"DEL", p->alive_key};
+    size_t dell[2] = {3, strlen(p->alive_key)};
+    const char *keys[4] = {p->instances_key, p->alive_key, p->users_key, p->cfg->users_key};
+    const char *args[3] = {p->id, p->cfg->channel, ": " CHAT_TEXT_LEFT};
+    size_t lens[3] = {strlen(p->id), strlen(p->cfg->channel), strlen(": " CHAT_TEXT_LEFT)};
 
     event_del(p->beat_ev);
     event_del(p->scan_ev);
-    if (rlink_command(p->redis, presence_ignore, NULL, 3, srem, sreml) == -1)
+    /* reap ourselves: normally nobody is left; after a timeout, whoever is
+     * still listed is removed and announced like after a crash */
+    if (rlink_command(p->redis, presence_ignore, NULL, 2, del, dell) == -1)
         return -1;
-    return rlink_command(p->redis, fn, pd, 3, del, dell);
+    return presence_eval(p, presence_reap_lua, 4, keys, 3, args, lens, fn, pd);
 }
 
 struct presence *presence_new(struct event_base *base, struct rlink *redis,

@@ -41,8 +41,9 @@ int presence_leave(struct presence *p, const char *user, size_t len, rlink_reply
 /* The Redis link came up: register the instance and start the heartbeat. */
 void presence_on_link_up(struct presence *p);
 
-/* Orderly stop: unregister the instance (its user set should be empty by
- * now). fn is called once when Redis has answered (or -1). */
+/* Orderly stop: unregister the instance; users it still lists (normally
+ * none) are removed and announced. fn (may be NULL) is called once when
+ * Redis has answered (or -1). */
 int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd);
 
 #endif

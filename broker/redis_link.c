@@ -93,7 +93,8 @@ static void rconn_schedule_retry(struct rconn *c)
         delay *= 2;
     if (delay > RLINK_BACKOFF_MAX_MS)
         delay = RLINK_BACKOFF_MAX_MS;
-    delay += random() % (delay / 2 + 1); /* jitter: instances do not retry in lockstep */
+    /* jitter, within the cap: instances do not retry in lockstep */
+    delay = delay / 2 + random() % (delay / 2 + 1);
     c->failures++;
     tv.tv_sec = delay / 1000;
     tv.tv_usec = (delay % 1000) * 1000;
@@ -423,6 +424,8 @@ static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
     } else if (req->fn != NULL) {
         if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
             result = reply->integer;
+        else if (reply != NULL && reply->type != REDIS_REPLY_ERROR)
+            result = 0; /* +OK, +PONG, a string: done */
         req->fn(result, req->pd);
     }
     free(req);

@@ -20,8 +20,9 @@ struct rlink_handlers {
     void *arg;
 };
 
-/* Result of a command: > = 0 the integer reply (SADD/SREM/PUBLISH), -1 the
- * command failed (link down, error reply, connection lost meanwhile). */
+/* Result of a command: the integer reply (SADD/SREM/PUBLISH/EVAL), 0 for
+ * any other successful reply (+OK, +PONG), -1 when the command failed (link
+ * down, error reply, connection lost meanwhile). */
 typedef void (*rlink_reply_fn)(long long result, void *privdata);
 
 /* Create and start connecting. NULL with err filled when TLS setup fails

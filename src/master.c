@@ -37,7 +37,7 @@
 #define MASTER_GIVE_UP_AFTER 5       /* consecutive start failures of one process */
 #define MASTER_BACKOFF_BASE_MS 100
 #define MASTER_BACKOFF_MAX_MS 5000
-#define MASTER_KILL_GRACE_MS 2000    /* after shutdown-timeout, before SIGKILL */
+#define MASTER_KILL_GRACE_MS 5000    /* after shutdown-timeout, before SIGKILL */
 
 enum master_role { ROLE_BROKER = 0, ROLE_WORKER };
 

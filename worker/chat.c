@@ -18,12 +18,19 @@
 #include "util.h"
 #include "ws_session.h"
 
-/* A leave the broker has not heard of yet. */
+/* A leave a broker may not have carried out: one that could not be sent,
+ * or one sent shortly before the broker link broke (it may have died with
+ * the broker). Leaves are idempotent in Redis (a name is announced only if
+ * it was still listed), so they are sent again to the next broker. */
 struct chat_orphan {
     struct chat_orphan *next;
+    uint64_t at_ms;
+    uint32_t seq; /* the broker's PONG with this id or later confirms it */
     size_t len;
     char user[];
 };
+
+#define CHAT_LEAVE_KEEP_MS 60000 /* unconfirmed leaves older than this are dropped */
 
 static int chat_send(struct worker *w, enum ipc_type type, uint32_t id, const struct wss_session *s,
                      const void *text, size_t len)
@@ -46,17 +53,15 @@ void chat_on_upgraded(struct wss_session *s)
     struct worker *w = s->w;
 
     s->join_req = ++w->next_req;
-    if (!w->redis_up || dict_add(&w->pending, (const char *)&s->join_req,
-                                 sizeof(s->join_req), s) != 0) {
+    if (dict_add(&w->pending, (const char *)&s->join_req, sizeof(s->join_req), s) != 0) {
         chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
                     "chat service unavailable");
         return;
     }
-    if (chat_send(w, IPC_JOIN, s->join_req, s, NULL, 0) == -1) {
-        dict_del(&w->pending, (const char *)&s->join_req, sizeof(s->join_req));
-        chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
-                    "chat service unavailable");
-    }
+    /* the broker decides (it knows whether Redis is up); with no broker yet
+     * (a worker just started, or the broker restarts) the join waits for
+     * one: chat_on_broker_up sends it, chat_on_broker_lost refuses it */
+    chat_send(w, IPC_JOIN, s->join_req, s, NULL, 0);
 }
 
 /* Token bucket: rate-limit messages per second, bursts up to
@@ -141,6 +146,53 @@ void chat_on_text(struct wss_session *s, const char *text, size_t len)
         wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
 }
 
+/* Keep a leave until the broker confirms Redis has carried it out: after
+ * the LEAVE the worker sends PING(seq), which the broker answers only once
+ * a Redis round trip behind the leave is done. Newest first. */
+static void chat_remember_leave(struct worker *w, const char *user, size_t len)
+{
+    uint64_t now = util_now_ms();
+    struct chat_orphan *o, **pp;
+    struct ipc_msg m;
+
+    for (pp = &w->orphans; *pp != NULL; pp = &(*pp)->next)
+        if (now - (*pp)->at_ms > CHAT_LEAVE_KEEP_MS)
+            break;
+    while ((o = *pp) != NULL) { /* the tail is older still */
+        *pp = o->next;
+        free(o);
+    }
+    o = malloc(sizeof(*o) + len);
+    if (o == NULL) {
+        log_msg(LOG_ERROR, "out of memory: leave of '%.*s' not kept", (int)len, user);
+        return;
+    }
+    o->at_ms = now;
+    o->seq = ++w->leave_seq;
+    o->len = len;
+    memcpy(o->user, user, len);
+    o->next = w->orphans;
+    w->orphans = o;
+    ipc_msg_set(&m, IPC_PING, o->seq, 0, w->cfg->channel, strlen(w->cfg->channel), NULL, 0, NULL,
+                0);
+    worker_send_broker(w, &m);
+}
+
+/* PONG(seq): every leave up to seq is done in Redis. */
+static void chat_on_leaves_confirmed(struct worker *w, uint32_t seq)
+{
+    struct chat_orphan *o, **pp = &w->orphans;
+
+    while ((o = *pp) != NULL) {
+        if ((int32_t)(o->seq - seq) <= 0) {
+            *pp = o->next;
+            free(o);
+        } else {
+            pp = &o->next;
+        }
+    }
+}
+
 void chat_on_gone(struct wss_session *s)
 {
     struct worker *w = s->w;
@@ -151,18 +203,9 @@ void chat_on_gone(struct wss_session *s)
         return;
     s->joined = 0;
     dict_del(&w->users, s->user, s->userlen);
-    if (chat_send(w, IPC_LEAVE, 0, s, NULL, 0) == -1) {
-        /* the broker is away: keep the leave for the next one */
-        struct chat_orphan *o = malloc(sizeof(*o) + s->userlen);
-        if (o == NULL) {
-            log_msg(LOG_ERROR, "out of memory: leave of '%s' lost", s->user);
-            return;
-        }
-        o->len = s->userlen;
-        memcpy(o->user, s->user, s->userlen);
-        o->next = w->orphans;
-        w->orphans = o;
-    }
+    if (chat_send(w, IPC_LEAVE, 0, s, NULL, 0) == -1)
+        log_msg(LOG_INFO, "broker away: leave of '%s' is sent when it is back", s->user);
+    chat_remember_leave(w, s->user, s->userlen);
 }
 
 static void chat_reregister(const char *key, size_t keylen, void *val, void *arg)
@@ -176,21 +219,39 @@ static void chat_reregister(const char *key, size_t keylen, void *val, void *arg
     worker_send_broker(w, &m);
 }
 
+static void chat_send_join(const char *key, size_t keylen, void *val, void *arg)
+{
+    struct wss_session *s = val;
+
+    (void)key;
+    (void)keylen;
+    (void)arg;
+    chat_send(s->w, IPC_JOIN, s->join_req, s, NULL, 0);
+}
+
 void chat_on_broker_up(struct worker *w)
 {
     struct chat_orphan *o;
     struct ipc_msg m;
 
     dict_foreach(&w->users, chat_reregister, w);
-    while ((o = w->orphans) != NULL) {
+    /* recent leaves again (a user who rejoined here since is not touched) */
+    for (o = w->orphans; o != NULL; o = o->next) {
+        if (dict_get(&w->users, o->user, o->len) != NULL)
+            continue;
         ipc_msg_set(&m, IPC_LEAVE, 0, IPC_LEAVE_F_ORPHAN, w->cfg->channel,
                     strlen(w->cfg->channel), o->user, o->len, NULL, 0);
         worker_send_broker(w, &m);
-        w->orphans = o->next;
-        free(o);
     }
-    if (w->users.count > 0)
-        log_msg(LOG_INFO, "re-registered %zu user(s) with the broker", w->users.count);
+    if (w->orphans != NULL) { /* confirm them all with one PING */
+        ipc_msg_set(&m, IPC_PING, w->orphans->seq, 0, w->cfg->channel, strlen(w->cfg->channel),
+                    NULL, 0, NULL, 0);
+        worker_send_broker(w, &m);
+    }
+    dict_foreach(&w->pending, chat_send_join, NULL); /* joins that waited */
+    if (w->users.count > 0 || w->pending.count > 0)
+        log_msg(LOG_INFO, "re-registered %zu user(s) with the broker, %zu join(s) sent",
+                w->users.count, w->pending.count);
 }
 
 void chat_deinit(struct worker *w)
@@ -198,8 +259,6 @@ void chat_deinit(struct worker *w)
     struct chat_orphan *o;
 
     while ((o = w->orphans) != NULL) {
-        log_msg(LOG_WARN, "exiting with the leave of '%.*s' unsent: broker unreachable",
-                (int)o->len, o->user);
         w->orphans = o->next;
         free(o);
     }
@@ -290,6 +349,9 @@ void chat_on_broker_msg(struct worker *w, const struct ipc_msg *m)
         break;
     case IPC_PUBLISH_FAIL:
         chat_on_publish_fail(w, m);
+        break;
+    case IPC_PONG:
+        chat_on_leaves_confirmed(w, m->id);
         break;
     case IPC_LINK:
         if (w->redis_up != (m->flags == IPC_LINK_UP))

@@ -31,7 +31,8 @@
 
 #define WORKER_ACCEPT_BATCH 64
 #define WORKER_ACCEPT_RETRY_MS 100 /* after EMFILE: let sessions close first */
-#define WORKER_BROKER_RETRY_MIN_MS 50
+#define WORKER_BROKER_RETRY_MIN_MS 20
+#define WORKER_BROKER_FAST_TRIES 100 /* 2 s of retries every 20 ms */
 #define WORKER_BROKER_RETRY_MAX_MS 1000
 
 static struct worker W;
@@ -56,6 +57,12 @@ static void worker_maybe_exit(void)
 {
     if (W.stopping && W.sessions == NULL)
         event_base_loopexit(W.base, NULL);
+}
+
+void worker_on_session_gone(struct worker *w)
+{
+    (void)w;
+    worker_maybe_exit(); /* the last one of a stopping worker: done */
 }
 
 /* ---- accept ----------------------------------------------------------------- */
@@ -154,7 +161,14 @@ static void worker_on_broker_batch(struct ipc_link *l, void *arg)
 
 static void worker_schedule_broker_retry(void)
 {
-    long ms = WORKER_BROKER_RETRY_MIN_MS << (W.broker_failures < 5 ? W.broker_failures : 5);
+    /* a restarted broker is back within milliseconds: retry at a steady
+     * fast pace first (messages published meanwhile miss this worker),
+     * then back off */
+    long ms = W.broker_failures < WORKER_BROKER_FAST_TRIES
+                  ? WORKER_BROKER_RETRY_MIN_MS
+                  : WORKER_BROKER_RETRY_MIN_MS << ((W.broker_failures - WORKER_BROKER_FAST_TRIES) < 5
+                                                       ? (W.broker_failures - WORKER_BROKER_FAST_TRIES)
+                                                       : 5);
 
     if (ms > WORKER_BROKER_RETRY_MAX_MS)
         ms = WORKER_BROKER_RETRY_MAX_MS;
@@ -182,9 +196,12 @@ static void worker_broker_connect(void)
     int fd = net_unix_connect(W.cfg->broker_socket, err);
 
     if (fd == -1) {
+        /* joins waiting for a broker are refused once it stays away */
+        if (W.broker_failures == WORKER_BROKER_FAST_TRIES)
+            chat_on_broker_lost(&W);
         /* at start the broker may simply not listen yet: only a lasting
          * failure is worth a warning */
-        if (W.broker_failures >= 10 && W.broker_failures % 10 == 0)
+        if (W.broker_failures >= WORKER_BROKER_FAST_TRIES && W.broker_failures % 20 == 0)
             log_msg(LOG_WARN, "broker: %s (retrying)", err);
         else
             log_msg(LOG_DEBUG, "broker: %s (retrying)", err);

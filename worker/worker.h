@@ -48,7 +48,8 @@ struct worker {
     size_t max_frame;        /* IPC frame limit */
     struct dict users;       /* joined user name -> struct wss_session */
     struct dict pending;     /* join request id (4 bytes) -> struct wss_session */
-    struct chat_orphan *orphans;  /* users who left while the broker was away */
+    struct chat_orphan *orphans;  /* leaves not yet confirmed by the broker */
+    uint32_t leave_seq;
     struct wss_session *sessions; /* every connection, any state */
     size_t nsessions;
     size_t nupgraded;             /* sessions past the HTTP upgrade */
@@ -63,5 +64,8 @@ struct worker {
 
 /* Send a message to the broker. 0, or -1 when the broker is not connected. */
 int worker_send_broker(struct worker *w, const struct ipc_msg *m);
+
+/* A session was freed (a stopping worker exits after its last one). */
+void worker_on_session_gone(struct worker *w);
 
 #endif

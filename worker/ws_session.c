@@ -141,6 +141,7 @@ void wss_destroy(struct wss_session *s, const char *why)
     free(s->head);
     close(s->fd);
     free(s);
+    worker_on_session_gone(w);
 }
 
 /* ---- shared frames --------------------------------------------------- */
