@@ -4,8 +4,8 @@
  * inside a minimal struct worker: an event base, a finalized cfg, the two
  * dicts, the shared connection counts, and a broker link (a real ipc_link on
  * one end of a socketpair; the fuzzer plays the broker on the other end).
- * worker.c is not linked: this file defines worker_send_broker() as worker.c
- * does, and a logger that formats every line (so bad format arguments still
+ * worker.c is not linked: this file defines worker_send_broker() and
+ * worker_on_session_gone() as worker.c does, and a logger that formats every line (so bad format arguments still
  * show) without printing it (FUZZ_VERBOSE=1 prints).
  *
  * Per input: a socketpair for the client, wss_accept() on one end, a valid
@@ -16,7 +16,7 @@
  *   byte 0  mode:  bits 0-1  broker's answer to the JOIN: 0 accepted,
  *                            1 taken, 2 unavailable, 3 none (answered
  *                            after the session is gone)
- *                  bit 2     Redis down before the upgrade
+ *                  bit 2     the broker said Redis is down before the upgrade
  *                  bit 3     frames sent in the same write as the request head
  *                  bit 4     "structured" frames (below), else raw bytes
  *                  bit 5     broker says Redis went down after the join
@@ -48,8 +48,10 @@
  * sent to the broker is well-formed IPC of the expected types (one JOIN with
  * the session's request id, PUBLISH texts valid UTF-8 within
  * max-message-size that chat_text_allowed accepts, a LEAVE exactly when a
- * granted name is given back, directly or as an orphan after a broker
- * loss, a re-registering JOIN per user held at a reconnect); after teardown no session, user, pending
+ * granted name is given back (once directly at most, again as an orphan
+ * after a reconnect), a re-registering JOIN per user held at a reconnect,
+ * every PING answered by the fake broker confirms the remembered leaves);
+ * after teardown no session, user, pending
  * join, dirty entry, connection count or descriptor is left.
  */
 #include <errno.h>
@@ -117,6 +119,7 @@ static struct cfg fz_cfg_plain, fz_cfg_strict;
 static int fz_broker_fd = -1; /* the broker's end of the link */
 static int fz_verbose;
 static struct fz_rx fz_client_rx, fz_broker_rx;
+static int fz_gone_calls; /* worker_on_session_gone() calls in this input */
 
 /* ---- what worker.c and log.c would provide --------------------------------- */
 
@@ -177,6 +180,12 @@ int worker_send_broker(struct worker *w, const struct ipc_msg *m)
     if (w->broker == NULL)
         return -1;
     return ipc_link_send(w->broker, m);
+}
+
+void worker_on_session_gone(struct worker *w)
+{
+    FUZZ_CHECK(w == &fz_w);
+    fz_gone_calls++; /* worker.c: exit once the last session of a stopping worker is gone */
 }
 
 /* ---- the broker link -------------------------------------------------------- */
@@ -274,7 +283,7 @@ static void fz_run(int client_fd)
  * not come back to it) and a failed publish. */
 static void fz_deliver(int client_fd)
 {
-    static const char other[] = "other: hello from another instance";
+    static const char other[] = "other: hello from another instance"; /* see the echo check */
     static const char own[] = FZ_USER ": my own words, echoed by redis";
     const char *ch = fz_w.cfg->channel;
     struct ipc_msg m;
@@ -481,14 +490,15 @@ static void fz_check_client_stream(const struct fz_rx *rx, const char *proto, si
 struct fz_expect {
     int echo;
     uint32_t join_req;  /* request id of the JOIN, 0 if none was expected */
-    int leaves;         /* LEAVE frames expected, orphans included */
+    int leaves;         /* names given back: plain LEAVEs at most, plain + orphan at least */
     int rejoins;        /* re-registering JOINs expected (users held at a reconnect) */
+    int joins_resent;   /* waiting joins sent again at a reconnect */
     int may_publish;    /* the session was joined at some point */
 };
 
 /* What the broker links received so far, summed over links. */
 struct fz_seen {
-    int joins, rejoins, leaves, hellos;
+    int joins, rejoins, leaves, orphan_leaves, pings, hellos;
 };
 
 static int fz_field_is(const struct ipc_field *f, const char *s)
@@ -510,13 +520,16 @@ static void fz_check_broker_stream(struct fz_rx *rx, const struct fz_expect *ex,
         ssize_t n = ipc_decode(rx->p + pos, rx->len - pos, fz_w.max_frame, &m);
 
         FUZZ_CHECK(n > 0); /* nothing partial, nothing malformed */
-        FUZZ_CHECK(m.nfields >= 2 && fz_field_is(&m.f[0], ch));
-        if (m.type == IPC_HELLO) {
-            seen->hellos++;
+        FUZZ_CHECK(m.nfields >= 1 && fz_field_is(&m.f[0], ch));
+        if (m.type == IPC_HELLO || m.type == IPC_PING) {
+            if (m.type == IPC_HELLO)
+                seen->hellos++;
+            else
+                seen->pings++;
             pos += (size_t)n;
             continue;
         }
-        FUZZ_CHECK(fz_field_is(&m.f[1], FZ_USER));
+        FUZZ_CHECK(m.nfields >= 2 && fz_field_is(&m.f[1], FZ_USER));
         switch (m.type) {
         case IPC_JOIN:
             FUZZ_CHECK(!ex->echo && ex->join_req != 0);
@@ -528,7 +541,10 @@ static void fz_check_broker_stream(struct fz_rx *rx, const struct fz_expect *ex,
             }
             break;
         case IPC_LEAVE:
-            seen->leaves++;
+            if (m.flags & IPC_LEAVE_F_ORPHAN)
+                seen->orphan_leaves++;
+            else
+                seen->leaves++;
             break;
         case IPC_PUBLISH:
             FUZZ_CHECK(!ex->echo && ex->may_publish);
@@ -618,6 +634,28 @@ static void fz_broker_connect(int announce)
     }
 }
 
+/* The broker confirms the leaves: a PONG for every PING the current link
+ * received (the stream is only read here, not consumed). */
+static void fz_broker_answer_pings(int client_fd)
+{
+    size_t pos = 0;
+
+    fz_run(client_fd);
+    while (pos < fz_broker_rx.len) {
+        struct ipc_msg m, pong;
+        ssize_t n = ipc_decode(fz_broker_rx.p + pos, fz_broker_rx.len - pos, fz_w.max_frame, &m);
+
+        if (n <= 0)
+            break; /* fz_check_broker_stream reports it */
+        if (m.type == IPC_PING) {
+            ipc_msg_set(&pong, IPC_PONG, m.id, 0, m.f[0].p, m.f[0].len, NULL, 0, NULL, 0);
+            fz_broker_send(&pong);
+        }
+        pos += (size_t)n;
+    }
+    fz_run(client_fd);
+}
+
 /* The broker goes away, handled as worker_on_broker_close does. What the
  * old link delivered is checked first. */
 static void fz_broker_lose(int client_fd, const struct fz_expect *ex, struct fz_seen *seen)
@@ -640,6 +678,7 @@ static void fz_broker_back(int client_fd, struct fz_expect *ex)
     const char *ch = fz_w.cfg->channel;
 
     ex->rejoins += (int)fz_w.users.count; /* each held name is registered again */
+    ex->joins_resent += (int)fz_w.pending.count;
     fz_broker_connect(1);
     ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_UP, ch, strlen(ch), NULL, 0, NULL, 0);
     fz_broker_send(&m);
@@ -675,8 +714,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t skip, blen, protolen = 0;
     const uint8_t *body;
     unsigned answer = mode & FZ_JOIN_MASK;
-    struct fz_expect ex = {0, 0, 0, 0, 0};
-    struct fz_seen seen = {0, 0, 0, 0};
+    struct fz_expect ex = {0, 0, 0, 0, 0, 0};
+    struct fz_seen seen = {0, 0, 0, 0, 0, 0};
     struct sockaddr_in sin;
     uint8_t *frames = NULL, *first = NULL;
     size_t nframes, hlen, nfirst;
@@ -698,6 +737,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_w.next_req = 0;
     fz_w.next_conn_id = 0;
     fz_w.stopping = 0;
+    fz_gone_calls = 0;
     ex.echo = flags & FZ_ECHO;
 
     if (mode & FZ_STRUCTURED) {
@@ -741,10 +781,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_feed(cv[1], first, nfirst, 0, 0);
     fz_run(cv[1]);
 
-    if (!ex.echo && fz_w.redis_up) {
+    if (!ex.echo) {
         struct wss_session *s = fz_w.sessions;
 
-        /* the upgrade went through and the name was asked for */
+        /* the upgrade went through and the name was asked for (the broker
+         * decides, whatever it said about Redis) */
         FUZZ_CHECK(s != NULL && s->state == WSS_JOINING);
         ex.join_req = s->join_req;
         FUZZ_CHECK(ex.join_req != 0);
@@ -791,8 +832,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_join_reply(ex.join_req, IPC_JOIN_ACCEPTED);
         ex.leaves = 1;
     }
-    fz_run(cv[1]);
+    fz_broker_answer_pings(cv[1]);
 
+    FUZZ_CHECK(fz_gone_calls == 1);
     FUZZ_CHECK(fz_w.sessions == NULL && fz_w.nsessions == 0 && fz_w.nupgraded == 0);
     FUZZ_CHECK(fz_w.users.count == 0 && fz_w.pending.count == 0);
     FUZZ_CHECK(fz_w.dirty == NULL);
@@ -812,10 +854,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            (flags & FZ_PROTOCOL) && !ex.echo && protolen <= FZ_TOKEN_MAX ? proto
                                                                                          : NULL,
                            protolen);
+    /* /echo sessions are outside the chat: no broadcast reaches them (unless
+     * the client sent that text itself, to have it echoed) */
+    if (ex.echo && !fz_client_rx.truncated &&
+        memmem(data, size, "hello from another instance", 27) == NULL)
+        FUZZ_CHECK(memmem(fz_client_rx.p, fz_client_rx.len, "hello from another instance",
+                          27) == NULL);
     fz_check_broker_stream(&fz_broker_rx, &ex, &seen);
-    FUZZ_CHECK(seen.joins == (ex.join_req != 0));
+    FUZZ_CHECK(seen.joins == (ex.join_req != 0) + ex.joins_resent);
     FUZZ_CHECK(seen.rejoins == ex.rejoins);
-    FUZZ_CHECK(seen.leaves == ex.leaves);
+    FUZZ_CHECK(seen.leaves <= ex.leaves && seen.leaves + seen.orphan_leaves >= ex.leaves);
+    FUZZ_CHECK(seen.orphan_leaves == 0 || seen.hellos > 0); /* re-sent only to a new broker */
     FUZZ_CHECK(seen.hellos == ((flags & FZ_LOST) != 0));
     FUZZ_CHECK(fz_w.orphans == NULL);
 

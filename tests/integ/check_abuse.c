@@ -51,17 +51,6 @@ static struct h_chat plain; /* defaults: 2 workers */
             h_dump_tail((log), 30), ck_abort_msg("Assertion '%s' failed", #cond);           \
     } while (0)
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (h_count_in_file(path, needle) < n) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(20);
-    }
-    return 1;
-}
 
 /* An instance on the fixture's Redis with a channel and users SET of its own
  * (`tag`), ready when every worker sees Redis up. */
@@ -72,7 +61,7 @@ static void inst_start(struct h_chat *c, int workers, const char *tag, const cha
     snprintf(conf, sizeof(conf), "channel %s-chat\nusers-key %s-users\n%s", tag, tag,
              extra != NULL ? extra : "");
     ck_assert_int_eq(h_chat_start(c, &redis, workers, conf), 0);
-    ck_assert_msg(wait_count(c->log, "chat service available", workers, 10000),
+    ck_assert_msg(h_wait_count(c->log, "chat service available", workers, 10000),
                   "%s: workers never saw Redis up", c->log);
 }
 
@@ -277,7 +266,7 @@ static int worker_of(const char *log, int fd, const char *name)
 
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     snprintf(needle, sizeof(needle), " 127.0.0.1:%d user=%s: joined", ntohs(sa.sin_port), name);
-    ck_assert(wait_count(log, needle, 1, T_MSG_MS));
+    ck_assert(h_wait_count(log, needle, 1, T_MSG_MS));
     if ((f = fopen(log, "r")) == NULL)
         return -1;
     while (w < 0 && fgets(line, sizeof(line), f) != NULL)
@@ -361,7 +350,7 @@ START_TEST(test_max_connections)
     for (i = 0; i < 4; i++) {
         wsc_free(&c[i]);
         snprintf(path, sizeof(path), "user=mc%d: closed:", i);
-        ck_assert(wait_count(lim.log, path, 1, T_MSG_MS));
+        ck_assert(h_wait_count(lim.log, path, 1, T_MSG_MS));
     }
     /* handshakes count too: four silent sockets, all admitted, fill it */
     for (i = 0; i < 4; i++)

@@ -33,24 +33,13 @@ static struct h_chat chat_a, chat_b; /* two instances, one Redis */
 #define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
 #define JOIN(c, port, name) chat_join((c), (port), (name), __LINE__)
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (h_count_in_file(path, needle) < n) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(20);
-    }
-    return 1;
-}
 
 /* Started and ready: both workers hold a broker link that reports Redis up.
  * The order test sends bursts far above the default rate limit. */
 static void chat_instance_start(struct h_chat *c)
 {
     ck_assert_int_eq(h_chat_start(c, &redis, 2, "rate-limit 10000\nrate-limit-burst 10000\n"), 0);
-    ck_assert_msg(wait_count(c->log, "chat service available", 2, 10000),
+    ck_assert_msg(h_wait_count(c->log, "chat service available", 2, 10000),
                   "%s: workers never saw Redis up", c->log);
 }
 

@@ -40,23 +40,12 @@ static struct h_chat ka;  /* ping-interval 300ms */
         }                                                                                   \
     } while (0)
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (h_count_in_file(path, needle) < n) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(20);
-    }
-    return 1;
-}
 
 /* Start an instance of 2 workers on r and wait until both see Redis up. */
 static void chat_ready_start(struct h_chat *c, const struct h_redis *r, const char *extra)
 {
     ck_assert_int_eq(h_chat_start(c, r, 2, extra), 0);
-    ck_assert_msg(wait_count(c->log, "chat service available", 2, 10000),
+    ck_assert_msg(h_wait_count(c->log, "chat service available", 2, 10000),
                   "%s: workers never saw Redis up", c->log);
 }
 
@@ -470,14 +459,14 @@ START_TEST(test_redis_down_at_start)
     ck_assert_int_eq(h_redis_start(&r2, 1, "s3cret"), 0);
     h_redis_stop(&r2);
     ck_assert_int_eq(h_chat_start(&c, &r2, 2, NULL), 0);
-    ck_assert(wait_count(c.log, "connected (pid", 2, 5000));
+    ck_assert(h_wait_count(c.log, "connected (pid", 2, 5000));
     ASSERT_LOG(h_wait_log(c.log, "Connection refused", 5000), c.log);
     join_unavailable(c.port, "early");
     ck_assert(!h_file_contains(c.log, "chat service available"));
 
     ck_assert_int_eq(h_redis_restart(&r2), 0);
     t0 = h_now_ms();
-    ASSERT_LOG(wait_count(c.log, "chat service available", 2, T_REDIS_BACK_MS), c.log);
+    ASSERT_LOG(h_wait_count(c.log, "chat service available", 2, T_REDIS_BACK_MS), c.log);
     ck_assert_int_lt(h_now_ms() - t0, 10000);
     JOIN(&foo, c.port, "foo");
     JOIN(&bar, c.port, "bar");
@@ -506,7 +495,7 @@ static void outage_start(struct h_redis *r2, struct h_chat *c, const char *extra
 static void outage_redis_down(struct h_redis *r2, const struct h_chat *c)
 {
     h_redis_stop(r2);
-    ck_assert_msg(wait_count(c->log, "chat service unavailable (redis down)", 2, 5000),
+    ck_assert_msg(h_wait_count(c->log, "chat service unavailable (redis down)", 2, 5000),
                   "workers not told that Redis is down");
 }
 
@@ -514,7 +503,7 @@ static void outage_redis_down(struct h_redis *r2, const struct h_chat *c)
 static void outage_redis_up(struct h_redis *r2, const struct h_chat *c)
 {
     ck_assert_int_eq(h_redis_restart(r2), 0);
-    ASSERT_LOG(wait_count(c->log, "chat service available", 4, T_REDIS_BACK_MS), c->log);
+    ASSERT_LOG(h_wait_count(c->log, "chat service available", 4, T_REDIS_BACK_MS), c->log);
 }
 
 /* README: users stay connected; a message held longer than outbox-timeout

@@ -67,23 +67,12 @@ static void tmp_leave(void)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (h_count_in_file(path, needle) < n) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(20);
-    }
-    return 1;
-}
 
 /* An instance of `workers` workers on r, every worker told that Redis is up. */
 static void chat_ready(struct h_chat *c, const struct h_redis *r, int workers, const char *extra)
 {
     ck_assert_int_eq(h_chat_start(c, r, workers, extra), 0);
-    ck_assert_msg(wait_count(c->log, "chat service available", workers, 10000),
+    ck_assert_msg(h_wait_count(c->log, "chat service available", workers, 10000),
                   "%s: workers never saw Redis up", c->log);
 }
 
@@ -231,30 +220,7 @@ static int user_slot(const char *log, const char *user)
     return slot;
 }
 
-static pid_t child_titled(pid_t master, const char *title)
-{
-    pid_t kids[MAX_KIDS];
-    char cmd[256];
-    int i, n = h_children(master, kids, MAX_KIDS);
 
-    for (i = 0; i < n && i < MAX_KIDS; i++)
-        if (h_cmdline(kids[i], cmd, sizeof(cmd)) > 0 && strcmp(cmd, title) == 0)
-            return kids[i];
-    return 0;
-}
-
-static pid_t wait_new_child(pid_t master, const char *title, pid_t old, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    do {
-        pid_t p = child_titled(master, title);
-        if (p != 0 && p != old)
-            return p;
-        h_sleep_ms(10);
-    } while (h_now_ms() < end);
-    return 0;
-}
 
 /* Users "u0", "u1"... on c until both of its 2 workers hold at least one and
  * there are at least `min`; each one's slot in slot[]. Returns how many. */
@@ -280,7 +246,7 @@ static void redis_down(struct h_redis *r, const struct h_chat *c)
     int before = h_count_in_file(c->log, "redis link down");
 
     h_redis_stop(r);
-    ASSERT_LOG(wait_count(c->log, "redis link down", before + 1, 5000), c->log);
+    ASSERT_LOG(h_wait_count(c->log, "redis link down", before + 1, 5000), c->log);
 }
 
 /* ---- Redis restarted ------------------------------------------------------ */
@@ -347,7 +313,7 @@ START_TEST(test_redis_restart_presence)
 
     redis_down(&r, &c);
     ck_assert_int_eq(h_redis_restart(&r), 0);
-    ASSERT_LOG(wait_count(c.log, "redis link up", 2, T_REDIS_BACK_MS), c.log);
+    ASSERT_LOG(h_wait_count(c.log, "redis link up", 2, T_REDIS_BACK_MS), c.log);
     ck_assert_msg(set_wait(&r, USERS_KEY, "alice", 1, 3000), "alice not in chat-users again");
     ck_assert_msg(set_wait(&r, USERS_KEY, "bob", 1, 3000), "bob not in chat-users again");
     ck_assert_int_eq(redis_int(&r, "SCARD " USERS_KEY), 2);
@@ -355,7 +321,7 @@ START_TEST(test_redis_restart_presence)
     ck_assert(set_wait(&r, key, "alice", 1, 3000) && set_wait(&r, key, "bob", 1, 3000));
     ck_assert_msg(set_wait(&r, USERS_KEY ":instances", id, 1, 3000), "instance not registered");
 
-    ASSERT_LOG(wait_count(c.log, "chat service available", 4, T_MSG_MS), c.log);
+    ASSERT_LOG(h_wait_count(c.log, "chat service available", 4, T_MSG_MS), c.log);
     QUIET(&a);
     QUIET(&b);
     SEND(&a, "still here");
@@ -402,7 +368,7 @@ START_TEST(test_outbox_timeout)
     QUIET(&b);
 
     ck_assert_int_eq(h_redis_restart(&r), 0);
-    ASSERT_LOG(wait_count(c.log, "chat service available", 4, T_REDIS_BACK_MS), c.log);
+    ASSERT_LOG(h_wait_count(c.log, "chat service available", 4, T_REDIS_BACK_MS), c.log);
     SEND(&a, "fresh");
     EXPECT(&b, "alice: fresh"); /* a dropped message would come first */
     QUIET(&b);
@@ -551,7 +517,7 @@ START_TEST(test_worker_kill)
         }
     }
     snprintf(title, sizeof(title), "redis-chat: worker %d", victim);
-    old = child_titled(a.pid, title);
+    old = h_child_titled(a.pid, title);
     ck_assert_int_ne(old, 0);
     ck_assert_int_eq(kill(old, SIGKILL), 0);
 
@@ -569,7 +535,7 @@ START_TEST(test_worker_kill)
     for (i = 0; i < n; i++)
         ck_assert_msg(set_has(&r, USERS_KEY, names[i]) == (slot[i] != victim),
                       "%s: in chat-users: %d", names[i], set_has(&r, USERS_KEY, names[i]));
-    ck_assert_msg(wait_new_child(a.pid, title, old, 3000) != 0, "no new %s", title);
+    ck_assert_msg(h_wait_new_child(a.pid, title, old, 3000) != 0, "no new %s", title);
 
     snprintf(text, sizeof(text), "%s: still here", names[survivor]);
     SEND(&u[survivor], "still here");
@@ -593,12 +559,12 @@ static long long broker_kill(const struct h_chat *c)
 {
     int avail = h_count_in_file(c->log, "chat service available");
     long long t0 = h_now_ms();
-    pid_t old = child_titled(c->pid, "redis-chat: broker");
+    pid_t old = h_child_titled(c->pid, "redis-chat: broker");
 
     ck_assert_int_ne(old, 0);
     ck_assert_int_eq(kill(old, SIGKILL), 0);
-    ck_assert_msg(wait_new_child(c->pid, "redis-chat: broker", old, 3000) != 0, "no new broker");
-    ASSERT_LOG(wait_count(c->log, "chat service available", avail + 2, 10000), c->log);
+    ck_assert_msg(h_wait_new_child(c->pid, "redis-chat: broker", old, 3000) != 0, "no new broker");
+    ASSERT_LOG(h_wait_count(c->log, "chat service available", avail + 2, 10000), c->log);
     return h_now_ms() - t0;
 }
 
@@ -722,7 +688,7 @@ START_TEST(test_leave_around_broker_kill)
     n = join_leaver_watchers(u, slot, &c, &ws, &wo);
     for (i = 1; i < n; i++)
         drain(&u[i]);
-    old = child_titled(c.pid, "redis-chat: broker");
+    old = h_child_titled(c.pid, "redis-chat: broker");
     ck_assert_int_ne(old, 0);
 
     /* nothing may abort while a process is stopped: ok is asserted after SIGCONT */
@@ -731,13 +697,13 @@ START_TEST(test_leave_around_broker_kill)
     case LEAVE_LATE_WORKER:
         if (_i == LEAVE_LATE_WORKER) {
             snprintf(title, sizeof(title), "redis-chat: worker %d", slot[wo]);
-            late = child_titled(c.pid, title);
+            late = h_child_titled(c.pid, title);
             ck_assert_int_ne(late, 0);
             ck_assert_int_eq(kill(late, SIGSTOP), 0);
         }
         lost = h_count_in_file(c.log, "broker link lost");
         ok = kill(c.pid, SIGSTOP) == 0 && kill(old, SIGKILL) == 0 &&
-             wait_count(c.log, "broker link lost", lost + (late ? 1 : 2), T_MSG_MS);
+             h_wait_count(c.log, "broker link lost", lost + (late ? 1 : 2), T_MSG_MS);
         wsc_free(&u[0]);
         ok = ok && h_wait_log(c.log, "user=u0: closed", T_MSG_MS);
         kill(c.pid, SIGCONT);
@@ -754,7 +720,7 @@ START_TEST(test_leave_around_broker_kill)
         kill(old, SIGKILL);
         break;
     }
-    ok = ok && wait_new_child(c.pid, "redis-chat: broker", old, 3000) != 0;
+    ok = ok && h_wait_new_child(c.pid, "redis-chat: broker", old, 3000) != 0;
     if (late != 0) {
         h_sleep_ms(500);
         kill(late, SIGCONT);
@@ -764,7 +730,7 @@ START_TEST(test_leave_around_broker_kill)
     if (!gone)
         h_dump_tail(c.log, 40);
     ck_assert_msg(gone, "u0 left but is still in chat-users 10 s after the broker crash");
-    ASSERT_LOG(wait_count(c.log, "chat service available", 4, 10000), c.log);
+    ASSERT_LOG(h_wait_count(c.log, "chat service available", 4, 10000), c.log);
     ASSERT_LOG(wsc_expect_text(&u[ws], "u0: has left the chat!", T_MSG_MS), c.log);
     QUIET(&u[ws]);
     if (_i != LEAVE_NO_BROKER) { /* there it is a race: see LEAVE_LATE_WORKER */

@@ -84,22 +84,11 @@ static void tmp_leave(void)
 
 /* ---- helpers (as in check_faults.c) --------------------------------------- */
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (h_count_in_file(path, needle) < n) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(20);
-    }
-    return 1;
-}
 
 static void chat_ready(struct h_chat *c, const struct h_redis *r, int workers, const char *extra)
 {
     ck_assert_int_eq(h_chat_start(c, r, workers, extra), 0);
-    ck_assert_msg(wait_count(c->log, "chat service available", workers, 10000),
+    ck_assert_msg(h_wait_count(c->log, "chat service available", workers, 10000),
                   "%s: workers never saw Redis up", c->log);
 }
 
@@ -218,17 +207,6 @@ static void instance_id(const char *log, char *out, size_t cap)
     ck_assert_msg(out[0] != '\0', "%s: no instance id", log);
 }
 
-static pid_t child_titled(pid_t master, const char *title)
-{
-    pid_t kids[MAX_KIDS];
-    char cmd[256];
-    int i, n = h_children(master, kids, MAX_KIDS);
-
-    for (i = 0; i < n && i < MAX_KIDS; i++)
-        if (h_cmdline(kids[i], cmd, sizeof(cmd)) > 0 && strcmp(cmd, title) == 0)
-            return kids[i];
-    return 0;
-}
 
 static int wait_gone(pid_t pid, int timeout_ms)
 {
@@ -503,8 +481,8 @@ START_TEST(test_sighup_under_traffic)
     JOIN(&y.c, c.port, "yvonne");
     drain(&x.c);
     x.open = y.open = 1;
-    old0 = child_titled(c.pid, "redis-chat: worker 0");
-    old1 = child_titled(c.pid, "redis-chat: worker 1");
+    old0 = h_child_titled(c.pid, "redis-chat: worker 0");
+    old1 = h_child_titled(c.pid, "redis-chat: worker 1");
     ck_assert(old0 != 0 && old1 != 0);
     if (_i == 1)
         rewrite_conf(c.conf, "workers 2", "workers 3");
@@ -564,7 +542,7 @@ START_TEST(test_sighup_under_traffic)
     snprintf(text, sizeof(text), "reloaded: %d worker(s)", workers);
     ck_assert(h_file_contains(c.log, text));
     if (_i == 1)
-        ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 2"), 0);
+        ck_assert_int_ne(h_child_titled(c.pid, "redis-chat: worker 2"), 0);
     ck_assert_msg(redis_int_wait(&r, "SCARD " USERS_KEY, 0, T_MSG_MS), "users left in the set");
     /* an old worker whose last session is gone exits */
     ASSERT_LOG(wait_gone(old0, 1000) && wait_gone(old1, 1000), c.log);

@@ -29,17 +29,6 @@ static void redis_teardown(void)
 }
 
 /* Find the child of `master` whose title is exactly `title`; 0 if none. */
-static pid_t child_titled(pid_t master, const char *title)
-{
-    pid_t kids[MAX_KIDS];
-    char cmd[256];
-    int i, n = h_children(master, kids, MAX_KIDS);
-
-    for (i = 0; i < n && i < MAX_KIDS; i++)
-        if (h_cmdline(kids[i], cmd, sizeof(cmd)) > 0 && strcmp(cmd, title) == 0)
-            return kids[i];
-    return 0;
-}
 
 /* Wait until `master` has exactly n live children. */
 static int wait_children(pid_t master, int n, int timeout_ms)
@@ -56,18 +45,6 @@ static int wait_children(pid_t master, int n, int timeout_ms)
 }
 
 /* Wait until the child titled `title` exists and is not `old`. */
-static pid_t wait_new_child(pid_t master, const char *title, pid_t old, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    do {
-        pid_t p = child_titled(master, title);
-        if (p != 0 && p != old)
-            return p;
-        h_sleep_ms(10);
-    } while (h_now_ms() < end);
-    return 0;
-}
 
 static int http_status(int port, const char *request)
 {
@@ -78,17 +55,6 @@ static int http_status(int port, const char *request)
     return st;
 }
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    do {
-        if (h_count_in_file(path, needle) >= n)
-            return 1;
-        h_sleep_ms(20);
-    } while (h_now_ms() < end);
-    return 0;
-}
 
 START_TEST(test_process_tree)
 {
@@ -99,13 +65,13 @@ START_TEST(test_process_tree)
     ck_assert(wait_children(c.pid, 4, 3000));
     ck_assert_int_gt(h_cmdline(c.pid, cmd, sizeof(cmd)), 0);
     ck_assert_str_eq(cmd, "redis-chat: master");
-    ck_assert_int_ne(child_titled(c.pid, "redis-chat: broker"), 0);
-    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 0"), 0);
-    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 1"), 0);
-    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 2"), 0);
-    ck_assert_int_eq(child_titled(c.pid, "redis-chat: worker 3"), 0);
+    ck_assert_int_ne(h_child_titled(c.pid, "redis-chat: broker"), 0);
+    ck_assert_int_ne(h_child_titled(c.pid, "redis-chat: worker 0"), 0);
+    ck_assert_int_ne(h_child_titled(c.pid, "redis-chat: worker 1"), 0);
+    ck_assert_int_ne(h_child_titled(c.pid, "redis-chat: worker 2"), 0);
+    ck_assert_int_eq(h_child_titled(c.pid, "redis-chat: worker 3"), 0);
     /* every worker reaches the broker, and the broker reaches Redis over TLS */
-    ck_assert(wait_count(c.log, "connected (pid", 3, 5000));
+    ck_assert(h_wait_count(c.log, "connected (pid", 3, 5000));
     ck_assert(h_wait_log(c.log, "redis link up", 5000));
     ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
     h_chat_free(&c);
@@ -120,18 +86,18 @@ START_TEST(test_worker_respawn)
 
     ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
     ck_assert(wait_children(c.pid, 4, 3000));
-    ck_assert(wait_count(c.log, "worker 1 connected", 1, 3000));
-    old = child_titled(c.pid, "redis-chat: worker 1");
+    ck_assert(h_wait_count(c.log, "worker 1 connected", 1, 3000));
+    old = h_child_titled(c.pid, "redis-chat: worker 1");
     ck_assert_int_ne(old, 0);
     t0 = h_now_ms();
     ck_assert_int_eq(kill(old, SIGKILL), 0);
-    fresh = wait_new_child(c.pid, "redis-chat: worker 1", old, 1000);
+    fresh = h_wait_new_child(c.pid, "redis-chat: worker 1", old, 1000);
     ck_assert_msg(fresh != 0, "no new worker 1 within a second");
     ck_assert_int_lt(h_now_ms() - t0, 1000);
     ck_assert(h_wait_log(c.log, "worker 1 killed by signal 9", 1000));
     ck_assert(wait_children(c.pid, 4, 1000));
     /* the replacement serves the same port */
-    ck_assert(wait_count(c.log, "worker 1 connected", 2, 3000));
+    ck_assert(h_wait_count(c.log, "worker 1 connected", 2, 3000));
     ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
     h_chat_free(&c);
 }
@@ -143,17 +109,17 @@ START_TEST(test_broker_respawn)
     pid_t old, fresh;
 
     ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
-    ck_assert(wait_count(c.log, "connected (pid", 3, 5000));
-    old = child_titled(c.pid, "redis-chat: broker");
+    ck_assert(h_wait_count(c.log, "connected (pid", 3, 5000));
+    old = h_child_titled(c.pid, "redis-chat: broker");
     ck_assert_int_ne(old, 0);
     ck_assert_int_eq(kill(old, SIGKILL), 0);
-    fresh = wait_new_child(c.pid, "redis-chat: broker", old, 1000);
+    fresh = h_wait_new_child(c.pid, "redis-chat: broker", old, 1000);
     ck_assert_msg(fresh != 0, "no new broker within a second");
     /* all three workers reconnect to the new broker */
-    ck_assert(wait_count(c.log, "worker 0 connected", 2, 5000));
-    ck_assert(wait_count(c.log, "worker 1 connected", 2, 5000));
-    ck_assert(wait_count(c.log, "worker 2 connected", 2, 5000));
-    ck_assert(wait_count(c.log, "redis link up", 2, 5000));
+    ck_assert(h_wait_count(c.log, "worker 0 connected", 2, 5000));
+    ck_assert(h_wait_count(c.log, "worker 1 connected", 2, 5000));
+    ck_assert(h_wait_count(c.log, "worker 2 connected", 2, 5000));
+    ck_assert(h_wait_count(c.log, "redis link up", 2, 5000));
     h_chat_free(&c);
 }
 END_TEST
@@ -185,14 +151,14 @@ START_TEST(test_sighup_changes_workers)
 
     ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
     ck_assert(wait_children(c.pid, 4, 3000));
-    w0 = child_titled(c.pid, "redis-chat: worker 0");
+    w0 = h_child_titled(c.pid, "redis-chat: worker 0");
 
     /* a broken file is refused and everything keeps running */
     rewrite_conf(c.conf, "workers 3", "workers 0");
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ck_assert(h_wait_log(c.log, "reload failed", 3000));
     ck_assert(h_file_contains(c.log, "workers"));
-    ck_assert_int_eq(child_titled(c.pid, "redis-chat: worker 0"), w0);
+    ck_assert_int_eq(h_child_titled(c.pid, "redis-chat: worker 0"), w0);
     ck_assert(wait_children(c.pid, 4, 1000));
 
     /* a valid one with fewer workers converges to that count */
@@ -200,17 +166,17 @@ START_TEST(test_sighup_changes_workers)
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ck_assert(h_wait_log(c.log, "reloaded: 2 worker(s)", 3000));
     ck_assert(wait_children(c.pid, 3, 5000));
-    ck_assert_int_ne(wait_new_child(c.pid, "redis-chat: worker 0", w0, 3000), 0);
-    ck_assert_int_ne(wait_new_child(c.pid, "redis-chat: worker 1", 0, 3000), 0);
+    ck_assert_int_ne(h_wait_new_child(c.pid, "redis-chat: worker 0", w0, 3000), 0);
+    ck_assert_int_ne(h_wait_new_child(c.pid, "redis-chat: worker 1", 0, 3000), 0);
     ck_assert(wait_children(c.pid, 3, 5000));
-    ck_assert_int_eq(child_titled(c.pid, "redis-chat: worker 2"), 0);
+    ck_assert_int_eq(h_child_titled(c.pid, "redis-chat: worker 2"), 0);
     ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
 
     /* and back up to four */
     rewrite_conf(c.conf, "workers 2", "workers 4");
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ck_assert(wait_children(c.pid, 5, 5000));
-    ck_assert_int_ne(child_titled(c.pid, "redis-chat: worker 3"), 0);
+    ck_assert_int_ne(h_child_titled(c.pid, "redis-chat: worker 3"), 0);
     h_chat_free(&c);
 }
 END_TEST
@@ -386,9 +352,9 @@ START_TEST(test_two_instances)
     ck_assert_int_eq(h_chat_wait_port(&b, 5000), 0);
     snprintf(text, sizeof(text), "%s/a.log", dir);
     ck_assert(h_wait_log(text, "redis-chat-", 3000));
-    ck_assert(wait_count(text, "connected (pid", 2, 5000));
+    ck_assert(h_wait_count(text, "connected (pid", 2, 5000));
     snprintf(text, sizeof(text), "%s/b.log", dir);
-    ck_assert(wait_count(text, "connected (pid", 2, 5000));
+    ck_assert(h_wait_count(text, "connected (pid", 2, 5000));
     ck_assert_int_eq(http_status(pa, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
     ck_assert_int_eq(http_status(pb, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
     ck_assert(h_alive(a.pid) && h_alive(b.pid));

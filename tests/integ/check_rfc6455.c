@@ -38,17 +38,6 @@ static struct h_chat chat;     /* no echo endpoint, 2 workers: the chat tests */
         }                                                                                   \
     } while (0)
 
-static int wait_count(const char *path, const char *needle, int n, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (h_count_in_file(path, needle) < n) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(20);
-    }
-    return 1;
-}
 
 /* Servers go below a temp dir of the fixture (TMPDIR), which the runner
  * removes even when a test that started its own instance fails. */
@@ -68,9 +57,9 @@ static void rfc_setup(void)
                                   "users-key rfc-echo-users\n"),
                      0);
     ck_assert_int_eq(h_chat_start(&chat, &redis, 2, "channel rfc-chat\nusers-key rfc-users\n"), 0);
-    ck_assert_msg(wait_count(echo_srv.log, "chat service available", 2, 10000),
+    ck_assert_msg(h_wait_count(echo_srv.log, "chat service available", 2, 10000),
                   "%s: workers never saw Redis up", echo_srv.log);
-    ck_assert_msg(wait_count(chat.log, "chat service available", 2, 10000),
+    ck_assert_msg(h_wait_count(chat.log, "chat service available", 2, 10000),
                   "%s: workers never saw Redis up", chat.log);
 }
 
@@ -573,7 +562,7 @@ START_TEST(test_rate_limit_close_unanswered)
     ck_assert_int_eq(h_chat_start(&rl, &redis, 2, "rate-limit 5\nrate-limit-burst 5\n"
                                                 "channel rfc-rate\nusers-key rfc-rate-users\n"),
                      0);
-    ck_assert(wait_count(rl.log, "chat service available", 2, 10000));
+    ck_assert(h_wait_count(rl.log, "chat service available", 2, 10000));
     chat_join(&c[0], &rl, "mute", __LINE__);
     chat_join(&c[1], &rl, "loud", __LINE__);
     for (k = 0; k < 2; k++)
