@@ -163,7 +163,7 @@ static void broker_announce(const char *user, size_t ulen, const char *notice)
     size_t len;
     const char *p = broker_format(user, ulen, ": ", notice, strlen(notice), &len);
 
-    if (p == NULL)
+    if (p == NULL || !B.cfg->announce)
         return;
     if (rlink_publish(B.redis, p, len, broker_on_cmd_done, NULL) == 0)
         B.inflight++;

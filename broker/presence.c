@@ -23,17 +23,19 @@ static const char presence_join_lua[] =
     "end\n"
     "return 0\n";
 
-/* KEYS: chat-users, instance users; ARGV: user, channel, leave notice */
+/* KEYS: chat-users, instance users; ARGV: user, channel, leave notice
+ * ("" with `announce no`) */
 static const char presence_leave_lua[] =
     "redis.call('SREM', KEYS[2], ARGV[1])\n"
     "if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then\n"
-    "  redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end\n"
     "  return 1\n"
     "end\n"
     "return 0\n";
 
 /* KEYS: instances, dead one's heartbeat, dead one's users, chat-users;
- * ARGV: dead id, channel, ": has left the chat!". Returns users removed,
+ * ARGV: dead id, channel, ": has left the chat!" ("" with `announce no`).
+ * Returns users removed,
  * or -1 (alive after all) / -2 (somebody else cleaned it first). */
 static const char presence_reap_lua[] =
     "if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end\n"
@@ -42,7 +44,7 @@ static const char presence_reap_lua[] =
     "local n = 0\n"
     "for _, u in ipairs(users) do\n"
     "  if redis.call('SREM', KEYS[4], u) == 1 then\n"
-    "    redis.call('PUBLISH', ARGV[2], u .. ARGV[3])\n"
+    "    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], u .. ARGV[3]) end\n"
     "    n = n + 1\n"
     "  end\n"
     "end\n"
@@ -58,6 +60,13 @@ struct presence {
     char alive_key[PRESENCE_KEY_MAX + 8]; /* <users-key>:instance:<id>:alive */
     struct event *beat_ev, *scan_ev;
 };
+
+/* Length of the ": has left the chat!" suffix the reap script appends, or 0:
+ * an empty notice tells the scripts not to publish (`announce no`). */
+static size_t presence_notice_len(const struct presence *p)
+{
+    return p->cfg->announce ? strlen(": " CHAT_TEXT_LEFT) : 0;
+}
 
 static void presence_ignore(long long result, void *pd)
 {
@@ -113,7 +122,7 @@ int presence_leave(struct presence *p, const char *user, size_t len, rlink_reply
 
     if (n < 0 || (size_t)n >= sizeof(notice))
         return -1;
-    lens[2] = (size_t)n;
+    lens[2] = p->cfg->announce ? (size_t)n : 0;
     return presence_eval(p, presence_leave_lua, 2, keys, 3, args, lens, fn, pd);
 }
 
@@ -169,7 +178,7 @@ static void presence_on_instances(const void *reply_, void *pd)
         char alive[PRESENCE_KEY_MAX + 8], users[PRESENCE_KEY_MAX];
         const char *keys[4] = {p->instances_key, alive, users, p->cfg->users_key};
         const char *args[3] = {NULL, p->cfg->channel, ": " CHAT_TEXT_LEFT};
-        size_t lens[3] = {0, strlen(p->cfg->channel), strlen(": " CHAT_TEXT_LEFT)};
+        size_t lens[3] = {0, strlen(p->cfg->channel), presence_notice_len(p)};
         struct presence_reap *q;
 
         if (e->type != REDIS_REPLY_STRING || e->len >= sizeof(q->id) ||
@@ -212,7 +221,7 @@ int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd)
     size_t dell[2] = {3, strlen(p->alive_key)};
     const char *keys[4] = {p->instances_key, p->alive_key, p->users_key, p->cfg->users_key};
     const char *args[3] = {p->id, p->cfg->channel, ": " CHAT_TEXT_LEFT};
-    size_t lens[3] = {strlen(p->id), strlen(p->cfg->channel), strlen(": " CHAT_TEXT_LEFT)};
+    size_t lens[3] = {strlen(p->id), strlen(p->cfg->channel), presence_notice_len(p)};
 
     event_del(p->beat_ev);
     event_del(p->scan_ev);

@@ -59,6 +59,8 @@ struct cfg {
     /* chat */
     char *channel;               /* "chat" */
     char *users_key;             /* "chat-users" */
+    int announce;                /* 1: publish join/leave notices (the seed's way);
+                                  * 0: none, for large rooms (N joins cost N^2 frames) */
     /* limits and timers */
     long max_message_size;       /* bytes, 4096 (64 .. 16 MiB) */
     long max_connections;        /* per instance, 10000 (1 .. 10000000) */

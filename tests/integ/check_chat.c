@@ -432,6 +432,48 @@ START_TEST(test_wscat_client)
 }
 END_TEST
 
+/* announce no: this instance publishes no join or leave notices (its
+ * users' names still go in and out of chat-users); messages flow as ever,
+ * and an instance with announce yes on the same chat hears no notices of
+ * the quiet one's users either. */
+START_TEST(test_announce_off)
+{
+    struct h_chat quiet;
+    struct wsc ann, xin, yan;
+
+    ck_assert_int_eq(h_chat_start(&quiet, &redis, 1, "announce no\n"), 0);
+    ck_assert_msg(h_wait_count(quiet.log, "chat service available", 1, 10000),
+                  "%s: worker never saw Redis up", quiet.log);
+    users_quiesce();
+    JOIN(&ann, chat_a.port, "ann");
+    JOIN(&xin, quiet.port, "xin");
+    JOIN(&yan, quiet.port, "yan");
+    ck_assert(users_has("xin"));
+    ck_assert(users_has("yan"));
+    QUIET(&ann);
+    QUIET(&xin);
+
+    SEND(&yan, "no fanfare");
+    EXPECT(&xin, "yan: no fanfare");
+    EXPECT(&ann, "yan: no fanfare");
+    SEND(&ann, "hello quiet ones");
+    EXPECT(&xin, "ann: hello quiet ones");
+    EXPECT(&yan, "ann: hello quiet ones");
+
+    /* a close frame, and a dropped TCP connection: gone, unannounced */
+    ck_assert_int_eq(wsc_send_close(&yan, 1000, NULL), 0);
+    ck_assert_int_eq(wsc_wait_close(&yan, T_MSG_MS), 1000);
+    ck_assert_msg(users_wait("yan", 0, T_LEAVE_MS), "yan still in chat-users after leaving");
+    wsc_free(&xin);
+    ck_assert_msg(users_wait("xin", 0, T_LEAVE_MS), "xin still in chat-users after TCP close");
+    QUIET(&ann);
+    wsc_free(&ann);
+    wsc_free(&yan);
+    ck_assert_int_eq(h_chat_stop(&quiet), 0);
+    h_chat_free(&quiet);
+}
+END_TEST
+
 static Suite *chat_suite(void)
 {
     Suite *s = suite_create("chat");
@@ -445,6 +487,7 @@ static Suite *chat_suite(void)
     tcase_add_test(tc, test_duplicate_name);
     tcase_add_test(tc, test_message_order);
     tcase_add_test(tc, test_wscat_client);
+    tcase_add_test(tc, test_announce_off);
     suite_add_tcase(s, tc);
     return s;
 }
