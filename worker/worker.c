@@ -239,7 +239,6 @@ static void worker_broker_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void worker_ping_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct wss_session *s, *next;
-    struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
 
     (void)fd;
     (void)what;
@@ -253,9 +252,9 @@ static void worker_ping_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         s->awaiting_pong = 1;
-        if (wslay_event_queue_msg(s->ws, &ping) == 0)
-            wss_flush(s);
+        wss_queue_ping(s);
     }
+    wss_flush_dirty(&W);
 }
 
 /* ---- stop -------------------------------------------------------------------------- */
@@ -270,7 +269,7 @@ static void worker_close_all(void)
 
     for (s = W.sessions; s != NULL; s = next) {
         next = s->next;
-        if (s->ws != NULL)
+        if (s->upgraded)
             wss_close(s, WSLAY_CODE_GOING_AWAY, "server shutting down");
         else if (s->state == WSS_HANDSHAKE)
             wss_destroy(s, "server shutting down");

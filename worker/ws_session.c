@@ -37,6 +37,7 @@
 
 static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
+static const struct wslay_event_callbacks wss_callbacks;
 
 /* (Re)start reading, with a timeout in ms or none (0). A persistent event
  * keeps its old timeout across event_add(ev, NULL), so it is assigned
@@ -133,10 +134,10 @@ void wss_destroy(struct wss_session *s, const char *why)
     w->nsessions--;
     event_free(s->rev);
     event_free(s->wev);
-    if (s->ws != NULL) {
+    if (s->ws != NULL)
         wslay_event_context_free(s->ws);
+    if (s->upgraded)
         w->nupgraded--;
-    }
     evbuffer_free(s->out);
     free(s->head);
     close(s->fd);
@@ -146,31 +147,42 @@ void wss_destroy(struct wss_session *s, const char *why)
 
 /* ---- shared frames --------------------------------------------------- */
 
+#define WSS_HEADER_MAX 10 /* server frames are not masked */
+
+/* Write a final frame's header for `opcode` and a payload of len bytes;
+ * returns its length. */
+static size_t wss_frame_header(uint8_t *p, uint8_t opcode, size_t len)
+{
+    int i;
+
+    p[0] = 0x80 | opcode; /* FIN */
+    if (len < 126) {
+        p[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        p[1] = 126;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)((uint64_t)len >> (8 * (7 - i)));
+    return 10;
+}
+
 struct wss_frame *wss_frame_new_text(const void *payload, size_t len)
 {
-    size_t hdr = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
-    struct wss_frame *f = malloc(sizeof(*f) + hdr + len);
-    uint8_t *p;
-    int i;
+    struct wss_frame *f = malloc(sizeof(*f) + WSS_HEADER_MAX + len);
+    size_t hdr;
 
     if (f == NULL)
         return NULL;
+    hdr = wss_frame_header(f->data, WSLAY_TEXT_FRAME, len);
+    memcpy(f->data + hdr, payload, len);
     f->refs = 1;
     f->len = hdr + len;
-    p = f->data;
-    *p++ = 0x80 | WSLAY_TEXT_FRAME; /* FIN, text; server frames are not masked */
-    if (hdr == 2) {
-        *p++ = (uint8_t)len;
-    } else if (hdr == 4) {
-        *p++ = 126;
-        *p++ = (uint8_t)(len >> 8);
-        *p++ = (uint8_t)len;
-    } else {
-        *p++ = 127;
-        for (i = 7; i >= 0; i--)
-            *p++ = (uint8_t)((uint64_t)len >> (8 * i));
-    }
-    memcpy(p, payload, len);
     return f;
 }
 
@@ -212,31 +224,80 @@ static int wss_over_cap(struct wss_session *s)
 
 static int wss_can_send(const struct wss_session *s)
 {
-    return s->ws != NULL && !s->doomed && (s->state == WSS_OPEN || s->state == WSS_JOINING) &&
-           !wslay_event_get_close_sent(s->ws);
+    return s->upgraded && !s->doomed && (s->state == WSS_OPEN || s->state == WSS_JOINING) &&
+           (s->ws == NULL || !wslay_event_get_close_sent(s->ws));
 }
 
-void wss_queue_text(struct wss_session *s, const char *text, size_t len)
+/* Frames wslay queued (pongs) go out before ours. */
+static void wss_wslay_first(struct wss_session *s)
 {
-    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
+    if (s->ws != NULL && wslay_event_want_write(s->ws))
+        wslay_event_send(s->ws);
+}
+
+/* Our own frames are encoded here rather than by wslay, so a session needs
+ * no wslay context to be written to. */
+static void wss_queue_own(struct wss_session *s, uint8_t opcode, const void *data, size_t len)
+{
+    uint8_t hdr[WSS_HEADER_MAX];
+    size_t n = wss_frame_header(hdr, opcode, len);
 
     if (!wss_can_send(s))
         return;
-    if (wslay_event_queue_msg(s->ws, &msg) != 0) {
-        wss_log(LOG_WARN, s, "cannot queue a message");
+    wss_wslay_first(s);
+    if (evbuffer_add(s->out, hdr, n) != 0 || evbuffer_add(s->out, data, len) != 0) {
+        wss_log(LOG_WARN, s, "out of memory queueing a message: dropping the connection");
+        s->doomed = 1;
+        wss_mark_dirty(s);
         return;
     }
     if (!wss_over_cap(s))
         wss_mark_dirty(s);
 }
 
+void wss_queue_text(struct wss_session *s, const char *text, size_t len)
+{
+    wss_queue_own(s, WSLAY_TEXT_FRAME, text, len);
+}
+
+void wss_queue_ping(struct wss_session *s)
+{
+    wss_queue_own(s, WSLAY_PING, "", 0);
+}
+
+/* wslay context on demand: made when input comes or a close handshake
+ * starts, given back (wss_ctx_release_if_idle) between messages. */
+static int wss_ctx_ensure(struct wss_session *s)
+{
+    if (s->ws != NULL)
+        return 0;
+    if (wslay_event_context_server_init(&s->ws, &wss_callbacks, s) != 0) {
+        s->ws = NULL;
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->w->cfg->max_message_size);
+    wsb_reset(&s->inb);
+    return 0;
+}
+
+/* An open session whose input stands between messages, with nothing
+ * queued in wslay and no close in sight, holds nothing wslay must keep. */
+static void wss_ctx_release_if_idle(struct wss_session *s)
+{
+    if (s->ws == NULL || s->state != WSS_OPEN || s->proto_error || s->headoff < s->headlen ||
+        !wsb_idle(&s->inb) || wslay_event_want_write(s->ws) ||
+        wslay_event_get_close_sent(s->ws) || wslay_event_get_close_received(s->ws) ||
+        !wslay_event_get_read_enabled(s->ws))
+        return;
+    wslay_event_context_free(s->ws);
+    s->ws = NULL;
+}
+
 void wss_queue_frame(struct wss_session *s, struct wss_frame *f)
 {
     if (!wss_can_send(s))
         return;
-    /* frames wslay queued before this one must go first */
-    if (wslay_event_want_write(s->ws))
-        wslay_event_send(s->ws);
+    wss_wslay_first(s);
     f->refs++;
     if (evbuffer_add_reference(s->out, f->data, f->len, wss_frame_cleanup, f) != 0) {
         f->refs--;
@@ -248,8 +309,14 @@ void wss_queue_frame(struct wss_session *s, struct wss_frame *f)
 
 void wss_close(struct wss_session *s, uint16_t code, const char *reason)
 {
-    if (s->ws == NULL || wslay_event_get_close_sent(s->ws))
+    if (!s->upgraded || (s->ws != NULL && wslay_event_get_close_sent(s->ws)))
         return;
+    if (wss_ctx_ensure(s) == -1) { /* wslay runs the close handshake */
+        wss_log(LOG_WARN, s, "out of memory closing: dropping the connection");
+        s->doomed = 1;
+        wss_mark_dirty(s);
+        return;
+    }
     /* wslay sends control frames ahead of queued messages: move those out
      * first, so a refusal text arrives before the close that follows it */
     if (wslay_event_want_write(s->ws))
@@ -337,6 +404,7 @@ static ssize_t wss_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len
         if (k > len)
             k = len;
         memcpy(buf, s->head + s->headoff, k);
+        wsb_feed(&s->inb, buf, k);
         s->headoff += k;
         if (s->headoff == s->headlen) {
             free(s->head);
@@ -348,6 +416,7 @@ static ssize_t wss_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len
     n = recv(s->fd, buf, len, 0);
     if (n > 0) {
         s->awaiting_pong = 0; /* any traffic proves the peer is alive */
+        wsb_feed(&s->inb, buf, (size_t)n);
         return n;
     }
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -443,13 +512,8 @@ static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
     char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX + 256]; /* the protocol echo is < head */
     size_t n;
 
-    if (wslay_event_context_server_init(&s->ws, &wss_callbacks, s) != 0) {
-        s->ws = NULL;
-        wss_http_reply(s, 503, NULL, "out of memory");
-        return -1;
-    }
+    s->upgraded = 1; /* the wslay context comes with the first input */
     s->w->nupgraded++;
-    wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->w->cfg->max_message_size);
     upg_accept_key(key->p, key->len, accept);
     n = upg_response_101_protocol(buf, sizeof(buf), accept, protocol->p, protocol->len);
     evbuffer_add(s->out, buf, n);
@@ -674,8 +738,12 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
         wss_read_head(s);
         return;
     }
-    if (s->ws == NULL || s->state == WSS_FINAL_WRITE)
+    if (!s->upgraded || s->state == WSS_FINAL_WRITE)
         return;
+    if (wss_ctx_ensure(s) == -1) {
+        wss_destroy(s, "out of memory");
+        return;
+    }
     if (wslay_event_recv(s->ws) != 0) {
         if (s->peer_gone) {
             wss_destroy(s, "connection lost");
@@ -689,6 +757,8 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (!wslay_event_get_read_enabled(s->ws))
         event_del(s->rev);
+    wss_wslay_first(s);
+    wss_ctx_release_if_idle(s);
     wss_flush(s);
 }
 

@@ -9,6 +9,7 @@
 
 #include "http_upgrade.h"
 #include "worker.h"
+#include "ws_boundary.h"
 
 struct event;
 struct evbuffer;
@@ -43,13 +44,16 @@ struct wss_session {
     unsigned echo : 1;        /* /echo session: texts go back to the sender */
     unsigned peer_gone : 1;   /* EOF or a read error: nothing more can be said */
     unsigned proto_error : 1; /* input wslay let through but RFC 6455 forbids */
+    unsigned upgraded : 1;    /* past the 101: a WebSocket session */
     uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
     struct event *rev, *wev;
     char *head;               /* partial request head (HANDSHAKE); then bytes sent behind it */
     size_t headlen, headoff;  /* headoff: bytes after the head, fed to wslay first */
-    wslay_event_context_ptr ws;
+    wslay_event_context_ptr ws; /* only while a message is being read or a close
+                                 * handshake runs: NULL while idle (8 KiB saved) */
+    struct ws_boundary inb;     /* where the input stands, for giving ws back */
     struct evbuffer *out;
     uint32_t join_req;
     /* rate limit: a token bucket in thousandths of a message */
@@ -70,6 +74,9 @@ void wss_refuse(struct worker *w, int fd, const char *peer, int status, const ch
 
 /* Queue a text message for this session only (copied). */
 void wss_queue_text(struct wss_session *s, const char *text, size_t len);
+
+/* Queue a ping (keepalive). */
+void wss_queue_ping(struct wss_session *s);
 
 /* Shared frames: new with refs = 1 (the creator's), unref frees at 0. */
 struct wss_frame *wss_frame_new_text(const void *payload, size_t len);
