@@ -4,7 +4,8 @@
 #   ./dev.sh up      install dependencies, build, start a throwaway TLS redis-server
 #                    (generated CA, password) and run redis-chat on port 8080
 #   ./dev.sh check   install dependencies, build with -Werror, run `make check`,
-#                    the unit tests under valgrind, the same suite again in an
+#                    the unit tests and the chat integration suites under
+#                    valgrind (every server process), the same suite again in an
 #                    ASan/UBSan build, then each libFuzzer target for 60 s
 #   ./dev.sh deps    only install the packages
 #
@@ -118,6 +119,8 @@ cmd_check() {
     (cd build && make -s -j"$(jobs)" check) || { cat build/test-suite.log 2>/dev/null | tail -200; exit 1; }
     say "unit tests under valgrind"
     tests/valgrind-unit.sh build
+    say "integration tests with every redis-chat process under valgrind"
+    tests/valgrind-integ.sh "$top/build"
     say "sanitizer build (ASan + UBSan)"
     build build-asan --enable-werror --enable-sanitizers
     # every process (servers started by the tests too) reports into one folder:

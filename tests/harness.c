@@ -696,9 +696,16 @@ int h_chat_start(struct h_chat *c, const struct h_redis *r, int workers, const c
 
 int h_chat_start_conf(struct h_chat *c, const char *conf_path)
 {
-    const char *bin = getenv("REDIS_CHAT");
-    char errlog[320], conf[PATH_MAX];
+    const char *bin = getenv("REDIS_CHAT"), *vgdir = getenv("REDIS_CHAT_VALGRIND");
+    char errlog[320], conf[PATH_MAX], vglog[PATH_MAX];
     char *argv[] = { NULL, h_unconst("-c"), conf, NULL };
+    /* REDIS_CHAT_VALGRIND=DIR: every process under memcheck (the broker
+     * and workers are forks: valgrind follows them), one log per pid in
+     * DIR, empty unless something is wrong (tests/valgrind-integ.sh) */
+    char *vgargv[] = { h_unconst("valgrind"), h_unconst("-q"), h_unconst("--leak-check=full"),
+                       h_unconst("--show-leak-kinds=definite,indirect"),
+                       h_unconst("--errors-for-leak-kinds=definite,indirect"), vglog,
+                       NULL, h_unconst("-c"), conf, NULL };
 
     bin = bin != NULL && *bin != '\0' ? bin : "./redis-chat";
     argv[0] = h_unconst(bin);
@@ -716,7 +723,13 @@ int h_chat_start_conf(struct h_chat *c, const char *conf_path)
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", c->dir);
     /* SIGTERM, not SIGKILL: should the test die, the master still stops its
      * children. Always ours, never the owner's: no pid file would find it. */
-    c->pid = h_spawn(argv, errlog, getpid(), SIGTERM);
+    if (vgdir != NULL && *vgdir != '\0') {
+        snprintf(vglog, sizeof(vglog), "--log-file=%s/vg.%%p.log", vgdir);
+        vgargv[6] = h_unconst(bin);
+        c->pid = h_spawn(vgargv, errlog, getpid(), SIGTERM);
+    } else {
+        c->pid = h_spawn(argv, errlog, getpid(), SIGTERM);
+    }
     if (c->pid == -1)
         c->pid = 0;
     return c->pid > 0 ? 0 : -1;

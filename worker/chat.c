@@ -58,6 +58,7 @@ void chat_on_upgraded(struct wss_session *s)
                     "chat service unavailable");
         return;
     }
+    s->join_pending = 1;
     /* the broker decides (it knows whether Redis is up); with no broker yet
      * (a worker just started, or the broker restarts) the join waits for
      * one: chat_on_broker_up sends it, chat_on_broker_lost refuses it */
@@ -197,8 +198,11 @@ void chat_on_gone(struct wss_session *s)
 {
     struct worker *w = s->w;
 
-    if (s->state == WSS_JOINING)
+    /* not the state: a session closed while it waited is CLOSING, and
+     * still listed under its request id (whose key lives in s) */
+    if (s->join_pending)
         dict_del(&w->pending, (const char *)&s->join_req, sizeof(s->join_req));
+    s->join_pending = 0;
     if (!s->joined)
         return;
     s->joined = 0;
@@ -271,8 +275,11 @@ static void chat_on_join_reply(struct worker *w, const struct ipc_msg *m)
     char text[sizeof(CHAT_TEXT_TAKEN_FMT) + UPG_USER_MAX_BYTES];
     int n;
 
-    if (s == NULL) {
-        /* the session left before the answer: give a granted name back */
+    if (s != NULL)
+        s->join_pending = 0;
+    if (s == NULL || s->state != WSS_JOINING) {
+        /* the session left, or is closing, before the answer: give a
+         * granted name back */
         if (m->flags == IPC_JOIN_ACCEPTED) {
             struct ipc_msg leave;
             ipc_msg_set(&leave, IPC_LEAVE, 0, 0, m->f[0].p, m->f[0].len, m->f[1].p, m->f[1].len,
@@ -372,6 +379,7 @@ void chat_on_broker_lost(struct worker *w)
     /* their JOIN_REPLY will never come: refuse them now */
     while ((s = dict_any(&w->pending)) != NULL) {
         dict_del(&w->pending, (const char *)&s->join_req, sizeof(s->join_req));
+        s->join_pending = 0;
         chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
                     "chat service unavailable");
     }

@@ -45,6 +45,7 @@ struct wss_session {
     unsigned peer_gone : 1;   /* EOF or a read error: nothing more can be said */
     unsigned proto_error : 1; /* input wslay let through but RFC 6455 forbids */
     unsigned upgraded : 1;    /* past the 101: a WebSocket session */
+    unsigned join_pending : 1; /* listed in w->pending under join_req */
     uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
