@@ -600,6 +600,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz_w.max_frame = ipc_frame_max_for((size_t)fz_cfg_plain.max_message_size);
     dict_init(&fz_w.users);
     dict_init(&fz_w.pending);
+    FUZZ_CHECK(bcast_init(&fz_w.log) == 0);
     fz_w.base = event_base_new();
     FUZZ_CHECK(fz_w.base != NULL);
     fz_w.ccount = ccount_create();
@@ -838,6 +839,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(fz_w.sessions == NULL && fz_w.nsessions == 0 && fz_w.nupgraded == 0);
     FUZZ_CHECK(fz_w.users.count == 0 && fz_w.pending.count == 0);
     FUZZ_CHECK(fz_w.dirty == NULL);
+    /* no cursor left: only the log's own reference holds its empty tail */
+    FUZZ_CHECK(fz_w.log.tail->frame == NULL && fz_w.log.tail->refs == 1);
     FUZZ_CHECK(ccount_total(fz_w.ccount) == 0 && ccount_ip(fz_w.ccount, bucket) == 0);
     FUZZ_CHECK(ipc_link_pending(fz_w.broker) == 0);
     FUZZ_CHECK(fcntl(cv[0], F_GETFD) == -1 && errno == EBADF); /* the session closed its fd */

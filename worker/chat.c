@@ -297,6 +297,7 @@ static void chat_on_join_reply(struct worker *w, const struct ipc_msg *m)
         }
         s->joined = 1;
         s->state = WSS_OPEN;
+        wss_subscribe(s); /* messages from now on, after the welcome */
         n = snprintf(text, sizeof(text), CHAT_TEXT_WELCOME_FMT, s->user);
         wss_queue_text(s, text, (size_t)n);
         wss_resume_reading(s);
@@ -321,19 +322,15 @@ static void chat_deliver(struct worker *w, const struct ipc_msg *m)
     size_t len = m->f[1].len;
     const char *colon = memchr(payload, ':', len);
     const struct wss_session *sender = NULL;
-    struct wss_session *s;
     struct wss_frame *f;
 
     if (colon != NULL)
         sender = dict_get(&w->users, payload, (size_t)(colon - payload));
     f = wss_frame_new_text(payload, len);
-    if (f == NULL) {
+    if (f == NULL || bcast_append(&w->log, f, sender ? sender->id : 0) != 0)
         log_msg(LOG_ERROR, "out of memory: a message was not delivered");
-        return;
-    }
-    for (s = w->sessions; s != NULL; s = s->next)
-        if (s->state == WSS_OPEN && !s->echo && s != sender)
-            wss_queue_frame(s, f);
+    else
+        w->log_dirty = 1; /* the joined sessions pick it up at the flush */
     wss_frame_unref(f);
 }
 

@@ -344,6 +344,8 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     W.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
     dict_init(&W.users);
     dict_init(&W.pending);
+    if (bcast_init(&W.log) != 0)
+        return -1;
     W.base = event_base_new();
     if (W.base == NULL)
         return -1;
@@ -391,6 +393,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
         ipc_link_free(W.broker);
     }
     chat_deinit(&W);
+    bcast_deinit(&W.log);
     dict_deinit(&W.users);
     dict_deinit(&W.pending);
     event_free(W.accept_ev);

@@ -21,6 +21,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bcast_log.h"
 #include "dict.h"
 
 struct event_base;
@@ -54,6 +55,8 @@ struct worker {
     size_t nsessions;
     size_t nupgraded;             /* sessions past the HTTP upgrade */
     struct wss_session *dirty;    /* sessions with output waiting for a flush */
+    struct bcast_log log;         /* chat messages for the joined sessions */
+    int log_dirty;                /* appended to since the last flush pass */
     uint32_t next_req;
     uint64_t next_conn_id;
     int stopping;            /* 0, WORKER_DRAINING or WORKER_CLOSING */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -38,6 +39,7 @@
 static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
 static const struct wslay_event_callbacks wss_callbacks;
+static void wss_unsubscribe(struct wss_session *s, int keep);
 
 /* (Re)start reading, with a timeout in ms or none (0). A persistent event
  * keeps its old timeout across event_add(ev, NULL), so it is assigned
@@ -83,6 +85,7 @@ static void wss_fail_protocol(struct wss_session *s)
     static const uint8_t close1002[4] = {0x88, 0x02, 0x03, 0xea};
 
     wss_log(LOG_INFO, s, "protocol error: closing with 1002");
+    wss_unsubscribe(s, 0);
     if (!wslay_event_get_close_sent(s->ws))
         evbuffer_add(s->out, close1002, sizeof(close1002));
     wslay_event_shutdown_write(s->ws);
@@ -123,6 +126,7 @@ void wss_destroy(struct wss_session *s, const char *why)
             "closed: %s", why);
     chat_on_gone(s);
     wss_unlink_dirty(s);
+    wss_unsubscribe(s, 0);
     if (s->counted)
         ccount_add(w->ccount, w->ccount_row, s->ip_bucket, -1);
     if (s->prev != NULL)
@@ -201,9 +205,17 @@ static void wss_frame_cleanup(const void *data, size_t len, void *arg)
 
 /* ---- output ------------------------------------------------------------ */
 
+/* Bytes of the broadcast stream the session has yet to write (its own
+ * messages, which it skips, included: an upper bound). */
+static uint64_t wss_stream_behind(const struct wss_session *s)
+{
+    return s->cur ? s->w->log.end - s->cur->pos - s->cur_off : 0;
+}
+
 static size_t wss_pending(const struct wss_session *s)
 {
-    return evbuffer_get_length(s->out) + (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0);
+    return evbuffer_get_length(s->out) + (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0) +
+           (size_t)wss_stream_behind(s);
 }
 
 /* Over max-pending-bytes: the peer does not read. Close it rather than let
@@ -293,18 +305,47 @@ static void wss_ctx_release_if_idle(struct wss_session *s)
     s->ws = NULL;
 }
 
-void wss_queue_frame(struct wss_session *s, struct wss_frame *f)
+void wss_subscribe(struct wss_session *s)
 {
-    if (!wss_can_send(s))
+    if (s->cur == NULL)
+        s->cur = bcast_subscribe(&s->w->log);
+}
+
+/* Leave the stream. With `keep`, what the session has not yet written of
+ * it moves to its own output first (in stream order, before or after what
+ * is there, whichever keeps frames whole), so that a close frame queued
+ * next comes after it. */
+static void wss_unsubscribe(struct wss_session *s, int keep)
+{
+    struct bcast_node *n = s->cur;
+    struct evbuffer *tmp = NULL;
+    uint32_t off = s->cur_off;
+
+    if (n == NULL)
         return;
-    wss_wslay_first(s);
-    f->refs++;
-    if (evbuffer_add_reference(s->out, f->data, f->len, wss_frame_cleanup, f) != 0) {
-        f->refs--;
-        return;
+    if (keep && off > 0) /* mid-frame: the rest goes before the own output */
+        tmp = evbuffer_new();
+    for (; keep && n->frame != NULL; n = n->next, off = 0) {
+        struct wss_frame *f = n->frame;
+        if (n->sender == s->id)
+            continue;
+        f->refs++;
+        if (evbuffer_add_reference(tmp ? tmp : s->out, f->data + off, f->len - off,
+                                   wss_frame_cleanup, f) != 0) {
+            f->refs--;
+            s->doomed = 1; /* out of memory: a gap would corrupt the stream */
+            break;
+        }
     }
-    if (!wss_over_cap(s))
-        wss_mark_dirty(s);
+    if (tmp != NULL) {
+        evbuffer_prepend_buffer(s->out, tmp);
+        evbuffer_free(tmp);
+    } else if (keep && s->cur_off > 0) {
+        s->doomed = 1;
+    }
+    bcast_release(s->cur);
+    s->cur = NULL;
+    s->cur_off = 0;
 }
 
 void wss_close(struct wss_session *s, uint16_t code, const char *reason)
@@ -318,9 +359,11 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason)
         return;
     }
     /* wslay sends control frames ahead of queued messages: move those out
-     * first, so a refusal text arrives before the close that follows it */
+     * first, so a refusal text arrives before the close that follows it;
+     * likewise the broadcasts it has not written yet */
     if (wslay_event_want_write(s->ws))
         wslay_event_send(s->ws);
+    wss_unsubscribe(s, 1);
     wslay_event_queue_close(s->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
     if (s->state != WSS_CLOSING)
         wss_log(LOG_INFO, s, "closing: %u %s", code, reason ? reason : "");
@@ -332,9 +375,129 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason)
     wss_mark_dirty(s);
 }
 
+#define WSS_IOV_MAX 64
+
+/* Own output as iovecs; *all is set when every byte of it fits. */
+static int wss_iov_own(struct wss_session *s, struct iovec *iov, int max, size_t *bytes, int *all)
+{
+    struct evbuffer_iovec v[WSS_IOV_MAX];
+    int n = evbuffer_peek(s->out, -1, NULL, v, max), i, k = n < max ? n : max;
+
+    for (i = 0; i < k; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+        *bytes += v[i].iov_len;
+    }
+    *all = n <= max;
+    return k;
+}
+
+/* The stream from the cursor as iovecs, skipping the session's own messages. */
+static int wss_iov_stream(struct wss_session *s, struct iovec *iov, int max, size_t *bytes,
+                          int *all)
+{
+    struct bcast_node *n = s->cur;
+    uint32_t off = s->cur_off;
+    int k = 0;
+
+    for (; n != NULL && n->frame != NULL; n = n->next, off = 0) {
+        if (n->sender == s->id)
+            continue;
+        if (k == max)
+            break;
+        iov[k].iov_base = n->frame->data + off;
+        iov[k].iov_len = n->frame->len - off;
+        *bytes += iov[k++].iov_len;
+    }
+    *all = n == NULL || n->frame == NULL;
+    return k;
+}
+
+/* Move the cursor past `k` written bytes (and past own messages). */
+static void wss_stream_advance(struct wss_session *s, size_t k)
+{
+    struct bcast_node *n = s->cur;
+    uint32_t off = s->cur_off;
+
+    if (n == NULL)
+        return;
+    while (n->frame != NULL) {
+        size_t left;
+        if (n->sender == s->id) {
+            n = n->next;
+            continue;
+        }
+        left = n->frame->len - off;
+        if (k < left) {
+            off += (uint32_t)k;
+            break;
+        }
+        k -= left;
+        off = 0;
+        n = n->next;
+    }
+    if (n != s->cur) {
+        bcast_ref(n);
+        bcast_release(s->cur);
+        s->cur = n;
+    }
+    s->cur_off = off;
+}
+
+/* One writev of the own output and the stream, in the order that keeps
+ * frames whole: whichever was left mid-frame goes first (both cannot be).
+ * Returns bytes written, 0 when nothing is pending, -1 with errno. */
+static ssize_t wss_write_some(struct wss_session *s, int *more)
+{
+    struct iovec iov[WSS_IOV_MAX];
+    size_t own = 0, stream = 0;
+    int n = 0, all_own = 1, all_stream = 1, stream_first = s->cur_off > 0;
+    ssize_t k;
+
+    if (stream_first) {
+        n = wss_iov_stream(s, iov, WSS_IOV_MAX, &stream, &all_stream);
+        if (all_stream)
+            n += wss_iov_own(s, iov + n, WSS_IOV_MAX - n, &own, &all_own);
+    } else {
+        n = wss_iov_own(s, iov, WSS_IOV_MAX, &own, &all_own);
+        if (all_own)
+            n += wss_iov_stream(s, iov + n, WSS_IOV_MAX - n, &stream, &all_stream);
+        else
+            all_stream = s->cur == NULL || s->cur->frame == NULL;
+    }
+    *more = !all_own || !all_stream;
+    if (n == 0) {
+        /* only own messages were left in the stream: step past them */
+        wss_stream_advance(s, 0);
+        return 0;
+    }
+    k = writev(s->fd, iov, n);
+    if (k == 0)
+        errno = EPIPE; /* cannot happen with bytes to write; never spin on it */
+    if (k <= 0)
+        return -1;
+    if (stream_first) {
+        wss_stream_advance(s, (size_t)k < stream ? (size_t)k : stream);
+        if ((size_t)k > stream)
+            evbuffer_drain(s->out, (size_t)k - stream);
+    } else {
+        evbuffer_drain(s->out, (size_t)k < own ? (size_t)k : own);
+        if ((size_t)k > own)
+            wss_stream_advance(s, (size_t)k - own);
+        else if ((size_t)k == own && all_own)
+            wss_stream_advance(s, 0); /* past own messages at the front */
+    }
+    if ((size_t)k < own + stream)
+        *more = 2; /* the socket is full */
+    return k;
+}
+
 /* Write what is queued. Returns 1 when the session was destroyed. */
 static int wss_flush_one(struct wss_session *s)
 {
+    int more;
+    ssize_t k;
+
     if (s->doomed) {
         wss_destroy(s, "slow reader: output queue over max-pending-bytes");
         return 1;
@@ -343,18 +506,31 @@ static int wss_flush_one(struct wss_session *s)
         wss_destroy(s, "send failed");
         return 1;
     }
-    while (evbuffer_get_length(s->out) > 0) {
-        int n = evbuffer_write(s->out, s->fd);
-        if (n > 0)
-            continue;
-        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            event_add(s->wev, NULL);
+    do {
+        k = wss_write_some(s, &more);
+        if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            more = 2;
+        else if (k == -1) {
+            wss_destroy(s, errno == EPIPE || errno == ECONNRESET ? "connection closed by peer"
+                                                                 : "write failed");
+            return 1;
+        }
+        if (more == 2) { /* wait until the socket drains */
+            if (wss_over_cap(s)) {
+                wss_destroy(s, "slow reader: output queue over max-pending-bytes");
+                return 1;
+            }
+            if (!s->blocked) {
+                s->blocked = 1;
+                event_add(s->wev, NULL);
+            }
             return 0;
         }
-        wss_destroy(s, n == 0 ? "connection closed by peer" : "write failed");
-        return 1;
+    } while (more);
+    if (s->blocked) {
+        s->blocked = 0;
+        event_del(s->wev);
     }
-    event_del(s->wev);
     if (s->state == WSS_FINAL_WRITE) {
         wss_destroy(s, "answered, closing");
         return 1;
@@ -375,19 +551,38 @@ void wss_flush(struct wss_session *s)
 
 void wss_flush_dirty(struct worker *w)
 {
+    struct wss_session *s, *next;
+
     while (w->dirty != NULL) {
-        struct wss_session *s = w->dirty;
+        s = w->dirty;
         w->dirty = s->dirty_next;
         s->dirty = 0;
         wss_flush_one(s);
+    }
+    if (!w->log_dirty)
+        return;
+    /* after broadcasts: one write per session behind in the stream; a
+     * blocked one writes when its socket drains, unless it is over its cap */
+    w->log_dirty = 0;
+    for (s = w->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->cur == NULL || s->cur->frame == NULL)
+            continue;
+        if (!s->blocked)
+            wss_flush_one(s);
+        else if (wss_over_cap(s))
+            wss_flush_one(s); /* doomed: dropped */
     }
 }
 
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct wss_session *s = arg;
+
     (void)fd;
     (void)what;
-    wss_flush(arg);
+    s->blocked = 0; /* wev is not persistent: it fired, it is no longer added */
+    wss_flush(s);
 }
 
 /* ---- wslay callbacks ----------------------------------------------------- */
@@ -467,6 +662,7 @@ static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_
         if (s->state != WSS_CLOSING)
             wss_log(LOG_DEBUG, s, "peer closed with %u", arg->status_code);
         s->state = WSS_CLOSING;
+        wss_unsubscribe(s, 1); /* broadcasts already due go before the close echo */
         break;
     case WSLAY_PONG:
         s->awaiting_pong = 0;

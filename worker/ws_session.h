@@ -46,6 +46,7 @@ struct wss_session {
     unsigned proto_error : 1; /* input wslay let through but RFC 6455 forbids */
     unsigned upgraded : 1;    /* past the 101: a WebSocket session */
     unsigned join_pending : 1; /* listed in w->pending under join_req */
+    unsigned blocked : 1;     /* the socket is full: waiting for EV_WRITE */
     uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
@@ -55,7 +56,9 @@ struct wss_session {
     wslay_event_context_ptr ws; /* only while a message is being read or a close
                                  * handshake runs: NULL while idle (8 KiB saved) */
     struct ws_boundary inb;     /* where the input stands, for giving ws back */
-    struct evbuffer *out;
+    struct evbuffer *out;       /* this session's own output (HTTP, texts, control) */
+    struct bcast_node *cur;     /* its cursor in w->log (joined sessions), or NULL */
+    uint32_t cur_off;           /* bytes of cur's frame already written */
     uint32_t join_req;
     /* rate limit: a token bucket in thousandths of a message */
     uint64_t rl_last_ms;
@@ -82,8 +85,9 @@ void wss_queue_ping(struct wss_session *s);
 /* Shared frames: new with refs = 1 (the creator's), unref frees at 0. */
 struct wss_frame *wss_frame_new_text(const void *payload, size_t len);
 void wss_frame_unref(struct wss_frame *f);
-/* Queue a shared frame (takes a reference). */
-void wss_queue_frame(struct wss_session *s, struct wss_frame *f);
+
+/* Start reading the worker's broadcast stream (w->log) from its end. */
+void wss_subscribe(struct wss_session *s);
 
 /* Start the close handshake with code and reason. */
 void wss_close(struct wss_session *s, uint16_t code, const char *reason);
@@ -91,7 +95,8 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason);
 /* Go back to reading (after the join was accepted). */
 void wss_resume_reading(struct wss_session *s);
 
-/* Write what is queued: for one session, or for all on the flush list. */
+/* Write what is queued: for one session, or for all on the flush list
+ * (and, after broadcasts, every session behind in the stream). */
 void wss_flush(struct wss_session *s);
 void wss_flush_dirty(struct worker *w);
 

@@ -1,0 +1,129 @@
+/* check_bcast_log.c -- the worker's broadcast stream: cursors see what is
+ * appended after they subscribe, in order, and every message is freed once
+ * no cursor can reach it (wss_frame_unref is ours here, to count frees). */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bcast_log.h"
+#include "ws_session.h"
+
+static int frees;
+
+void wss_frame_unref(struct wss_frame *f)
+{
+    if (f != NULL && --f->refs == 0) {
+        frees++;
+        free(f);
+    }
+}
+
+static struct wss_frame *frame(size_t len)
+{
+    struct wss_frame *f = calloc(1, sizeof(*f) + len);
+
+    ck_assert_ptr_nonnull(f);
+    f->refs = 1;
+    f->len = len;
+    return f;
+}
+
+/* append a new frame of len bytes; the log keeps the only reference
+ * (compare the pointer returned, do not follow it) */
+static struct wss_frame *append(struct bcast_log *l, size_t len, uint64_t sender)
+{
+    struct wss_frame *f = frame(len);
+
+    ck_assert_int_eq(bcast_append(l, f, sender), 0);
+    wss_frame_unref(f); /* freed here already when no cursor can reach it */
+    return f;
+}
+
+START_TEST(test_order_and_positions)
+{
+    struct bcast_log l;
+    struct bcast_node *a, *b, *n;
+    struct wss_frame *f1, *f2, *f3;
+
+    ck_assert_int_eq(bcast_init(&l), 0);
+    frees = 0;
+    a = bcast_subscribe(&l);
+    f1 = append(&l, 10, 0);
+    b = bcast_subscribe(&l); /* sees f2, f3 only */
+    f2 = append(&l, 20, 7);
+    f3 = append(&l, 30, 0);
+    ck_assert_uint_eq(l.end, 60);
+    ck_assert_ptr_eq(a->frame, f1);
+    ck_assert_ptr_eq(a->next->frame, f2);
+    ck_assert_uint_eq(a->next->sender, 7);
+    ck_assert_ptr_eq(a->next->next->frame, f3);
+    ck_assert_ptr_eq(b->frame, f2);
+    ck_assert_uint_eq(b->pos, 10);
+    ck_assert_uint_eq(b->next->pos, 30);
+    ck_assert_ptr_null(b->next->next->frame); /* the tail */
+
+    /* a moves to f3: f1 is unreachable now, f2 is still b's */
+    n = a->next->next;
+    bcast_ref(n);
+    bcast_release(a);
+    ck_assert_int_eq(frees, 1);
+    bcast_release(b); /* f2 goes; f3 is still the moved cursor's */
+    ck_assert_int_eq(frees, 2);
+    bcast_release(n);
+    ck_assert_int_eq(frees, 3);
+    bcast_deinit(&l);
+}
+END_TEST
+
+START_TEST(test_no_cursor_frees_at_once)
+{
+    struct bcast_log l;
+    int i;
+
+    ck_assert_int_eq(bcast_init(&l), 0);
+    frees = 0;
+    for (i = 0; i < 1000; i++)
+        append(&l, 5, 0);
+    ck_assert_int_eq(frees, 1000);
+    ck_assert_uint_eq(l.end, 5000);
+    bcast_deinit(&l);
+}
+END_TEST
+
+/* A cursor that stays behind keeps a long stretch; its release frees it
+ * all (iteratively: no deep recursion). */
+START_TEST(test_long_stretch)
+{
+    struct bcast_log l;
+    struct bcast_node *c;
+    int i;
+
+    ck_assert_int_eq(bcast_init(&l), 0);
+    frees = 0;
+    c = bcast_subscribe(&l);
+    for (i = 0; i < 200000; i++)
+        append(&l, 1, 0);
+    ck_assert_int_eq(frees, 0);
+    bcast_release(c);
+    ck_assert_int_eq(frees, 200000);
+    bcast_deinit(&l);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("bcast_log");
+    TCase *tc = tcase_create("bcast_log");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_order_and_positions);
+    tcase_add_test(tc, test_no_cursor_frees_at_once);
+    tcase_add_test(tc, test_long_stretch);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,70 @@
+/* bcast_log.c -- see bcast_log.h. */
+#include "bcast_log.h"
+
+#include <stdlib.h>
+
+#include "ws_session.h"
+
+static struct bcast_node *bcast_node_new(uint64_t pos)
+{
+    struct bcast_node *n = calloc(1, sizeof(*n));
+
+    if (n != NULL) {
+        n->pos = pos;
+        n->refs = 1; /* the log's, as the tail */
+    }
+    return n;
+}
+
+int bcast_init(struct bcast_log *l)
+{
+    l->end = 0;
+    l->tail = bcast_node_new(0);
+    return l->tail != NULL ? 0 : -1;
+}
+
+void bcast_deinit(struct bcast_log *l)
+{
+    if (l->tail != NULL)
+        bcast_release(l->tail);
+    l->tail = NULL;
+}
+
+int bcast_append(struct bcast_log *l, struct wss_frame *f, uint64_t sender)
+{
+    struct bcast_node *slot = l->tail, *next = bcast_node_new(l->end + f->len);
+
+    if (next == NULL)
+        return -1;
+    f->refs++;
+    slot->frame = f;
+    slot->sender = sender;
+    slot->next = next; /* the link's reference is the one next was born with */
+    next->refs++;      /* and the log's, as the new tail */
+    l->end += f->len;
+    l->tail = next;
+    bcast_release(slot); /* the log's old one: only cursors keep it now */
+    return 0;
+}
+
+struct bcast_node *bcast_subscribe(struct bcast_log *l)
+{
+    l->tail->refs++;
+    return l->tail;
+}
+
+void bcast_ref(struct bcast_node *n)
+{
+    n->refs++;
+}
+
+void bcast_release(struct bcast_node *n)
+{
+    /* iterative: a long unread stretch frees without deep recursion */
+    while (n != NULL && --n->refs == 0) {
+        struct bcast_node *next = n->next;
+        wss_frame_unref(n->frame);
+        free(n);
+        n = next;
+    }
+}
