@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,6 +43,9 @@ static int net_tcp_listen_opt(const char *host, int port, int reuseport, char *e
             fd = -1;
             continue;
         }
+        /* accepted sockets inherit it: workers coalesce their writes
+         * themselves, so Nagle would only add delayed-ACK stalls (40 ms) */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         break;
     }
     freeaddrinfo(res);
