@@ -76,6 +76,9 @@ struct cfg {
                                   * or commas ("https://a.example https://b.example") */
     char *auth_secret;           /* NULL = open chat; else HS256 key for JWT tokens */
     int echo_endpoint;           /* 0; yes = /echo echoes text back (conformance tests) */
+    /* performance */
+    int io_uring;                /* 1: a broadcast's writes go out in one io_uring call
+                                  * where the kernel and build allow; 0: one writev each */
     /* faults */
     long outbox_size;            /* messages held while Redis is down, 1000 (0 = none) */
     long outbox_timeout;         /* ms a held message may wait, 10000 */

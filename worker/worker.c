@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "send_batch.h"
 #include "conn_count.h"
 #include "ipc.h"
 #include "ipc_link.h"
@@ -346,6 +347,9 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     dict_init(&W.pending);
     if (bcast_init(&W.log) != 0)
         return -1;
+    W.batch = cfg->io_uring ? send_batch_new() : NULL;
+    if (cfg->io_uring && W.batch == NULL)
+        log_msg(LOG_INFO, "io_uring not available (kernel or build): one writev per socket");
     W.base = event_base_new();
     if (W.base == NULL)
         return -1;
@@ -394,6 +398,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     }
     chat_deinit(&W);
     bcast_deinit(&W.log);
+    send_batch_free(W.batch);
     dict_deinit(&W.users);
     dict_deinit(&W.pending);
     event_free(W.accept_ev);

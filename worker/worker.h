@@ -30,6 +30,7 @@ struct ipc_link;
 struct ipc_msg;
 struct wss_session;
 struct chat_orphan;
+struct send_batch;
 
 /* The worker's state; one per process. Sessions are owned by `sessions`. */
 struct worker {
@@ -57,6 +58,7 @@ struct worker {
     struct wss_session *dirty;    /* sessions with output waiting for a flush */
     struct bcast_log log;         /* chat messages for the joined sessions */
     int log_dirty;                /* appended to since the last flush pass */
+    struct send_batch *batch;     /* io_uring sends of a flush pass; NULL: writev */
     uint32_t next_req;
     uint64_t next_conn_id;
     int stopping;            /* 0, WORKER_DRAINING or WORKER_CLOSING */

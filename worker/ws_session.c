@@ -28,6 +28,7 @@
 #include "chat_text.h"
 #include "conn_count.h"
 #include "log.h"
+#include "send_batch.h"
 #include "util.h"
 
 #define WSS_CLOSE_TIMEOUT_MS 5000
@@ -444,58 +445,85 @@ static void wss_stream_advance(struct wss_session *s, size_t k)
     s->cur_off = off;
 }
 
-/* One writev of the own output and the stream, in the order that keeps
- * frames whole: whichever was left mid-frame goes first (both cannot be).
- * Returns bytes written, 0 when nothing is pending, -1 with errno. */
-static ssize_t wss_write_some(struct wss_session *s, int *more)
-{
-    struct iovec iov[WSS_IOV_MAX];
-    size_t own = 0, stream = 0;
-    int n = 0, all_own = 1, all_stream = 1, stream_first = s->cur_off > 0;
-    ssize_t k;
+/* What one write of a session covers, to account for it afterwards. */
+struct wss_wr {
+    size_t own, stream; /* bytes of each in the iovecs */
+    int all_own, all_stream, stream_first;
+};
 
-    if (stream_first) {
-        n = wss_iov_stream(s, iov, WSS_IOV_MAX, &stream, &all_stream);
-        if (all_stream)
-            n += wss_iov_own(s, iov + n, WSS_IOV_MAX - n, &own, &all_own);
+/* The iovecs of the session's next write: own output and the stream, in
+ * the order that keeps frames whole (whichever was left mid-frame goes
+ * first; both cannot be). Returns how many (0: nothing pending). */
+static int wss_wr_prepare(struct wss_session *s, struct wss_wr *wr, struct iovec *iov, int max)
+{
+    int n;
+
+    wr->own = wr->stream = 0;
+    wr->all_own = wr->all_stream = 1;
+    wr->stream_first = s->cur_off > 0;
+    if (wr->stream_first) {
+        n = wss_iov_stream(s, iov, max, &wr->stream, &wr->all_stream);
+        if (wr->all_stream)
+            n += wss_iov_own(s, iov + n, max - n, &wr->own, &wr->all_own);
     } else {
-        n = wss_iov_own(s, iov, WSS_IOV_MAX, &own, &all_own);
-        if (all_own)
-            n += wss_iov_stream(s, iov + n, WSS_IOV_MAX - n, &stream, &all_stream);
+        n = wss_iov_own(s, iov, max, &wr->own, &wr->all_own);
+        if (wr->all_own)
+            n += wss_iov_stream(s, iov + n, max - n, &wr->stream, &wr->all_stream);
         else
-            all_stream = s->cur == NULL || s->cur->frame == NULL;
+            wr->all_stream = s->cur == NULL || s->cur->frame == NULL;
     }
-    *more = !all_own || !all_stream;
-    if (n == 0) {
-        /* only own messages were left in the stream: step past them */
+    if (n == 0) /* only own messages were left in the stream: step past them */
         wss_stream_advance(s, 0);
-        return 0;
-    }
-    k = writev(s->fd, iov, n);
-    if (k == 0)
-        errno = EPIPE; /* cannot happen with bytes to write; never spin on it */
-    if (k <= 0)
-        return -1;
-    if (stream_first) {
-        wss_stream_advance(s, (size_t)k < stream ? (size_t)k : stream);
-        if ((size_t)k > stream)
-            evbuffer_drain(s->out, (size_t)k - stream);
+    return n;
+}
+
+/* Account for k bytes written (k >= 0). Returns 0 when all is written, 1
+ * when more is pending, 2 when the socket is full. */
+static int wss_wr_complete(struct wss_session *s, const struct wss_wr *wr, size_t k)
+{
+    if (wr->stream_first) {
+        wss_stream_advance(s, k < wr->stream ? k : wr->stream);
+        if (k > wr->stream)
+            evbuffer_drain(s->out, k - wr->stream);
     } else {
-        evbuffer_drain(s->out, (size_t)k < own ? (size_t)k : own);
-        if ((size_t)k > own)
-            wss_stream_advance(s, (size_t)k - own);
-        else if ((size_t)k == own && all_own)
+        evbuffer_drain(s->out, k < wr->own ? k : wr->own);
+        if (k > wr->own)
+            wss_stream_advance(s, k - wr->own);
+        else if (k == wr->own && wr->all_own)
             wss_stream_advance(s, 0); /* past own messages at the front */
     }
-    if ((size_t)k < own + stream)
-        *more = 2; /* the socket is full */
-    return k;
+    if (k < wr->own + wr->stream)
+        return 2;
+    return !wr->all_own || !wr->all_stream;
+}
+
+/* After a write: wait for EV_WRITE when the socket is full (unless over the
+ * cap: then it is dropped). Returns 1 when the session was destroyed. */
+static int wss_wait_writable(struct wss_session *s)
+{
+    if (wss_over_cap(s)) {
+        wss_destroy(s, "slow reader: output queue over max-pending-bytes");
+        return 1;
+    }
+    if (!s->blocked) {
+        s->blocked = 1;
+        event_add(s->wev, NULL);
+    }
+    return 0;
+}
+
+static int wss_write_failed(struct wss_session *s, int err)
+{
+    wss_destroy(s, err == EPIPE || err == ECONNRESET ? "connection closed by peer" : "write failed");
+    return 1;
 }
 
 /* Write what is queued. Returns 1 when the session was destroyed. */
 static int wss_flush_one(struct wss_session *s)
 {
-    int more;
+    struct iovec iov[WSS_IOV_MAX];
+    struct wss_wr wr;
+    int n, more;
     ssize_t k;
 
     if (s->doomed) {
@@ -507,25 +535,17 @@ static int wss_flush_one(struct wss_session *s)
         return 1;
     }
     do {
-        k = wss_write_some(s, &more);
+        n = wss_wr_prepare(s, &wr, iov, WSS_IOV_MAX);
+        if (n == 0)
+            break;
+        k = writev(s->fd, iov, n);
         if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            more = 2;
-        else if (k == -1) {
-            wss_destroy(s, errno == EPIPE || errno == ECONNRESET ? "connection closed by peer"
-                                                                 : "write failed");
-            return 1;
-        }
-        if (more == 2) { /* wait until the socket drains */
-            if (wss_over_cap(s)) {
-                wss_destroy(s, "slow reader: output queue over max-pending-bytes");
-                return 1;
-            }
-            if (!s->blocked) {
-                s->blocked = 1;
-                event_add(s->wev, NULL);
-            }
-            return 0;
-        }
+            return wss_wait_writable(s);
+        if (k <= 0) /* 0 cannot happen with bytes to write: never spin on it */
+            return wss_write_failed(s, k == 0 ? EPIPE : errno);
+        more = wss_wr_complete(s, &wr, (size_t)k);
+        if (more == 2)
+            return wss_wait_writable(s);
     } while (more);
     if (s->blocked) {
         s->blocked = 0;
@@ -541,6 +561,74 @@ static int wss_flush_one(struct wss_session *s)
         return 1;
     }
     return 0;
+}
+
+/* ---- the batched stream pass ------------------------------------------------ */
+
+/* What a queued batch send stands for. */
+struct wss_batched {
+    struct wss_session *s;
+    struct wss_wr wr;
+};
+
+static struct wss_batched wss_batched[SEND_BATCH_MAX];
+
+static void wss_batch_done(void *tag, ssize_t res, void *arg)
+{
+    struct wss_batched *b = tag;
+    struct wss_session *s = b->s;
+    int more;
+
+    (void)arg;
+    if (res < 0 && (res == -EAGAIN || res == -EWOULDBLOCK || res == -EINTR)) {
+        wss_wait_writable(s);
+        return;
+    }
+    if (res <= 0) {
+        wss_write_failed(s, res == 0 ? EPIPE : (int)-res);
+        return;
+    }
+    more = wss_wr_complete(s, &b->wr, (size_t)res);
+    if (more == 2)
+        wss_wait_writable(s);
+    else if (more == 1)
+        wss_flush_one(s); /* the rest, the plain way */
+}
+
+static void wss_batch_run(struct worker *w)
+{
+    int i, n = send_batch_count(w->batch);
+
+    if (n == 0 || send_batch_run(w->batch, wss_batch_done, NULL) == 0)
+        return;
+    /* io_uring refused the whole batch: write these one by one from now on */
+    log_msg(LOG_WARN, "io_uring send failed: writing one socket at a time from now on");
+    send_batch_clear(w->batch);
+    send_batch_free(w->batch);
+    w->batch = NULL;
+    for (i = 0; i < n; i++)
+        wss_flush_one(wss_batched[i].s);
+}
+
+/* Queue the session's stream write in the batch, or write it now when it
+ * has more to say than a batch entry carries. */
+static void wss_batch_add(struct worker *w, struct wss_session *s)
+{
+    struct iovec iov[SEND_BATCH_IOV];
+    struct wss_batched *b = &wss_batched[send_batch_count(w->batch)];
+    int n;
+
+    if (s->doomed || (s->ws != NULL && wslay_event_want_write(s->ws))) {
+        wss_flush_one(s);
+        return;
+    }
+    n = wss_wr_prepare(s, &b->wr, iov, SEND_BATCH_IOV);
+    if (n == 0)
+        return;
+    b->s = s;
+    send_batch_add(w->batch, s->fd, iov, n, b);
+    if (send_batch_count(w->batch) == SEND_BATCH_MAX)
+        wss_batch_run(w);
 }
 
 void wss_flush(struct wss_session *s)
@@ -568,11 +656,17 @@ void wss_flush_dirty(struct worker *w)
         next = s->next;
         if (s->cur == NULL || s->cur->frame == NULL)
             continue;
-        if (!s->blocked)
+        if (s->blocked) {
+            if (wss_over_cap(s))
+                wss_flush_one(s); /* doomed: dropped */
+        } else if (w->batch != NULL) {
+            wss_batch_add(w, s);
+        } else {
             wss_flush_one(s);
-        else if (wss_over_cap(s))
-            wss_flush_one(s); /* doomed: dropped */
+        }
     }
+    if (w->batch != NULL)
+        wss_batch_run(w);
 }
 
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg)
