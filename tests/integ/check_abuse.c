@@ -753,6 +753,65 @@ START_TEST(test_spoofing)
 }
 END_TEST
 
+/* CPU seconds (user + system) a process has used so far. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    p = strrchr(buf, ')'); /* the name may hold spaces */
+    ck_assert(p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                                  &ut, &st) == 2);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+#define FD_LIMIT 48     /* the worker's RLIMIT_NOFILE in this test */
+#define FD_CLIENTS 120  /* connections thrown at it: far past the limit */
+
+/* Out of descriptors: the master warns that max-connections cannot fit, the
+ * worker pauses accepting instead of spinning on EMFILE, and once clients
+ * leave it serves again. */
+START_TEST(test_out_of_descriptors)
+{
+    struct h_chat tight = { 0 };
+    struct rlimit lim = { FD_LIMIT, FD_LIMIT };
+    int fds[FD_CLIENTS], i;
+    pid_t worker;
+    double c0, used;
+    struct wsc ok;
+
+    inst_start(&tight, 1, "tight", "max-connections 10000000\n");
+    ASSERT_LOG(h_file_contains(tight.log, "max-connections 10000000 cannot fit"), tight.log);
+    worker = h_child_titled(tight.pid, "redis-chat: worker 0");
+    ck_assert_msg(worker > 0, "no worker");
+    /* a running worker with few descriptors left (it holds about ten) */
+    ck_assert_msg(prlimit(worker, RLIMIT_NOFILE, &lim, NULL) == 0, "prlimit: %s", strerror(errno));
+
+    for (i = 0; i < FD_CLIENTS; i++)
+        fds[i] = tcp_open(tight.port); /* the kernel completes them: backlog */
+    ck_assert_msg(h_wait_log(tight.log, "accept: pausing", 3000), "no EMFILE pause logged");
+    c0 = cpu_s(worker);
+    h_sleep_ms(1000);
+    used = cpu_s(worker) - c0;
+    ck_assert_msg(used < 0.2, "worker used %.2f s of CPU in 1 s at EMFILE: spinning", used);
+    ck_assert(h_alive(worker));
+
+    for (i = 0; i < FD_CLIENTS; i++)
+        close(fds[i]);
+    /* the accepted ones see EOF, the queued ones are accepted and see EOF */
+    JOIN(&ok, tight.port, "after-emfile");
+    wsc_free(&ok);
+    ck_assert_int_eq(h_chat_stop(&tight), 0);
+    h_chat_free(&tight);
+}
+END_TEST
+
 static Suite *abuse_suite(void)
 {
     Suite *s = suite_create("abuse");
@@ -771,6 +830,7 @@ static Suite *abuse_suite(void)
     tcase_add_test(tc, test_allowed_origins);
     tcase_add_test(tc, test_token_auth);
     tcase_add_test(tc, test_spoofing);
+    tcase_add_test(tc, test_out_of_descriptors);
     suite_add_tcase(s, tc);
     return s;
 }
