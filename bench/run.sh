@@ -1,0 +1,733 @@
+#!/usr/bin/env bash
+# bench/run.sh -- benchmark driver for redis-chat.
+#
+# Starts a throwaway redis-server (no persistence) and two redis-chat
+# instances on free loopback ports, drives bench/loadgen through the
+# scenarios, samples CPU (/proc/PID/stat utime+stime) of every redis-chat
+# process (masters, brokers, workers of both instances) and of redis-server
+# around each measurement window and RSS (/proc/PID/status VmRSS) around the
+# idle runs, and prints each figure as min/median/max over --reps runs, then a
+# markdown table for BENCHMARKS.md. Raw loadgen results go to bench-out/ in
+# the build directory. Everything it starts is stopped on exit.
+#
+#   bench/run.sh [options] [BUILD_DIR]     (default: $BUILD or the current dir;
+#                                           needs BUILD_DIR/redis-chat and
+#                                           BUILD_DIR/bench/loadgen)
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/run.sh [options] [BUILD_DIR]
+  --smoke             each mode for a few seconds with small counts, 1 repetition;
+                      fails when a mode fails or fan-out loses messages
+  --reps N            repetitions per scenario (default 3)
+  --only SCENARIO     one of fanout-fixed fanout-max latency idle churn idle100k
+  --full              all scenarios including idle100k
+  --announce yes|no   write "announce yes|no" into the redis-chat configs
+                      (default: not written, the server's default applies;
+                      idle100k uses "no" unless this is given)
+  --workers W         workers per instance (default 2; idle100k uses 6)
+  --lg-procs K        loadgen processes for the fan-out scenarios (default 1)
+  --out DIR           where results go (default BUILD_DIR/bench-out)
+  --keep              keep the temporary directory (configs, logs)
+env: BUILD (build dir), REDIS_SERVER (redis-server binary)
+EOF
+    exit "${1:-2}"
+}
+
+SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT=""
+BUILD_ARG=""
+while (($#)); do
+    case $1 in
+    --smoke) SMOKE=1 ;;
+    --reps) REPS=${2:?}; shift ;;
+    --reps=*) REPS=${1#*=} ;;
+    --only) ONLY=${2:?}; shift ;;
+    --only=*) ONLY=${1#*=} ;;
+    --full) FULL=1 ;;
+    --announce) ANNOUNCE=${2:?}; shift ;;
+    --announce=*) ANNOUNCE=${1#*=} ;;
+    --workers) WORKERS=${2:?}; shift ;;
+    --lg-procs) LG_PROCS=${2:?}; shift ;;
+    --out) OUT=${2:?}; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) usage 0 ;;
+    -*) echo "run.sh: unknown option $1" >&2; usage ;;
+    *) BUILD_ARG=$1 ;;
+    esac
+    shift
+done
+BUILD=${BUILD_ARG:-${BUILD:-$PWD}}
+BUILD=$(cd "$BUILD" && pwd)
+REDIS_CHAT=$BUILD/redis-chat
+LOADGEN=$BUILD/bench/loadgen
+REDIS_SERVER=${REDIS_SERVER:-$(command -v redis-server || true)}
+OUT=${OUT:-$BUILD/bench-out}
+TCK=$(getconf CLK_TCK)
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+[[ -x $REDIS_CHAT ]] || die "no $REDIS_CHAT (build first, or pass the build dir)"
+[[ -x $LOADGEN ]] || die "no $LOADGEN (make bench/loadgen)"
+[[ -n $REDIS_SERVER && -x $REDIS_SERVER ]] || die "redis-server not found (set REDIS_SERVER)"
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "bad --reps $REPS"
+[[ -z $ANNOUNCE || $ANNOUNCE == yes || $ANNOUNCE == no ]] || die "--announce yes|no"
+case $ONLY in
+"" | fanout-fixed | fanout-max | latency | idle | churn | idle100k) ;;
+*) die "unknown scenario $ONLY" ;;
+esac
+
+if ((SMOKE)); then
+    REPS=1
+    SCENARIOS=(fanout-fixed idle churn)
+elif [[ -n $ONLY ]]; then
+    SCENARIOS=("$ONLY")
+else
+    SCENARIOS=(fanout-fixed fanout-max latency churn idle)
+    ((FULL)) && SCENARIOS+=(idle100k)
+fi
+[[ -n $ONLY ]] && SCENARIOS=("$ONLY")
+
+mkdir -p "$OUT"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/redis-chat-bench.XXXXXX")
+RESULTS=$OUT/results.txt
+: >"$RESULTS"
+: >"$OUT/loadgen.log"
+
+# ---- processes we own ---------------------------------------------------------
+declare -A INST_PORT=() INST_PID=()
+INSTANCES=()
+RPID="" RPORT="" LG_PID=""
+STATUS=0
+
+cleanup() {
+    local rc=$? n pid i
+    trap - EXIT INT TERM
+    if [[ -n $LG_PID ]]; then kill -TERM "$LG_PID" 2>/dev/null || true; fi
+    for n in "${INSTANCES[@]}"; do
+        pid=${INST_PID[$n]}
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for n in "${INSTANCES[@]}"; do
+        pid=${INST_PID[$n]}
+        for ((i = 0; i < 150; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n $RPID ]]; then
+        kill -TERM "$RPID" 2>/dev/null || true # save '' : shuts down without writing
+        wait "$RPID" 2>/dev/null || true
+    fi
+    if ((KEEP)); then
+        echo "run.sh: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- helpers ----------------------------------------------------------------------
+say() { printf '%s\n' "$*"; }
+calc() { awk "BEGIN { printf \"%.${2:-3}f\", ($1) }"; }
+
+USED_PORTS=" "
+PORT=""
+# a free loopback port below the ephemeral range (the loadgen's own sockets
+# take ports from 32768 up)
+free_port() {
+    local p i
+    for ((i = 0; i < 500; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            USED_PORTS+="$p "
+            PORT=$p
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+redis_ping() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$RPORT" || exit 1
+        printf 'PING\r\n' >&3
+        IFS= read -r -t 2 l <&3 || exit 1
+        [[ $l == +PONG* ]]
+    ) 2>/dev/null
+}
+
+start_redis() {
+    local i
+    free_port
+    RPORT=$PORT
+    mkdir -p "$TMP/redis"
+    "$REDIS_SERVER" --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP/redis" --logfile "$TMP/redis.log" --daemonize no --maxclients 1000 \
+        >/dev/null 2>&1 &
+    RPID=$!
+    for ((i = 0; i < 100; i++)); do
+        redis_ping && return 0
+        kill -0 "$RPID" 2>/dev/null || die "redis-server exited: $(tail -5 "$TMP/redis.log" 2>/dev/null)"
+        sleep 0.1
+    done
+    die "redis-server does not answer on port $RPORT"
+}
+
+healthz() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+        IFS= read -r -t 2 l <&3 || exit 1
+        [[ $l == "HTTP/1.1 200"* ]]
+    ) 2>/dev/null
+}
+
+# write the config of instance NAME (WORKERS [ANNOUNCE]) and start it
+start_instance() {
+    local name=$1 workers=$2 announce=${3:-} conf pid i ok=0
+    free_port
+    conf=$TMP/$name.conf
+    cat >"$conf" <<EOF
+# written by bench/run.sh
+bind 127.0.0.1
+port $PORT
+workers $workers
+broker-socket $TMP/$name.sock
+redis-host 127.0.0.1
+redis-port $RPORT
+log-level warn
+logfile $TMP/$name.log
+max-connections $((workers * 18000))
+max-connections-per-ip 0
+rate-limit 0
+EOF
+    [[ -n $announce ]] && echo "announce $announce" >>"$conf"
+    if ! "$REDIS_CHAT" -t -c "$conf" >"$TMP/$name.check" 2>&1; then
+        cat "$TMP/$name.check" >&2
+        die "redis-chat refuses the generated config $conf"
+    fi
+    "$REDIS_CHAT" -c "$conf" >"$TMP/$name.out" 2>&1 &
+    pid=$!
+    INST_PORT[$name]=$PORT
+    INST_PID[$name]=$pid
+    INSTANCES+=("$name")
+    # every worker answers /healthz on its own: want a run of 200s
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "instance $name exited: $(tail -5 "$TMP/$name.out")"
+        if healthz "$PORT"; then
+            ok=$((ok + 1))
+            ((ok >= 2 * workers)) && return 0
+            continue
+        fi
+        ok=0
+        sleep 0.1
+    done
+    die "instance $name (port $PORT) never became healthy: $(tail -5 "$TMP/$name.out")"
+}
+
+stop_instance() {
+    local name=$1 pid=${INST_PID[$1]} i keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for i in "${INSTANCES[@]}"; do
+        [[ $i == "$name" ]] || keep+=("$i")
+    done
+    INSTANCES=("${keep[@]}")
+    unset "INST_PID[$name]" "INST_PORT[$name]"
+}
+
+stop_all_instances() {
+    local n
+    for n in "${INSTANCES[@]}"; do
+        stop_instance "$n"
+    done
+}
+
+# two instances with W workers each
+start_pair() {
+    start_instance a "$WORKERS" "$ANNOUNCE"
+    start_instance b "$WORKERS" "$ANNOUNCE"
+    TARGETS=(--target "127.0.0.1:${INST_PORT[a]}" --target "127.0.0.1:${INST_PORT[b]}")
+}
+
+# every process of every running instance: masters and their children
+chat_pids() {
+    local n m
+    for n in "${INSTANCES[@]}"; do
+        m=${INST_PID[$n]}
+        kill -0 "$m" 2>/dev/null || continue
+        echo "$m"
+        ps -o pid= --ppid "$m" 2>/dev/null || true
+    done
+}
+
+# CPU ticks / RSS of all redis-chat processes right now
+chat_cpu() {
+    local pids
+    mapfile -t pids < <(chat_pids)
+    cpu_ticks "${pids[@]}"
+}
+chat_rss() {
+    local pids
+    mapfile -t pids < <(chat_pids)
+    rss_kib "${pids[@]}"
+}
+
+cpu_ticks() {
+    local s=0 p f
+    for p in "$@"; do
+        { read -ra f <"/proc/$p/stat"; } 2>/dev/null || continue
+        s=$((s + f[13] + f[14]))
+    done
+    echo "$s"
+}
+
+rss_kib() {
+    local s=0 p k v
+    for p in "$@"; do
+        { while read -r k v _; do
+            [[ $k == VmRSS: ]] && s=$((s + v))
+        done <"/proc/$p/status"; } 2>/dev/null || true
+    done
+    echo "$s"
+}
+
+# kernel memory of the whole host that sockets use: slab (socket structs,
+# inodes, ...) plus TCP buffer pages, KiB; counts both ends of a loopback
+# connection and anything else the host does meanwhile
+kernel_kib() {
+    local pages slab
+    pages=$(awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat)
+    slab=$(awk '$1 == "Slab:" { print $2 }' /proc/meminfo)
+    echo $((${slab:-0} + ${pages:-0} * $(getconf PAGESIZE) / 1024))
+}
+
+# until the redis-chat processes use < 5% of a core (over 0.5 s), at most $1 s
+wait_quiet() {
+    local limit=${1:-60} a b start=$SECONDS
+    while ((SECONDS - start < limit)); do
+        a=$(chat_cpu)
+        sleep 0.5
+        b=$(chat_cpu)
+        (((b - a) * 40 < TCK)) && return 0
+    done
+    say "   (redis-chat still busy after ${limit}s)"
+}
+
+kv() {
+    local w
+    for w in $1; do
+        if [[ $w == "$2="* ]]; then
+            echo "${w#*=}"
+            return 0
+        fi
+    done
+    echo ""
+}
+
+# run the loadgen; phase lines trigger samples: "sending" -> S0, "done" -> S1,
+# "ready conns=N" -> READY_HOOK
+READY_HOOK=""
+run_lg() {
+    local fd line
+    LG_RESULT="" LG_RC=0
+    C0=0 C1=0 R0=0 R1=0 T0=0 T1=0
+    echo "## loadgen $*" >>"$OUT/loadgen.log"
+    exec {fd}< <(exec "$LOADGEN" "$@" 2>"$TMP/lg.err")
+    LG_PID=$!
+    while IFS= read -r -u "$fd" line; do
+        case $line in
+        sending)
+            C0=$(chat_cpu) R0=$(cpu_ticks "$RPID") T0=$EPOCHREALTIME
+            ;;
+        done)
+            C1=$(chat_cpu) R1=$(cpu_ticks "$RPID") T1=$EPOCHREALTIME
+            ;;
+        "ready conns="*)
+            [[ -n $READY_HOOK ]] && "$READY_HOOK"
+            ;;
+        "result "*) LG_RESULT=$line ;;
+        esac
+    done
+    exec {fd}<&-
+    wait "$LG_PID" || LG_RC=$?
+    LG_PID=""
+    cat "$TMP/lg.err" >>"$OUT/loadgen.log"
+    if ((LG_RC != 0)) || [[ -z $LG_RESULT ]]; then
+        say "   loadgen failed (exit $LG_RC): $(grep -v '^ ' "$TMP/lg.err" | tail -3 | tr '\n' ' ')"
+        server_log_tail
+        return 1
+    fi
+    return 0
+}
+
+server_log_tail() {
+    local n
+    for n in "${INSTANCES[@]}"; do
+        if [[ -s $TMP/$n.log ]]; then
+            say "   instance $n log (last lines):"
+            tail -5 "$TMP/$n.log" | sed 's/^/     /'
+        fi
+    done
+}
+
+# figures: VALS[scenario|figure] = "v1 v2 ...", in first-recorded order
+declare -A VALS=() UNIT=()
+ORDER=()
+record() {
+    local key="$1|$2"
+    [[ -v "VALS[$key]" ]] || ORDER+=("$key")
+    VALS[$key]+="$3 "
+    UNIT[$key]=$4
+}
+
+mmm() {
+    local v
+    read -ra v <<<"$1"
+    printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR == 0) { print "- - -"; exit }
+              m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+              printf "%s %s %s\n", a[1], m, a[NR] }'
+}
+
+fmt_g() { awk -v v="$1" 'BEGIN { if (v == int(v) && v < 1e7) printf "%d", v; else if (v >= 100) printf "%.0f", v; else if (v >= 1) printf "%.2f", v; else printf "%.3g", v }'; }
+
+show_figures() { # scenario
+    local key v
+    for key in "${ORDER[@]}"; do
+        [[ $key == "$1|"* ]] || continue
+        read -r a m b <<<"$(mmm "${VALS[$key]}")"
+        printf '   %-28s min %-10s median %-10s max %-10s %s\n' "${key#*|}" "$(fmt_g "$a")" \
+            "$(fmt_g "$m")" "$(fmt_g "$b")" "${UNIT[$key]}"
+    done
+}
+
+fail() {
+    STATUS=1
+    say "   FAIL: $*"
+}
+
+# ---- fan-out --------------------------------------------------------------------
+FAN_R=1000 FAN_S=10 FAN_SIZE=64
+if ((SMOKE)); then FAN_R=100 FAN_S=5; fi
+RECIPIENTS=$((FAN_R + FAN_S - 1))
+
+# fanout_run MSG_RATE DURATION: run and compute the derived figures
+fanout_run() {
+    local rate=$1 dur=$2 chat_s redis_s
+    run_lg --mode fanout "${TARGETS[@]}" --receivers "$FAN_R" --senders "$FAN_S" --rate "$rate" \
+        --size "$FAN_SIZE" --duration "$dur" --procs "$LG_PROCS" --settle 1 || return 1
+    echo "$SCEN rep=$REP $LG_RESULT" >>"$RESULTS"
+    F_SENT=$(kv "$LG_RESULT" sent) F_EXP=$(kv "$LG_RESULT" expected)
+    F_DELIV=$(kv "$LG_RESULT" delivered) F_WIN=$(kv "$LG_RESULT" delivered_win)
+    F_LOST=$(kv "$LG_RESULT" lost) F_LOSSPCT=$(kv "$LG_RESULT" loss_pct) F_OOO=$(kv "$LG_RESULT" ooo)
+    F_RATE=$(kv "$LG_RESULT" rate) F_OFFERED=$(kv "$LG_RESULT" offered)
+    F_P50=$(kv "$LG_RESULT" p50_ms) F_P90=$(kv "$LG_RESULT" p90_ms)
+    F_P99=$(kv "$LG_RESULT" p99_ms) F_MAX=$(kv "$LG_RESULT" max_ms)
+    F_XP50=$(kv "$LG_RESULT" xp50_ms) F_XP99=$(kv "$LG_RESULT" xp99_ms) F_CROSS=$(kv "$LG_RESULT" cross)
+    F_LGCPU=$(kv "$LG_RESULT" lg_cpu_s) F_LGBUSY=$(kv "$LG_RESULT" lg_busy)
+    F_SETUP=$(kv "$LG_RESULT" setup_s)
+    chat_s=$(calc "($C1 - $C0) / $TCK" 2) redis_s=$(calc "($R1 - $R0) / $TCK" 2)
+    F_CHAT_S=$chat_s
+    F_WIN_S=$(calc "$T1 - $T0" 2)
+    F_CHAT_US=$(calc "$F_WIN > 0 ? $chat_s * 1e6 / $F_WIN : 0" 3)
+    F_REDIS_US_MSG=$(calc "$F_SENT > 0 ? $redis_s * 1e6 / $F_SENT : 0" 1)
+    F_REDIS_US=$(calc "$F_WIN > 0 ? $redis_s * 1e6 / $F_WIN : 0" 4)
+    say "   rate $rate msg/s x $RECIPIENTS recipients: offered $(fmt_g "$F_OFFERED")/s, delivered $(fmt_g "$F_RATE")/s; lost $F_LOST ($F_LOSSPCT%), ooo $F_OOO; latency p50 $F_P50 p90 $F_P90 p99 $F_P99 max $F_MAX ms"
+    say "     redis-chat CPU ${chat_s}s in ${F_WIN_S}s = $F_CHAT_US us/delivery; redis-server ${redis_s}s = $F_REDIS_US_MSG us/message; loadgen CPU ${F_LGCPU}s (busiest process $(calc "$F_LGBUSY * 100" 0)% of a core), setup ${F_SETUP}s"
+    return 0
+}
+
+scen_fanout_fixed() {
+    local rate=60 dur=10
+    ((SMOKE)) && rate=20 dur=4
+    fanout_run "$rate" "$dur" || { fail "fanout-fixed did not run"; return; }
+    record fanout-fixed deliveries_per_s "$F_RATE" "/s (offered $(fmt_g "$F_OFFERED")/s)"
+    record fanout-fixed chat_cpu_us_per_delivery "$F_CHAT_US" "us (all redis-chat processes)"
+    record fanout-fixed redis_cpu_us_per_message "$F_REDIS_US_MSG" "us (redis-server)"
+    record fanout-fixed redis_cpu_us_per_delivery "$F_REDIS_US" "us (redis-server)"
+    record fanout-fixed latency_p50_ms "$F_P50" ms
+    record fanout-fixed latency_p99_ms "$F_P99" ms
+    record fanout-fixed latency_max_ms "$F_MAX" ms
+    record fanout-fixed lost "$F_LOST" deliveries
+    record fanout-fixed out_of_order "$F_OOO" ""
+    record fanout-fixed loadgen_cpu_s "$F_LGCPU" "s (whole run)"
+    record fanout-fixed loadgen_busy "$F_LGBUSY" "cores (busiest loadgen process, send window)"
+    if [[ $F_LOST != 0 ]]; then fail "fanout-fixed lost $F_LOST of $F_EXP deliveries"; fi
+}
+
+MAX_DELIV=""
+# fanout_try RATE DUR BEST_DELIV: one step of the search; GOOD=1 when loss
+# <= 0.1%, p99 <= 200 ms, the delivered rate keeps up with the offered one
+# (>= 95%) and grew against the best so far (>= 2%). A bad step is run once
+# more before it counts (a one-off stall of a shared machine is not a limit).
+fanout_try() {
+    local rate=$1 dur=$2 best=$3 try
+    for try in 1 2; do
+        GOOD=0
+        wait_quiet 30
+        if ! fanout_run "$rate" "$dur"; then
+            WHY="run failed at $rate msg/s"
+        elif ! awk -v l="$F_LOSSPCT" -v p="$F_P99" -v r="$F_RATE" -v o="$F_OFFERED" \
+            'BEGIN { exit !(l <= 0.1 && p <= 200 && r >= 0.95 * o) }'; then
+            WHY="at $rate msg/s: loss ${F_LOSSPCT}%, p99 ${F_P99} ms, delivered $(fmt_g "$F_RATE")/s of $(fmt_g "$F_OFFERED")/s offered"
+        elif awk -v r="$F_RATE" -v b="$best" 'BEGIN { exit !(r < 1.02 * b) }'; then
+            WHY="at $rate msg/s: the delivered rate stopped growing ($(fmt_g "$F_RATE")/s)"
+        else
+            GOOD=1
+            return 0
+        fi
+        ((SMOKE)) && return 0
+        if ((try == 1)); then say "   ($WHY; once more)"; fi
+    done
+    return 0
+}
+
+# step the rate up x1.5 until a step is bad, then bisect twice (geometric
+# midpoints) between the last good and the first bad rate
+scen_fanout_max() {
+    local rate=60 dur=5 best_rate="" best_deliv=0 best_us="" best_p99="" best_busy="" best_chat_cpu=0
+    local bad_rate="" why="" step=0 k
+    ((SMOKE)) && rate=20 dur=3
+    while ((step < 14)); do
+        step=$((step + 1))
+        fanout_try "$rate" "$dur" "$best_deliv"
+        if ((!GOOD)); then
+            bad_rate=$rate why=$WHY
+            break
+        fi
+        best_rate=$rate best_deliv=$F_RATE best_us=$F_CHAT_US best_p99=$F_P99 best_busy=$F_LGBUSY
+        best_chat_cpu=$F_CHAT_S
+        rate=$(calc "$rate * 1.5" 1)
+    done
+    if [[ -z $best_rate ]]; then
+        fail "fanout-max: not even the first rate was sustained ($why)"
+        return
+    fi
+    for k in 1 2; do
+        [[ -n $bad_rate ]] || break
+        rate=$(calc "sqrt($best_rate * $bad_rate)" 1)
+        say "   (bisecting: $rate msg/s between $best_rate and $bad_rate)"
+        fanout_try "$rate" "$dur" "$best_deliv"
+        if ((GOOD)); then
+            best_rate=$rate best_deliv=$F_RATE best_us=$F_CHAT_US best_p99=$F_P99 best_busy=$F_LGBUSY
+            best_chat_cpu=$F_CHAT_S
+        else
+            bad_rate=$rate why=$WHY
+        fi
+    done
+    [[ -n $bad_rate ]] || why="(stopped after $step steps)"
+    say "   highest sustained: $best_rate msg/s = $(fmt_g "$best_deliv") deliveries/s, $best_us us/delivery, p99 $best_p99 ms; limit: $why"
+    record fanout-max max_deliveries_per_s "$best_deliv" "/s"
+    record fanout-max max_msg_rate "$best_rate" "msg/s"
+    record fanout-max chat_cpu_us_per_delivery "$best_us" "us at the max rate"
+    record fanout-max chat_cores_at_max "$(calc "$best_chat_cpu / $dur" 2)" "cores (redis-chat, all processes)"
+    record fanout-max latency_p99_ms "$best_p99" "ms at the max rate"
+    record fanout-max loadgen_busy "$best_busy" "cores (busiest loadgen process at the max rate)"
+    MAX_LIST+="$best_deliv "
+}
+
+scen_latency() {
+    local rate
+    if [[ -z ${MAX_LIST:-} ]]; then
+        say "   (no fanout-max figure yet: searching it once)"
+        local SCEN=fanout-max
+        scen_fanout_max
+        SCEN=latency
+    fi
+    read -r _ MAX_DELIV _ <<<"$(mmm "$MAX_LIST")"
+    rate=$(calc "$MAX_DELIV / 2 / $RECIPIENTS" 1)
+    wait_quiet 30
+    fanout_run "$rate" 10 || { fail "latency did not run"; return; }
+    record latency deliveries_per_s "$F_RATE" "/s (half of $(fmt_g "$MAX_DELIV")/s)"
+    record latency p50_ms "$F_P50" ms
+    record latency p90_ms "$F_P90" ms
+    record latency p99_ms "$F_P99" ms
+    record latency max_ms "$F_MAX" ms
+    record latency cross_instance_p50_ms "$F_XP50" "ms ($F_CROSS of $F_DELIV deliveries crossed instances)"
+    record latency cross_instance_p99_ms "$F_XP99" ms
+    record latency lost "$F_LOST" deliveries
+    record latency chat_cpu_us_per_delivery "$F_CHAT_US" us
+    record latency loadgen_busy "$F_LGBUSY" cores
+}
+
+# ---- idle -------------------------------------------------------------------------
+IDLE_RSS0=0 IDLE_RSS1=0 IDLE_TCP0=0 IDLE_TCP1=0
+idle_ready_hook() {
+    sleep 1
+    wait_quiet 120
+    IDLE_RSS1=$(chat_rss)
+    IDLE_TCP1=$(kernel_kib)
+    kill -USR1 "$LG_PID" 2>/dev/null || true
+}
+
+# idle_run NCONNS [loadgen args...]
+idle_run() {
+    local n=$1 got d
+    shift
+    wait_quiet 30
+    IDLE_RSS0=$(chat_rss) IDLE_TCP0=$(kernel_kib) IDLE_RSS1=0
+    READY_HOOK=idle_ready_hook
+    if ! run_lg --mode idle "${TARGETS[@]}" --conns "$n" --duration 3600 "$@"; then
+        READY_HOOK=""
+        return 1
+    fi
+    READY_HOOK=""
+    echo "$SCEN rep=$REP $LG_RESULT rss0_kib=$IDLE_RSS0 rss1_kib=$IDLE_RSS1" >>"$RESULTS"
+    got=$(kv "$LG_RESULT" conns)
+    d=$((IDLE_RSS1 - IDLE_RSS0))
+    I_CONNS=$got
+    I_DRSS=$(calc "$d / $got" 2)
+    I_RSS=$(calc "$IDLE_RSS1 / $got" 2)
+    I_TCP=$(calc "($IDLE_TCP1 - $IDLE_TCP0) / $got" 2)
+    I_SETUP=$(kv "$LG_RESULT" setup_s) I_CRATE=$(kv "$LG_RESULT" conn_rate)
+    I_LGCPU=$(kv "$LG_RESULT" lg_cpu_s)
+    say "   $got connections in ${I_SETUP}s ($(fmt_g "$I_CRATE")/s); redis-chat RSS ${IDLE_RSS0} -> ${IDLE_RSS1} KiB: $I_DRSS KiB/conn (RSS after / conns: $I_RSS KiB); host kernel memory (slab + TCP buffers) +$I_TCP KiB/conn (both ends); loadgen CPU ${I_LGCPU}s"
+    ((d > 0)) || fail "RSS did not grow ($IDLE_RSS0 -> $IDLE_RSS1 KiB)"
+}
+
+scen_idle() {
+    local n=10000
+    ((SMOKE)) && n=1000
+    # fresh instances: memory freed by an earlier run would be reused
+    stop_all_instances
+    start_pair
+    idle_run "$n" --setup-timeout 300 || { fail "idle did not run"; return; }
+    record idle conns "$I_CONNS" ""
+    record idle rss_kib_per_conn "$I_DRSS" "KiB (delta RSS / conns, all redis-chat processes)"
+    record idle rss_after_kib_per_conn "$I_RSS" "KiB (RSS after / conns)"
+    record idle kernel_kib_per_conn "$I_TCP" "KiB (host slab + TCP buffers, both ends; not in RSS)"
+    record idle setup_s "$I_SETUP" s
+    record idle conns_per_s "$I_CRATE" "/s"
+    record idle loadgen_cpu_s "$I_LGCPU" s
+}
+
+scen_idle100k() {
+    local ann=$ANNOUNCE
+    if [[ -z $ann ]]; then
+        if printf 'announce no\n' >"$TMP/probe.conf" && "$REDIS_CHAT" -t -c "$TMP/probe.conf" >/dev/null 2>&1; then
+            ann=no
+            say "   (announce no: with notices 100k joins would cost ~5e9 frames)"
+        else
+            say "   (this redis-chat has no 'announce' directive: joins are announced, expect a long setup)"
+        fi
+    fi
+    stop_all_instances
+    start_instance big 6 "$ann"
+    TARGETS=(--target "127.0.0.1:${INST_PORT[big]}")
+    idle_run 100000 --procs 6 --src 127.0.0.2-127.0.0.200 --setup-timeout 600 \
+        --connect-rate 20000 || { fail "idle100k did not run"; stop_all_instances; start_pair; return; }
+    record idle100k conns "$I_CONNS" "(welcomed)"
+    record idle100k rss_kib_per_conn "$I_DRSS" "KiB (delta RSS / conns)"
+    record idle100k rss_after_kib_per_conn "$I_RSS" "KiB (RSS after / conns)"
+    record idle100k kernel_kib_per_conn "$I_TCP" "KiB (host slab + TCP buffers, both ends; not in RSS)"
+    record idle100k setup_s "$I_SETUP" s
+    record idle100k conns_per_s "$I_CRATE" "/s"
+    record idle100k loadgen_cpu_s "$I_LGCPU" s
+    wait_quiet 60
+    stop_all_instances
+    start_pair
+}
+
+# ---- churn ------------------------------------------------------------------------
+CHURN_C=""
+churn_run() { # concurrency duration
+    local c=$1 dur=$2 chat_s redis_s
+    wait_quiet 30
+    run_lg --mode churn "${TARGETS[@]}" --concurrency "$c" --duration "$dur" || return 1
+    echo "$SCEN rep=$REP $LG_RESULT" >>"$RESULTS"
+    H_SESS=$(kv "$LG_RESULT" sessions) H_RATE=$(kv "$LG_RESULT" rate) H_FAIL=$(kv "$LG_RESULT" failures)
+    H_LGCPU=$(kv "$LG_RESULT" lg_cpu_s) H_LGBUSY=$(kv "$LG_RESULT" lg_busy)
+    chat_s=$(calc "($C1 - $C0) / $TCK" 2) redis_s=$(calc "($R1 - $R0) / $TCK" 2)
+    H_US=$(calc "$H_SESS > 0 ? $chat_s * 1e6 / $H_SESS : 0" 1)
+    H_RUS=$(calc "$H_SESS > 0 ? $redis_s * 1e6 / $H_SESS : 0" 1)
+    local fails="" w
+    for w in $LG_RESULT; do
+        case $w in fail_*=0) ;; fail_* | http_codes=*) fails+=" $w" ;; esac
+    done
+    say "   concurrency $c: $H_SESS sessions in ${dur}s = $(fmt_g "$H_RATE")/s; failures $H_FAIL${fails}; redis-chat CPU ${chat_s}s = $H_US us/session, redis-server $H_RUS us/session; loadgen CPU ${H_LGCPU}s (busiest $(calc "$H_LGBUSY * 100" 0)%)"
+}
+
+scen_churn() {
+    local c best=0 r
+    if [[ -z $CHURN_C ]]; then
+        if ((SMOKE)); then
+            CHURN_C=20
+        else
+            say "   concurrency sweep (3 s each):"
+            for c in 10 30 100 300; do
+                churn_run "$c" 3 || continue
+                if awk -v r="$H_RATE" -v b="$best" 'BEGIN { exit !(r > b) }'; then
+                    best=$H_RATE CHURN_C=$c
+                fi
+            done
+            CHURN_C=${CHURN_C:-100}
+            say "   using concurrency $CHURN_C"
+        fi
+    fi
+    r=10
+    ((SMOKE)) && r=4
+    churn_run "$CHURN_C" "$r" || { fail "churn did not run"; return; }
+    record churn sessions_per_s "$H_RATE" "/s (concurrency $CHURN_C)"
+    record churn chat_cpu_us_per_session "$H_US" "us (all redis-chat processes)"
+    record churn redis_cpu_us_per_session "$H_RUS" "us (redis-server)"
+    record churn failures "$H_FAIL" ""
+    record churn loadgen_cpu_s "$H_LGCPU" s
+    record churn loadgen_busy "$H_LGBUSY" "cores (busiest loadgen process)"
+    if [[ $H_SESS == 0 ]]; then fail "churn completed no session"; fi
+    if ((SMOKE)) && [[ $H_FAIL != 0 ]]; then fail "churn had $H_FAIL failures"; fi
+}
+
+# ---- main ---------------------------------------------------------------------------
+say "# redis-chat benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
+say "host: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $("$REDIS_SERVER" --version | awk '{ print $3 }')"
+say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1); 2 instances x $WORKERS workers; announce ${ANNOUNCE:-(server default)}; loadgen processes $LG_PROCS"
+say "scenarios: ${SCENARIOS[*]}; repetitions $REPS; raw results in $RESULTS"
+start_redis
+start_pair
+MAX_LIST=""
+T_ALL=$SECONDS
+for SCEN in "${SCENARIOS[@]}"; do
+    say ""
+    say "== $SCEN"
+    for ((REP = 1; REP <= REPS; REP++)); do
+        say " - repetition $REP/$REPS"
+        "scen_${SCEN//-/_}"
+        # the scenario is left while its connections close: let it settle
+        wait_quiet 60
+    done
+    say " $SCEN over $REPS repetition(s):"
+    show_figures "$SCEN"
+done
+
+# ---- summary ----------------------------------------------------------------------
+{
+    echo ""
+    echo "### redis-chat benchmark ($(date -u +%Y-%m-%d))"
+    echo ""
+    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); redis-server and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts."
+    echo ""
+    echo "| scenario | figure | min | median | max | unit |"
+    echo "|---|---|---:|---:|---:|---|"
+    for key in "${ORDER[@]}"; do
+        read -r a m b <<<"$(mmm "${VALS[$key]}")"
+        echo "| ${key%%|*} | ${key#*|} | $(fmt_g "$a") | $(fmt_g "$m") | $(fmt_g "$b") | ${UNIT[$key]} |"
+    done
+} | tee "$OUT/summary.md"
+say ""
+say "total $((SECONDS - T_ALL)) s; summary in $OUT/summary.md"
+if ((STATUS)); then
+    say "some scenarios FAILED"
+fi
+exit "$STATUS"
