@@ -6,7 +6,8 @@
 #   ./dev.sh check   install dependencies, build with -Werror, run `make check`,
 #                    the unit tests and the chat integration suites under
 #                    valgrind (every server process), the same suite again in an
-#                    ASan/UBSan build, then each libFuzzer target for 60 s
+#                    ASan/UBSan build, then each libFuzzer target for 60 s;
+#                    also a 5-second smoke run of each benchmark mode
 #   ./dev.sh deps    only install the packages
 #
 # Works on a fresh Debian 12 machine as root (and on Debian 13 / Ubuntu 24.04,
@@ -117,6 +118,8 @@ cmd_check() {
     build build --enable-werror
     say "make check"
     (cd build && make -s -j"$(jobs)" check) || { cat build/test-suite.log 2>/dev/null | tail -200; exit 1; }
+    say "benchmark smoke: each load generator mode for a few seconds"
+    (cd build && make -s bench-smoke)
     say "unit tests under valgrind"
     tests/valgrind-unit.sh build
     say "integration tests with every redis-chat process under valgrind"
