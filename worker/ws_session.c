@@ -40,6 +40,7 @@
 static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
 static const struct wslay_event_callbacks wss_callbacks;
+static char wss_no_user[1] = ""; /* the name of a session that has none */
 static void wss_unsubscribe(struct wss_session *s, int keep);
 
 /* (Re)start reading, with a timeout in ms or none (0). A persistent event
@@ -78,6 +79,25 @@ static int wss_deadline_passed(struct wss_session *s)
     return 0;
 }
 
+/* The session's own output buffer, made on first use and given back once
+ * written out: an idle session holds none. NULL when out of memory. */
+static struct evbuffer *wss_out(struct wss_session *s)
+{
+    if (s->out == NULL)
+        s->out = evbuffer_new();
+    return s->out;
+}
+
+static int wss_out_add(struct wss_session *s, const void *data, size_t len)
+{
+    return wss_out(s) != NULL ? evbuffer_add(s->out, data, len) : -1;
+}
+
+static size_t wss_out_len(const struct wss_session *s)
+{
+    return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
 /* A protocol error wslay cannot answer with the right code (it queues an
  * empty close for frame-level errors, and echoes a 1-byte close payload as
  * "no code"): send close 1002 ourselves, write, and hang up. */
@@ -88,7 +108,7 @@ static void wss_fail_protocol(struct wss_session *s)
     wss_log(LOG_INFO, s, "protocol error: closing with 1002");
     wss_unsubscribe(s, 0);
     if (!wslay_event_get_close_sent(s->ws))
-        evbuffer_add(s->out, close1002, sizeof(close1002));
+        wss_out_add(s, close1002, sizeof(close1002));
     wslay_event_shutdown_write(s->ws);
     wslay_event_shutdown_read(s->ws);
     event_del(s->rev);
@@ -143,7 +163,10 @@ void wss_destroy(struct wss_session *s, const char *why)
         wslay_event_context_free(s->ws);
     if (s->upgraded)
         w->nupgraded--;
-    evbuffer_free(s->out);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
+    if (s->user != wss_no_user)
+        free(s->user);
     free(s->head);
     close(s->fd);
     free(s);
@@ -215,7 +238,7 @@ static uint64_t wss_stream_behind(const struct wss_session *s)
 
 static size_t wss_pending(const struct wss_session *s)
 {
-    return evbuffer_get_length(s->out) + (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0) +
+    return wss_out_len(s) + (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0) +
            (size_t)wss_stream_behind(s);
 }
 
@@ -258,7 +281,7 @@ static void wss_queue_own(struct wss_session *s, uint8_t opcode, const void *dat
     if (!wss_can_send(s))
         return;
     wss_wslay_first(s);
-    if (evbuffer_add(s->out, hdr, n) != 0 || evbuffer_add(s->out, data, len) != 0) {
+    if (wss_out_add(s, hdr, n) != 0 || evbuffer_add(s->out, data, len) != 0) {
         wss_log(LOG_WARN, s, "out of memory queueing a message: dropping the connection");
         s->doomed = 1;
         wss_mark_dirty(s);
@@ -324,6 +347,8 @@ static void wss_unsubscribe(struct wss_session *s, int keep)
 
     if (n == NULL)
         return;
+    if (keep && wss_out(s) == NULL)
+        keep = 0, s->doomed = 1; /* out of memory: a gap would corrupt the stream */
     if (keep && off > 0) /* mid-frame: the rest goes before the own output */
         tmp = evbuffer_new();
     for (; keep && n->frame != NULL; n = n->next, off = 0) {
@@ -382,7 +407,8 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason)
 static int wss_iov_own(struct wss_session *s, struct iovec *iov, int max, size_t *bytes, int *all)
 {
     struct evbuffer_iovec v[WSS_IOV_MAX];
-    int n = evbuffer_peek(s->out, -1, NULL, v, max), i, k = n < max ? n : max;
+    int n = s->out != NULL ? evbuffer_peek(s->out, -1, NULL, v, max) : 0, i;
+    int k = n < max ? n : max;
 
     for (i = 0; i < k; i++) {
         iov[i].iov_base = v[i].iov_base;
@@ -483,10 +509,11 @@ static int wss_wr_complete(struct wss_session *s, const struct wss_wr *wr, size_
 {
     if (wr->stream_first) {
         wss_stream_advance(s, k < wr->stream ? k : wr->stream);
-        if (k > wr->stream)
+        if (k > wr->stream && s->out != NULL)
             evbuffer_drain(s->out, k - wr->stream);
     } else {
-        evbuffer_drain(s->out, k < wr->own ? k : wr->own);
+        if (s->out != NULL)
+            evbuffer_drain(s->out, k < wr->own ? k : wr->own);
         if (k > wr->own)
             wss_stream_advance(s, k - wr->own);
         else if (k == wr->own && wr->all_own)
@@ -550,6 +577,10 @@ static int wss_flush_one(struct wss_session *s)
     if (s->blocked) {
         s->blocked = 0;
         event_del(s->wev);
+    }
+    if (s->out != NULL) { /* all written: an idle session keeps no buffer */
+        evbuffer_free(s->out);
+        s->out = NULL;
     }
     if (s->state == WSS_FINAL_WRITE) {
         wss_destroy(s, "answered, closing");
@@ -723,7 +754,7 @@ static ssize_t wss_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, siz
     struct wss_session *s = user_data;
 
     (void)flags;
-    if (evbuffer_add(s->out, data, len) != 0) {
+    if (wss_out_add(s, data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -784,7 +815,7 @@ static void wss_http_reply(struct wss_session *s, int status, const char *extra,
     s->head = NULL;
     s->headoff = s->headlen = 0;
     s->state = WSS_FINAL_WRITE;
-    evbuffer_add(s->out, buf, n);
+    wss_out_add(s, buf, n);
     wss_mark_dirty(s);
 }
 
@@ -806,7 +837,10 @@ static int wss_upgrade(struct wss_session *s, const struct upg_request *req,
     s->w->nupgraded++;
     upg_accept_key(key->p, key->len, accept);
     n = upg_response_101_protocol(buf, sizeof(buf), accept, protocol->p, protocol->len);
-    evbuffer_add(s->out, buf, n);
+    if (wss_out_add(s, buf, n) != 0) {
+        wss_http_reply(s, 503, NULL, "out of memory");
+        return -1;
+    }
     /* on the wire at once: the answer must not count against the output
      * cap of what follows (errors show at the next flush) */
     evbuffer_write(s->out, s->fd);
@@ -885,6 +919,12 @@ static void wss_open_chat(struct wss_session *s, const struct upg_request *req,
     }
     if (wss_upgrade(s, req, &tok.protocol, buf, len) == -1)
         return;
+    s->user = malloc((size_t)ulen + 1);
+    if (s->user == NULL) {
+        s->user = wss_no_user;
+        wss_close(s, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+        return;
+    }
     memcpy(s->user, user, (size_t)ulen + 1);
     s->userlen = (size_t)ulen;
     /* refused after the upgrade: browsers can read a close code, not a status */
@@ -1063,14 +1103,14 @@ static struct wss_session *wss_new(struct worker *w, int fd, const char *peer)
 {
     struct wss_session *s = calloc(1, sizeof(*s));
 
-    if (s == NULL || (s->out = evbuffer_new()) == NULL) {
-        free(s);
+    if (s == NULL) {
         close(fd);
         log_msg(LOG_ERROR, "out of memory accepting %s", peer);
         return NULL;
     }
     s->w = w;
     s->fd = fd;
+    s->user = wss_no_user;
     s->id = ++w->next_conn_id;
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
     s->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, wss_read_cb, s);
@@ -1080,7 +1120,6 @@ static struct wss_session *wss_new(struct worker *w, int fd, const char *peer)
             event_free(s->rev);
         if (s->wev)
             event_free(s->wev);
-        evbuffer_free(s->out);
         free(s);
         close(fd);
         return NULL;

@@ -56,7 +56,7 @@ struct wss_session {
     wslay_event_context_ptr ws; /* only while a message is being read or a close
                                  * handshake runs: NULL while idle (8 KiB saved) */
     struct ws_boundary inb;     /* where the input stands, for giving ws back */
-    struct evbuffer *out;       /* this session's own output (HTTP, texts, control) */
+    struct evbuffer *out;       /* own output (HTTP, texts, control); NULL when none */
     struct bcast_node *cur;     /* its cursor in w->log (joined sessions), or NULL */
     uint32_t cur_off;           /* bytes of cur's frame already written */
     uint32_t join_req;
@@ -65,7 +65,7 @@ struct wss_session {
     uint32_t rl_tokens;
     uint32_t rl_dropped;      /* messages refused since the last one let through */
     char peer[48];
-    char user[UPG_USER_MAX_BYTES + 1];
+    char *user;               /* "" until named; then its own allocation, sized to fit */
     size_t userlen;
 };
 
