@@ -268,7 +268,7 @@ chat_pids() {
         m=${INST_PID[$n]}
         kill -0 "$m" 2>/dev/null || continue
         echo "$m"
-        ps -o pid= --ppid "$m" 2>/dev/null || true
+        ps -o pid= --ppid "$m" 2>/dev/null | tr -d " " || true # ps pads short pids
     done
 }
 
