@@ -281,7 +281,15 @@ chat_cpu() {
 chat_rss() {
     local pids
     mapfile -t pids < <(chat_pids)
-    rss_kib "${pids[@]}"
+    rss_kib VmRSS: "${pids[@]}"
+}
+# private memory only (heap, stacks): VmRSS also counts shared library pages
+# each process touches for the first time (libcrypto for the accept key,
+# ...), about 2.5 MB per worker whatever the number of connections
+chat_anon() {
+    local pids
+    mapfile -t pids < <(chat_pids)
+    rss_kib RssAnon: "${pids[@]}"
 }
 
 cpu_ticks() {
@@ -293,11 +301,12 @@ cpu_ticks() {
     echo "$s"
 }
 
-rss_kib() {
-    local s=0 p k v
+rss_kib() { # rss_kib FIELD: PID...
+    local s=0 p k v field=$1
+    shift
     for p in "$@"; do
         { while read -r k v _; do
-            [[ $k == VmRSS: ]] && s=$((s + v))
+            [[ $k == "$field" ]] && s=$((s + v))
         done <"/proc/$p/status"; } 2>/dev/null || true
     done
     echo "$s"
@@ -563,11 +572,11 @@ scen_latency() {
 }
 
 # ---- idle -------------------------------------------------------------------------
-IDLE_RSS0=0 IDLE_RSS1=0 IDLE_TCP0=0 IDLE_TCP1=0
+IDLE_RSS0=0 IDLE_RSS1=0 IDLE_TCP0=0 IDLE_TCP1=0 IDLE_ANON0=0 IDLE_ANON1=0
 idle_ready_hook() {
     sleep 1
     wait_quiet 120
-    IDLE_RSS1=$(chat_rss)
+    IDLE_RSS1=$(chat_rss) IDLE_ANON1=$(chat_anon)
     IDLE_TCP1=$(kernel_kib)
     kill -USR1 "$LG_PID" 2>/dev/null || true
 }
@@ -577,23 +586,24 @@ idle_run() {
     local n=$1 got d
     shift
     wait_quiet 30
-    IDLE_RSS0=$(chat_rss) IDLE_TCP0=$(kernel_kib) IDLE_RSS1=0
+    IDLE_RSS0=$(chat_rss) IDLE_TCP0=$(kernel_kib) IDLE_RSS1=0 IDLE_ANON0=$(chat_anon) IDLE_ANON1=0
     READY_HOOK=idle_ready_hook
     if ! run_lg --mode idle "${TARGETS[@]}" --conns "$n" --duration 3600 "$@"; then
         READY_HOOK=""
         return 1
     fi
     READY_HOOK=""
-    echo "$SCEN rep=$REP $LG_RESULT rss0_kib=$IDLE_RSS0 rss1_kib=$IDLE_RSS1" >>"$RESULTS"
+    echo "$SCEN rep=$REP $LG_RESULT rss0_kib=$IDLE_RSS0 rss1_kib=$IDLE_RSS1 anon0_kib=$IDLE_ANON0 anon1_kib=$IDLE_ANON1" >>"$RESULTS"
     got=$(kv "$LG_RESULT" conns)
     d=$((IDLE_RSS1 - IDLE_RSS0))
     I_CONNS=$got
     I_DRSS=$(calc "$d / $got" 2)
     I_RSS=$(calc "$IDLE_RSS1 / $got" 2)
+    I_ANON=$(calc "($IDLE_ANON1 - $IDLE_ANON0) / $got" 2)
     I_TCP=$(calc "($IDLE_TCP1 - $IDLE_TCP0) / $got" 2)
     I_SETUP=$(kv "$LG_RESULT" setup_s) I_CRATE=$(kv "$LG_RESULT" conn_rate)
     I_LGCPU=$(kv "$LG_RESULT" lg_cpu_s)
-    say "   $got connections in ${I_SETUP}s ($(fmt_g "$I_CRATE")/s); redis-chat RSS ${IDLE_RSS0} -> ${IDLE_RSS1} KiB: $I_DRSS KiB/conn (RSS after / conns: $I_RSS KiB); host kernel memory (slab + TCP buffers) +$I_TCP KiB/conn (both ends); loadgen CPU ${I_LGCPU}s"
+    say "   $got connections in ${I_SETUP}s ($(fmt_g "$I_CRATE")/s); redis-chat RSS ${IDLE_RSS0} -> ${IDLE_RSS1} KiB: $I_DRSS KiB/conn (RSS after / conns: $I_RSS KiB); private (RssAnon) ${IDLE_ANON0} -> ${IDLE_ANON1} KiB: $I_ANON KiB/conn; host kernel memory (slab + TCP buffers) +$I_TCP KiB/conn (both ends); loadgen CPU ${I_LGCPU}s"
     ((d > 0)) || fail "RSS did not grow ($IDLE_RSS0 -> $IDLE_RSS1 KiB)"
 }
 
@@ -605,7 +615,8 @@ scen_idle() {
     start_pair
     idle_run "$n" --setup-timeout 300 || { fail "idle did not run"; return; }
     record idle conns "$I_CONNS" ""
-    record idle rss_kib_per_conn "$I_DRSS" "KiB (delta RSS / conns, all redis-chat processes)"
+    record idle anon_kib_per_conn "$I_ANON" "KiB (delta private memory RssAnon / conns: heap and stacks)"
+    record idle rss_kib_per_conn "$I_DRSS" "KiB (delta VmRSS / conns, all redis-chat processes; counts shared library pages touched once)"
     record idle rss_after_kib_per_conn "$I_RSS" "KiB (RSS after / conns)"
     record idle kernel_kib_per_conn "$I_TCP" "KiB (host slab + TCP buffers, both ends; not in RSS)"
     record idle setup_s "$I_SETUP" s
@@ -630,6 +641,7 @@ scen_idle100k() {
     idle_run 100000 --procs 6 --src 127.0.0.2-127.0.0.200 --setup-timeout 600 ||
         { fail "idle100k did not run"; stop_all_instances; start_pair; return; }
     record idle100k conns "$I_CONNS" "(welcomed)"
+    record idle100k anon_kib_per_conn "$I_ANON" "KiB (delta private memory RssAnon / conns)"
     record idle100k rss_kib_per_conn "$I_DRSS" "KiB (delta RSS / conns)"
     record idle100k rss_after_kib_per_conn "$I_RSS" "KiB (RSS after / conns)"
     record idle100k kernel_kib_per_conn "$I_TCP" "KiB (host slab + TCP buffers, both ends; not in RSS)"
