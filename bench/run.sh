@@ -153,14 +153,18 @@ free_port() {
     die "no free port found"
 }
 
-redis_ping() {
+# probe PORT REQUEST PREFIX: send REQUEST to 127.0.0.1:PORT; true when the
+# first line of the answer starts with PREFIX
+probe() {
     (
-        exec 3<>"/dev/tcp/127.0.0.1/$RPORT" || exit 1
-        printf 'PING\r\n' >&3
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf '%b' "$2" >&3
         IFS= read -r -t 2 l <&3 || exit 1
-        [[ $l == +PONG* ]]
+        [[ $l == "$3"* ]]
     ) 2>/dev/null
 }
+
+redis_ping() { probe "$RPORT" 'PING\r\n' '+PONG'; }
 
 start_redis() {
     local i
@@ -180,12 +184,7 @@ start_redis() {
 }
 
 healthz() {
-    (
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        printf 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
-        IFS= read -r -t 2 l <&3 || exit 1
-        [[ $l == "HTTP/1.1 200"* ]]
-    ) 2>/dev/null
+    probe "$1" 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' 'HTTP/1.1 200'
 }
 
 # write the config of instance NAME (WORKERS [ANNOUNCE]) and start it
