@@ -84,7 +84,6 @@ static void tmp_leave(void)
 
 /* ---- helpers (as in check_faults.c) --------------------------------------- */
 
-
 static void chat_ready(struct h_chat *c, const struct h_redis *r, int workers, const char *extra)
 {
     ck_assert_int_eq(h_chat_start(c, r, workers, extra), 0);
