@@ -28,14 +28,20 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       idle100k uses "no" unless this is given)
   --workers W         workers per instance (default 2; idle100k uses 6)
   --lg-procs K        loadgen processes for the fan-out scenarios (default 1)
+  --max-deliv N       take N deliveries/s as the max sustained rate for the
+                      latency scenario instead of searching it (fanout-max)
   --out DIR           where results go (default BUILD_DIR/bench-out)
+  --set 'DIRECTIVE VALUE'
+                      add a line to both redis-chat configs (repeatable), for
+                      A/B runs such as --set 'flush-interval 0'
   --keep              keep the temporary directory (configs, logs)
 env: BUILD (build dir), REDIS_SERVER (redis-server binary)
 EOF
     exit "${1:-2}"
 }
 
-SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT=""
+SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT="" MAX_GIVEN=""
+EXTRA_CONF=()
 BUILD_ARG=""
 while (($#)); do
     case $1 in
@@ -49,7 +55,9 @@ while (($#)); do
     --announce=*) ANNOUNCE=${1#*=} ;;
     --workers) WORKERS=${2:?}; shift ;;
     --lg-procs) LG_PROCS=${2:?}; shift ;;
+    --max-deliv) MAX_GIVEN=${2:?}; shift ;;
     --out) OUT=${2:?}; shift ;;
+    --set) EXTRA_CONF+=("${2:?}"); shift ;;
     --keep) KEEP=1 ;;
     -h | --help) usage 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -70,6 +78,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [[ -x $LOADGEN ]] || die "no $LOADGEN (make bench/loadgen)"
 [[ -n $REDIS_SERVER && -x $REDIS_SERVER ]] || die "redis-server not found (set REDIS_SERVER)"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "bad --reps $REPS"
+[[ -z $MAX_GIVEN || $MAX_GIVEN =~ ^[1-9][0-9]*$ ]] || die "bad --max-deliv $MAX_GIVEN"
 [[ -z $ANNOUNCE || $ANNOUNCE == yes || $ANNOUNCE == no ]] || die "--announce yes|no"
 case $ONLY in
 "" | fanout-fixed | fanout-max | latency | idle | churn | idle100k) ;;
@@ -207,6 +216,7 @@ max-connections-per-ip 0
 rate-limit 0
 EOF
     [[ -n $announce ]] && echo "announce $announce" >>"$conf"
+    ((${#EXTRA_CONF[@]} == 0)) || printf '%s\n' "${EXTRA_CONF[@]}" >>"$conf"
     if ! "$REDIS_CHAT" -t -c "$conf" >"$TMP/$name.check" 2>&1; then
         cat "$TMP/$name.check" >&2
         die "redis-chat refuses the generated config $conf"
@@ -548,6 +558,7 @@ scen_fanout_max() {
 
 scen_latency() {
     local rate
+    [[ -n $MAX_GIVEN ]] && MAX_LIST=$MAX_GIVEN
     if [[ -z ${MAX_LIST:-} ]]; then
         say "   (no fanout-max figure yet: searching it once)"
         local SCEN=fanout-max
@@ -705,6 +716,7 @@ scen_churn() {
 say "# redis-chat benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
 say "host: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $("$REDIS_SERVER" --version | awk '{ print $3 }')"
 say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1); 2 instances x $WORKERS workers; announce ${ANNOUNCE:-(server default)}; loadgen processes $LG_PROCS"
+((${#EXTRA_CONF[@]} == 0)) || say "extra config: $(printf "%s; " "${EXTRA_CONF[@]}")"
 say "scenarios: ${SCENARIOS[*]}; repetitions $REPS; raw results in $RESULTS"
 start_redis
 start_pair

@@ -102,6 +102,8 @@ static const struct cfg_directive cfg_directives[] = {
     { "echo-endpoint", CFG_BOOL, CFG_OFF(echo_endpoint), 0, 1, 0, 0, NULL },
     /* performance */
     { "io-uring", CFG_BOOL, CFG_OFF(io_uring), 0, 1, 0, 1, NULL },
+    { "flush-interval", CFG_MSEC, CFG_OFF(flush_interval), 1, 1000, CFG_F_ZERO_OFF, 2,
+      NULL },
     /* faults */
     { "outbox-size", CFG_LONG, CFG_OFF(outbox_size), 0, 10000000, 0, 1000, NULL },
     { "outbox-timeout", CFG_MSEC, CFG_OFF(outbox_timeout), 100, CFG_HOUR_MS, 0, 10000, NULL },

@@ -79,6 +79,8 @@ struct cfg {
     /* performance */
     int io_uring;                /* 1: a broadcast's writes go out in one io_uring call
                                   * where the kernel and build allow; 0: one writev each */
+    long flush_interval;         /* ms between broadcast write passes, 2
+                                  * (0 = write each message at once, else 1 .. 1000) */
     /* faults */
     long outbox_size;            /* messages held while Redis is down, 1000 (0 = none) */
     long outbox_timeout;         /* ms a held message may wait, 10000 */

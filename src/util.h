@@ -13,8 +13,9 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds, microseconds. */
 uint64_t util_now_ms(void);
+uint64_t util_now_us(void);
 
 /* Set O_NONBLOCK / FD_CLOEXEC. Return 0 or -1 (errno set). */
 int util_set_nonblock(int fd);

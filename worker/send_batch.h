@@ -14,8 +14,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define SEND_BATCH_MAX 256 /* sends per system call */
-#define SEND_BATCH_IOV 8   /* iovecs per send; more go the plain way */
+#define SEND_BATCH_MAX 256  /* sends per system call */
+#define SEND_BATCH_IOV 64   /* iovecs per send; more go the plain way */
+#define SEND_BATCH_IOVS 4096 /* iovecs per batch, shared by its sends */
 
 struct send_batch;
 
@@ -25,7 +26,11 @@ void send_batch_free(struct send_batch *b);
 /* Number of sends queued. */
 int send_batch_count(const struct send_batch *b);
 
-/* Queue a sendmsg of iov[0..n) (n <= SEND_BATCH_IOV; copied) on fd; tag
+/* 1 when the batch cannot take another send of SEND_BATCH_IOV iovecs:
+ * run it first. */
+int send_batch_full(const struct send_batch *b);
+
+/* Queue a send of iov[0..n) (n <= SEND_BATCH_IOV; copied) on fd; tag
  * comes back with its result. The batch must not be full. */
 void send_batch_add(struct send_batch *b, int fd, const struct iovec *iov, int n, void *tag);
 

@@ -278,6 +278,14 @@ static void worker_close_all(void)
     wss_flush_dirty(&W);
 }
 
+static void worker_pass_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    wss_stream_pass(&W); /* held back by flush-interval: due now */
+}
+
 static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -361,8 +369,9 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     W.int_ev = evsignal_new(W.base, SIGINT, worker_signal_cb, NULL);
     W.quit_ev = evsignal_new(W.base, SIGQUIT, worker_signal_cb, NULL);
     W.stop_ev = evtimer_new(W.base, worker_stop_timer_cb, NULL);
+    W.pass_ev = evtimer_new(W.base, worker_pass_cb, NULL);
     if (!W.accept_ev || !W.accept_retry_ev || !W.broker_retry_ev || !W.ping_ev || !W.term_ev ||
-        !W.int_ev || !W.quit_ev || !W.stop_ev)
+        !W.int_ev || !W.quit_ev || !W.stop_ev || !W.pass_ev)
         return -1;
     event_add(W.accept_ev, NULL);
     event_add(W.term_ev, NULL);
@@ -409,6 +418,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     event_free(W.int_ev);
     event_free(W.quit_ev);
     event_free(W.stop_ev);
+    event_free(W.pass_ev);
     event_base_free(W.base);
     close(listen_fd);
     log_msg(LOG_INFO, "stopped");

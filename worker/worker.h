@@ -58,6 +58,8 @@ struct worker {
     struct wss_session *dirty;    /* sessions with output waiting for a flush */
     struct bcast_log log;         /* chat messages for the joined sessions */
     int log_dirty;                /* appended to since the last flush pass */
+    uint64_t last_pass_us;        /* when the last stream pass began */
+    struct event *pass_ev;        /* a stream pass held back by flush-interval */
     struct send_batch *batch;     /* io_uring sends of a flush pass; NULL: writev */
     uint32_t next_req;
     uint64_t next_conn_id;

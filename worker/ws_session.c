@@ -658,7 +658,7 @@ static void wss_batch_add(struct worker *w, struct wss_session *s)
         return;
     b->s = s;
     send_batch_add(w->batch, s->fd, iov, n, b);
-    if (send_batch_count(w->batch) == SEND_BATCH_MAX)
+    if (send_batch_full(w->batch))
         wss_batch_run(w);
 }
 
@@ -668,21 +668,16 @@ void wss_flush(struct wss_session *s)
     wss_flush_one(s);
 }
 
-void wss_flush_dirty(struct worker *w)
+/* After broadcasts: one write per session behind in the stream; a
+ * blocked one writes when its socket drains, unless it is over its cap. */
+void wss_stream_pass(struct worker *w)
 {
     struct wss_session *s, *next;
 
-    while (w->dirty != NULL) {
-        s = w->dirty;
-        w->dirty = s->dirty_next;
-        s->dirty = 0;
-        wss_flush_one(s);
-    }
     if (!w->log_dirty)
         return;
-    /* after broadcasts: one write per session behind in the stream; a
-     * blocked one writes when its socket drains, unless it is over its cap */
     w->log_dirty = 0;
+    w->last_pass_us = util_now_us();
     for (s = w->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->cur == NULL || s->cur->frame == NULL)
@@ -698,6 +693,44 @@ void wss_flush_dirty(struct worker *w)
     }
     if (w->batch != NULL)
         wss_batch_run(w);
+}
+
+/* 1 when the stream pass should wait: the last one began less than
+ * flush-interval ago. Under load, the messages that arrive meanwhile then
+ * share each session's write (one send and one TCP segment for several
+ * messages, where each would cost about as much alone); after a quiet
+ * spell a message goes out at once. */
+static int wss_pass_held(struct worker *w)
+{
+    uint64_t gap = (uint64_t)w->cfg->flush_interval * 1000u, now, left;
+    struct timeval tv;
+
+    if (gap == 0 || w->pass_ev == NULL)
+        return 0;
+    if (evtimer_pending(w->pass_ev, NULL))
+        return 1;
+    now = util_now_us();
+    if (now - w->last_pass_us >= gap)
+        return 0;
+    left = gap - (now - w->last_pass_us);
+    tv.tv_sec = (time_t)(left / 1000000u);
+    tv.tv_usec = (suseconds_t)(left % 1000000u);
+    evtimer_add(w->pass_ev, &tv);
+    return 1;
+}
+
+void wss_flush_dirty(struct worker *w)
+{
+    struct wss_session *s;
+
+    while (w->dirty != NULL) {
+        s = w->dirty;
+        w->dirty = s->dirty_next;
+        s->dirty = 0;
+        wss_flush_one(s);
+    }
+    if (w->log_dirty && !wss_pass_held(w))
+        wss_stream_pass(w);
 }
 
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg)

@@ -96,9 +96,12 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason);
 void wss_resume_reading(struct wss_session *s);
 
 /* Write what is queued: for one session, or for all on the flush list
- * (and, after broadcasts, every session behind in the stream). */
+ * (and, after broadcasts, every session behind in the stream, unless the
+ * last such pass was less than flush-interval ago: then w->pass_ev is set
+ * to run wss_stream_pass() when it is due). */
 void wss_flush(struct wss_session *s);
 void wss_flush_dirty(struct worker *w);
+void wss_stream_pass(struct worker *w);
 
 /* Drop the connection now (no close frame). */
 void wss_destroy(struct wss_session *s, const char *why);

@@ -480,6 +480,41 @@ START_TEST(test_announce_off)
 }
 END_TEST
 
+/* flush-interval: a message after a quiet spell goes out at once; the ones
+ * that follow within the interval are held for the next write pass, then
+ * all arrive, in order. A long interval makes the hold measurable. */
+START_TEST(test_flush_interval)
+{
+    struct h_chat held;
+    struct wsc snd, rcv;
+    long long t1, t2;
+
+    ck_assert_int_eq(h_chat_start(&held, &redis, 1, "flush-interval 500ms\nannounce no\n"), 0);
+    ck_assert_msg(h_wait_count(held.log, "chat service available", 1, 10000),
+                  "%s: worker never saw Redis up", held.log);
+    users_quiesce();
+    JOIN(&rcv, held.port, "rcv");
+    JOIN(&snd, held.port, "snd");
+    h_sleep_ms(600); /* nothing written for longer than the interval */
+
+    SEND(&snd, "one");
+    EXPECT(&rcv, "snd: one");
+    t1 = h_now_ms();
+    SEND(&snd, "two");
+    SEND(&snd, "three");
+    EXPECT(&rcv, "snd: two");
+    t2 = h_now_ms();
+    EXPECT(&rcv, "snd: three");
+    ck_assert_msg(t2 - t1 >= 400, "second message came %lld ms after the first, not held", t2 - t1);
+    QUIET(&snd); /* no echo, held or not */
+
+    wsc_free(&snd);
+    wsc_free(&rcv);
+    ck_assert_int_eq(h_chat_stop(&held), 0);
+    h_chat_free(&held);
+}
+END_TEST
+
 static Suite *chat_suite(void)
 {
     Suite *s = suite_create("chat");
@@ -494,6 +529,7 @@ static Suite *chat_suite(void)
     tcase_add_test(tc, test_message_order);
     tcase_add_test(tc, test_wscat_client);
     tcase_add_test(tc, test_announce_off);
+    tcase_add_test(tc, test_flush_interval);
     suite_add_tcase(s, tc);
     return s;
 }

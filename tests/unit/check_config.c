@@ -95,6 +95,8 @@ START_TEST(test_defaults_all_fields)
     ck_assert_int_eq(cfg.handshake_timeout, 10000);
     ck_assert_int_eq(cfg.ping_interval, 30000);
     ck_assert_int_eq(cfg.shutdown_timeout, 10000);
+    ck_assert_int_eq(cfg.io_uring, 1);
+    ck_assert_int_eq(cfg.flush_interval, 2);
 }
 END_TEST
 
@@ -174,7 +176,8 @@ static const char full_conf[] = "# every directive, none at its default\n"
                                 "channel room1\nusers-key room1-users\n"
                                 "max-message-size 8k\nmax-connections 500\n"
                                 "max-pending-bytes 2mb\nhandshake-timeout 5s\n"
-                                "ping-interval 1m\nshutdown-timeout 0\n";
+                                "ping-interval 1m\nshutdown-timeout 0\n"
+                                "io-uring no\nflush-interval 20ms\n";
 
 START_TEST(test_values_every_directive)
 {
@@ -205,6 +208,8 @@ START_TEST(test_values_every_directive)
     ck_assert_int_eq(cfg.handshake_timeout, 5000);
     ck_assert_int_eq(cfg.ping_interval, 60000);
     ck_assert_int_eq(cfg.shutdown_timeout, 0);
+    ck_assert_int_eq(cfg.io_uring, 0);
+    ck_assert_int_eq(cfg.flush_interval, 20);
 }
 END_TEST
 
@@ -252,7 +257,7 @@ START_TEST(test_values_ranges_edges)
 {
     parse_ok("port 65535\nworkers 256\nredis-port 1\nredis-db 1000000\n"
              "max-message-size 16m\nmax-connections 10000000\nmax-pending-bytes 1k\n"
-             "ping-interval 0\nshutdown-timeout 1h\n");
+             "ping-interval 0\nshutdown-timeout 1h\nflush-interval 1s\n");
     ck_assert_int_eq(cfg.port, 65535);
     ck_assert_int_eq(cfg.workers, 256);
     ck_assert_int_eq(cfg.redis_port, 1);
@@ -262,6 +267,15 @@ START_TEST(test_values_ranges_edges)
     ck_assert_int_eq(cfg.max_pending_bytes, 1024);
     ck_assert_int_eq(cfg.ping_interval, 0);
     ck_assert_int_eq(cfg.shutdown_timeout, 3600000);
+    ck_assert_int_eq(cfg.flush_interval, 1000);
+    finalize_ok();
+}
+END_TEST
+
+START_TEST(test_values_flush_interval_off)
+{
+    parse_ok("flush-interval 0\n");
+    ck_assert_int_eq(cfg.flush_interval, 0);
     finalize_ok();
 }
 END_TEST
@@ -413,6 +427,7 @@ static const struct err_case err_cases[] = {
     { "ping-interval 50\n", "x.conf:1: ping-interval: must be 0 (off) or 100..3600000 ms" },
     { "ping-interval 2h\n", "x.conf:1: ping-interval: must be 0 (off) or 100..3600000 ms" },
     { "handshake-timeout 0\n", "x.conf:1: handshake-timeout: must be 100..3600000 ms" },
+    { "flush-interval 1001\n", "x.conf:1: flush-interval: must be 0 (off) or 1..1000 ms" },
     { "handshake-timeout 5x\n",
       "x.conf:1: handshake-timeout: invalid duration '5x' (milliseconds, or suffixes: ms, s, m, "
       "h)" },
@@ -740,6 +755,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_values_size_suffixes, 0, NELEM(size_cases));
     tcase_add_loop_test(tc, test_values_duration_suffixes, 0, NELEM(msec_cases));
     tcase_add_test(tc, test_values_ranges_edges);
+    tcase_add_test(tc, test_values_flush_interval_off);
     tcase_add_test(tc, test_values_bool_and_level);
     tcase_add_test(tc, test_values_quotes_and_escapes);
     tcase_add_test(tc, test_values_comments_and_hash_in_word);
