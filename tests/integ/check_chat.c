@@ -49,6 +49,14 @@ static void chat_instance_start(struct h_chat *c, const char *io_uring)
                   "%s: workers never saw Redis up", c->log);
 }
 
+/* A third instance for one test, one worker, with its own settings. */
+static void one_worker_start(struct h_chat *c, const char *conf)
+{
+    ck_assert_int_eq(h_chat_start(c, &redis, 1, conf), 0);
+    ck_assert_msg(h_wait_count(c->log, "chat service available", 1, 10000),
+                  "%s: worker never saw Redis up", c->log);
+}
+
 static void chat_setup(void)
 {
     ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
@@ -447,9 +455,7 @@ START_TEST(test_announce_off)
     struct h_chat quiet;
     struct wsc ann, xin, yan;
 
-    ck_assert_int_eq(h_chat_start(&quiet, &redis, 1, "announce no\n"), 0);
-    ck_assert_msg(h_wait_count(quiet.log, "chat service available", 1, 10000),
-                  "%s: worker never saw Redis up", quiet.log);
+    one_worker_start(&quiet, "announce no\n");
     users_quiesce();
     JOIN(&ann, chat_a.port, "ann");
     JOIN(&xin, quiet.port, "xin");
@@ -489,9 +495,7 @@ START_TEST(test_flush_interval)
     struct wsc snd, rcv;
     long long t1, t2;
 
-    ck_assert_int_eq(h_chat_start(&held, &redis, 1, "flush-interval 500ms\nannounce no\n"), 0);
-    ck_assert_msg(h_wait_count(held.log, "chat service available", 1, 10000),
-                  "%s: worker never saw Redis up", held.log);
+    one_worker_start(&held, "flush-interval 500ms\nannounce no\n");
     users_quiesce();
     JOIN(&rcv, held.port, "rcv");
     JOIN(&snd, held.port, "snd");
