@@ -670,14 +670,11 @@ void wss_flush(struct wss_session *s)
 
 /* After broadcasts: one write per session behind in the stream; a
  * blocked one writes when its socket drains, unless it is over its cap. */
-void wss_stream_pass(struct worker *w)
+static void wss_stream_write(struct worker *w)
 {
     struct wss_session *s, *next;
 
-    if (!w->log_dirty)
-        return;
     w->log_dirty = 0;
-    w->last_pass_us = util_now_us();
     for (s = w->sessions; s != NULL; s = next) {
         next = s->next;
         if (s->cur == NULL || s->cur->frame == NULL)
@@ -699,24 +696,34 @@ void wss_stream_pass(struct worker *w)
  * flush-interval ago. Under load, the messages that arrive meanwhile then
  * share each session's write (one send and one TCP segment for several
  * messages, where each would cost about as much alone); after a quiet
- * spell a message goes out at once. */
+ * spell a message goes out at once. 0: the pass may begin now, and its
+ * start is recorded. */
 static int wss_pass_held(struct worker *w)
 {
     uint64_t gap = (uint64_t)w->cfg->flush_interval * 1000u, now, left;
     struct timeval tv;
 
-    if (gap == 0 || w->pass_ev == NULL)
+    if (gap == 0)
         return 0;
     if (evtimer_pending(w->pass_ev, NULL))
         return 1;
     now = util_now_us();
-    if (now - w->last_pass_us >= gap)
+    if (now - w->last_pass_us >= gap) {
+        w->last_pass_us = now;
         return 0;
+    }
     left = gap - (now - w->last_pass_us);
     tv.tv_sec = (time_t)(left / 1000000u);
     tv.tv_usec = (suseconds_t)(left % 1000000u);
     evtimer_add(w->pass_ev, &tv);
     return 1;
+}
+
+void wss_stream_pass(struct worker *w)
+{
+    w->last_pass_us = util_now_us();
+    if (w->log_dirty)
+        wss_stream_write(w);
 }
 
 void wss_flush_dirty(struct worker *w)
@@ -730,7 +737,7 @@ void wss_flush_dirty(struct worker *w)
         wss_flush_one(s);
     }
     if (w->log_dirty && !wss_pass_held(w))
-        wss_stream_pass(w);
+        wss_stream_write(w);
 }
 
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg)

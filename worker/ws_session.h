@@ -98,7 +98,7 @@ void wss_resume_reading(struct wss_session *s);
 /* Write what is queued: for one session, or for all on the flush list
  * (and, after broadcasts, every session behind in the stream, unless the
  * last such pass was less than flush-interval ago: then w->pass_ev is set
- * to run wss_stream_pass() when it is due). */
+ * to call wss_stream_pass() when it is due). */
 void wss_flush(struct wss_session *s);
 void wss_flush_dirty(struct worker *w);
 void wss_stream_pass(struct worker *w);
