@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "harness.h"
 #include "wsclient.h"
 
@@ -837,11 +838,5 @@ static Suite *abuse_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(abuse_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(abuse_suite());
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "harness.h"
 #include "wsclient.h"
 
@@ -541,11 +542,5 @@ static Suite *chat_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(chat_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(chat_suite());
 }

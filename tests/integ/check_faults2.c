@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "harness.h"
 #include "wsclient.h"
 
@@ -786,11 +787,5 @@ static Suite *faults2_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(faults2_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(faults2_suite());
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "harness.h"
 #include "wsclient.h"
 
@@ -669,11 +670,5 @@ static Suite *rfc6455_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(rfc6455_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(rfc6455_suite());
 }

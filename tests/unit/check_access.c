@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "check_run.h"
 #include "config.h"
 #include "http_upgrade.h"
 
@@ -137,8 +138,6 @@ int main(void)
 {
     Suite *s = suite_create("access");
     TCase *tc = tcase_create("access");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_origin);
     tcase_add_test(tc, test_query_param);
@@ -146,9 +145,5 @@ int main(void)
     tcase_add_test(tc, test_token_check_requires_secret);
     tcase_add_test(tc, test_101_protocol);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bcast_log.h"
+#include "check_run.h"
 #include "ws_session.h"
 
 static int frees;
@@ -114,16 +115,10 @@ int main(void)
 {
     Suite *s = suite_create("bcast_log");
     TCase *tc = tcase_create("bcast_log");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_order_and_positions);
     tcase_add_test(tc, test_no_cursor_frees_at_once);
     tcase_add_test(tc, test_long_stretch);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

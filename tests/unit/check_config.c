@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
+
 static struct cfg cfg;
 static char err[CFG_ERR_LEN];
 
@@ -790,11 +792,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(config_suite());
 }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A string literal with its length, so tables may hold NUL bytes. */
@@ -788,11 +790,5 @@ static Suite *http_upgrade_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(http_upgrade_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(http_upgrade_suite());
 }

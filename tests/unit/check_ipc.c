@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
+
 #define CANARY 0xA5
 #define BUF_MAX 4096
 
@@ -787,11 +789,5 @@ static Suite *ipc_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ipc_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(ipc_suite());
 }

@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "check_run.h"
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define TOK_CAP (4 * JWT_TOKEN_MAX) /* room for oversize tokens */
 
@@ -789,11 +791,5 @@ static Suite *jwt_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(jwt_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(jwt_suite());
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "send_batch.h"
 
 #define MAX_DONE (SEND_BATCH_MAX + 1)
@@ -215,8 +216,6 @@ int main(void)
 {
     Suite *s = suite_create("send_batch");
     TCase *tc = tcase_create("send_batch");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_one_and_many_buffers);
     tcase_add_test(tc, test_full_socket_and_closed_peer);
@@ -224,9 +223,5 @@ int main(void)
     tcase_add_test(tc, test_full_by_iovecs);
     tcase_add_test(tc, test_null_batch_is_the_plain_path);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

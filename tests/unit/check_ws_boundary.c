@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "ws_boundary.h"
 
 /* A masked client frame with `len` payload bytes (payload left as zeroes). */
@@ -120,17 +121,11 @@ int main(void)
 {
     Suite *s = suite_create("ws_boundary");
     TCase *tc = tcase_create("ws_boundary");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_whole_frames);
     tcase_add_test(tc, test_every_split);
     tcase_add_test(tc, test_fragmented_message);
     tcase_add_test(tc, test_byte_by_byte);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

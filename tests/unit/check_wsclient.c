@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../check_run.h"
 #include "../harness.h"
 #include "../wsclient.h"
 
@@ -527,11 +528,5 @@ static Suite *wsclient_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wsclient_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(wsclient_suite());
 }
