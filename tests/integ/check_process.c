@@ -107,6 +107,9 @@ START_TEST(test_broker_respawn)
 
     ck_assert_int_eq(h_chat_start(&c, &redis, 3, NULL), 0);
     ck_assert(h_wait_count(c.log, "connected (pid", 3, 5000));
+    /* the first broker must have reached Redis too, or the count of
+     * "redis link up" below would miss its line (seen under ASan) */
+    ck_assert(h_wait_log(c.log, "redis link up", 5000));
     old = h_child_titled(c.pid, "redis-chat: broker");
     ck_assert_int_ne(old, 0);
     ck_assert_int_eq(kill(old, SIGKILL), 0);
