@@ -2,7 +2,8 @@
  *
  * The real worker/ws_session.c and worker/chat.c (and what they call) run
  * inside a minimal struct worker: an event base, a finalized cfg, the two
- * dicts, the shared connection counts, and a broker link (a real ipc_link on
+ * dicts, the shared connection counts, the flush-interval timer (fired as
+ * soon as the loop is otherwise quiet), and a broker link (a real ipc_link on
  * one end of a socketpair; the fuzzer plays the broker on the other end).
  * worker.c is not linked: this file defines worker_send_broker() and
  * worker_on_session_gone() as worker.c does, and a logger that formats every line (so bad format arguments still
@@ -276,6 +277,13 @@ static void fz_run(int client_fd)
             quiet++;
         else
             quiet = 0;
+        if (quiet == 2 && evtimer_pending(fz_w.pass_ev, NULL)) {
+            /* a broadcast pass held back by flush-interval: let its time
+             * come now rather than wait for the clock */
+            evtimer_del(fz_w.pass_ev);
+            event_active(fz_w.pass_ev, EV_TIMEOUT, 1);
+            quiet = 0;
+        }
     }
 }
 
@@ -585,6 +593,15 @@ static void fz_cfg_make(struct cfg *c, int strict)
 
 static void fz_broker_connect(int announce);
 
+/* worker.c's worker_pass_cb: a broadcast pass held back by flush-interval */
+static void fz_pass_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    wss_stream_pass(&fz_w);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -603,6 +620,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FUZZ_CHECK(bcast_init(&fz_w.log) == 0);
     fz_w.base = event_base_new();
     FUZZ_CHECK(fz_w.base != NULL);
+    fz_w.pass_ev = evtimer_new(fz_w.base, fz_pass_cb, NULL);
+    FUZZ_CHECK(fz_w.pass_ev != NULL);
     fz_w.ccount = ccount_create();
     FUZZ_CHECK(fz_w.ccount != NULL);
     fz_w.ccount_row = ccount_row_acquire(fz_w.ccount);
