@@ -24,7 +24,7 @@
 #define T_HEALTH_DOWN_MS 5000 /* /healthz turns 503 this soon after Redis stops */
 
 #define MAX_KIDS 64
-#define MAX_USERS 16
+#define MAX_USERS 32 /* joins until both workers hold one: 2^-31 to miss by chance */
 #define TEXT_MAX 512
 
 #define NOT_DELIVERED "message not delivered: chat service unavailable"
@@ -223,12 +223,22 @@ static int user_slot(const char *log, const char *user)
 
 
 
+/* "slots: 0 1 1 ..." for a failure message: where each of the n users landed. */
+static const char *slots_text(const int *slot, int n, char *buf, size_t cap)
+{
+    size_t off = (size_t)snprintf(buf, cap, "slots:");
+
+    for (int i = 0; i < n && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, " %d", slot[i]);
+    return buf;
+}
+
 /* Users "u0", "u1"... on c until both of its 2 workers hold at least one and
  * there are at least `min`; each one's slot in slot[]. Returns how many. */
 static int join_spread(struct wsc *u, int *slot, const struct h_chat *c, int min)
 {
     int n, on[2] = {0, 0};
-    char name[16];
+    char name[16], text[4 * MAX_USERS + 16];
 
     for (n = 0; n < MAX_USERS && (n < min || !on[0] || !on[1]); n++) {
         snprintf(name, sizeof(name), "u%d", n);
@@ -237,7 +247,8 @@ static int join_spread(struct wsc *u, int *slot, const struct h_chat *c, int min
         ck_assert_msg(slot[n] == 0 || slot[n] == 1, "%s: no join line in %s", name, c->log);
         on[slot[n]] = 1;
     }
-    ck_assert_msg(on[0] && on[1], "%d users, all on worker %d", n, slot[0]);
+    ck_assert_msg(on[0] && on[1], "%d users, all on worker %d (%s)", n, slot[0],
+                  slots_text(slot, n, text, sizeof(text)));
     return n;
 }
 
@@ -637,7 +648,7 @@ END_TEST
  * and another, *wo, is on the other worker. Returns how many joined. */
 static int join_leaver_watchers(struct wsc *u, int *slot, const struct h_chat *c, int *ws, int *wo)
 {
-    char name[16];
+    char name[16], text[4 * MAX_USERS + 16];
     int n;
 
     *ws = *wo = -1;
@@ -651,7 +662,8 @@ static int join_leaver_watchers(struct wsc *u, int *slot, const struct h_chat *c
         else if (slot[n] != slot[0] && *wo < 0)
             *wo = n;
     }
-    ck_assert_msg(*ws > 0 && *wo > 0, "%d users, no watcher on each worker", n);
+    ck_assert_msg(*ws > 0 && *wo > 0, "%d users, no watcher on each worker (%s)", n,
+                  slots_text(slot, n, text, sizeof(text)));
     return n;
 }
 
