@@ -21,7 +21,10 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --smoke             each mode for a few seconds with small counts, 1 repetition;
                       fails when a mode fails or fan-out loses messages
   --reps N            repetitions per scenario (default 3)
-  --only SCENARIO     one of fanout-fixed fanout-max latency idle churn idle100k
+  --only SCENARIO     one of fanout-fixed reference fanout-max latency idle churn
+                      idle100k (reference: the fanout-fixed run against
+                      bench/refcast, a trivial one-process broadcaster, for a
+                      ratio that does not move with the host)
   --full              all scenarios including idle100k
   --announce yes|no   write "announce yes|no" into the redis-chat configs
                       (default: not written, the server's default applies;
@@ -69,6 +72,7 @@ BUILD=${BUILD_ARG:-${BUILD:-$PWD}}
 BUILD=$(cd "$BUILD" && pwd)
 REDIS_CHAT=$BUILD/redis-chat
 LOADGEN=$BUILD/bench/loadgen
+REFCAST=$BUILD/bench/refcast
 REDIS_SERVER=${REDIS_SERVER:-$(command -v redis-server || true)}
 OUT=${OUT:-$BUILD/bench-out}
 TCK=$(getconf CLK_TCK)
@@ -81,20 +85,21 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [[ -z $MAX_GIVEN || $MAX_GIVEN =~ ^[1-9][0-9]*$ ]] || die "bad --max-deliv $MAX_GIVEN"
 [[ -z $ANNOUNCE || $ANNOUNCE == yes || $ANNOUNCE == no ]] || die "--announce yes|no"
 case $ONLY in
-"" | fanout-fixed | fanout-max | latency | idle | churn | idle100k) ;;
+"" | fanout-fixed | reference | fanout-max | latency | idle | churn | idle100k) ;;
 *) die "unknown scenario $ONLY" ;;
 esac
 
 if ((SMOKE)); then
     REPS=1
-    SCENARIOS=(fanout-fixed idle churn)
+    SCENARIOS=(fanout-fixed reference idle churn)
 elif [[ -n $ONLY ]]; then
     SCENARIOS=("$ONLY")
 else
-    SCENARIOS=(fanout-fixed fanout-max latency churn idle)
+    SCENARIOS=(fanout-fixed reference fanout-max latency churn idle)
     ((FULL)) && SCENARIOS+=(idle100k)
 fi
 [[ -n $ONLY ]] && SCENARIOS=("$ONLY")
+[[ " ${SCENARIOS[*]} " != *" reference "* || -x $REFCAST ]] || die "no $REFCAST (make bench/refcast)"
 
 mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/redis-chat-bench.XXXXXX")
@@ -106,12 +111,14 @@ RESULTS=$OUT/results.txt
 declare -A INST_PORT=() INST_PID=()
 INSTANCES=()
 RPID="" RPORT="" LG_PID=""
+REF_PID="" REF_ONLY=0 # REF_ONLY: chat_cpu samples the reference broadcaster instead
 STATUS=0
 
 cleanup() {
     local rc=$? n pid i
     trap - EXIT INT TERM
     if [[ -n $LG_PID ]]; then kill -TERM "$LG_PID" 2>/dev/null || true; fi
+    if [[ -n $REF_PID ]]; then kill -TERM "$REF_PID" 2>/dev/null || true; fi
     for n in "${INSTANCES[@]}"; do
         pid=${INST_PID[$n]}
         kill -TERM "$pid" 2>/dev/null || true
@@ -273,6 +280,10 @@ start_pair() {
 # every process of every running instance: masters and their children
 chat_pids() {
     local n m
+    if ((REF_ONLY)); then
+        echo "$REF_PID"
+        return 0
+    fi
     for n in "${INSTANCES[@]}"; do
         m=${INST_PID[$n]}
         kill -0 "$m" 2>/dev/null || continue
@@ -463,7 +474,7 @@ fanout_run() {
     F_REDIS_US_MSG=$(calc "$F_SENT > 0 ? $redis_s * 1e6 / $F_SENT : 0" 1)
     F_REDIS_US=$(calc "$F_WIN > 0 ? $redis_s * 1e6 / $F_WIN : 0" 4)
     say "   rate $rate msg/s x $RECIPIENTS recipients: offered $(fmt_g "$F_OFFERED")/s, delivered $(fmt_g "$F_RATE")/s; lost $F_LOST ($F_LOSSPCT%), ooo $F_OOO; latency p50 $F_P50 p90 $F_P90 p99 $F_P99 max $F_MAX ms"
-    say "     redis-chat CPU ${chat_s}s in ${F_WIN_S}s = $F_CHAT_US us/delivery; redis-server ${redis_s}s = $F_REDIS_US_MSG us/message; loadgen CPU ${F_LGCPU}s (busiest process $(calc "$F_LGBUSY * 100" 0)% of a core), setup ${F_SETUP}s"
+    say "     $( ((REF_ONLY)) && echo refcast || echo redis-chat) CPU ${chat_s}s in ${F_WIN_S}s = $F_CHAT_US us/delivery; redis-server ${redis_s}s = $F_REDIS_US_MSG us/message; loadgen CPU ${F_LGCPU}s (busiest process $(calc "$F_LGBUSY * 100" 0)% of a core), setup ${F_SETUP}s"
     return 0
 }
 
@@ -483,6 +494,57 @@ scen_fanout_fixed() {
     record fanout-fixed loadgen_cpu_s "$F_LGCPU" "s (whole run)"
     record fanout-fixed loadgen_busy "$F_LGBUSY" "cores (busiest loadgen process, send window)"
     if [[ $F_LOST != 0 ]]; then fail "fanout-fixed lost $F_LOST of $F_EXP deliveries"; fi
+}
+
+# ---- reference: the same fixed-rate fan-out against bench/refcast ----------------
+# Per-delivery CPU is mostly loopback TCP, whose cost differs several-fold
+# between hosts; the trivial broadcaster run on the same host turns the
+# figure into a ratio that can be compared across hosts.
+start_reference() {
+    local i
+    free_port
+    "$REFCAST" "$PORT" >"$TMP/refcast.out" 2>&1 &
+    REF_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        probe "$PORT" 'GET / HTTP/1.1\r\n\r\n' 'HTTP/1.1 200' && return 0
+        kill -0 "$REF_PID" 2>/dev/null || die "refcast exited: $(tail -3 "$TMP/refcast.out")"
+        sleep 0.1
+    done
+    die "refcast does not answer on port $PORT"
+}
+
+stop_reference() {
+    kill -TERM "$REF_PID" 2>/dev/null || true
+    wait "$REF_PID" 2>/dev/null || true
+    REF_PID=""
+}
+
+scen_reference() {
+    local rate=60 dur=10 saved=("${TARGETS[@]}")
+    ((SMOKE)) && rate=20 dur=4
+    start_reference
+    TARGETS=(--target "127.0.0.1:$PORT")
+    REF_ONLY=1
+    fanout_run "$rate" "$dur" || F_LOST=""
+    REF_ONLY=0
+    TARGETS=("${saved[@]}")
+    stop_reference
+    [[ -n $F_LOST ]] || { fail "reference did not run"; return; }
+    record reference deliveries_per_s "$F_RATE" "/s (offered $(fmt_g "$F_OFFERED")/s)"
+    record reference cpu_us_per_delivery "$F_CHAT_US" "us (bench/refcast, a trivial one-process broadcaster)"
+    record reference latency_p99_ms "$F_P99" ms
+    record reference lost "$F_LOST" deliveries
+    if [[ $F_LOST != 0 ]]; then fail "reference lost $F_LOST of $F_EXP deliveries"; fi
+}
+
+# redis-chat's fixed-rate CPU per delivery over the reference's (medians)
+record_reference_ratio() {
+    local c="fanout-fixed|chat_cpu_us_per_delivery" r="reference|cpu_us_per_delivery" cm rm
+    [[ -v "VALS[$c]" && -v "VALS[$r]" ]] || return 0
+    read -r _ cm _ <<<"$(mmm "${VALS[$c]}")"
+    read -r _ rm _ <<<"$(mmm "${VALS[$r]}")"
+    awk -v r="$rm" 'BEGIN { exit !(r > 0) }' || return 0
+    record reference chat_to_reference "$(calc "$cm / $rm" 3)" "x (redis-chat fanout-fixed CPU per delivery / the reference's, medians, same host)"
 }
 
 MAX_DELIV=""
@@ -734,6 +796,12 @@ for SCEN in "${SCENARIOS[@]}"; do
     say " $SCEN over $REPS repetition(s):"
     show_figures "$SCEN"
 done
+
+if [[ " ${SCENARIOS[*]} " == *" reference "* ]]; then
+    record_reference_ratio
+    [[ -v "VALS[reference|chat_to_reference]" ]] &&
+        say "" && say " redis-chat / reference at the fixed rate: $(fmt_g "${VALS[reference|chat_to_reference]% }")x"
+fi
 
 # ---- summary ----------------------------------------------------------------------
 {
