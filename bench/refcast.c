@@ -18,20 +18,18 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HEAD_MAX 4096
+#include "http_upgrade.h"
+
 #define NAME_MAX_LEN 64
 #define IN_MAX 16384 /* a client frame larger than this closes the connection */
 
@@ -170,55 +168,27 @@ static void broadcast(struct conn *from, const uint8_t *text, size_t len)
     }
 }
 
-static const char *header(const char *head, const char *name, size_t *len)
+/* A parsed request head in c->in: GET /chat/NAME with a key upgrades (101,
+ * then the welcome); anything else gets 200 and is closed (-1). The head is
+ * parsed, the key checked and the answer made by the server's own
+ * worker/http_upgrade.c. */
+static int upgrade(struct conn *c, const struct upg_request *req)
 {
-    size_t nl = strlen(name);
+    char resp[256], accept[UPG_ACCEPT_LEN + 1], welcome[NAME_MAX_LEN + 16];
+    const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
+    const struct upg_str *t = &req->target;
+    size_t n;
 
-    for (const char *p = strstr(head, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
-        const char *v = p + 2, *e;
-
-        if (strncasecmp(v, name, nl) != 0 || v[nl] != ':')
-            continue;
-        v += nl + 1;
-        while (*v == ' ')
-            v++;
-        e = strstr(v, "\r\n");
-        *len = (size_t)(e - v);
-        return v;
-    }
-    return NULL;
-}
-
-/* The request head is in c->in (NUL-terminated at its end). */
-static int upgrade(struct conn *c, size_t headlen)
-{
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
-    char resp[256], keybuf[128], accept[64], welcome[NAME_MAX_LEN + 16];
-    unsigned char sha[SHA_DIGEST_LENGTH];
-    const char *key, *path = (const char *)c->in + 4, *sp;
-    size_t klen, n;
-
-    c->in[headlen - 1] = '\0';
-    key = header((const char *)c->in, "Sec-WebSocket-Key", &klen);
-    if (strncmp((const char *)c->in, "GET /chat/", 10) != 0 || key == NULL || klen > 64) {
-        conn_send(c, ok, sizeof(ok) - 1);
+    if (t->len <= 6 || t->len - 6 > NAME_MAX_LEN || memcmp(t->p, "/chat/", 6) != 0 ||
+        key == NULL || !upg_key_valid(key)) {
+        n = upg_response(resp, sizeof(resp), 200, NULL, "ok\n");
+        conn_send(c, resp, n);
         return -1;
     }
-    path += 6;
-    sp = strchr(path, ' ');
-    if (sp == NULL || sp == path || (size_t)(sp - path) > NAME_MAX_LEN)
-        return -1;
-    c->namelen = (size_t)(sp - path);
-    memcpy(c->name, path, c->namelen);
-    memcpy(keybuf, key, klen);
-    memcpy(keybuf + klen, guid, sizeof(guid) - 1);
-    SHA1((const unsigned char *)keybuf, klen + sizeof(guid) - 1, sha);
-    EVP_EncodeBlock((unsigned char *)accept, sha, SHA_DIGEST_LENGTH);
-    n = (size_t)snprintf(resp, sizeof(resp),
-                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                         accept);
+    c->namelen = t->len - 6;
+    memcpy(c->name, t->p + 6, c->namelen);
+    upg_accept_key(key->p, key->len, accept);
+    n = upg_response_101(resp, sizeof(resp), accept);
     if (conn_send(c, resp, n) == -1)
         return -1;
     c->upgraded = 1;
@@ -288,20 +258,15 @@ static int on_readable(struct conn *c)
             return errno == EAGAIN ? 0 : -1;
         c->inlen += (size_t)r;
         if (!c->upgraded) {
-            uint8_t *end;
+            struct upg_request req;
+            int pr = upg_parse((const char *)c->in, c->inlen, &req);
 
-            c->in[c->inlen] = '\0';
-            end = (uint8_t *)strstr((const char *)c->in, "\r\n\r\n");
-            if (end == NULL) {
-                if (c->inlen >= HEAD_MAX)
-                    return -1;
+            if (pr == UPG_PARSE_AGAIN)
                 continue;
-            }
-            size_t hl = (size_t)(end - c->in) + 4;
-            if (upgrade(c, hl) == -1)
+            if (pr != UPG_PARSE_OK || upgrade(c, &req) == -1)
                 return -1;
-            memmove(c->in, c->in + hl, c->inlen - hl);
-            c->inlen -= hl;
+            memmove(c->in, c->in + req.head_len, c->inlen - req.head_len);
+            c->inlen -= req.head_len;
         }
         if (frames(c) == -1 || c->inlen == sizeof(c->in) - 1)
             return -1;
