@@ -30,10 +30,10 @@
 #include "redis_link.h"
 #include "util.h"
 
-#define BROKER_USER_MAX 128 /* bytes; workers validate names, we only bound them */
+#define BROKER_USER_MAX 128       /* bytes; workers validate names, we only bound them */
 #define BROKER_STOP_EXTRA_MS 2000 /* past shutdown-timeout, for the last leaves */
-#define BROKER_OUTBOX_TICK_MS 200
-#define BROKER_WORKERS_WAIT_MS 2000 /* after a start, for every worker to say HELLO */ /* how often held messages are checked for expiry */
+#define BROKER_OUTBOX_TICK_MS 200 /* how often held messages are checked for expiry */
+#define BROKER_WORKERS_WAIT_MS 2000 /* after a start, for every worker to say HELLO */
 
 /* One connected worker. Owned by the broker's list; its users dict owns
  * the name strings (key == value). */
@@ -70,7 +70,7 @@ static struct {
     size_t max_frame;
     uint8_t *scratch; /* formats payloads and encodes DELIVER frames */
     size_t scratch_cap;
-    long inflight; /* Redis commands not answered yet */
+    long inflight;     /* Redis commands not answered yet */
     int workers_ready; /* every worker has said HELLO (or the wait is over) */
     int hellos;        /* HELLOs received since start */
     struct event *ready_ev;
@@ -135,8 +135,8 @@ static void broker_maybe_exit(void)
 }
 
 /* Format "user" + suffix-or-": text" into the scratch buffer. */
-static const char *broker_format(const char *user, size_t ulen, const char *sep,
-                                 const void *text, size_t tlen, size_t *outlen)
+static const char *broker_format(const char *user, size_t ulen, const char *sep, const void *text,
+                                 size_t tlen, size_t *outlen)
 {
     size_t seplen = strlen(sep), need = ulen + seplen + tlen;
 
@@ -189,8 +189,8 @@ static void broker_send_join_reply(struct broker_worker *w, uint32_t reqid, cons
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, IPC_JOIN_REPLY, reqid, (uint16_t)st, B.cfg->channel,
-                strlen(B.cfg->channel), user, len, NULL, 0);
+    ipc_msg_set(&m, IPC_JOIN_REPLY, reqid, (uint16_t)st, B.cfg->channel, B.cfg->channel_len, user,
+                len, NULL, 0);
     ipc_link_send(w->link, &m);
 }
 
@@ -227,8 +227,8 @@ static void broker_send_publish_fail(struct broker_worker *w, uint32_t reqid, co
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, IPC_PUBLISH_FAIL, reqid, 0, B.cfg->channel, strlen(B.cfg->channel), user,
-                len, reason, strlen(reason));
+    ipc_msg_set(&m, IPC_PUBLISH_FAIL, reqid, 0, B.cfg->channel, B.cfg->channel_len, user, len,
+                reason, strlen(reason));
     ipc_link_send(w->link, &m);
 }
 
@@ -266,8 +266,7 @@ static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
     }
     q = broker_req_new(w->id, m->id, user->p, user->len);
     if (q == NULL || presence_join(B.presence, q->user, q->userlen, broker_on_sadd, q) == -1) {
-        broker_send_join_reply(w, m->id, (const char *)user->p, user->len,
-                               IPC_JOIN_UNAVAILABLE);
+        broker_send_join_reply(w, m->id, (const char *)user->p, user->len, IPC_JOIN_UNAVAILABLE);
         free(q);
         return;
     }
@@ -336,8 +335,8 @@ static void broker_on_redis_pong(long long result, void *pd)
 
     B.inflight--;
     if (w != NULL && result != -1) {
-        ipc_msg_set(&pong, IPC_PONG, q->reqid, 0, B.cfg->channel, strlen(B.cfg->channel), NULL,
-                    0, NULL, 0);
+        ipc_msg_set(&pong, IPC_PONG, q->reqid, 0, B.cfg->channel, B.cfg->channel_len, NULL, 0, NULL,
+                    0);
         ipc_link_send(w->link, &pong);
     }
     free(q);
@@ -369,7 +368,7 @@ static void broker_send_link_state(struct broker_worker *w)
     struct ipc_msg m;
 
     ipc_msg_set(&m, IPC_LINK, 0, broker_redis_usable() ? IPC_LINK_UP : IPC_LINK_DOWN,
-                B.cfg->channel, strlen(B.cfg->channel), NULL, 0, NULL, 0);
+                B.cfg->channel, B.cfg->channel_len, NULL, 0, NULL, 0);
     ipc_link_send(w->link, &m);
 }
 
@@ -461,8 +460,8 @@ static void broker_accept_cb(evutil_socket_t fd, short what, void *arg)
         }
         w = calloc(1, sizeof(*w));
         if (w != NULL)
-            w->link = ipc_link_new(B.base, cfd, B.max_frame, broker_on_ipc, NULL,
-                                   broker_on_ipc_close, w);
+            w->link =
+                ipc_link_new(B.base, cfd, B.max_frame, broker_on_ipc, NULL, broker_on_ipc_close, w);
         if (w == NULL || w->link == NULL) {
             log_msg(LOG_ERROR, "out of memory accepting a worker");
             free(w);
@@ -486,8 +485,7 @@ static void broker_on_redis_message(const char *payload, size_t len, void *arg)
     ssize_t n;
 
     (void)arg;
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, B.cfg->channel, strlen(B.cfg->channel), payload, len,
-                NULL, 0);
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, B.cfg->channel, B.cfg->channel_len, payload, len, NULL, 0);
     n = ipc_encode(B.scratch, B.scratch_cap, &m);
     if (n < 0) {
         log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
@@ -517,8 +515,8 @@ static void broker_outbox_flush(void)
                                NULL) == 0)
                 B.inflight++;
         } else {
-            struct broker_req *q = broker_req_new(it->worker_id, it->reqid, outbox_user(it),
-                                                  it->userlen);
+            struct broker_req *q =
+                broker_req_new(it->worker_id, it->reqid, outbox_user(it), it->userlen);
             size_t len;
             const char *p = broker_format(outbox_user(it), it->userlen, ": ", outbox_text(it),
                                           it->textlen, &len);
@@ -553,8 +551,8 @@ static void broker_on_redis_state(int up, void *arg)
             held += w->users.count;
         }
         if (held > 0 || B.outbox.head != NULL)
-            log_msg(LOG_INFO, "redis back: %zu user(s) re-added, %zu message(s) held to send",
-                    held, B.outbox.npublish);
+            log_msg(LOG_INFO, "redis back: %zu user(s) re-added, %zu message(s) held to send", held,
+                    B.outbox.npublish);
         broker_outbox_flush();
     }
     for (w = B.workers; w != NULL; w = w->next)
@@ -679,7 +677,8 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     }
     {
         struct timeval tv = {0, BROKER_OUTBOX_TICK_MS * 1000};
-        struct timeval wait = {BROKER_WORKERS_WAIT_MS / 1000, (BROKER_WORKERS_WAIT_MS % 1000) * 1000};
+        struct timeval wait = {BROKER_WORKERS_WAIT_MS / 1000,
+                               (BROKER_WORKERS_WAIT_MS % 1000) * 1000};
         event_add(B.outbox_ev, &tv);
         event_add(B.ready_ev, &wait);
     }

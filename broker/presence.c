@@ -117,7 +117,7 @@ int presence_leave(struct presence *p, const char *user, size_t len, rlink_reply
     const char *keys[2] = {p->cfg->users_key, p->users_key};
     char notice[PRESENCE_NOTICE_MAX];
     const char *args[3] = {user, p->cfg->channel, notice};
-    size_t lens[3] = {len, strlen(p->cfg->channel), 0};
+    size_t lens[3] = {len, p->cfg->channel_len, 0};
     int n = snprintf(notice, sizeof(notice), "%.*s: " CHAT_TEXT_LEFT, (int)len, user);
 
     if (n < 0 || (size_t)n >= sizeof(notice))
@@ -178,7 +178,7 @@ static void presence_on_instances(const void *reply_, void *pd)
         char alive[PRESENCE_KEY_MAX + 8], users[PRESENCE_KEY_MAX];
         const char *keys[4] = {p->instances_key, alive, users, p->cfg->users_key};
         const char *args[3] = {NULL, p->cfg->channel, ": " CHAT_TEXT_LEFT};
-        size_t lens[3] = {0, strlen(p->cfg->channel), presence_notice_len(p)};
+        size_t lens[3] = {0, p->cfg->channel_len, presence_notice_len(p)};
         struct presence_reap *q;
 
         if (e->type != REDIS_REPLY_STRING || e->len >= sizeof(q->id) ||
@@ -221,7 +221,7 @@ int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd)
     size_t dell[2] = {3, strlen(p->alive_key)};
     const char *keys[4] = {p->instances_key, p->alive_key, p->users_key, p->cfg->users_key};
     const char *args[3] = {p->id, p->cfg->channel, ": " CHAT_TEXT_LEFT};
-    size_t lens[3] = {strlen(p->id), strlen(p->cfg->channel), presence_notice_len(p)};
+    size_t lens[3] = {strlen(p->id), p->cfg->channel_len, presence_notice_len(p)};
 
     event_del(p->beat_ev);
     event_del(p->scan_ev);

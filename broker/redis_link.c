@@ -265,7 +265,7 @@ static void rconn_connect(struct rconn *c)
         redisAsyncCommand(ac, rconn_on_select, c, "SELECT %d", cfg->redis_db);
     else
         redisAsyncCommand(ac, rconn_on_sub, c, "SUBSCRIBE %b", cfg->channel,
-                          strlen(cfg->channel));
+                          cfg->channel_len);
 }
 
 static void rconn_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -466,7 +466,7 @@ int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, cons
 int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd)
 {
     const char *argv[3] = {"PUBLISH", r->cfg->channel, payload};
-    size_t lens[3] = {7, strlen(r->cfg->channel), len};
+    size_t lens[3] = {7, r->cfg->channel_len, len};
 
     return rlink_send(r, fn, NULL, pd, 3, argv, lens);
 }

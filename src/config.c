@@ -797,6 +797,7 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
                                             : "redis-tls-key: needs redis-tls-cert");
         return -1;
     }
+    cfg->channel_len = strlen(cfg->channel);
     /* a short HMAC key can be brute-forced from one token */
     if (cfg->auth_secret != NULL && strlen(cfg->auth_secret) < CFG_AUTH_SECRET_MIN) {
         cfg_err(err, errlen, "auth-secret: must be at least %d bytes", CFG_AUTH_SECRET_MIN);

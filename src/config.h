@@ -58,6 +58,7 @@ struct cfg {
     char *redis_tls_server_name; /* NULL = redis_host */
     /* chat */
     char *channel;               /* "chat" */
+    size_t channel_len;          /* strlen(channel), set by cfg_finalize */
     char *users_key;             /* "chat-users" */
     int announce;                /* 1: publish join/leave notices (the seed's way);
                                   * 0: none, for large rooms (N joins cost N^2 frames) */

@@ -20,6 +20,24 @@ uint64_t util_now_ms(void)
     return util_now_us() / 1000u;
 }
 
+struct timeval util_ms_tv(long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    return tv;
+}
+
+int util_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int util_set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

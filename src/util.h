@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 /* Process exit codes: the master reads them to decide on a respawn. */
 #define RC_EXIT_OK 0      /* clean stop */
@@ -16,6 +17,12 @@
 /* Monotonic clock in milliseconds, microseconds. */
 uint64_t util_now_ms(void);
 uint64_t util_now_us(void);
+
+/* A duration in milliseconds as a struct timeval (libevent's timeouts). */
+struct timeval util_ms_tv(long ms);
+
+/* Value of a hexadecimal digit, or -1 when c is none. */
+int util_hex_digit(int c);
 
 /* Set O_NONBLOCK / FD_CLOEXEC. Return 0 or -1 (errno set). */
 int util_set_nonblock(int fd);

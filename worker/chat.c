@@ -37,8 +37,8 @@ static int chat_send(struct worker *w, enum ipc_type type, uint32_t id, const st
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, type, id, 0, w->cfg->channel, strlen(w->cfg->channel), s->user, s->userlen,
-                text, len);
+    ipc_msg_set(&m, type, id, 0, w->cfg->channel, w->cfg->channel_len, s->user, s->userlen, text,
+                len);
     return worker_send_broker(w, &m);
 }
 
@@ -174,8 +174,7 @@ static void chat_remember_leave(struct worker *w, const char *user, size_t len)
     memcpy(o->user, user, len);
     o->next = w->orphans;
     w->orphans = o;
-    ipc_msg_set(&m, IPC_PING, o->seq, 0, w->cfg->channel, strlen(w->cfg->channel), NULL, 0, NULL,
-                0);
+    ipc_msg_set(&m, IPC_PING, o->seq, 0, w->cfg->channel, w->cfg->channel_len, NULL, 0, NULL, 0);
     worker_send_broker(w, &m);
 }
 
@@ -218,8 +217,8 @@ static void chat_reregister(const char *key, size_t keylen, void *val, void *arg
     struct ipc_msg m;
 
     (void)val;
-    ipc_msg_set(&m, IPC_JOIN, 0, IPC_JOIN_F_REREGISTER, w->cfg->channel, strlen(w->cfg->channel),
-                key, keylen, NULL, 0);
+    ipc_msg_set(&m, IPC_JOIN, 0, IPC_JOIN_F_REREGISTER, w->cfg->channel, w->cfg->channel_len, key,
+                keylen, NULL, 0);
     worker_send_broker(w, &m);
 }
 
@@ -243,13 +242,13 @@ void chat_on_broker_up(struct worker *w)
     for (o = w->orphans; o != NULL; o = o->next) {
         if (dict_get(&w->users, o->user, o->len) != NULL)
             continue;
-        ipc_msg_set(&m, IPC_LEAVE, 0, IPC_LEAVE_F_ORPHAN, w->cfg->channel,
-                    strlen(w->cfg->channel), o->user, o->len, NULL, 0);
+        ipc_msg_set(&m, IPC_LEAVE, 0, IPC_LEAVE_F_ORPHAN, w->cfg->channel, w->cfg->channel_len,
+                    o->user, o->len, NULL, 0);
         worker_send_broker(w, &m);
     }
     if (w->orphans != NULL) { /* confirm them all with one PING */
-        ipc_msg_set(&m, IPC_PING, w->orphans->seq, 0, w->cfg->channel, strlen(w->cfg->channel),
-                    NULL, 0, NULL, 0);
+        ipc_msg_set(&m, IPC_PING, w->orphans->seq, 0, w->cfg->channel, w->cfg->channel_len, NULL, 0,
+                    NULL, 0);
         worker_send_broker(w, &m);
     }
     dict_foreach(&w->pending, chat_send_join, NULL); /* joins that waited */
@@ -301,8 +300,7 @@ static void chat_on_join_reply(struct worker *w, const struct ipc_msg *m)
         n = snprintf(text, sizeof(text), CHAT_TEXT_WELCOME_FMT, s->user);
         wss_queue_text(s, text, (size_t)n);
         wss_resume_reading(s);
-        log_msg(LOG_INFO, "c=%llu %s user=%s: joined", (unsigned long long)s->id, s->peer,
-                s->user);
+        log_msg(LOG_INFO, "c=%llu %s user=%s: joined", (unsigned long long)s->id, s->peer, s->user);
         break;
     case IPC_JOIN_TAKEN:
         n = snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, s->user);

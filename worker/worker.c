@@ -217,7 +217,7 @@ static void worker_broker_connect(void)
         return;
     }
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    ipc_msg_set(&m, IPC_HELLO, (uint32_t)W.slot, 0, W.cfg->channel, strlen(W.cfg->channel), pid,
+    ipc_msg_set(&m, IPC_HELLO, (uint32_t)W.slot, 0, W.cfg->channel, W.cfg->channel_len, pid,
                 strlen(pid), NULL, 0);
     ipc_link_send(W.broker, &m);
     chat_on_broker_up(&W);
