@@ -21,6 +21,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util.h"
+
 enum cfg_type {
     CFG_STR = 0, /* char *; min/max: length in bytes; min 0 = optional, "" = NULL */
     CFG_UINT,    /* int */
@@ -384,17 +386,6 @@ static int cfg_is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static int cfg_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode the quoted word at p[*i] (its opening quote) into *out and move
  * both past it: "..." takes \n \t \r \\ \" \xHH, '...' is literal. The
  * closing quote must end the word. Returns NULL, or what is wrong. */
@@ -419,8 +410,8 @@ static const char *cfg_word_unquote(const char *p, size_t len, size_t *i, char *
             case '\\':
             case '"': break;
             case 'x':
-                if (len - j < 2 || (hi = cfg_hex_digit(p[j])) == -1 ||
-                    (lo = cfg_hex_digit(p[j + 1])) == -1)
+                if (len - j < 2 || (hi = util_hex_digit((unsigned char)p[j])) == -1 ||
+                    (lo = util_hex_digit((unsigned char)p[j + 1])) == -1)
                     return "\\x needs two hex digits";
                 j += 2;
                 if ((c = (char)(hi << 4 | lo)) == '\0')

@@ -15,6 +15,10 @@
 
 #include <openssl/evp.h>
 
+#include "base64.h"
+#include "utf8.h"
+#include "util.h"
+
 /* RFC 7230 3.5: a server SHOULD ignore at least one empty line received before
  * the request line. We ignore up to two and refuse a third as BAD, so a stream
  * of empty lines cannot keep a connection in AGAIN. */
@@ -22,6 +26,7 @@
 
 #define UPG_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define UPG_KEY_LEN 24 /* base64 of 16 bytes: 22 characters and "==" */
+#define UPG_KEY_BYTES 16
 #define UPG_SHA1_LEN 20
 
 /* Parser states; the comment is the shortest input that completes a head. */
@@ -306,39 +311,15 @@ int upg_has_token(const struct upg_str *value, const char *token)
     return 0;
 }
 
-/* Value of a base64 alphabet character, -1 otherwise. */
-static int upg_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* 16 bytes are 128 bits: 21 characters carry 126, the 22nd adds the last 2
- * in its top bits. Its 4 low bits are padding and must be zero (canonical
- * encoding, as every real client sends), then "==". */
+/* The strict decoder wants the canonical encoding (the 22nd character's 4
+ * unused bits zero, then "=="), as every real client sends. */
 int upg_key_valid(const struct upg_str *key)
 {
-    const unsigned char *s;
-    int v = 0;
+    unsigned char raw[UPG_KEY_BYTES];
 
     if (key == NULL || key->p == NULL || key->len != UPG_KEY_LEN)
         return 0;
-    s = (const unsigned char *)key->p;
-    for (size_t i = 0; i < UPG_KEY_LEN - 2; i++) {
-        v = upg_b64_value(s[i]);
-        if (v < 0)
-            return 0;
-    }
-    return (v & 0x0f) == 0 && s[UPG_KEY_LEN - 2] == '=' && s[UPG_KEY_LEN - 1] == '=';
+    return base64_decode(BASE64_STD, key->p, key->len, raw, sizeof(raw)) == UPG_KEY_BYTES;
 }
 
 /* OpenSSL can fail to allocate or fetch SHA-1; out is then the empty string,
@@ -361,17 +342,7 @@ void upg_accept_key(const char *key, size_t keylen, char out[UPG_ACCEPT_LEN + 1]
     if (!ok)
         return;
     /* 20 bytes -> 28 characters and a NUL. */
-    EVP_EncodeBlock((unsigned char *)out, md, UPG_SHA1_LEN);
-}
-
-static int upg_hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = upg_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    base64_encode(BASE64_STD, md, UPG_SHA1_LEN, out);
 }
 
 /* A NUL byte in the output is refused whether escaped or literal: the result
@@ -390,8 +361,8 @@ ssize_t upg_percent_decode(const char *src, size_t len, char *dst, size_t dstcap
 
             if (len - i < 3)
                 goto fail;
-            hi = upg_hex_value((unsigned char)src[i + 1]);
-            lo = upg_hex_value((unsigned char)src[i + 2]);
+            hi = util_hex_digit((unsigned char)src[i + 1]);
+            lo = util_hex_digit((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0)
                 goto fail;
             c = (unsigned char)(hi << 4 | lo);
@@ -451,47 +422,6 @@ static const struct {
     { 0xfeff, 0xfeff, UPG_NAME_INVISIBLE }, /* zero width no-break space (BOM) */
 };
 
-/* Decode one non-ASCII UTF-8 sequence at s[0..len) (s[0] >= 0x80). Returns
- * its length and sets *cp, or 0 for a stray continuation byte, an overlong
- * form, a surrogate, a code point above U+10FFFF or a truncated sequence
- * (Unicode 15, table 3-7: well-formed byte sequences). */
-static size_t upg_utf8_decode(const unsigned char *s, size_t len, unsigned *cp)
-{
-    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-    size_t need;
-    unsigned v;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        need = 2;
-        v = s[0] & 0x1fu;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        need = 3;
-        v = s[0] & 0x0fu;
-        if (s[0] == 0xe0)
-            lo = 0xa0; /* overlong below U+0800 */
-        else if (s[0] == 0xed)
-            hi = 0x9f; /* surrogates U+D800..U+DFFF */
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        need = 4;
-        v = s[0] & 0x07u;
-        if (s[0] == 0xf0)
-            lo = 0x90; /* overlong below U+10000 */
-        else if (s[0] == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else {
-        return 0; /* 0x80..0xc1 (continuation, overlong lead), 0xf5..0xff */
-    }
-    if (len < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if (i > 1 && (s[i] < 0x80 || s[i] > 0xbf))
-            return 0;
-        v = v << 6 | (s[i] & 0x3fu);
-    }
-    *cp = v;
-    return need;
-}
-
 /* The first offending character decides the reason; the length is checked
  * once every character is known to be acceptable. */
 const char *upg_user_name_check(const char *name, size_t len)
@@ -503,7 +433,7 @@ const char *upg_user_name_check(const char *name, size_t len)
         return "user name is empty";
     while (i < len) {
         unsigned char c = s[i];
-        unsigned cp;
+        uint32_t cp;
         size_t n;
 
         if (c < 0x80) {
@@ -517,7 +447,7 @@ const char *upg_user_name_check(const char *name, size_t len)
             return upg_name_ascii_reason[c] != NULL ? upg_name_ascii_reason[c]
                                                     : "user name contains a forbidden character";
         }
-        n = upg_utf8_decode(s + i, len - i, &cp);
+        n = utf8_decode(s + i, len - i, &cp);
         if (n == 0)
             return UPG_NAME_BAD_UTF8;
         for (size_t r = 0; r < sizeof(upg_name_refused) / sizeof(upg_name_refused[0]); r++) {
