@@ -63,8 +63,8 @@ apt_update() {
 
 deps() {
     local base=(build-essential autoconf automake autoconf-archive libtool pkg-config
-        libevent-dev libwslay-dev libssl-dev liburing-dev check redis-server redis-tools openssl
-        valgrind procps iproute2 clang)
+        libevent-dev libwslay-dev libssl-dev liburing-dev libjansson-dev check redis-server
+        redis-tools openssl valgrind procps iproute2 clang)
     # node and npm (for wscat): Debian's packages unless a node with npm is already there
     command -v npm >/dev/null 2>&1 || base+=(nodejs npm)
     . /etc/os-release
@@ -91,7 +91,7 @@ deps() {
 # have_deps: skip apt when everything is already installed (fast re-runs)
 have_deps() {
     command -v redis-server >/dev/null && command -v autoreconf >/dev/null &&
-        pkg-config --exists 'hiredis >= 1.0' hiredis_ssl libevent_openssl openssl check liburing 2>/dev/null &&
+        pkg-config --exists 'hiredis >= 1.0' hiredis_ssl libevent_openssl openssl check liburing jansson 2>/dev/null &&
         [ -f /usr/include/wslay/wslay.h ] && [ -f /usr/share/aclocal/ax_check_compile_flag.m4 ] &&
         command -v wscat >/dev/null && command -v clang >/dev/null && command -v valgrind >/dev/null &&
         echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |

@@ -3,7 +3,10 @@
  * The worker authenticates a user at the WebSocket upgrade with a token
  * signed by whoever knows the configured secret. Only the compact
  * serialization with "alg":"HS256" is accepted. Pure: no I/O, no logging, no
- * global state, no allocation (decoding happens in fixed stack buffers).
+ * global state of ours. Segments are decoded into fixed stack buffers; the
+ * header and then (once the signature holds) the payload are parsed by
+ * jansson, which allocates a tree for each that is freed before
+ * jwt_verify_hs256 returns.
  */
 #ifndef RC_JWT_H
 #define RC_JWT_H
@@ -15,7 +18,7 @@
 
 enum jwt_result {
     JWT_OK = 0,
-    JWT_MALFORMED,        /* not three base64url segments, bad JSON, duplicate or mistyped claim */
+    JWT_MALFORMED,        /* not three base64url segments, bad JSON, repeated key, mistyped claim */
     JWT_BAD_ALG,          /* header "alg" missing or not exactly "HS256" ("none" included) */
     JWT_BAD_SIGNATURE,    /* wrong HMAC, wrong signature length, or an empty key */
     JWT_EXPIRED,          /* now >= exp + leeway */
@@ -33,7 +36,9 @@ enum jwt_result {
  *
  * Checks, in this order, each failing with the result in parentheses:
  *   - exactly three segments, the first two non-empty, valid strict base64url
- *     (no '=', canonical trailing bits) and UTF-8 JSON objects (MALFORMED);
+ *     (no '=', canonical trailing bits) and UTF-8 JSON objects (RFC 8259, as
+ *     jansson reads it) without a repeated member name at any level and
+ *     nested at most JWT_JSON_DEPTH_MAX deep (MALFORMED);
  *   - header: "alg" is the string "HS256" (BAD_ALG); "typ", if present, is
  *     the string "JWT" and there is no "crit" (MALFORMED: we understand no
  *     extension, RFC 7515 4.1.11);
@@ -43,13 +48,14 @@ enum jwt_result {
  *     otherwise), present and non-empty (NO_SUBJECT); "exp" is a number
  *     (MALFORMED otherwise) and present (NO_EXPIRY); "nbf", if present, is a
  *     number (MALFORMED); "sub" decoded (all JSON escapes, \uXXXX and
- *     surrogate pairs to UTF-8) equals user byte for byte (SUBJECT_MISMATCH);
- *     now < exp + leeway_s (EXPIRED); now >= nbf - leeway_s (NOT_YET_VALID).
- * Numbers may have a fraction or exponent: their integer part (toward zero,
- * saturated to the range of long long) is used. A negative leeway counts as 0.
- * A repeated "alg", "typ", "crit", "sub", "exp" or "nbf" key is MALFORMED;
- * other keys and values, nested up to JWT_JSON_DEPTH_MAX, are checked for
- * syntax and ignored. */
+ *     surrogate pairs to UTF-8; a \u0000 is kept) equals user byte for byte
+ *     (SUBJECT_MISMATCH); now < exp + leeway_s (EXPIRED); now >= nbf -
+ *     leeway_s (NOT_YET_VALID).
+ * Numbers are read as doubles (exact for every integer up to 2^53) and may
+ * have a fraction or exponent: their integer part (toward zero, saturated to
+ * the range of long long) is used; a number beyond a double's range (1e400)
+ * is MALFORMED. A negative leeway counts as 0. Only top-level members count:
+ * other keys and values are checked for syntax and ignored. */
 enum jwt_result jwt_verify_hs256(const char *token, size_t len, const void *key, size_t keylen,
                                  const char *user, size_t userlen, long long now, long leeway_s);
 
