@@ -1,27 +1,49 @@
-/* dict.c -- see dict.h. FNV-1a hashing: names are short. */
+/* dict.c -- see dict.h. */
 #include "dict.h"
 
-#include <stdint.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DICT_INITIAL_BUCKETS 16
 
-static uint64_t dict_hash(const char *key, size_t len)
+/* FNV-1a with a random seed would not do: bit k of its hash depends only on
+ * bits 0..k of the seed and of the key's bytes, and the low bits pick the
+ * bucket, so in a table of up to 128 buckets names that differ only in the
+ * top bit of their bytes share a bucket whatever the seed. */
+static uint64_t dict_hash(const struct dict *d, const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    size_t i;
+    return siphash24(d->hash_key, key, len);
+}
 
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+/* getrandom(2) returns 16 bytes at once; it blocks only until the kernel's
+ * pool is ready at boot. Should it fail anyway (ENOSYS before Linux 3.17),
+ * the clock, the pid and a stack address (ASLR) make a weaker key that an
+ * attacker still cannot read. */
+static void dict_random_key(uint8_t key[SIPHASH_KEY_LEN])
+{
+    struct timespec ts;
+    uint64_t mix[2];
+    ssize_t n;
+
+    do {
+        n = getrandom(key, SIPHASH_KEY_LEN, 0);
+    } while (n == -1 && errno == EINTR);
+    if (n == SIPHASH_KEY_LEN)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    mix[0] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    mix[1] = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&ts;
+    memcpy(key, mix, SIPHASH_KEY_LEN);
 }
 
 void dict_init(struct dict *d)
 {
     memset(d, 0, sizeof(*d));
+    dict_random_key(d->hash_key);
 }
 
 void dict_deinit(struct dict *d)
@@ -41,7 +63,7 @@ void dict_deinit(struct dict *d)
 
 static struct dict_entry **dict_slot(const struct dict *d, const char *key, size_t len)
 {
-    struct dict_entry **pp = &d->buckets[dict_hash(key, len) & (d->nbuckets - 1)];
+    struct dict_entry **pp = &d->buckets[dict_hash(d, key, len) & (d->nbuckets - 1)];
 
     for (; *pp != NULL; pp = &(*pp)->next)
         if ((*pp)->keylen == len && memcmp((*pp)->key, key, len) == 0)
@@ -69,7 +91,7 @@ static int dict_grow(struct dict *d)
     for (i = 0; i < d->nbuckets; i++) {
         struct dict_entry *e = d->buckets[i], *next;
         for (; e != NULL; e = next) {
-            size_t j = dict_hash(e->key, e->keylen) & (n - 1);
+            size_t j = dict_hash(d, e->key, e->keylen) & (n - 1);
             next = e->next;
             e->next = b[j];
             b[j] = e;

@@ -1,10 +1,19 @@
 /* dict.h -- a small string-keyed hash table (separate chaining, power-of-two
  * buckets, grows at load factor 1). Keys are not copied: each entry points
- * at a key owned by the caller, which must outlive the entry. */
+ * at a key owned by the caller, which must outlive the entry.
+ *
+ * Keys are often client-chosen names, so they are hashed with SipHash under
+ * a random key that each table takes from getrandom(2) in dict_init: a
+ * client cannot pick names that share a bucket (hash flooding), and tables
+ * made in different processes (or in one) place keys differently. A table
+ * made before a fork keeps its key in both processes, as its entries need. */
 #ifndef RC_DICT_H
 #define RC_DICT_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "siphash.h"
 
 struct dict_entry {
     struct dict_entry *next;
@@ -17,10 +26,13 @@ struct dict {
     struct dict_entry **buckets;
     size_t nbuckets; /* power of two, 0 before the first insert */
     size_t count;
+    uint8_t hash_key[SIPHASH_KEY_LEN]; /* random, set by dict_init */
 };
 
+/* An empty table with a fresh random hash key; allocates nothing. */
 void dict_init(struct dict *d);
-/* Frees the table's memory; the keys and values are the caller's. */
+/* Frees the table's memory; the keys and values are the caller's. The table
+ * is left empty and usable, as after dict_init. */
 void dict_deinit(struct dict *d);
 
 /* Value for key, or NULL. */
