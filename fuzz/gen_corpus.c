@@ -2,13 +2,15 @@
  *
  * Run once from the top of the tree (the seeds are kept in git):
  *
- *   clang -Isrc -o /tmp/gen_corpus fuzz/gen_corpus.c src/ipc.c
+ *   clang -Isrc -o /tmp/gen_corpus fuzz/gen_corpus.c src/ipc.c src/base64.c -lcrypto
  *   /tmp/gen_corpus fuzz/corpus
  *
  * IPC seeds are produced by ipc_encode itself; WebSocket seeds are masked
  * client frames behind the fuzz_ws_frames mode bytes (see that file);
- * HTTP and config seeds are small meaningful texts. The sample config
- * (etc/redis-chat.conf) is copied into the config corpus by hand.
+ * HTTP and config seeds are small meaningful texts; JWT seeds are tokens
+ * signed with fuzz_jwt's key, or JSON for the target to sign (fuzz_jwt.h).
+ * The sample config (etc/redis-chat.conf) is copied into the config corpus
+ * by hand.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -17,6 +19,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "base64.h"
+#include "fuzz_jwt.h"
 #include "ipc.h"
 
 static const char *gen_top;
@@ -356,6 +363,112 @@ static void gen_config_corpus(void)
     gen_write(t, "env", env, sizeof(env) - 1);
 }
 
+/* ---- fuzz_jwt ------------------------------------------------------------------ */
+
+/* A token as a client sends it: the mode byte, then
+ * b64url(header).b64url(payload).b64url(HMAC-SHA256 under key). */
+static void gen_jwt_token(const char *name, int mode, const char *header, const char *payload,
+                          const char *key)
+{
+    static char tok[8192];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t n = 0;
+
+    tok[n++] = (char)mode;
+    n += base64_encode(BASE64_URL, header, strlen(header), tok + n);
+    tok[n++] = '.';
+    n += base64_encode(BASE64_URL, payload, strlen(payload), tok + n);
+    if (HMAC(EVP_sha256(), key, (int)strlen(key), (unsigned char *)tok + 1, n - 1, md, &mdlen) ==
+        NULL)
+        exit(1);
+    tok[n++] = '.';
+    n += base64_encode(BASE64_URL, md, mdlen, tok + n);
+    gen_write("fuzz_jwt", name, tok, n);
+}
+
+/* A token given as text, behind the mode byte. */
+static void gen_jwt_text(const char *name, int mode, const char *token)
+{
+    static char b[8192];
+    size_t n = strlen(token);
+
+    if (1 + n > sizeof(b))
+        exit(1);
+    b[0] = (char)mode;
+    memcpy(b + 1, token, n);
+    gen_write("fuzz_jwt", name, b, 1 + n);
+}
+
+/* Header and payload JSON for fuzz_jwt to sign: the mode byte (with
+ * FZJ_SIGN), the header's length, the header, the payload. */
+static void gen_jwt_json(const char *name, int mode, const char *header, const char *payload)
+{
+    static char b[8192];
+    size_t hlen = strlen(header), plen = strlen(payload);
+
+    if (hlen > 255 || 2 + hlen + plen > sizeof(b))
+        exit(1);
+    b[0] = (char)(mode | FZJ_SIGN);
+    b[1] = (char)hlen;
+    memcpy(b + 2, header, hlen);
+    memcpy(b + 2 + hlen, payload, plen);
+    gen_write("fuzz_jwt", name, b, 2 + hlen + plen);
+}
+
+static void gen_jwt_corpus(void)
+{
+    const char *hdr = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    const char *alice = "{\"sub\":\"alice\",\"exp\":2000000000}";
+    const int plain = FZJ_MODE(0, FZJ_NOW_FIXED, FZJ_LEEWAY_ZERO);
+    static char deep[200];
+    size_t n;
+
+    /* tokens as they come */
+    gen_jwt_token("token_valid", plain, hdr, alice, FZJ_KEY);
+    gen_jwt_token("token_valid_claims", FZJ_MODE(0, FZJ_NOW_FIXED, FZJ_LEEWAY_30),
+                  "{\"typ\":\"JWT\",\"kid\":\"k1\",\"alg\":\"HS256\"}",
+                  "{\"iss\":\"app\",\"sub\":\"alice\",\"iat\":1699999000,\"nbf\":1699999000,"
+                  "\"exp\":1.7e9,\"roles\":[\"user\",{\"x\":null}]}",
+                  FZJ_KEY);
+    gen_jwt_token("token_expired", FZJ_MODE(0, FZJ_NOW_MAX, FZJ_LEEWAY_ZERO), hdr, alice,
+                  FZJ_KEY);
+    gen_jwt_token("token_other_key", plain, hdr, alice, "not the fuzzing key");
+    gen_jwt_token("token_other_user", plain, hdr, "{\"sub\":\"bob\",\"exp\":2000000000}", FZJ_KEY);
+    gen_jwt_token("token_alg_hs512", plain, "{\"alg\":\"HS512\"}", alice, FZJ_KEY);
+    /* {"alg":"none"} with an empty signature, four segments, padding, '+' '/' */
+    gen_jwt_text("token_alg_none", plain,
+                 "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6MjAwMDAwMDAwMH0.");
+    gen_jwt_text("token_four_segments", plain, "eyJhbGciOiJIUzI1NiJ9.e30.e30.c2ln");
+    gen_jwt_text("token_padded", plain, "eyJhbGciOiJIUzI1NiJ9.e30=.c2ln");
+    gen_jwt_text("token_bad_chars", plain, "eyJhbGciOiJIUzI1NiJ9.e3+/.c2ln");
+
+    /* JSON for the target to sign */
+    gen_jwt_json("json_valid", plain, hdr, alice);
+    gen_jwt_json("json_escapes", FZJ_MODE(0, FZJ_NOW_FIXED, FZJ_LEEWAY_NEGATIVE),
+                 "{\"alg\":\"HS\\u0032\\u00356\"}",
+                 "{\"sub\":\"\\u0061lic\\u0065\",\"exp\":2e9,\"n\":\"\\ud83d\\ude00\"}");
+    gen_jwt_json("json_not_yet_valid", FZJ_MODE(0, FZJ_NOW_ZERO, FZJ_LEEWAY_30), hdr,
+                 "{\"sub\":\"alice\",\"exp\":2000000000,\"nbf\":1700000000}");
+    gen_jwt_json("json_big_numbers", FZJ_MODE(0, FZJ_NOW_MIN, FZJ_LEEWAY_MAX), hdr,
+                 "{\"sub\":\"alice\",\"exp\":99999999999999999999999,\"nbf\":-1e300}");
+    gen_jwt_json("json_out_of_range", plain, hdr, "{\"sub\":\"alice\",\"exp\":1e400}");
+    gen_jwt_json("json_no_subject", plain, hdr, "{\"exp\":2000000000}");
+    gen_jwt_json("json_no_expiry", plain, hdr, "{\"sub\":\"alice\"}");
+    gen_jwt_json("json_mistyped", plain, hdr, "{\"sub\":[\"alice\"],\"exp\":\"2e9\"}");
+    gen_jwt_json("json_duplicate", plain, hdr,
+                 "{\"sub\":\"alice\",\"exp\":2e9,\"o\":{\"k\":1,\"\\u006b\":2}}");
+    gen_jwt_json("json_crit", plain, "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", alice);
+    gen_jwt_json("json_alg_nul", plain, "{\"alg\":\"HS256\\u0000\"}", alice);
+    gen_jwt_json("json_sub_nul", plain, hdr, "{\"sub\":\"alice\\u0000\",\"exp\":2e9}");
+    /* 40 arrays deep: past JWT_JSON_DEPTH_MAX (32) */
+    n = (size_t)snprintf(deep, sizeof(deep), "{\"sub\":\"alice\",\"exp\":2e9,\"d\":");
+    memset(deep + n, '[', 40);
+    memset(deep + n + 40, ']', 40);
+    strcpy(deep + n + 80, "}");
+    gen_jwt_json("json_deep", plain, hdr, deep);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -371,5 +484,6 @@ int main(int argc, char **argv)
     gen_ws_corpus();
     gen_http_corpus();
     gen_config_corpus();
+    gen_jwt_corpus();
     return 0;
 }

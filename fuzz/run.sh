@@ -20,7 +20,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 out=${FUZZ_OUT:-$here/out}
-targets=${FUZZ_TARGETS:-fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames}
+targets=${FUZZ_TARGETS:-fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt}
 
 "$here/build.sh" "$out"
 out=$(cd "$out" && pwd)
@@ -39,6 +39,7 @@ for t in $targets; do
     fuzz_http_upgrade) extra="-max_len=9000 -dict=$here/http_upgrade.dict" ;;
     fuzz_config) extra="-max_len=4096 -dict=$here/config.dict" ;;
     fuzz_ws_frames) extra="-max_len=4096" ;;
+    fuzz_jwt) extra="-max_len=4200 -dict=$here/jwt.dict" ;; # just past JWT_TOKEN_MAX
     *) extra="-max_len=8192" ;;
     esac
     echo "== $t: $secs s (log: $log)"
