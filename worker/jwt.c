@@ -154,8 +154,8 @@ static int jwt_is_early(long long now, long long nbf, long long leeway)
 }
 
 /* Claim checks on the parsed payload c. */
-static enum jwt_result jwt_check_claims(json_t *c, const char *user, size_t userlen,
-                                        long long now, long long leeway)
+static enum jwt_result jwt_check_claims(json_t *c, const char *user, size_t userlen, long long now,
+                                        long long leeway)
 {
     json_t *sub = json_object_get(c, "sub"), *exp = json_object_get(c, "exp"),
            *nbf = json_object_get(c, "nbf");

@@ -196,8 +196,12 @@ START_TEST(test_siphash_vectors)
         size_t len;
         uint64_t want;
     } vec[] = {
-        {0, 0x726fdb47dd0e0e31ULL},  {1, 0x74f839c593dc67fdULL},  {7, 0xab0200f58b01d137ULL},
-        {8, 0x93f5f5799a932462ULL},  {9, 0x9e0082df0ba9e4b0ULL},  {15, 0xa129ca6149be45e5ULL},
+        {0, 0x726fdb47dd0e0e31ULL},
+        {1, 0x74f839c593dc67fdULL},
+        {7, 0xab0200f58b01d137ULL},
+        {8, 0x93f5f5799a932462ULL},
+        {9, 0x9e0082df0ba9e4b0ULL},
+        {15, 0xa129ca6149be45e5ULL},
         {16, 0x3f2acc7f57c29bdbULL},
     };
     uint8_t key[SIPHASH_KEY_LEN], msg[16];
