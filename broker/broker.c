@@ -34,6 +34,7 @@
 #define BROKER_STOP_EXTRA_MS 2000 /* past shutdown-timeout, for the last leaves */
 #define BROKER_OUTBOX_TICK_MS 200 /* how often held messages are checked for expiry */
 #define BROKER_WORKERS_WAIT_MS 2000 /* after a start, for every worker to say HELLO */
+#define BROKER_LAST_REPLIES_MS 1000 /* unregistered at the stop timeout: Redis's last answers */
 
 /* One connected worker. Owned by the broker's list; its users dict owns
  * the name strings (key == value). */
@@ -604,7 +605,7 @@ static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
         /* workers still connected or leaves still held: unregister anyway
          * (whoever is left is reaped by the other instances via the
          * heartbeat) and give Redis a moment to answer */
-        struct timeval tv = {1, 0};
+        struct timeval tv = util_ms_tv(BROKER_LAST_REPLIES_MS);
         log_msg(LOG_WARN, "shutdown timeout: unregistering with %ld redis command(s) pending",
                 B.inflight);
         B.unregistered = 1;
@@ -620,7 +621,7 @@ static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
  * said goodbye and Redis has answered, so no user is left in the set. */
 static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-    struct timeval tv;
+    struct timeval tv = util_ms_tv(B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS);
 
     (void)what;
     (void)arg;
@@ -632,8 +633,6 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
     B.stopping = 1;
     event_del(B.accept_ev);
     /* the workers have shutdown-timeout for their sessions; leaves follow */
-    tv.tv_sec = (B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS) / 1000;
-    tv.tv_usec = ((B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS) % 1000) * 1000;
     evtimer_add(B.stop_timer, &tv);
     broker_maybe_exit();
 }
@@ -676,9 +675,8 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
         return RC_EXIT_RUNTIME;
     }
     {
-        struct timeval tv = {0, BROKER_OUTBOX_TICK_MS * 1000};
-        struct timeval wait = {BROKER_WORKERS_WAIT_MS / 1000,
-                               (BROKER_WORKERS_WAIT_MS % 1000) * 1000};
+        struct timeval tv = util_ms_tv(BROKER_OUTBOX_TICK_MS);
+        struct timeval wait = util_ms_tv(BROKER_WORKERS_WAIT_MS);
         event_add(B.outbox_ev, &tv);
         event_add(B.ready_ev, &wait);
     }

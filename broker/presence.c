@@ -10,6 +10,7 @@
 
 #include "chat_text.h"
 #include "log.h"
+#include "util.h"
 
 #define PRESENCE_SCAN_MS 5000 /* how often to look for dead instances */
 #define PRESENCE_KEY_MAX 512
@@ -253,11 +254,9 @@ struct presence *presence_new(struct event_base *base, struct rlink *redis,
         presence_free(p);
         return NULL;
     }
-    tv.tv_sec = beat / 1000;
-    tv.tv_usec = (beat % 1000) * 1000;
+    tv = util_ms_tv(beat);
     event_add(p->beat_ev, &tv);
-    tv.tv_sec = PRESENCE_SCAN_MS / 1000;
-    tv.tv_usec = 0;
+    tv = util_ms_tv(PRESENCE_SCAN_MS);
     event_add(p->scan_ev, &tv);
     return p;
 }
