@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chat_text.h"
+#include "chat_payload.h"
 #include "dict.h"
 #include "ipc.h"
 #include "ipc_link.h"
@@ -135,21 +135,6 @@ static void broker_maybe_exit(void)
     event_base_loopexit(B.base, NULL);
 }
 
-/* Format "user" + suffix-or-": text" into the scratch buffer. */
-static const char *broker_format(const char *user, size_t ulen, const char *sep, const void *text,
-                                 size_t tlen, size_t *outlen)
-{
-    size_t seplen = strlen(sep), need = ulen + seplen + tlen;
-
-    if (need > B.scratch_cap)
-        return NULL;
-    memcpy(B.scratch, user, ulen);
-    memcpy(B.scratch + ulen, sep, seplen);
-    memcpy(B.scratch + ulen + seplen, text, tlen);
-    *outlen = need;
-    return (const char *)B.scratch;
-}
-
 static void broker_on_cmd_done(long long result, void *pd)
 {
     (void)result;
@@ -158,18 +143,19 @@ static void broker_on_cmd_done(long long result, void *pd)
     broker_maybe_exit();
 }
 
-/* Publish a notice ("foo: has joined the chat!"). */
-static void broker_announce(const char *user, size_t ulen, const char *notice)
+/* Publish "foo: has joined the chat!" (leaves are presence.c's: Redis
+ * announces them only when the name was still listed). */
+static void broker_announce_join(const char *user, size_t ulen)
 {
-    size_t len;
-    const char *p = broker_format(user, ulen, ": ", notice, strlen(notice), &len);
+    char *payload = (char *)B.scratch;
+    ssize_t len = chat_payload_joined(payload, B.scratch_cap, user, ulen);
 
-    if (p == NULL || !B.cfg->announce)
+    if (len < 0 || !B.cfg->announce)
         return;
-    if (rlink_publish(B.redis, p, len, broker_on_cmd_done, NULL) == 0)
+    if (rlink_publish(B.redis, payload, (size_t)len, broker_on_cmd_done, NULL) == 0)
         B.inflight++;
     else
-        log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, p);
+        log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, payload);
 }
 
 /* A user is gone: remove the name and tell the others, now or, while Redis
@@ -213,7 +199,7 @@ static void broker_on_sadd(long long result, void *pd)
             broker_user_gone(q->user, q->userlen);
         } else {
             broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_ACCEPTED);
-            broker_announce(q->user, q->userlen, CHAT_TEXT_JOINED);
+            broker_announce_join(q->user, q->userlen);
         }
     } else {
         broker_send_join_reply(w, q->reqid, q->user, q->userlen,
@@ -296,16 +282,17 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
 {
     const struct ipc_field *user = &m->f[1], *text = &m->f[2];
     struct broker_req *q;
-    const char *payload;
-    size_t len;
+    char *payload = (char *)B.scratch;
+    ssize_t len;
 
     if (dict_get(&w->users, (const char *)user->p, user->len) == NULL) {
         log_msg(LOG_WARN, "worker %d: PUBLISH for '%.*s', which it does not hold", w->slot,
                 (int)user->len, (const char *)user->p);
         return;
     }
-    payload = broker_format((const char *)user->p, user->len, ": ", text->p, text->len, &len);
-    if (payload == NULL) {
+    len = chat_payload_message(payload, B.scratch_cap, (const char *)user->p, user->len, text->p,
+                               text->len);
+    if (len < 0) {
         broker_send_publish_fail(w, m->id, (const char *)user->p, user->len, "message too large");
         return;
     }
@@ -319,7 +306,7 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
         return;
     }
     q = broker_req_new(w->id, m->id, user->p, user->len);
-    if (q == NULL || rlink_publish(B.redis, payload, len, broker_on_published, q) == -1) {
+    if (q == NULL || rlink_publish(B.redis, payload, (size_t)len, broker_on_published, q) == -1) {
         free(q);
         broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
                                  "chat service unavailable");
@@ -518,11 +505,11 @@ static void broker_outbox_flush(void)
         } else {
             struct broker_req *q =
                 broker_req_new(it->worker_id, it->reqid, outbox_user(it), it->userlen);
-            size_t len;
-            const char *p = broker_format(outbox_user(it), it->userlen, ": ", outbox_text(it),
-                                          it->textlen, &len);
-            if (q != NULL && p != NULL &&
-                rlink_publish(B.redis, p, len, broker_on_published, q) == 0) {
+            char *payload = (char *)B.scratch;
+            ssize_t len = chat_payload_message(payload, B.scratch_cap, outbox_user(it), it->userlen,
+                                               outbox_text(it), it->textlen);
+            if (q != NULL && len >= 0 &&
+                rlink_publish(B.redis, payload, (size_t)len, broker_on_published, q) == 0) {
                 B.inflight++;
             } else {
                 struct broker_worker *w = broker_find_worker(it->worker_id);
