@@ -3,7 +3,9 @@
  * Workers send JOIN / LEAVE / PUBLISH; the broker turns them into SADD /
  * SREM / PUBLISH with exactly the seed's keys and payloads and answers
  * joins and failed publishes. Every message from the Redis channel is
- * encoded once into a DELIVER frame and the same bytes go to each worker.
+ * encoded once into a DELIVER frame and the same bytes go to each worker;
+ * a worker that leaves max-worker-backlog of them unread is dropped and
+ * restarted (broker_drop_behind), so the broker's memory stays bounded.
  * The broker remembers which users each worker holds, so a worker that
  * dies without saying goodbye does not leave ghost users behind.
  */
@@ -24,6 +26,7 @@
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "master.h"
 #include "net.h"
 #include "outbox.h"
 #include "presence.h"
@@ -43,6 +46,7 @@ struct broker_worker {
     struct ipc_link *link;
     uint64_t id; /* never reused: pending Redis replies find their worker by it */
     int slot;    /* -1 until HELLO */
+    pid_t pid;   /* from the socket (SO_PEERCRED): whom the master kills if it falls behind */
     struct dict users;
 };
 
@@ -69,6 +73,7 @@ static struct {
     struct broker_worker *workers;
     uint64_t next_worker_id;
     size_t max_frame;
+    size_t max_backlog; /* max-worker-backlog */
     uint8_t *scratch; /* formats payloads and encodes DELIVER frames */
     size_t scratch_cap;
     long inflight;     /* Redis commands not answered yet */
@@ -458,12 +463,34 @@ static void broker_accept_cb(evutil_socket_t fd, short what, void *arg)
         }
         w->id = ++B.next_worker_id;
         w->slot = -1;
+        w->pid = net_unix_peer_pid(cfd);
         dict_init(&w->users);
         w->next = B.workers;
         if (B.workers != NULL)
             B.workers->prev = w;
         B.workers = w;
     }
+}
+
+/* A worker has not read max-worker-backlog bytes of deliveries: it is
+ * stopped or stuck. Holding more would grow the broker without bound, and
+ * skipping messages would let its users chat on with a hole in what they
+ * saw. So the worker goes, with a clear outcome for its users: the link is
+ * dropped (what it held is freed now), the close callback removes its users
+ * and announces their leaves as after a crash, and the master kills the
+ * process, which closes their connections; their clients reconnect to the
+ * worker started in its place. The other workers see nothing but the leaves. */
+static void broker_drop_behind(struct broker_worker *w)
+{
+    log_msg(LOG_ERROR,
+            "worker %d (pid %d) left %zu bytes unread (max-worker-backlog %zu): dropping it and "
+            "its %zu user(s)",
+            w->slot, (int)w->pid, ipc_link_pending(w->link), B.max_backlog, w->users.count);
+    if (w->pid <= 0)
+        log_msg(LOG_ERROR, "worker %d: pid unknown, the master cannot restart it", w->slot);
+    else if (master_request_worker_kill(w->pid) == -1)
+        log_errno(LOG_ERROR, errno, "worker %d: asking the master to restart it", w->slot);
+    ipc_link_shutdown(w->link, "fell behind: max-worker-backlog");
 }
 
 static void broker_on_redis_message(const char *payload, size_t len, void *arg)
@@ -479,10 +506,17 @@ static void broker_on_redis_message(const char *payload, size_t len, void *arg)
         log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
         return;
     }
-    /* encoded once; the same bytes go to every worker */
-    for (w = B.workers; w != NULL; w = w->next)
-        if (w->slot >= 0)
+    /* encoded once; the same bytes go to every worker, each first checked
+     * against the bound with one comparison (a dropped link holds nothing,
+     * so it is not dropped twice) */
+    for (w = B.workers; w != NULL; w = w->next) {
+        if (w->slot < 0)
+            continue;
+        if (ipc_link_pending(w->link) > B.max_backlog)
+            broker_drop_behind(w);
+        else
             ipc_link_send_encoded(w->link, B.scratch, (size_t)n);
+    }
 }
 
 static void broker_hold_user(const char *key, size_t keylen, void *val, void *arg)
@@ -634,6 +668,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     B.cfg = cfg;
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     B.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
+    B.max_backlog = (size_t)cfg->max_worker_backlog;
     B.scratch_cap = B.max_frame;
     B.scratch = malloc(B.scratch_cap);
     B.base = event_base_new();

@@ -38,6 +38,9 @@
 #define MASTER_BACKOFF_BASE_MS 100
 #define MASTER_BACKOFF_MAX_MS 5000
 #define MASTER_KILL_GRACE_MS 5000    /* after shutdown-timeout, before SIGKILL */
+/* The broker's request to kill a worker: a queued real-time signal carrying
+ * the worker's pid (real-time signals queue, so requests at once all count) */
+#define MASTER_SIG_KILL_WORKER SIGRTMIN
 
 enum master_role { ROLE_BROKER = 0, ROLE_WORKER };
 
@@ -322,6 +325,58 @@ static long master_next_wakeup_ms(void)
     return next <= now ? 0 : (long)(next - now);
 }
 
+int master_request_worker_kill(pid_t pid)
+{
+    union sigval v = {.sival_int = (int)pid};
+
+    /* M is the master's, copied at fork: its pid is our parent's unless the
+     * master died (then the parent is init, which must never get this) */
+    if (getppid() != M.pid) {
+        errno = ESRCH;
+        return -1;
+    }
+    return sigqueue(M.pid, MASTER_SIG_KILL_WORKER, v);
+}
+
+/* 1 with its name in buf when pid is a worker of ours not reaped yet
+ * (current or draining): only then can the pid not have been reused. */
+static int master_worker_name(pid_t pid, char *buf, size_t cap)
+{
+    int i;
+
+    for (i = 0; i < M.nslots; i++)
+        if (M.workers[i].pid == pid) {
+            master_role_name(&M.workers[i], buf, cap);
+            return 1;
+        }
+    for (i = 0; i < M.nretired; i++)
+        if (M.retired[i].pid == pid) {
+            snprintf(buf, cap, "old worker");
+            return 1;
+        }
+    return 0;
+}
+
+/* The broker dropped a worker that fell max-worker-backlog behind: it missed
+ * messages, so it must not carry on as if nothing happened (once resumed it
+ * would re-register its users with the broker, who already announced them as
+ * left). Killed, it closes its users' connections; their clients reconnect
+ * to the worker started in its place. */
+static void master_on_kill_request(const siginfo_t *si)
+{
+    pid_t pid = (pid_t)si->si_value.sival_int;
+    char name[32];
+
+    if (si->si_code != SI_QUEUE || pid <= 0 || !master_worker_name(pid, name, sizeof(name))) {
+        log_msg(LOG_INFO, "request from pid %d to kill pid %d ignored: not a running worker",
+                (int)si->si_pid, (int)pid);
+        return;
+    }
+    log_msg(LOG_WARN, "killing %s (pid %d): it fell max-worker-backlog behind the broker", name,
+            (int)pid);
+    kill(pid, SIGKILL);
+}
+
 /* SO_REUSEPORT lets a second server of the same user bind our port too and
  * silently take half the connections: make sure the port is free first, with
  * a socket that does not share. */
@@ -392,7 +447,8 @@ static int master_broker_changed(const struct cfg *o, const struct cfg *n)
            master_str_differs(o->redis_tls_server_name, n->redis_tls_server_name) ||
            master_str_differs(o->channel, n->channel) ||
            master_str_differs(o->users_key, n->users_key) ||
-           o->max_message_size != n->max_message_size;
+           o->max_message_size != n->max_message_size ||
+           o->max_worker_backlog != n->max_worker_backlog;
 }
 
 /* SIGHUP: re-read the config; if valid, start new workers next to the old
@@ -573,6 +629,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, MASTER_SIG_KILL_WORKER);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     proctitle_set("redis-chat: master");
@@ -590,8 +647,11 @@ int master_run(struct cfg *cfg, const char *conf_path)
     while (!M.stopping || master_children_left() > 0) {
         long ms = master_next_wakeup_ms();
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        int sig = sigtimedwait(&set, NULL, &ts);
+        siginfo_t si;
+        int sig = sigtimedwait(&set, &si, &ts);
 
+        if (sig == MASTER_SIG_KILL_WORKER) /* not a constant: no case label */
+            master_on_kill_request(&si);
         switch (sig) {
         case SIGTERM:
         case SIGINT:
