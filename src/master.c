@@ -54,6 +54,7 @@ struct master_proc {
     int quick_deaths;       /* consecutive deaths soon after start */
     int row;                /* worker's row in the shared connection counts, -1 none */
     int ever_up;            /* survived its first MASTER_QUICK_DEATH_MS once */
+    int killed_behind;      /* killed for max-worker-backlog: not a start failure */
 };
 
 /* A worker replaced by a reload, draining; its socket is closed when it
@@ -241,10 +242,11 @@ static void master_on_death(struct master_proc *p, int status)
         log_msg(LOG_INFO, "%s %s", name, how);
         return;
     }
-    if (lived < MASTER_QUICK_DEATH_MS)
+    if (lived < MASTER_QUICK_DEATH_MS && !p->killed_behind)
         p->quick_deaths++;
     else
         p->quick_deaths = 0;
+    p->killed_behind = 0;
     if (lived >= MASTER_QUICK_DEATH_MS)
         p->ever_up = 1;
     if ((fatal && !p->ever_up) || p->quick_deaths >= MASTER_GIVE_UP_AFTER) {
@@ -338,22 +340,26 @@ int master_request_worker_kill(pid_t pid)
     return sigqueue(M.pid, MASTER_SIG_KILL_WORKER, v);
 }
 
-/* 1 with its name in buf when pid is a worker of ours not reaped yet
- * (current or draining): only then can the pid not have been reused. */
-static int master_worker_name(pid_t pid, char *buf, size_t cap)
+/* Our current worker with this pid, or NULL. Only an unreaped child of ours
+ * is looked up, so the pid cannot have been reused. */
+static struct master_proc *master_worker_by_pid(pid_t pid)
 {
     int i;
 
     for (i = 0; i < M.nslots; i++)
-        if (M.workers[i].pid == pid) {
-            master_role_name(&M.workers[i], buf, cap);
-            return 1;
-        }
+        if (M.workers[i].pid == pid)
+            return &M.workers[i];
+    return NULL;
+}
+
+/* 1 when pid is a worker of ours draining after a reload (not reaped yet). */
+static int master_retired_pid(pid_t pid)
+{
+    int i;
+
     for (i = 0; i < M.nretired; i++)
-        if (M.retired[i].pid == pid) {
-            snprintf(buf, cap, "old worker");
+        if (M.retired[i].pid == pid)
             return 1;
-        }
     return 0;
 }
 
@@ -365,12 +371,19 @@ static int master_worker_name(pid_t pid, char *buf, size_t cap)
 static void master_on_kill_request(const siginfo_t *si)
 {
     pid_t pid = (pid_t)si->si_value.sival_int;
+    struct master_proc *w = pid > 0 ? master_worker_by_pid(pid) : NULL;
     char name[32];
 
-    if (si->si_code != SI_QUEUE || pid <= 0 || !master_worker_name(pid, name, sizeof(name))) {
+    if (si->si_code != SI_QUEUE || pid <= 0 || (w == NULL && !master_retired_pid(pid))) {
         log_msg(LOG_INFO, "request from pid %d to kill pid %d ignored: not a running worker",
                 (int)si->si_pid, (int)pid);
         return;
+    }
+    if (w != NULL) {
+        w->killed_behind = 1;
+        master_role_name(w, name, sizeof(name));
+    } else {
+        snprintf(name, sizeof(name), "draining worker");
     }
     log_msg(LOG_WARN, "killing %s (pid %d): it fell max-worker-backlog behind the broker", name,
             (int)pid);

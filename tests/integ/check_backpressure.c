@@ -263,6 +263,10 @@ START_TEST(test_stopped_worker_bounded)
     ASSERT_LOG(h_file_contains(c.log, "(max-worker-backlog 262144): dropping it"), c.log);
     ck_assert_int_eq(h_wait_exit(stuck, T_GONE_MS, NULL), 1);
     ck_assert_msg(h_wait_new_child(c.pid, title, stuck, T_GONE_MS) != 0, "no new %s", title);
+    /* at once, even right after its start: falling behind is no start failure */
+    snprintf(text, sizeof(text), "worker %d killed by signal %d", victim, SIGKILL);
+    ASSERT_LOG(h_file_contains(c.log, text), c.log);
+    ASSERT_LOG(h_file_contains(c.log, "; restarting it in 0 ms"), c.log);
     ck_assert_int_eq(h_child_titled(c.pid, "redis-chat: broker"), broker);
     /* its users' connections closed; their leaves reached the others once */
     for (i = 0; i < n; i++)
