@@ -34,6 +34,20 @@
  * Redis and TLS buffers); without the bound it grows by the whole 12 MB */
 #define RSS_MARGIN_KB (4L << 10)
 
+/* AddressSanitizer keeps freed blocks in quarantine (256 MB by default) and
+ * maps its own metadata as it goes: there VmRSS says nothing about the
+ * bound, which is checked in the plain build only (the rest holds in both) */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKED 0
+#endif
+#endif
+#ifndef RSS_CHECKED
+#define RSS_CHECKED 1
+#endif
+
 #define ASSERT_LOG(cond, log)                                                                      \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -246,16 +260,16 @@ START_TEST(test_stopped_worker_bounded)
                 receive_one(&rx[i], &f, T_MSG_MS);
         kb = rss_kb(broker);
         peak_kb = kb > peak_kb ? kb : peak_kb;
-        ck_assert_msg(peak_kb - base_kb < BACKLOG_KB + RSS_MARGIN_KB,
+        ck_assert_msg(!RSS_CHECKED || peak_kb - base_kb < BACKLOG_KB + RSS_MARGIN_KB,
                       "the broker grew by %ld kB after %d messages of %d bytes (bound %ld kB + "
                       "margin %ld kB)",
                       peak_kb - base_kb, sent, FLOOD_BYTES, BACKLOG_KB, RSS_MARGIN_KB);
     }
     fprintf(stderr,
             "check_backpressure: %d messages of %d bytes in %lld ms; broker VmRSS %ld kB before, "
-            "peak %ld kB (+%ld kB; bound %ld kB + margin %ld kB)\n",
+            "peak %ld kB (+%ld kB; bound %ld kB + margin %ld kB%s)\n",
             sent, FLOOD_BYTES, h_now_ms() - t0, base_kb, peak_kb, peak_kb - base_kb, BACKLOG_KB,
-            RSS_MARGIN_KB);
+            RSS_MARGIN_KB, RSS_CHECKED ? "" : "; not checked under ASan");
 
     /* the stuck worker: dropped by the broker, killed and replaced by the master */
     snprintf(text, sizeof(text), "killing worker %d (pid %d)", victim, (int)stuck);
