@@ -3,7 +3,9 @@
  * Workers send JOIN / LEAVE / PUBLISH; the broker turns them into SADD /
  * SREM / PUBLISH with exactly the seed's keys and payloads and answers
  * joins and failed publishes. Every message from the Redis channel is
- * encoded once into a DELIVER frame and the same bytes go to each worker.
+ * encoded once into a DELIVER frame and the same bytes go to each worker;
+ * a worker that leaves max-worker-backlog of them unread is dropped and
+ * restarted (broker_drop_behind), so the broker's memory stays bounded.
  * The broker remembers which users each worker holds, so a worker that
  * dies without saying goodbye does not leave ghost users behind.
  */
@@ -19,11 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chat_text.h"
+#include "chat_payload.h"
 #include "dict.h"
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "master.h"
 #include "net.h"
 #include "outbox.h"
 #include "presence.h"
@@ -34,6 +37,7 @@
 #define BROKER_STOP_EXTRA_MS 2000 /* past shutdown-timeout, for the last leaves */
 #define BROKER_OUTBOX_TICK_MS 200 /* how often held messages are checked for expiry */
 #define BROKER_WORKERS_WAIT_MS 2000 /* after a start, for every worker to say HELLO */
+#define BROKER_LAST_REPLIES_MS 1000 /* unregistered at the stop timeout: Redis's last answers */
 
 /* One connected worker. Owned by the broker's list; its users dict owns
  * the name strings (key == value). */
@@ -42,6 +46,7 @@ struct broker_worker {
     struct ipc_link *link;
     uint64_t id; /* never reused: pending Redis replies find their worker by it */
     int slot;    /* -1 until HELLO */
+    pid_t pid;   /* from the socket (SO_PEERCRED): whom the master kills if it falls behind */
     struct dict users;
 };
 
@@ -68,6 +73,7 @@ static struct {
     struct broker_worker *workers;
     uint64_t next_worker_id;
     size_t max_frame;
+    size_t max_backlog; /* max-worker-backlog */
     uint8_t *scratch; /* formats payloads and encodes DELIVER frames */
     size_t scratch_cap;
     long inflight;     /* Redis commands not answered yet */
@@ -134,21 +140,6 @@ static void broker_maybe_exit(void)
     event_base_loopexit(B.base, NULL);
 }
 
-/* Format "user" + suffix-or-": text" into the scratch buffer. */
-static const char *broker_format(const char *user, size_t ulen, const char *sep, const void *text,
-                                 size_t tlen, size_t *outlen)
-{
-    size_t seplen = strlen(sep), need = ulen + seplen + tlen;
-
-    if (need > B.scratch_cap)
-        return NULL;
-    memcpy(B.scratch, user, ulen);
-    memcpy(B.scratch + ulen, sep, seplen);
-    memcpy(B.scratch + ulen + seplen, text, tlen);
-    *outlen = need;
-    return (const char *)B.scratch;
-}
-
 static void broker_on_cmd_done(long long result, void *pd)
 {
     (void)result;
@@ -157,18 +148,19 @@ static void broker_on_cmd_done(long long result, void *pd)
     broker_maybe_exit();
 }
 
-/* Publish a notice ("foo: has joined the chat!"). */
-static void broker_announce(const char *user, size_t ulen, const char *notice)
+/* Publish "foo: has joined the chat!" (leaves are presence.c's: Redis
+ * announces them only when the name was still listed). */
+static void broker_announce_join(const char *user, size_t ulen)
 {
-    size_t len;
-    const char *p = broker_format(user, ulen, ": ", notice, strlen(notice), &len);
+    char *payload = (char *)B.scratch;
+    ssize_t len = chat_payload_joined(payload, B.scratch_cap, user, ulen);
 
-    if (p == NULL || !B.cfg->announce)
+    if (len < 0 || !B.cfg->announce)
         return;
-    if (rlink_publish(B.redis, p, len, broker_on_cmd_done, NULL) == 0)
+    if (rlink_publish(B.redis, payload, (size_t)len, broker_on_cmd_done, NULL) == 0)
         B.inflight++;
     else
-        log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, p);
+        log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, payload);
 }
 
 /* A user is gone: remove the name and tell the others, now or, while Redis
@@ -212,7 +204,7 @@ static void broker_on_sadd(long long result, void *pd)
             broker_user_gone(q->user, q->userlen);
         } else {
             broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_ACCEPTED);
-            broker_announce(q->user, q->userlen, CHAT_TEXT_JOINED);
+            broker_announce_join(q->user, q->userlen);
         }
     } else {
         broker_send_join_reply(w, q->reqid, q->user, q->userlen,
@@ -295,16 +287,17 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
 {
     const struct ipc_field *user = &m->f[1], *text = &m->f[2];
     struct broker_req *q;
-    const char *payload;
-    size_t len;
+    char *payload = (char *)B.scratch;
+    ssize_t len;
 
     if (dict_get(&w->users, (const char *)user->p, user->len) == NULL) {
         log_msg(LOG_WARN, "worker %d: PUBLISH for '%.*s', which it does not hold", w->slot,
                 (int)user->len, (const char *)user->p);
         return;
     }
-    payload = broker_format((const char *)user->p, user->len, ": ", text->p, text->len, &len);
-    if (payload == NULL) {
+    len = chat_payload_message(payload, B.scratch_cap, (const char *)user->p, user->len, text->p,
+                               text->len);
+    if (len < 0) {
         broker_send_publish_fail(w, m->id, (const char *)user->p, user->len, "message too large");
         return;
     }
@@ -318,7 +311,7 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
         return;
     }
     q = broker_req_new(w->id, m->id, user->p, user->len);
-    if (q == NULL || rlink_publish(B.redis, payload, len, broker_on_published, q) == -1) {
+    if (q == NULL || rlink_publish(B.redis, payload, (size_t)len, broker_on_published, q) == -1) {
         free(q);
         broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
                                  "chat service unavailable");
@@ -470,12 +463,34 @@ static void broker_accept_cb(evutil_socket_t fd, short what, void *arg)
         }
         w->id = ++B.next_worker_id;
         w->slot = -1;
+        w->pid = net_unix_peer_pid(cfd);
         dict_init(&w->users);
         w->next = B.workers;
         if (B.workers != NULL)
             B.workers->prev = w;
         B.workers = w;
     }
+}
+
+/* A worker has not read max-worker-backlog bytes of deliveries: it is
+ * stopped or stuck. Holding more would grow the broker without bound, and
+ * skipping messages would let its users chat on with a hole in what they
+ * saw. So the worker goes, with a clear outcome for its users: the link is
+ * dropped (what it held is freed now), the close callback removes its users
+ * and announces their leaves as after a crash, and the master kills the
+ * process, which closes their connections; their clients reconnect to the
+ * worker started in its place. The other workers see nothing but the leaves. */
+static void broker_drop_behind(struct broker_worker *w)
+{
+    log_msg(LOG_ERROR,
+            "worker %d (pid %d) left %zu bytes unread (max-worker-backlog %zu): dropping it and "
+            "its %zu user(s)",
+            w->slot, (int)w->pid, ipc_link_pending(w->link), B.max_backlog, w->users.count);
+    if (w->pid <= 0)
+        log_msg(LOG_ERROR, "worker %d: pid unknown, the master cannot restart it", w->slot);
+    else if (master_request_worker_kill(w->pid) == -1)
+        log_errno(LOG_ERROR, errno, "worker %d: asking the master to restart it", w->slot);
+    ipc_link_shutdown(w->link, "fell behind: max-worker-backlog");
 }
 
 static void broker_on_redis_message(const char *payload, size_t len, void *arg)
@@ -491,10 +506,17 @@ static void broker_on_redis_message(const char *payload, size_t len, void *arg)
         log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
         return;
     }
-    /* encoded once; the same bytes go to every worker */
-    for (w = B.workers; w != NULL; w = w->next)
-        if (w->slot >= 0)
+    /* encoded once; the same bytes go to every worker, each first checked
+     * against the bound with one comparison (a dropped link holds nothing,
+     * so it is not dropped twice) */
+    for (w = B.workers; w != NULL; w = w->next) {
+        if (w->slot < 0)
+            continue;
+        if (ipc_link_pending(w->link) > B.max_backlog)
+            broker_drop_behind(w);
+        else
             ipc_link_send_encoded(w->link, B.scratch, (size_t)n);
+    }
 }
 
 static void broker_hold_user(const char *key, size_t keylen, void *val, void *arg)
@@ -517,11 +539,11 @@ static void broker_outbox_flush(void)
         } else {
             struct broker_req *q =
                 broker_req_new(it->worker_id, it->reqid, outbox_user(it), it->userlen);
-            size_t len;
-            const char *p = broker_format(outbox_user(it), it->userlen, ": ", outbox_text(it),
-                                          it->textlen, &len);
-            if (q != NULL && p != NULL &&
-                rlink_publish(B.redis, p, len, broker_on_published, q) == 0) {
+            char *payload = (char *)B.scratch;
+            ssize_t len = chat_payload_message(payload, B.scratch_cap, outbox_user(it), it->userlen,
+                                               outbox_text(it), it->textlen);
+            if (q != NULL && len >= 0 &&
+                rlink_publish(B.redis, payload, (size_t)len, broker_on_published, q) == 0) {
                 B.inflight++;
             } else {
                 struct broker_worker *w = broker_find_worker(it->worker_id);
@@ -604,7 +626,7 @@ static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
         /* workers still connected or leaves still held: unregister anyway
          * (whoever is left is reaped by the other instances via the
          * heartbeat) and give Redis a moment to answer */
-        struct timeval tv = {1, 0};
+        struct timeval tv = util_ms_tv(BROKER_LAST_REPLIES_MS);
         log_msg(LOG_WARN, "shutdown timeout: unregistering with %ld redis command(s) pending",
                 B.inflight);
         B.unregistered = 1;
@@ -620,7 +642,7 @@ static void broker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
  * said goodbye and Redis has answered, so no user is left in the set. */
 static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-    struct timeval tv;
+    struct timeval tv = util_ms_tv(B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS);
 
     (void)what;
     (void)arg;
@@ -632,8 +654,6 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
     B.stopping = 1;
     event_del(B.accept_ev);
     /* the workers have shutdown-timeout for their sessions; leaves follow */
-    tv.tv_sec = (B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS) / 1000;
-    tv.tv_usec = ((B.cfg->shutdown_timeout + BROKER_STOP_EXTRA_MS) % 1000) * 1000;
     evtimer_add(B.stop_timer, &tv);
     broker_maybe_exit();
 }
@@ -648,6 +668,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     B.cfg = cfg;
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     B.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
+    B.max_backlog = (size_t)cfg->max_worker_backlog;
     B.scratch_cap = B.max_frame;
     B.scratch = malloc(B.scratch_cap);
     B.base = event_base_new();
@@ -676,9 +697,8 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
         return RC_EXIT_RUNTIME;
     }
     {
-        struct timeval tv = {0, BROKER_OUTBOX_TICK_MS * 1000};
-        struct timeval wait = {BROKER_WORKERS_WAIT_MS / 1000,
-                               (BROKER_WORKERS_WAIT_MS % 1000) * 1000};
+        struct timeval tv = util_ms_tv(BROKER_OUTBOX_TICK_MS);
+        struct timeval wait = util_ms_tv(BROKER_WORKERS_WAIT_MS);
         event_add(B.outbox_ev, &tv);
         event_add(B.ready_ev, &wait);
     }

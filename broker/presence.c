@@ -8,12 +8,13 @@
 
 #include "hiredis_compat.h"
 
-#include "chat_text.h"
+#include "chat_payload.h"
 #include "log.h"
+#include "util.h"
 
 #define PRESENCE_SCAN_MS 5000 /* how often to look for dead instances */
 #define PRESENCE_KEY_MAX 512
-#define PRESENCE_NOTICE_MAX 256 /* "<name of at most 128 bytes>: has left the chat!" */
+#define PRESENCE_NOTICE_MAX 256 /* a leave notice for a name of at most 128 bytes */
 
 /* KEYS: chat-users, instance users; ARGV: user */
 static const char presence_join_lua[] =
@@ -34,7 +35,7 @@ static const char presence_leave_lua[] =
     "return 0\n";
 
 /* KEYS: instances, dead one's heartbeat, dead one's users, chat-users;
- * ARGV: dead id, channel, ": has left the chat!" ("" with `announce no`).
+ * ARGV: dead id, channel, CHAT_PAYLOAD_LEFT_SUFFIX ("" with `announce no`).
  * Returns users removed,
  * or -1 (alive after all) / -2 (somebody else cleaned it first). */
 static const char presence_reap_lua[] =
@@ -61,11 +62,11 @@ struct presence {
     struct event *beat_ev, *scan_ev;
 };
 
-/* Length of the ": has left the chat!" suffix the reap script appends, or 0:
- * an empty notice tells the scripts not to publish (`announce no`). */
+/* Length of the leave suffix the reap script appends, or 0: an empty
+ * notice tells the scripts not to publish (`announce no`). */
 static size_t presence_notice_len(const struct presence *p)
 {
-    return p->cfg->announce ? strlen(": " CHAT_TEXT_LEFT) : 0;
+    return p->cfg->announce ? sizeof(CHAT_PAYLOAD_LEFT_SUFFIX) - 1 : 0;
 }
 
 static void presence_ignore(long long result, void *pd)
@@ -118,9 +119,9 @@ int presence_leave(struct presence *p, const char *user, size_t len, rlink_reply
     char notice[PRESENCE_NOTICE_MAX];
     const char *args[3] = {user, p->cfg->channel, notice};
     size_t lens[3] = {len, p->cfg->channel_len, 0};
-    int n = snprintf(notice, sizeof(notice), "%.*s: " CHAT_TEXT_LEFT, (int)len, user);
+    ssize_t n = chat_payload_left(notice, sizeof(notice), user, len);
 
-    if (n < 0 || (size_t)n >= sizeof(notice))
+    if (n < 0)
         return -1;
     lens[2] = p->cfg->announce ? (size_t)n : 0;
     return presence_eval(p, presence_leave_lua, 2, keys, 3, args, lens, fn, pd);
@@ -177,7 +178,7 @@ static void presence_on_instances(const void *reply_, void *pd)
         const redisReply *e = reply->element[i];
         char alive[PRESENCE_KEY_MAX + 8], users[PRESENCE_KEY_MAX];
         const char *keys[4] = {p->instances_key, alive, users, p->cfg->users_key};
-        const char *args[3] = {NULL, p->cfg->channel, ": " CHAT_TEXT_LEFT};
+        const char *args[3] = {NULL, p->cfg->channel, CHAT_PAYLOAD_LEFT_SUFFIX};
         size_t lens[3] = {0, p->cfg->channel_len, presence_notice_len(p)};
         struct presence_reap *q;
 
@@ -220,7 +221,7 @@ int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd)
     const char *del[2] = {"DEL", p->alive_key};
     size_t dell[2] = {3, strlen(p->alive_key)};
     const char *keys[4] = {p->instances_key, p->alive_key, p->users_key, p->cfg->users_key};
-    const char *args[3] = {p->id, p->cfg->channel, ": " CHAT_TEXT_LEFT};
+    const char *args[3] = {p->id, p->cfg->channel, CHAT_PAYLOAD_LEFT_SUFFIX};
     size_t lens[3] = {strlen(p->id), p->cfg->channel_len, presence_notice_len(p)};
 
     event_del(p->beat_ev);
@@ -253,11 +254,9 @@ struct presence *presence_new(struct event_base *base, struct rlink *redis,
         presence_free(p);
         return NULL;
     }
-    tv.tv_sec = beat / 1000;
-    tv.tv_usec = (beat % 1000) * 1000;
+    tv = util_ms_tv(beat);
     event_add(p->beat_ev, &tv);
-    tv.tv_sec = PRESENCE_SCAN_MS / 1000;
-    tv.tv_usec = 0;
+    tv = util_ms_tv(PRESENCE_SCAN_MS);
     event_add(p->scan_ev, &tv);
     return p;
 }

@@ -96,8 +96,7 @@ static void rconn_schedule_retry(struct rconn *c)
     /* jitter, within the cap: instances do not retry in lockstep */
     delay = delay / 2 + random() % (delay / 2 + 1);
     c->failures++;
-    tv.tv_sec = delay / 1000;
-    tv.tv_usec = (delay % 1000) * 1000;
+    tv = util_ms_tv(delay);
     evtimer_add(c->retry_ev, &tv);
 }
 
@@ -228,7 +227,7 @@ static void rconn_keepalive(int fd)
 static void rconn_connect(struct rconn *c)
 {
     const struct cfg *cfg = c->r->cfg;
-    struct timeval tv = {RLINK_CONNECT_TIMEOUT_MS / 1000, 0};
+    struct timeval tv = util_ms_tv(RLINK_CONNECT_TIMEOUT_MS);
     redisOptions opt;
     redisAsyncContext *ac;
 
@@ -379,7 +378,7 @@ struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
     r->sub.retry_ev = evtimer_new(base, rconn_retry_cb, &r->sub);
     r->ping_ev = event_new(base, -1, EV_PERSIST, rlink_ping_cb, r);
     {
-        struct timeval tv = {RLINK_PING_EVERY_MS / 1000, (RLINK_PING_EVERY_MS % 1000) * 1000};
+        struct timeval tv = util_ms_tv(RLINK_PING_EVERY_MS);
         event_add(r->ping_ev, &tv);
     }
     rconn_connect(&r->sub);

@@ -3,7 +3,7 @@
 #ifndef RC_CHAT_TEXT_H
 #define RC_CHAT_TEXT_H
 
-/* published to the channel as "<user>: <notice>" */
+/* published to the channel as "<user>: <notice>" (built by chat_payload.c) */
 #define CHAT_TEXT_JOINED "has joined the chat!"
 #define CHAT_TEXT_LEFT "has left the chat!"
 /* sent to one user only */

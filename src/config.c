@@ -89,6 +89,8 @@ static const struct cfg_directive cfg_directives[] = {
     { "max-connections", CFG_LONG, CFG_OFF(max_connections), 1, 10000000, 0, 10000, NULL },
     { "max-pending-bytes", CFG_SIZE, CFG_OFF(max_pending_bytes), 1024, 1024 * CFG_MIB, 0, CFG_MIB,
       NULL },
+    { "max-worker-backlog", CFG_SIZE, CFG_OFF(max_worker_backlog), 64 * 1024, 1024 * CFG_MIB, 0,
+      16 * CFG_MIB, NULL },
     { "handshake-timeout", CFG_MSEC, CFG_OFF(handshake_timeout), 100, CFG_HOUR_MS, 0, 10000, NULL },
     { "ping-interval", CFG_MSEC, CFG_OFF(ping_interval), 100, CFG_HOUR_MS, CFG_F_ZERO_OFF, 30000,
       NULL },

@@ -66,6 +66,9 @@ struct cfg {
     long max_message_size;       /* bytes, 4096 (64 .. 16 MiB) */
     long max_connections;        /* per instance, 10000 (1 .. 10000000) */
     long max_pending_bytes;      /* per session output cap, 1 MiB (1 KiB .. 1 GiB) */
+    long max_worker_backlog;     /* deliveries the broker holds for a worker that does
+                                  * not read them, 16 MiB (64 KiB .. 1 GiB); past it the
+                                  * worker is dropped and restarted */
     long handshake_timeout;      /* ms, 10000 (100 .. 3600000) */
     long ping_interval;          /* ms, 30000 (0 = off, else 100 .. 3600000) */
     long shutdown_timeout;       /* ms, 10000 (0 .. 3600000) */

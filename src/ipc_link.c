@@ -178,6 +178,12 @@ size_t ipc_link_pending(const struct ipc_link *l)
 
 void ipc_link_shutdown(struct ipc_link *l, const char *why)
 {
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+
+    /* a link that is over writes nothing more: free what it held now, not
+     * when the owner gets to ipc_link_free (a worker that fell behind may
+     * hold megabytes) */
+    evbuffer_drain(out, evbuffer_get_length(out));
     ipc_link_finish(l, why);
 }
 

@@ -43,7 +43,8 @@ int ipc_link_flush_blocking(struct ipc_link *l, int timeout_ms);
 /* Bytes queued for sending and not yet written. */
 size_t ipc_link_pending(const struct ipc_link *l);
 
-/* Stop reading, drop the link from the event loop and call the close
+/* Stop reading and writing, free what was queued for the peer (it would
+ * never be written), drop the link from the event loop and call the close
  * callback from the loop shortly (never from inside this call). */
 void ipc_link_shutdown(struct ipc_link *l, const char *why);
 

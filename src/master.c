@@ -38,6 +38,9 @@
 #define MASTER_BACKOFF_BASE_MS 100
 #define MASTER_BACKOFF_MAX_MS 5000
 #define MASTER_KILL_GRACE_MS 5000    /* after shutdown-timeout, before SIGKILL */
+/* The broker's request to kill a worker: a queued real-time signal carrying
+ * the worker's pid (real-time signals queue, so requests at once all count) */
+#define MASTER_SIG_KILL_WORKER SIGRTMIN
 
 enum master_role { ROLE_BROKER = 0, ROLE_WORKER };
 
@@ -51,6 +54,7 @@ struct master_proc {
     int quick_deaths;       /* consecutive deaths soon after start */
     int row;                /* worker's row in the shared connection counts, -1 none */
     int ever_up;            /* survived its first MASTER_QUICK_DEATH_MS once */
+    int killed_behind;      /* killed for max-worker-backlog: not a start failure */
 };
 
 /* A worker replaced by a reload, draining; its socket is closed when it
@@ -238,10 +242,11 @@ static void master_on_death(struct master_proc *p, int status)
         log_msg(LOG_INFO, "%s %s", name, how);
         return;
     }
-    if (lived < MASTER_QUICK_DEATH_MS)
+    if (lived < MASTER_QUICK_DEATH_MS && !p->killed_behind)
         p->quick_deaths++;
     else
         p->quick_deaths = 0;
+    p->killed_behind = 0;
     if (lived >= MASTER_QUICK_DEATH_MS)
         p->ever_up = 1;
     if ((fatal && !p->ever_up) || p->quick_deaths >= MASTER_GIVE_UP_AFTER) {
@@ -322,6 +327,69 @@ static long master_next_wakeup_ms(void)
     return next <= now ? 0 : (long)(next - now);
 }
 
+int master_request_worker_kill(pid_t pid)
+{
+    union sigval v = {.sival_int = (int)pid};
+
+    /* M is the master's, copied at fork: its pid is our parent's unless the
+     * master died (then the parent is init, which must never get this) */
+    if (getppid() != M.pid) {
+        errno = ESRCH;
+        return -1;
+    }
+    return sigqueue(M.pid, MASTER_SIG_KILL_WORKER, v);
+}
+
+/* Our current worker with this pid, or NULL. Only an unreaped child of ours
+ * is looked up, so the pid cannot have been reused. */
+static struct master_proc *master_worker_by_pid(pid_t pid)
+{
+    int i;
+
+    for (i = 0; i < M.nslots; i++)
+        if (M.workers[i].pid == pid)
+            return &M.workers[i];
+    return NULL;
+}
+
+/* 1 when pid is a worker of ours draining after a reload (not reaped yet). */
+static int master_retired_pid(pid_t pid)
+{
+    int i;
+
+    for (i = 0; i < M.nretired; i++)
+        if (M.retired[i].pid == pid)
+            return 1;
+    return 0;
+}
+
+/* The broker dropped a worker that fell max-worker-backlog behind: it missed
+ * messages, so it must not carry on as if nothing happened (once resumed it
+ * would re-register its users with the broker, who already announced them as
+ * left). Killed, it closes its users' connections; their clients reconnect
+ * to the worker started in its place. */
+static void master_on_kill_request(const siginfo_t *si)
+{
+    pid_t pid = (pid_t)si->si_value.sival_int;
+    struct master_proc *w = pid > 0 ? master_worker_by_pid(pid) : NULL;
+    char name[32];
+
+    if (si->si_code != SI_QUEUE || pid <= 0 || (w == NULL && !master_retired_pid(pid))) {
+        log_msg(LOG_INFO, "request from pid %d to kill pid %d ignored: not a running worker",
+                (int)si->si_pid, (int)pid);
+        return;
+    }
+    if (w != NULL) {
+        w->killed_behind = 1;
+        master_role_name(w, name, sizeof(name));
+    } else {
+        snprintf(name, sizeof(name), "draining worker");
+    }
+    log_msg(LOG_WARN, "killing %s (pid %d): it fell max-worker-backlog behind the broker", name,
+            (int)pid);
+    kill(pid, SIGKILL);
+}
+
 /* SO_REUSEPORT lets a second server of the same user bind our port too and
  * silently take half the connections: make sure the port is free first, with
  * a socket that does not share. */
@@ -392,7 +460,8 @@ static int master_broker_changed(const struct cfg *o, const struct cfg *n)
            master_str_differs(o->redis_tls_server_name, n->redis_tls_server_name) ||
            master_str_differs(o->channel, n->channel) ||
            master_str_differs(o->users_key, n->users_key) ||
-           o->max_message_size != n->max_message_size;
+           o->max_message_size != n->max_message_size ||
+           o->max_worker_backlog != n->max_worker_backlog;
 }
 
 /* SIGHUP: re-read the config; if valid, start new workers next to the old
@@ -573,6 +642,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, MASTER_SIG_KILL_WORKER);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     proctitle_set("redis-chat: master");
@@ -590,8 +660,11 @@ int master_run(struct cfg *cfg, const char *conf_path)
     while (!M.stopping || master_children_left() > 0) {
         long ms = master_next_wakeup_ms();
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        int sig = sigtimedwait(&set, NULL, &ts);
+        siginfo_t si;
+        int sig = sigtimedwait(&set, &si, &ts);
 
+        if (sig == MASTER_SIG_KILL_WORKER) /* not a constant: no case label */
+            master_on_kill_request(&si);
         switch (sig) {
         case SIGTERM:
         case SIGINT:

@@ -150,3 +150,13 @@ int net_unix_connect(const char *path, char *err)
     }
     return fd;
 }
+
+pid_t net_unix_peer_pid(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 || len != sizeof(cred))
+        return 0;
+    return cred.pid;
+}

@@ -3,6 +3,8 @@
 #ifndef RC_NET_H
 #define RC_NET_H
 
+#include <sys/types.h>
+
 #define NET_ERR_LEN 256
 #define NET_BACKLOG 4096
 
@@ -24,5 +26,9 @@ int net_unix_listen(const char *path, char *err);
 /* Connect to the Unix socket at path; the fd is non-blocking. Returns the fd
  * or -1 (no listener yet, backlog full, ...). */
 int net_unix_connect(const char *path, char *err);
+
+/* The pid of the process that connected a Unix socket (as the kernel saw
+ * it at connect time), or 0 when unknown. */
+pid_t net_unix_peer_pid(int fd);
 
 #endif

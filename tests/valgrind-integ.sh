@@ -3,14 +3,15 @@
 # broker, workers) under valgrind memcheck: any error or definite/indirect
 # leak in any process fails.
 # Usage: tests/valgrind-integ.sh BUILD_DIR [TEST ...]
-# (default: the chat, error-path and RFC 6455 suites; the process and fault
-# suites find processes by their ps titles and time restarts, which valgrind
-# hides and slows)
+# (default: the chat, error-path and RFC 6455 suites, and the backpressure
+# suite, which finds processes through the master's log; the process and
+# fault suites find processes by their ps titles and time restarts, which
+# valgrind hides and slows)
 set -u
 build=$1
 shift
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(check_chat check_chat_errors check_rfc6455)
+[ ${#tests[@]} -gt 0 ] || tests=(check_chat check_chat_errors check_rfc6455 check_backpressure)
 src=$(cd "$(dirname "$0")/.." && pwd)
 fail=0
 for t in "${tests[@]}"; do

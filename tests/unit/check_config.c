@@ -94,6 +94,7 @@ START_TEST(test_defaults_all_fields)
     ck_assert_int_eq(cfg.max_message_size, 4096);
     ck_assert_int_eq(cfg.max_connections, 10000);
     ck_assert_int_eq(cfg.max_pending_bytes, 1024 * 1024);
+    ck_assert_int_eq(cfg.max_worker_backlog, 16 * 1024 * 1024);
     ck_assert_int_eq(cfg.handshake_timeout, 10000);
     ck_assert_int_eq(cfg.ping_interval, 30000);
     ck_assert_int_eq(cfg.shutdown_timeout, 10000);
@@ -177,7 +178,8 @@ static const char full_conf[] = "# every directive, none at its default\n"
                                 "redis-tls-server-name redis.example\n"
                                 "channel room1\nusers-key room1-users\n"
                                 "max-message-size 8k\nmax-connections 500\n"
-                                "max-pending-bytes 2mb\nhandshake-timeout 5s\n"
+                                "max-pending-bytes 2mb\nmax-worker-backlog 4m\n"
+                                "handshake-timeout 5s\n"
                                 "ping-interval 1m\nshutdown-timeout 0\n"
                                 "io-uring no\nflush-interval 20ms\n";
 
@@ -207,6 +209,7 @@ START_TEST(test_values_every_directive)
     ck_assert_int_eq(cfg.max_message_size, 8192);
     ck_assert_int_eq(cfg.max_connections, 500);
     ck_assert_int_eq(cfg.max_pending_bytes, 2 * 1024 * 1024);
+    ck_assert_int_eq(cfg.max_worker_backlog, 4 * 1024 * 1024);
     ck_assert_int_eq(cfg.handshake_timeout, 5000);
     ck_assert_int_eq(cfg.ping_interval, 60000);
     ck_assert_int_eq(cfg.shutdown_timeout, 0);
@@ -426,6 +429,9 @@ static const struct err_case err_cases[] = {
       "x.conf:1: max-message-size: invalid size '1.5k' (suffixes: k, kb, m, mb, g, gb)" },
     { "max-connections 0\n", "x.conf:1: max-connections: must be 1..10000000" },
     { "max-pending-bytes 1023\n", "x.conf:1: max-pending-bytes: must be 1024..1073741824 bytes" },
+    { "max-worker-backlog 65535\n",
+      "x.conf:1: max-worker-backlog: must be 65536..1073741824 bytes" },
+    { "max-worker-backlog 2g\n", "x.conf:1: max-worker-backlog: must be 65536..1073741824 bytes" },
     { "ping-interval 50\n", "x.conf:1: ping-interval: must be 0 (off) or 100..3600000 ms" },
     { "ping-interval 2h\n", "x.conf:1: ping-interval: must be 0 (off) or 100..3600000 ms" },
     { "handshake-timeout 0\n", "x.conf:1: handshake-timeout: must be 100..3600000 ms" },

@@ -1,0 +1,353 @@
+/* check_backpressure.c -- a worker that stops reading under a steady
+ * fan-out: the broker holds at most max-worker-backlog for it (measured as
+ * the broker's VmRSS), then drops it and the master kills and replaces it;
+ * its users' connections close and their names are free again, while the
+ * users of the other worker get every message, in order. Real redis-server
+ * (TLS + password) and the real binary, on loopback, bounded in time.
+ *
+ * Processes are found through the master's log, so the test runs under
+ * valgrind too (tests/valgrind-integ.sh), where RSS is not checked. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "check_run.h"
+#include "harness.h"
+#include "wsclient.h"
+
+#define T_MSG_MS 3000 /* a message that must come */
+#define T_GONE_MS 5000 /* the stuck worker killed, its users told */
+
+#define MAX_USERS 32 /* joins until the other worker holds 2: < 1e-7 to miss by chance */
+#define TEXT_MAX 4096
+
+#define BACKLOG_KB 256L    /* max-worker-backlog in the test's config */
+#define FLOOD_RATE 1000    /* messages per second */
+#define FLOOD_MS 4000      /* 4,000 messages ... */
+#define FLOOD_BYTES 3000   /* ... of 3 KB: 12 MB, far past the bound and any socket buffer */
+#define FLOOD_TICK_MS 10   /* FLOOD_RATE / 100 messages per tick */
+/* the broker's VmRSS may grow by the bound plus this (allocator slack,
+ * Redis and TLS buffers); without the bound it grows by the whole 12 MB */
+#define RSS_MARGIN_KB (4L << 10)
+
+/* AddressSanitizer keeps freed blocks in quarantine (256 MB by default) and
+ * maps its own metadata as it goes, and so does valgrind: there VmRSS says
+ * nothing about the bound, which is checked in the plain build only (the
+ * rest holds everywhere) */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKED 0
+#endif
+#endif
+#ifndef RSS_CHECKED
+#define RSS_CHECKED 1
+#endif
+
+#define ASSERT_LOG(cond, log)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            h_dump_tail((log), 40);                                                                \
+            ck_abort_msg("Assertion '%s' failed", #cond);                                          \
+        }                                                                                          \
+    } while (0)
+
+/* ---- fixture: servers go below a temp dir the runner removes ------------ */
+
+static char tmp_base[256], tmp_old[256];
+
+static void tmp_enter(void)
+{
+    const char *old = getenv("TMPDIR");
+
+    snprintf(tmp_old, sizeof(tmp_old), "%s", old != NULL ? old : "");
+    ck_assert_int_eq(h_tmpdir(tmp_base, sizeof(tmp_base)), 0);
+    ck_assert_int_eq(setenv("TMPDIR", tmp_base, 1), 0);
+}
+
+static void tmp_leave(void)
+{
+    if (tmp_old[0] != '\0')
+        setenv("TMPDIR", tmp_old, 1);
+    else
+        unsetenv("TMPDIR");
+    h_rmrf(tmp_base);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void chat_join(struct wsc *c, int port, const char *name)
+{
+    char path[256], welcome[256];
+    int st;
+
+    snprintf(path, sizeof(path), "/chat/%s", name);
+    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
+    st = wsc_connect(c, port, path, NULL, T_MSG_MS);
+    ck_assert_msg(st == 101, "%s: HTTP %d, not 101", name, st);
+    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "%s: no welcome", name);
+}
+
+/* Which worker slot holds `user`, from its "user=NAME: joined" log line. */
+static int user_slot(const char *log, const char *user)
+{
+    char needle[160], line[1024];
+    int slot = -1;
+    FILE *f;
+
+    snprintf(needle, sizeof(needle), "user=%s: joined", user);
+    if (!h_wait_log(log, needle, 2000) || (f = fopen(log, "r")) == NULL)
+        return -1;
+    while (slot < 0 && fgets(line, sizeof(line), f) != NULL) {
+        const char *w = strstr(line, " worker[");
+        if (strstr(line, needle) != NULL && w != NULL)
+            slot = atoi(w + strlen(" worker["));
+    }
+    fclose(f);
+    return slot;
+}
+
+/* Read and drop texts until none came for 300 ms; the connection must stay. */
+static void drain(struct wsc *c)
+{
+    char got[TEXT_MAX];
+    int r;
+
+    do
+        r = wsc_recv_text(c, got, sizeof(got), 300);
+    while (r > 0 || (r == 0 && !c->timed_out));
+    ck_assert_msg(r == 0, "connection closed while draining (close code %d)", c->close_code);
+}
+
+/* The pid the master logged at the nth start (from 1) of `who` ("broker",
+ * "worker 1"), waiting up to timeout_ms for it; 0 if none. From the log, not
+ * the ps titles, which valgrind hides. */
+static pid_t started_pid(const char *log, const char *who, int nth, int timeout_ms)
+{
+    char needle[64], line[1024];
+    pid_t pid = 0;
+    int seen = 0;
+    FILE *f;
+
+    snprintf(needle, sizeof(needle), "started %s, pid ", who);
+    if (!h_wait_count(log, needle, nth, timeout_ms) || (f = fopen(log, "r")) == NULL)
+        return 0;
+    while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strstr(line, needle);
+        if (p != NULL && ++seen == nth)
+            pid = (pid_t)atoi(p + strlen(needle));
+    }
+    fclose(f);
+    return pid;
+}
+
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL && sscanf(line, "VmRSS: %ld kB", &kb) != 1)
+        ;
+    fclose(f);
+    return kb;
+}
+
+/* The flood as the receivers must see it: the sender's messages, all, once,
+ * in order; between them, once each, the leaves of the stuck worker's users. */
+struct flood {
+    char prefix[32]; /* "u3: " */
+    size_t plen;
+    char leaves[MAX_USERS][64];
+    int nleaves;
+    const char *log;
+};
+
+struct receiver {
+    struct wsc *c;
+    char name[16];
+    int got;  /* flood messages received = the sequence number due next */
+    int left; /* leaves received */
+    char seen[MAX_USERS];
+};
+
+/* Read one text of r's, within timeout_ms, and check it against f. */
+static void receive_one(struct receiver *r, struct flood *f, int timeout_ms)
+{
+    char got[TEXT_MAX];
+    int n = wsc_recv_text(r->c, got, sizeof(got), timeout_ms), i;
+
+    if (n <= 0)
+        h_dump_tail(f->log, 40);
+    ck_assert_msg(n > 0, "%s: after %d messages and %d leaves: %s", r->name, r->got, r->left,
+                  n < 0 ? "connection closed" : "nothing more came");
+    if (strncmp(got, f->prefix, f->plen) == 0) {
+        ck_assert_msg(atoi(got + f->plen) == r->got, "%s: message %d came where %d was due",
+                      r->name, atoi(got + f->plen), r->got);
+        ck_assert_int_eq(n, (int)f->plen + FLOOD_BYTES);
+        r->got++;
+        return;
+    }
+    for (i = 0; i < f->nleaves && strcmp(got, f->leaves[i]) != 0; i++)
+        ;
+    ck_assert_msg(i < f->nleaves && !r->seen[i], "%s: unexpected or repeated \"%.80s\"", r->name,
+                  got);
+    r->seen[i] = 1;
+    r->left++;
+}
+
+/* ---- the test ------------------------------------------------------------ */
+
+/* 2 workers; users until one worker (the victim's) holds one and the other
+ * holds two (a sender and a receiver); the victim is stopped with SIGSTOP and
+ * FLOOD_RATE messages a second go out for FLOOD_MS. */
+START_TEST(test_stopped_worker_bounded)
+{
+    static char msg[FLOOD_BYTES + 1];
+    static struct flood f;
+    struct h_redis r;
+    struct h_chat c;
+    struct wsc u[MAX_USERS];
+    struct receiver rx[MAX_USERS];
+    char name[16], who[32], text[160];
+    int slot[MAX_USERS], count[2] = {0, 0}, n, i, victim, sender = -1, nrx = 0, sent = 0;
+    int rss_checked;
+    pid_t broker, stuck, fresh;
+    long base_kb, peak_kb, kb;
+    long long t0;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
+    ck_assert_int_eq(h_chat_start(&c, &r, 2, "max-worker-backlog 256k\nrate-limit 0\n"), 0);
+    ASSERT_LOG(h_wait_count(c.log, "chat service available", 2, 10000), c.log);
+    for (n = 0; n < MAX_USERS; n++) {
+        snprintf(name, sizeof(name), "u%d", n);
+        chat_join(&u[n], c.port, name);
+        slot[n] = user_slot(c.log, name);
+        ck_assert_msg(slot[n] == 0 || slot[n] == 1, "%s: no join line in %s", name, c.log);
+        /* u0's worker is the victim; the other needs a sender and a receiver */
+        count[slot[n]]++;
+        if (count[!slot[0]] >= 2)
+            break;
+    }
+    ck_assert_msg(n < MAX_USERS, "%d users, worker %d holds %d", n, !slot[0], count[!slot[0]]);
+    n++;
+    victim = slot[0];
+    memset(&f, 0, sizeof(f));
+    f.log = c.log;
+    for (i = 0; i < n; i++) {
+        drain(&u[i]);
+        if (slot[i] == victim) {
+            snprintf(f.leaves[f.nleaves++], sizeof(f.leaves[0]), "u%d: has left the chat!", i);
+        } else if (sender < 0) {
+            sender = i;
+        } else {
+            memset(&rx[nrx], 0, sizeof(rx[nrx]));
+            rx[nrx].c = &u[i];
+            snprintf(rx[nrx++].name, sizeof(rx[0].name), "u%d", i);
+        }
+    }
+    f.plen = (size_t)snprintf(f.prefix, sizeof(f.prefix), "u%d: ", sender);
+
+    broker = started_pid(c.log, "broker", 1, 0);
+    snprintf(who, sizeof(who), "worker %d", victim);
+    stuck = started_pid(c.log, who, 1, 0);
+    ck_assert_int_ne(broker, 0);
+    ck_assert_int_ne(stuck, 0);
+    rss_checked = RSS_CHECKED && getenv("REDIS_CHAT_VALGRIND") == NULL;
+    base_kb = peak_kb = rss_kb(broker);
+    ck_assert_int_gt(base_kb, 0);
+    /* no SIGCONT anywhere: it must be killed below, and if a check fails
+     * first, check's SIGKILL to the test's process group takes it too */
+    ck_assert_int_eq(kill(stuck, SIGSTOP), 0);
+
+    /* the flood: one sender on the healthy worker, paced to FLOOD_RATE; the
+     * receivers keep up, so only the stopped worker falls behind */
+    memset(msg, 'z', FLOOD_BYTES);
+    t0 = h_now_ms();
+    while (sent < FLOOD_RATE * FLOOD_MS / 1000) {
+        long long due = t0 + (long long)sent * 1000 / FLOOD_RATE;
+
+        if (h_now_ms() < due)
+            h_sleep_ms((int)(due - h_now_ms()));
+        for (i = 0; i < FLOOD_RATE * FLOOD_TICK_MS / 1000; i++, sent++) {
+            int k = snprintf(text, sizeof(text), "%d ", sent);
+            memcpy(msg, text, (size_t)k); /* the sequence number, then z's */
+            ck_assert_int_eq(wsc_send_text(&u[sender], msg), 0);
+        }
+        for (i = 0; i < nrx; i++)
+            while (rx[i].got < sent)
+                receive_one(&rx[i], &f, T_MSG_MS);
+        kb = rss_kb(broker);
+        peak_kb = kb > peak_kb ? kb : peak_kb;
+        ck_assert_msg(!rss_checked || peak_kb - base_kb < BACKLOG_KB + RSS_MARGIN_KB,
+                      "the broker grew by %ld kB after %d messages of %d bytes (bound %ld kB + "
+                      "margin %ld kB)",
+                      peak_kb - base_kb, sent, FLOOD_BYTES, BACKLOG_KB, RSS_MARGIN_KB);
+    }
+    fprintf(stderr,
+            "check_backpressure: %d messages of %d bytes in %lld ms; broker VmRSS %ld kB before, "
+            "peak %ld kB (+%ld kB; bound %ld kB + margin %ld kB%s)\n",
+            sent, FLOOD_BYTES, h_now_ms() - t0, base_kb, peak_kb, peak_kb - base_kb, BACKLOG_KB,
+            RSS_MARGIN_KB, rss_checked ? "" : "; not checked here");
+
+    /* the stuck worker: dropped by the broker, killed and replaced by the master */
+    snprintf(text, sizeof(text), "killing worker %d (pid %d)", victim, (int)stuck);
+    ASSERT_LOG(h_wait_log(c.log, text, T_GONE_MS), c.log);
+    ASSERT_LOG(h_file_contains(c.log, "(max-worker-backlog 262144): dropping it"), c.log);
+    ck_assert_int_eq(h_wait_exit(stuck, T_GONE_MS, NULL), 1);
+    fresh = started_pid(c.log, who, 2, T_GONE_MS);
+    ck_assert_msg(fresh != 0 && fresh != stuck, "no new %s", who);
+    /* at once, even right after its start: falling behind is no start failure */
+    snprintf(text, sizeof(text), "worker %d killed by signal %d", victim, SIGKILL);
+    ASSERT_LOG(h_file_contains(c.log, text), c.log);
+    ASSERT_LOG(h_file_contains(c.log, "; restarting it in 0 ms"), c.log);
+    ck_assert_int_eq(h_count_in_file(c.log, "started broker, pid "), 1);
+    ck_assert(h_alive(broker));
+    /* its users' connections closed; their leaves reached the others once */
+    for (i = 0; i < n; i++)
+        if (slot[i] == victim)
+            ck_assert_msg(wsc_wait_eof(&u[i], T_GONE_MS), "u%d: connection still open", i);
+    for (i = 0; i < nrx; i++) {
+        while (rx[i].left < f.nleaves)
+            receive_one(&rx[i], &f, T_GONE_MS);
+        ck_assert_int_eq(rx[i].got, sent);
+        ck_assert_msg(wsc_no_text(rx[i].c, 300), "%s: more after the leaves", rx[i].name);
+    }
+    /* the names are free again: u0, the victim's first user, rejoins */
+    wsc_free(&u[0]);
+    chat_join(&u[0], c.port, "u0");
+    for (i = 0; i < nrx; i++)
+        ck_assert_msg(wsc_expect_text(rx[i].c, "u0: has joined the chat!", T_MSG_MS),
+                      "%s: no join of u0", rx[i].name);
+
+    for (i = 0; i < n; i++)
+        wsc_free(&u[i]);
+    h_chat_free(&c);
+    h_redis_free(&r);
+}
+END_TEST
+
+static Suite *backpressure_suite(void)
+{
+    Suite *s = suite_create("backpressure");
+    TCase *tc = tcase_create("stuck worker");
+
+    tcase_add_unchecked_fixture(tc, tmp_enter, tmp_leave);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_stopped_worker_bounded);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return check_run(backpressure_suite());
+}
