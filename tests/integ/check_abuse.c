@@ -205,7 +205,8 @@ START_TEST(test_request_heads)
     memcpy(big + n + 9000, "\r\n\r\n", 5);
     http_expect(plain.port, big, 431, "one 9 KB header");
     /* 100 short headers: too many */
-    for (strcpy(many, "GET /chat/x HTTP/1.1\r\nHost: x\r\n"), i = 0; i < 100; i++)
+    strcpy(many, "GET /chat/x HTTP/1.1\r\nHost: x\r\n");
+    for (i = 0; i < 100; i++)
         strcat(many, "X-Header: v\r\n");
     strcat(many, "\r\n");
     http_expect(plain.port, many, 431, "100 headers");
@@ -576,7 +577,8 @@ START_TEST(test_half_handshakes)
     /* the users outlive them */
     SEND(&a, "still here");
     if (!wsc_expect_text(&b, "half_a: still here", T_MSG_MS)) {
-        char g0[] = "grep", g1[] = "user=half_", out[2048], *grep[] = { g0, g1, h.log, NULL };
+        char g0[] = "grep", g1[] = "user=half_", out[2048];
+        char *grep[] = { g0, g1, h.log, NULL };
         h_run(out, sizeof(out), 3000, grep);
         ck_abort_msg("a chat user was dropped after the half handshakes timed out:\n%s", out);
     }
