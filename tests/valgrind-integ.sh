@@ -3,9 +3,10 @@
 # broker, workers) under valgrind memcheck: any error or definite/indirect
 # leak in any process fails.
 # Usage: tests/valgrind-integ.sh BUILD_DIR [TEST ...]
-# (default: the chat, error-path and RFC 6455 suites; the process and fault
-# suites find processes by their ps titles and time restarts, which valgrind
-# hides and slows)
+# (default: the chat, error-path and RFC 6455 suites; the process, crash,
+# reload/drain, Redis-fault and storm suites find processes by their ps
+# titles and time restarts, drains and outages, which valgrind hides and
+# slows)
 set -u
 build=$1
 shift

@@ -20,11 +20,10 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
-#define T_MSG_MS 3000         /* a message that must come */
-#define T_QUIET_MS 300        /* silence that must hold */
 #define T_LATENCY_MS 500      /* a well-behaved client's message during a flood */
 #define MAX_WORKERS 8
 #define SLOW_MSG_BYTES 1000
@@ -40,18 +39,7 @@
 static struct h_redis redis;
 static struct h_chat plain; /* defaults: 2 workers */
 
-#define EXPECT(c, text)                                                                      \
-    ck_assert_msg(wsc_expect_text((c), (text), T_MSG_MS), "%s: no \"%s\"", #c, (text))
-#define QUIET(c) ck_assert_msg(wsc_no_text((c), T_QUIET_MS), "%s: unexpected text or close", #c)
-#define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
-#define JOIN(c, port, name) chat_join((c), (port), (name), NULL, __LINE__)
-/* on failure, show the end of the server's log */
-#define ASSERT_LOG(cond, log)                                                               \
-    do {                                                                                    \
-        if (!(cond))                                                                        \
-            h_dump_tail((log), 30), ck_abort_msg("Assertion '%s' failed", #cond);           \
-    } while (0)
-
+#define JOIN(c, port, name) fx_join((c), (port), (name), NULL, __LINE__)
 
 /* An instance on the fixture's Redis with a channel and users SET of its own
  * (`tag`), ready when every worker sees Redis up. */
@@ -61,22 +49,14 @@ static void inst_start(struct h_chat *c, int workers, const char *tag, const cha
 
     snprintf(conf, sizeof(conf), "channel %s-chat\nusers-key %s-users\n%s", tag, tag,
              extra != NULL ? extra : "");
-    ck_assert_int_eq(h_chat_start(c, &redis, workers, conf), 0);
-    ck_assert_msg(h_wait_count(c->log, "chat service available", workers, 10000),
-                  "%s: workers never saw Redis up", c->log);
+    fx_chat_ready(c, &redis, workers, conf);
 }
-
-/* Servers go below a temp dir of the fixture (TMPDIR), which the runner
- * removes even when a test that started its own instance fails. */
-static char tmp_base[256], tmp_old[256];
 
 static void abuse_setup(void)
 {
-    const char *old = getenv("TMPDIR");
-
-    snprintf(tmp_old, sizeof(tmp_old), "%s", old != NULL ? old : "");
-    ck_assert_int_eq(h_tmpdir(tmp_base, sizeof(tmp_base)), 0);
-    ck_assert_int_eq(setenv("TMPDIR", tmp_base, 1), 0);
+    /* servers go below the fixture's temp dir (TMPDIR), which is removed
+     * even when a test that started its own instance fails */
+    fx_tmp_enter();
     ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
     inst_start(&plain, 2, "plain", NULL);
 }
@@ -85,21 +65,7 @@ static void abuse_teardown(void)
 {
     h_chat_free(&plain);
     h_redis_free(&redis);
-    (void)(tmp_old[0] != '\0' ? setenv("TMPDIR", tmp_old, 1) : unsetenv("TMPDIR"));
-    h_rmrf(tmp_base);
-}
-
-/* Connect `name` (extra headers may be NULL) and read its welcome. */
-static void chat_join(struct wsc *c, int port, const char *name, const char *extra, int line)
-{
-    char path[256], welcome[256];
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
-    st = wsc_connect(c, port, path, extra, T_MSG_MS);
-    ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
-    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
+    fx_tmp_leave();
 }
 
 /* A blocking TCP connection to 127.0.0.1:port; fails the test if none. */
@@ -257,27 +223,6 @@ START_TEST(test_slowloris)
 }
 END_TEST
 
-/* The worker that logged the join of name, connected on fd; -1 if unknown. */
-static int worker_of(const char *log, int fd, const char *name)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    char needle[96], line[1024];
-    int w = -1;
-    FILE *f;
-
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    snprintf(needle, sizeof(needle), " 127.0.0.1:%d user=%s: joined", ntohs(sa.sin_port), name);
-    ck_assert(h_wait_count(log, needle, 1, T_MSG_MS));
-    if ((f = fopen(log, "r")) == NULL)
-        return -1;
-    while (w < 0 && fgets(line, sizeof(line), f) != NULL)
-        if (strstr(line, needle) != NULL && strstr(line, "worker[") != NULL)
-            sscanf(strstr(line, "worker["), "worker[%d]", &w);
-    fclose(f);
-    return w;
-}
-
 /* Connect as name, retrying while the limit still counts closed sockets. */
 static int join_retry(struct wsc *c, int port, const char *name)
 {
@@ -305,7 +250,8 @@ START_TEST(test_connections_per_ip)
     for (i = k = 0; i < 5 && k < 30; k++) {
         snprintf(name, sizeof(name), "ip%d", k);
         ck_assert_int_eq(join_retry(&c[i], lim.port, name), 101);
-        w[i] = worker_of(lim.log, c[i].fd, name);
+        w[i] = fx_user_slot(lim.log, name);
+        ck_assert_msg(w[i] >= 0, "%s: no join line in %s", name, lim.log);
         for (j = 0; j < i && w[j] == w[i]; j++)
             ;
         if (i < 4 || j < i)
@@ -608,7 +554,7 @@ START_TEST(test_allowed_origins)
                       "%s: HTTP %d, want 403", bad[i], c.status);
         wsc_free(&c);
     }
-    chat_join(&c, o.port, "o1", "Origin: https://good.example", __LINE__);
+    fx_join(&c, o.port, "o1", "Origin: https://good.example", __LINE__);
     wsc_free(&c);
     JOIN(&c, o.port, "o2"); /* no Origin: not a browser */
     wsc_free(&c);
