@@ -3,7 +3,8 @@
  * The parser is fed whole heads, every prefix of them (AGAIN until complete)
  * and random chunkings; most inputs are parsed from exact-size heap copies so
  * that ASan or valgrind catch any read past len. Accept keys use the RFC 6455
- * sample; names cover ASCII, multibyte UTF-8 and each class of bad UTF-8.
+ * sample; names cover ASCII, multibyte UTF-8 and each class of bad UTF-8;
+ * framing covers each header an upgrade may carry once or not at all.
  */
 #include "http_upgrade.h"
 
@@ -671,6 +672,146 @@ START_TEST(test_route_targets)
 }
 END_TEST
 
+/* An upgrade request without any framing problem; tests append header
+ * lines and the final empty line. */
+#define FRAMING_HEAD                                                                               \
+    "GET /chat/x HTTP/1.1\r\n"                                                                     \
+    "Host: example.com\r\n"                                                                        \
+    "Upgrade: websocket\r\n"                                                                       \
+    "Connection: Upgrade\r\n"                                                                      \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                                              \
+    "Sec-WebSocket-Version: 13\r\n"
+
+#define R_DUP_HOST "duplicate Host header"
+#define R_DUP_KEY "duplicate Sec-WebSocket-Key header"
+#define R_TE "Transfer-Encoding not allowed on an upgrade"
+#define R_DUP_CL "duplicate Content-Length header"
+#define R_CL "Content-Length must be 0 on an upgrade"
+
+struct framing_case {
+    const char *extra; /* header lines after FRAMING_HEAD */
+    const char *want;  /* NULL: no problem */
+};
+
+/* upg_framing_problem of FRAMING_HEAD + extra + the final empty line,
+ * parsed from an exact-size heap copy. */
+static const char *framing(const char *extra)
+{
+    struct upg_request req;
+    size_t n = strlen(FRAMING_HEAD) + strlen(extra) + 2;
+    char *head = malloc(n + 1);
+    const char *why;
+
+    ck_assert_ptr_nonnull(head);
+    snprintf(head, n + 1, "%s%s\r\n", FRAMING_HEAD, extra);
+    ck_assert_msg(upg_parse(head, n, &req) == UPG_PARSE_OK, "does not parse: %s", extra);
+    why = upg_framing_problem(&req);
+    free(head);
+    return why;
+}
+
+static void check_framing(const struct framing_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *why = framing(cases[i].extra);
+
+        if (cases[i].want == NULL)
+            ck_assert_msg(why == NULL, "\"%s\": refused with \"%s\"", cases[i].extra, why);
+        else
+            ck_assert_msg(why != NULL && strcmp(why, cases[i].want) == 0,
+                          "\"%s\": \"%s\", want \"%s\"", cases[i].extra, why ? why : "(none)",
+                          cases[i].want);
+    }
+}
+
+START_TEST(test_framing_fine)
+{
+    static const struct framing_case cases[] = {
+        { "", NULL },
+        { "Content-Length: 0\r\n", NULL },
+        { "content-length:   0  \r\n", NULL }, /* the parser trims the blanks */
+        /* names that only look alike count as other headers */
+        { "X-Host: a\r\nHostname: b\r\n", NULL },
+        { "Sec-WebSocket-Key2: 12 34\r\nSec-WebSocket-Key1: 56\r\n", NULL },
+        { "X-Transfer-Encoding: chunked\r\nContent-Lengths: 5\r\n", NULL },
+        /* the same header twice that is not one of the four */
+        { "Cookie: a=1\r\nCookie: b=2\r\nOrigin: http://a\r\nOrigin: http://b\r\n", NULL },
+    };
+    struct upg_request req;
+
+    check_framing(cases, NELEM(cases));
+    ck_assert_int_eq(upg_parse(browser_req, strlen(browser_req), &req), UPG_PARSE_OK);
+    ck_assert_ptr_null(upg_framing_problem(&req));
+    /* a missing Host or key is not this check's to report */
+    ck_assert_int_eq(upg_parse(lf_req, strlen(lf_req), &req), UPG_PARSE_OK);
+    ck_assert_ptr_null(upg_framing_problem(&req));
+    ck_assert_int_eq(upg_parse("GET / HTTP/1.1\r\n\r\n", 18, &req), UPG_PARSE_OK);
+    ck_assert_ptr_null(upg_framing_problem(&req));
+    ck_assert_ptr_null(upg_framing_problem(NULL));
+}
+END_TEST
+
+START_TEST(test_framing_duplicates)
+{
+    static const struct framing_case cases[] = {
+        { "Host: other.example\r\n", R_DUP_HOST },
+        { "host: example.com\r\n", R_DUP_HOST }, /* the same value, any case */
+        { "HOST:\r\n", R_DUP_HOST },
+        { "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n", R_DUP_KEY },
+        { "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n", R_DUP_KEY },
+        { "SEC-WEBSOCKET-KEY: not-a-key\r\n", R_DUP_KEY },
+        { "Content-Length: 0\r\nContent-Length: 0\r\n", R_DUP_CL },
+        { "Content-Length: 0\r\ncontent-length: 5\r\n", R_DUP_CL },
+        /* the order of the checks, not of the lines, picks the reason */
+        { "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nHost: b\r\n", R_DUP_HOST },
+        { "Content-Length: 0\r\nContent-Length: 1\r\nSec-WebSocket-Key: a\r\n", R_DUP_KEY },
+    };
+    static char buf[4096];
+    struct upg_request req;
+    size_t n;
+
+    check_framing(cases, NELEM(cases));
+    /* a second Host as the last of UPG_HEADERS_MAX headers is found too */
+    n = (size_t)snprintf(buf, sizeof(buf), "GET /chat/x HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < UPG_HEADERS_MAX - 2; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "H%d: v\r\n", i);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "Host: b\r\n\r\n");
+    ck_assert_uint_lt(n, sizeof(buf));
+    ck_assert_int_eq(upg_parse(buf, n, &req), UPG_PARSE_OK);
+    ck_assert_uint_eq(req.nheaders, UPG_HEADERS_MAX);
+    ck_assert_str_eq(upg_framing_problem(&req), R_DUP_HOST);
+}
+END_TEST
+
+/* A body on an upgrade: any Transfer-Encoding, any Content-Length but
+ * exactly "0" (strict: no leading zeros, signs or lists). */
+START_TEST(test_framing_body)
+{
+    static const struct framing_case cases[] = {
+        { "Transfer-Encoding: chunked\r\n", R_TE },
+        { "transfer-encoding: identity\r\n", R_TE },
+        { "TRANSFER-ENCODING: gzip, chunked\r\n", R_TE },
+        { "Transfer-Encoding:\r\n", R_TE },
+        { "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", R_TE },
+        { "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", R_TE },
+        { "Content-Length: 5\r\n", R_CL },
+        { "content-length: 1\r\n", R_CL },
+        { "Content-Length: 00\r\n", R_CL },
+        { "Content-Length: 000\r\n", R_CL },
+        { "Content-Length: +0\r\n", R_CL },
+        { "Content-Length: -0\r\n", R_CL },
+        { "Content-Length: 0, 0\r\n", R_CL },
+        { "Content-Length: 0x0\r\n", R_CL },
+        { "Content-Length: 0.0\r\n", R_CL },
+        { "Content-Length: 0 0\r\n", R_CL },
+        { "Content-Length:\r\n", R_CL },
+        { "Content-Length: 18446744073709551616\r\n", R_CL }, /* 2^64: 0 if it wrapped */
+    };
+
+    check_framing(cases, NELEM(cases));
+}
+END_TEST
+
 /* Content-Length equals the number of bytes after the blank line. */
 static void assert_content_length(const char *resp, size_t len)
 {
@@ -833,6 +974,10 @@ static Suite *http_upgrade_suite(void)
     tcase_add_test(tc, test_percent_decode);
     tc = add_tcase(s, "route");
     tcase_add_test(tc, test_route_targets);
+    tc = add_tcase(s, "framing");
+    tcase_add_test(tc, test_framing_fine);
+    tcase_add_test(tc, test_framing_duplicates);
+    tcase_add_test(tc, test_framing_body);
     tc = add_tcase(s, "responses");
     tcase_add_test(tc, test_responses_exact);
     tcase_add_test(tc, test_responses_status_lines);
