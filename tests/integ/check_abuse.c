@@ -1,6 +1,6 @@
 /* check_abuse.c -- the security and abuse limits of the README against the
  * real binary and a real redis-server (TLS + password): request heads
- * (size, syntax, slowloris), connection limits per address and per
+ * (size, syntax, framing, slowloris), connection limits per address and per
  * instance, the message rate limit, memory bounds (a reader that does not
  * read, a huge frame header, thousands of half-open handshakes, measured as
  * the workers' VmRSS), allowed-origins, JWT tokens and spoofed texts. */
@@ -189,6 +189,49 @@ START_TEST(test_request_heads)
     /* the instance is unharmed */
     JOIN(&a, plain.port, "heads");
     wsc_free(&a);
+}
+END_TEST
+
+/* RFC 9112 / RFC 6455 4.2.1: an upgrade with a second Host or key, or with a
+ * body (any Transfer-Encoding, a Content-Length but 0), is refused with 400
+ * and the reason, not upgraded: the body would be read as WebSocket frames.
+ * Each request sends the body it announces, in the same write as the head. */
+START_TEST(test_request_framing)
+{
+    static const struct {
+        const char *extra, *body, *reason;
+    } cases[] = {
+        { "Host: other.example\r\n", "", "duplicate Host header" },
+        { "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n", "",
+          "duplicate Sec-WebSocket-Key header" },
+        { "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n",
+          "Transfer-Encoding not allowed on an upgrade" },
+        { "Content-Length: 5\r\n", "hello", "Content-Length must be 0 on an upgrade" },
+    };
+    char req[512], want[128], name[16];
+    struct wsc c;
+    size_t i;
+    int st;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(req, sizeof(req),
+                 "GET /chat/framing%zu HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n%s\r\n%s",
+                 i, cases[i].extra, cases[i].body);
+        snprintf(want, sizeof(want), "%s\n", cases[i].reason);
+        st = wsc_connect_raw(&c, plain.port, req, T_MSG_MS);
+        ck_assert_msg(st == 400, "%s: HTTP %d, want 400", cases[i].reason, st);
+        ck_assert_msg(strcmp(c.body, want) == 0, "%s: body \"%s\"", cases[i].reason, c.body);
+        ck_assert_msg(wsc_wait_eof(&c, T_MSG_MS), "%s: connection kept open", cases[i].reason);
+        wsc_free(&c);
+    }
+    /* refused before the join: the names are free; Content-Length: 0 is fine */
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(name, sizeof(name), "framing%zu", i);
+        fx_join(&c, plain.port, name, "Content-Length: 0", __LINE__);
+        wsc_free(&c);
+    }
 }
 END_TEST
 
@@ -769,6 +812,7 @@ static Suite *abuse_suite(void)
     tcase_add_unchecked_fixture(tc, abuse_setup, abuse_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_request_heads);
+    tcase_add_test(tc, test_request_framing);
     tcase_add_test(tc, test_slowloris);
     tcase_add_test(tc, test_connections_per_ip);
     tcase_add_test(tc, test_max_connections);
