@@ -7,8 +7,8 @@
  * incremental promise (a prefix of a head is AGAIN, a prefix that is BAD
  * stays BAD, an OK head is found again in any longer input). A parsed head
  * then goes through everything the worker does with one: header lookup,
- * token lists, the key check and accept key, routing, percent-decoding and
- * the user-name check. Any broken invariant abort()s.
+ * token lists, the key check and accept key, the framing check, routing,
+ * percent-decoding and the user-name check. Any broken invariant abort()s.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -309,6 +309,31 @@ static void fuzz_check_helpers(const struct upg_request *req)
     }
 }
 
+/* Headers named `name` in req, counted here without the parser's helpers. */
+static size_t fuzz_count(const struct upg_request *req, const char *name)
+{
+    size_t n = 0;
+
+    for (size_t j = 0; j < req->nheaders; j++)
+        n += (size_t)fuzz_ieq(req->h[j].name.p, req->h[j].name.len, name, strlen(name));
+    return n;
+}
+
+/* upg_framing_problem says NULL exactly when the head has at most one Host,
+ * key and Content-Length, no Transfer-Encoding, and a Content-Length of "0". */
+static void fuzz_check_framing(const struct upg_request *req)
+{
+    const struct upg_str *cl = upg_header_get(req, "Content-Length");
+    int fine = fuzz_count(req, "Host") <= 1 && fuzz_count(req, "Sec-WebSocket-Key") <= 1 &&
+               fuzz_count(req, "Transfer-Encoding") == 0 &&
+               fuzz_count(req, "Content-Length") <= 1 &&
+               (cl == NULL || (cl->len == 1 && cl->p[0] == '0'));
+    const char *why = upg_framing_problem(req);
+
+    FUZZ_CHECK((why == NULL) == fine);
+    FUZZ_CHECK(why == NULL || why[0] != '\0');
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
@@ -331,6 +356,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(again->head_len == req->head_len && again->nheaders == req->nheaders);
         free(again);
         fuzz_check_helpers(req);
+        fuzz_check_framing(req);
     } else {
         /* not a head: the pure helpers still take any bytes */
         fuzz_check_decode(buf, size < 256 ? size : 256);

@@ -205,9 +205,11 @@ static int h_stat(pid_t pid, char *state, pid_t *ppid)
 
 int h_alive(pid_t pid)
 {
-    char st = 'X';
+    char st;
 
-    return pid > 0 && h_stat(pid, &st, NULL) == 0 && st != 'Z' && st != 'X' && st != 'x';
+    if (pid <= 0 || h_stat(pid, &st, NULL) == -1)
+        return 0;
+    return st != 'Z' && st != 'X' && st != 'x';
 }
 
 int h_children(pid_t parent, pid_t *out, int max)
@@ -266,8 +268,9 @@ static int h_exited(pid_t pid)
 {
     siginfo_t si = { 0 };
 
-    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 ? si.si_pid == pid
-                                                                           : !h_alive(pid);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+        return si.si_pid == pid;
+    return !h_alive(pid);
 }
 
 int h_wait_exit(pid_t pid, int timeout_ms, int *status)
@@ -316,8 +319,11 @@ static void h_child_exec(char *const argv[], int out_fd, enum h_stderr_mode err_
         signal(sigs[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if ((fd = open("/dev/null", O_RDONLY)) > 0 && dup2(fd, 0) == 0)
+    fd = open("/dev/null", O_RDONLY);
+    if (fd != -1 && fd != 0) {
+        dup2(fd, 0);
         close(fd);
+    }
     dup2(out_fd, 1);
     if (err_mode == H_ERR_CAPTURE)
         dup2(out_fd, 2);
@@ -502,8 +508,9 @@ static int h_redis_launch(struct h_redis *r)
 {
     const char *srcdir = getenv("SRCDIR");
     char script[PATH_MAX], port[16], out[256] = "", errlog[320], *ping = h_unconst("PING");
-    char env[] = "env", tls[] = "REDIS_TLS=yes", bash[] = "bash", fg[] = "--foreground";
-    char *argv[] = { env, tls, bash, script, r->dir, port, r->password, fg, NULL };
+    char *argv[] = { h_unconst("env"), h_unconst(r->tls ? "REDIS_TLS=yes" : "REDIS_TLS=no"),
+                     h_unconst("bash"), script, r->dir, port, r->password,
+                     h_unconst("--foreground"), NULL };
     long long deadline = h_now_ms() + H_START_TIMEOUT_MS;
 
     snprintf(script, sizeof(script), "%s/tests/redis-tls.sh",
@@ -514,8 +521,6 @@ static int h_redis_launch(struct h_redis *r)
     }
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", r->dir);
-    if (!r->tls)
-        strcpy(tls, "REDIS_TLS=no");
     r->pid = h_spawn(argv, errlog, r->owner, SIGKILL);
     if (r->pid == -1) {
         r->pid = 0;

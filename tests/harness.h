@@ -179,7 +179,7 @@ int h_count_in_file(const char *path, const char *needle);
 /* Poll until path holds at least n occurrences of needle: 1, or 0 on timeout. */
 int h_wait_count(const char *path, const char *needle, int n, int timeout_ms);
 
-/* ---- children by title (harness_wait.c) ---------------------------------- */
+/* ---- children by title, processes gone (harness_wait.c) ------------------ */
 
 /* The child of parent whose /proc cmdline is exactly title
  * ("redis-chat: worker 1"), or 0. */
@@ -187,6 +187,10 @@ pid_t h_child_titled(pid_t parent, const char *title);
 
 /* Wait for a child titled `title` that is not `old`; its pid, or 0. */
 pid_t h_wait_new_child(pid_t parent, const char *title, pid_t old, int timeout_ms);
+
+/* Wait until pid has exited: gone, or a zombie not reaped yet (h_alive is
+ * 0). For processes that are not ours to reap. Returns 1, or 0 on timeout. */
+int h_wait_gone(pid_t pid, int timeout_ms);
 
 /* Print the last `lines` lines of path to stderr under a header (diagnostics). */
 void h_dump_tail(const char *path, int lines);

@@ -1,5 +1,6 @@
 /* harness_wait.c -- waiting for what the tests watch: lines in a log,
- * a server's child processes by title. Every wait is bounded. */
+ * a server's child processes by title, a process gone. Every wait is
+ * bounded. */
 #include <string.h>
 
 #include "harness.h"
@@ -41,4 +42,16 @@ pid_t h_wait_new_child(pid_t parent, const char *title, pid_t old, int timeout_m
         h_sleep_ms(10);
     } while (h_now_ms() < end);
     return 0;
+}
+
+int h_wait_gone(pid_t pid, int timeout_ms)
+{
+    long long end = h_now_ms() + timeout_ms;
+
+    while (h_alive(pid)) {
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(10);
+    }
+    return 1;
 }

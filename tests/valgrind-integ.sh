@@ -4,9 +4,10 @@
 # leak in any process fails.
 # Usage: tests/valgrind-integ.sh BUILD_DIR [TEST ...]
 # (default: the chat, error-path and RFC 6455 suites, and the backpressure
-# suite, which finds processes through the master's log; the process and
-# fault suites find processes by their ps titles and time restarts, which
-# valgrind hides and slows)
+# suite, which finds processes through the master's log; the process, crash,
+# reload/drain, Redis-fault and storm suites find processes by their ps
+# titles and time restarts, drains and outages, which valgrind hides and
+# slows)
 set -u
 build=$1
 shift

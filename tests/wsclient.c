@@ -100,7 +100,11 @@ static void wsc_sha1_block(uint32_t h[5], const uint8_t *p)
         b = a;
         a = t;
     }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
 }
 
 static void wsc_sha1(const void *data, size_t len, uint8_t out[20])

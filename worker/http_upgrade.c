@@ -283,6 +283,45 @@ const struct upg_str *upg_header_get(const struct upg_request *req, const char *
     return NULL;
 }
 
+/* How many headers are named `name` (case-insensitive). */
+static size_t upg_header_count(const struct upg_request *req, const char *name)
+{
+    size_t nlen = strlen(name), count = 0;
+
+    for (size_t i = 0; i < req->nheaders && i < UPG_HEADERS_MAX; i++) {
+        const struct upg_header *h = &req->h[i];
+
+        if (h->name.len == nlen && upg_ieq(h->name.p, name, nlen))
+            count++;
+    }
+    return count;
+}
+
+/* One Host (RFC 9112 3.2) and one key (RFC 6455 11.3.1). An upgrade GET has
+ * no body: what follows its head is WebSocket frames, so a body announced by
+ * Transfer-Encoding or Content-Length (RFC 9112 6.3) would be read as frames,
+ * and a proxy in front that framed it as a body would see other messages
+ * than we do. */
+const char *upg_framing_problem(const struct upg_request *req)
+{
+    const struct upg_str *length;
+
+    if (req == NULL)
+        return NULL;
+    if (upg_header_count(req, "Host") > 1)
+        return "duplicate Host header";
+    if (upg_header_count(req, "Sec-WebSocket-Key") > 1)
+        return "duplicate Sec-WebSocket-Key header";
+    if (upg_header_count(req, "Transfer-Encoding") > 0)
+        return "Transfer-Encoding not allowed on an upgrade";
+    if (upg_header_count(req, "Content-Length") > 1)
+        return "duplicate Content-Length header";
+    length = upg_header_get(req, "Content-Length");
+    if (length != NULL && (length->len != 1 || length->p[0] != '0'))
+        return "Content-Length must be 0 on an upgrade";
+    return NULL;
+}
+
 /* Empty items (",,") are skipped; an empty token never matches. */
 int upg_has_token(const struct upg_str *value, const char *token)
 {

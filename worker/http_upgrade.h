@@ -49,6 +49,19 @@ int upg_parse(const char *buf, size_t len, struct upg_request *req);
 /* Value of the first header named `name` (case-insensitive), or NULL. */
 const struct upg_str *upg_header_get(const struct upg_request *req, const char *name);
 
+/* Framing of an upgrade request's head (RFC 9112, RFC 6455 4.2.1): NULL when
+ * it is fine, else the reason for the HTTP 400 body. Checked in this order,
+ * header names case-insensitively:
+ *   "duplicate Host header"                        a second Host
+ *   "duplicate Sec-WebSocket-Key header"           a second key
+ *   "Transfer-Encoding not allowed on an upgrade"  any Transfer-Encoding
+ *   "duplicate Content-Length header"              a second Content-Length,
+ *                                                  even "0" both times
+ *   "Content-Length must be 0 on an upgrade"       any value but exactly "0"
+ *                                                  ("00", "+0", "0, 0" too)
+ * A missing Host or key is the caller's check; NULL req gives NULL. */
+const char *upg_framing_problem(const struct upg_request *req);
+
 /* Nonzero when the comma-separated header value contains `token`
  * (case-insensitive, blanks around items ignored): "keep-alive, Upgrade". */
 int upg_has_token(const struct upg_str *value, const char *token);

@@ -1,6 +1,6 @@
 /* check_abuse.c -- the security and abuse limits of the README against the
  * real binary and a real redis-server (TLS + password): request heads
- * (size, syntax, slowloris), connection limits per address and per
+ * (size, syntax, framing, slowloris), connection limits per address and per
  * instance, the message rate limit, memory bounds (a reader that does not
  * read, a huge frame header, thousands of half-open handshakes, measured as
  * the workers' VmRSS), allowed-origins, JWT tokens and spoofed texts. */
@@ -20,11 +20,10 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
-#define T_MSG_MS 3000         /* a message that must come */
-#define T_QUIET_MS 300        /* silence that must hold */
 #define T_LATENCY_MS 500      /* a well-behaved client's message during a flood */
 #define MAX_WORKERS 8
 #define SLOW_MSG_BYTES 1000
@@ -40,18 +39,7 @@
 static struct h_redis redis;
 static struct h_chat plain; /* defaults: 2 workers */
 
-#define EXPECT(c, text)                                                                      \
-    ck_assert_msg(wsc_expect_text((c), (text), T_MSG_MS), "%s: no \"%s\"", #c, (text))
-#define QUIET(c) ck_assert_msg(wsc_no_text((c), T_QUIET_MS), "%s: unexpected text or close", #c)
-#define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
-#define JOIN(c, port, name) chat_join((c), (port), (name), NULL, __LINE__)
-/* on failure, show the end of the server's log */
-#define ASSERT_LOG(cond, log)                                                               \
-    do {                                                                                    \
-        if (!(cond))                                                                        \
-            h_dump_tail((log), 30), ck_abort_msg("Assertion '%s' failed", #cond);           \
-    } while (0)
-
+#define JOIN(c, port, name) fx_join((c), (port), (name), NULL, __LINE__)
 
 /* An instance on the fixture's Redis with a channel and users SET of its own
  * (`tag`), ready when every worker sees Redis up. */
@@ -61,22 +49,14 @@ static void inst_start(struct h_chat *c, int workers, const char *tag, const cha
 
     snprintf(conf, sizeof(conf), "channel %s-chat\nusers-key %s-users\n%s", tag, tag,
              extra != NULL ? extra : "");
-    ck_assert_int_eq(h_chat_start(c, &redis, workers, conf), 0);
-    ck_assert_msg(h_wait_count(c->log, "chat service available", workers, 10000),
-                  "%s: workers never saw Redis up", c->log);
+    fx_chat_ready(c, &redis, workers, conf);
 }
-
-/* Servers go below a temp dir of the fixture (TMPDIR), which the runner
- * removes even when a test that started its own instance fails. */
-static char tmp_base[256], tmp_old[256];
 
 static void abuse_setup(void)
 {
-    const char *old = getenv("TMPDIR");
-
-    snprintf(tmp_old, sizeof(tmp_old), "%s", old != NULL ? old : "");
-    ck_assert_int_eq(h_tmpdir(tmp_base, sizeof(tmp_base)), 0);
-    ck_assert_int_eq(setenv("TMPDIR", tmp_base, 1), 0);
+    /* servers go below the fixture's temp dir (TMPDIR), which is removed
+     * even when a test that started its own instance fails */
+    fx_tmp_enter();
     ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
     inst_start(&plain, 2, "plain", NULL);
 }
@@ -85,21 +65,7 @@ static void abuse_teardown(void)
 {
     h_chat_free(&plain);
     h_redis_free(&redis);
-    (void)(tmp_old[0] != '\0' ? setenv("TMPDIR", tmp_old, 1) : unsetenv("TMPDIR"));
-    h_rmrf(tmp_base);
-}
-
-/* Connect `name` (extra headers may be NULL) and read its welcome. */
-static void chat_join(struct wsc *c, int port, const char *name, const char *extra, int line)
-{
-    char path[256], welcome[256];
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
-    st = wsc_connect(c, port, path, extra, T_MSG_MS);
-    ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
-    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
+    fx_tmp_leave();
 }
 
 /* A blocking TCP connection to 127.0.0.1:port; fails the test if none. */
@@ -205,7 +171,8 @@ START_TEST(test_request_heads)
     memcpy(big + n + 9000, "\r\n\r\n", 5);
     http_expect(plain.port, big, 431, "one 9 KB header");
     /* 100 short headers: too many */
-    for (strcpy(many, "GET /chat/x HTTP/1.1\r\nHost: x\r\n"), i = 0; i < 100; i++)
+    strcpy(many, "GET /chat/x HTTP/1.1\r\nHost: x\r\n");
+    for (i = 0; i < 100; i++)
         strcat(many, "X-Header: v\r\n");
     strcat(many, "\r\n");
     http_expect(plain.port, many, 431, "100 headers");
@@ -222,6 +189,49 @@ START_TEST(test_request_heads)
     /* the instance is unharmed */
     JOIN(&a, plain.port, "heads");
     wsc_free(&a);
+}
+END_TEST
+
+/* RFC 9112 / RFC 6455 4.2.1: an upgrade with a second Host or key, or with a
+ * body (any Transfer-Encoding, a Content-Length but 0), is refused with 400
+ * and the reason, not upgraded: the body would be read as WebSocket frames.
+ * Each request sends the body it announces, in the same write as the head. */
+START_TEST(test_request_framing)
+{
+    static const struct {
+        const char *extra, *body, *reason;
+    } cases[] = {
+        { "Host: other.example\r\n", "", "duplicate Host header" },
+        { "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n", "",
+          "duplicate Sec-WebSocket-Key header" },
+        { "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n",
+          "Transfer-Encoding not allowed on an upgrade" },
+        { "Content-Length: 5\r\n", "hello", "Content-Length must be 0 on an upgrade" },
+    };
+    char req[512], want[128], name[16];
+    struct wsc c;
+    size_t i;
+    int st;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(req, sizeof(req),
+                 "GET /chat/framing%zu HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n%s\r\n%s",
+                 i, cases[i].extra, cases[i].body);
+        snprintf(want, sizeof(want), "%s\n", cases[i].reason);
+        st = wsc_connect_raw(&c, plain.port, req, T_MSG_MS);
+        ck_assert_msg(st == 400, "%s: HTTP %d, want 400", cases[i].reason, st);
+        ck_assert_msg(strcmp(c.body, want) == 0, "%s: body \"%s\"", cases[i].reason, c.body);
+        ck_assert_msg(wsc_wait_eof(&c, T_MSG_MS), "%s: connection kept open", cases[i].reason);
+        wsc_free(&c);
+    }
+    /* refused before the join: the names are free; Content-Length: 0 is fine */
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(name, sizeof(name), "framing%zu", i);
+        fx_join(&c, plain.port, name, "Content-Length: 0", __LINE__);
+        wsc_free(&c);
+    }
 }
 END_TEST
 
@@ -256,27 +266,6 @@ START_TEST(test_slowloris)
 }
 END_TEST
 
-/* The worker that logged the join of name, connected on fd; -1 if unknown. */
-static int worker_of(const char *log, int fd, const char *name)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    char needle[96], line[1024];
-    int w = -1;
-    FILE *f;
-
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    snprintf(needle, sizeof(needle), " 127.0.0.1:%d user=%s: joined", ntohs(sa.sin_port), name);
-    ck_assert(h_wait_count(log, needle, 1, T_MSG_MS));
-    if ((f = fopen(log, "r")) == NULL)
-        return -1;
-    while (w < 0 && fgets(line, sizeof(line), f) != NULL)
-        if (strstr(line, needle) != NULL && strstr(line, "worker[") != NULL)
-            sscanf(strstr(line, "worker["), "worker[%d]", &w);
-    fclose(f);
-    return w;
-}
-
 /* Connect as name, retrying while the limit still counts closed sockets. */
 static int join_retry(struct wsc *c, int port, const char *name)
 {
@@ -304,7 +293,8 @@ START_TEST(test_connections_per_ip)
     for (i = k = 0; i < 5 && k < 30; k++) {
         snprintf(name, sizeof(name), "ip%d", k);
         ck_assert_int_eq(join_retry(&c[i], lim.port, name), 101);
-        w[i] = worker_of(lim.log, c[i].fd, name);
+        w[i] = fx_user_slot(lim.log, name);
+        ck_assert_msg(w[i] >= 0, "%s: no join line in %s", name, lim.log);
         for (j = 0; j < i && w[j] == w[i]; j++)
             ;
         if (i < 4 || j < i)
@@ -576,7 +566,8 @@ START_TEST(test_half_handshakes)
     /* the users outlive them */
     SEND(&a, "still here");
     if (!wsc_expect_text(&b, "half_a: still here", T_MSG_MS)) {
-        char g0[] = "grep", g1[] = "user=half_", out[2048], *grep[] = { g0, g1, h.log, NULL };
+        char g0[] = "grep", g1[] = "user=half_", out[2048];
+        char *grep[] = { g0, g1, h.log, NULL };
         h_run(out, sizeof(out), 3000, grep);
         ck_abort_msg("a chat user was dropped after the half handshakes timed out:\n%s", out);
     }
@@ -606,7 +597,7 @@ START_TEST(test_allowed_origins)
                       "%s: HTTP %d, want 403", bad[i], c.status);
         wsc_free(&c);
     }
-    chat_join(&c, o.port, "o1", "Origin: https://good.example", __LINE__);
+    fx_join(&c, o.port, "o1", "Origin: https://good.example", __LINE__);
     wsc_free(&c);
     JOIN(&c, o.port, "o2"); /* no Origin: not a browser */
     wsc_free(&c);
@@ -821,6 +812,7 @@ static Suite *abuse_suite(void)
     tcase_add_unchecked_fixture(tc, abuse_setup, abuse_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_request_heads);
+    tcase_add_test(tc, test_request_framing);
     tcase_add_test(tc, test_slowloris);
     tcase_add_test(tc, test_connections_per_ip);
     tcase_add_test(tc, test_max_connections);

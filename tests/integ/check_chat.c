@@ -11,13 +11,12 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
-#define T_MSG_MS 3000      /* a message that must come */
-#define JOIN_SETTLE_MS 100 /* see chat_join */
-#define T_QUIET_MS 300     /* silence that must hold */
-#define T_LEAVE_MS 3000    /* a leave reaching chat-users */
+#define T_LEAVE_MS 3000 /* a leave reaching chat-users */
+#define USERS_KEY "chat-users"
 
 #define ORD_SENDERS 3  /* clients that send, and record the others */
 #define ORD_READERS 3  /* clients that only record */
@@ -27,13 +26,8 @@
 static struct h_redis redis;
 static struct h_chat chat_a, chat_b; /* two instances, one Redis */
 
-/* ck_assert_msg at the caller's line, naming what was missing */
-#define EXPECT(c, text)                                                                      \
-    ck_assert_msg(wsc_expect_text((c), (text), T_MSG_MS), "%s: no \"%s\"", #c, (text))
-#define QUIET(c) ck_assert_msg(wsc_no_text((c), T_QUIET_MS), "%s: unexpected text or close", #c)
-#define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
-#define JOIN(c, port, name) chat_join((c), (port), (name), __LINE__)
-
+/* a join notice published just before this user's own may follow its welcome */
+#define JOIN(c, port, name) fx_join_settled((c), (port), (name), __LINE__)
 
 /* Started and ready: both workers hold a broker link that reports Redis up.
  * The order test sends bursts far above the default rate limit. One
@@ -45,17 +39,7 @@ static void chat_instance_start(struct h_chat *c, const char *io_uring)
 
     snprintf(conf, sizeof(conf), "rate-limit 10000\nrate-limit-burst 10000\nio-uring %s\n",
              io_uring);
-    ck_assert_int_eq(h_chat_start(c, &redis, 2, conf), 0);
-    ck_assert_msg(h_wait_count(c->log, "chat service available", 2, 10000),
-                  "%s: workers never saw Redis up", c->log);
-}
-
-/* A third instance for one test, one worker, with its own settings. */
-static void one_worker_start(struct h_chat *c, const char *conf)
-{
-    ck_assert_int_eq(h_chat_start(c, &redis, 1, conf), 0);
-    ck_assert_msg(h_wait_count(c->log, "chat service available", 1, 10000),
-                  "%s: worker never saw Redis up", c->log);
+    fx_chat_ready(c, &redis, 2, conf);
 }
 
 static void chat_setup(void)
@@ -72,94 +56,11 @@ static void chat_teardown(void)
     h_redis_free(&redis);
 }
 
-/* 1 when text is the join notice of a user other than name. */
-static int other_join(const char *text, const char *name)
-{
-    static const char joined[] = ": has joined the chat!";
-    size_t n = strlen(text), j = strlen(joined), u = strlen(name);
-
-    return n > j && strcmp(text + n - j, joined) == 0 &&
-           (n - j != u || strncmp(text, name, u) != 0);
-}
-
-/* Connect `name` and read its welcome; fails the test (at `line`) otherwise.
- * A join notice published just before this user's own SADD may still come
- * after the welcome (notices travel on the broker's subscriber connection,
- * the welcome on its command connection): other users' joins may pass for
- * JOIN_SETTLE_MS, anything else fails. */
-static void chat_join(struct wsc *c, int port, const char *name, int line)
-{
-    char path[256], welcome[256], text[256];
-    long long end;
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
-    st = wsc_connect(c, port, path, NULL, T_MSG_MS);
-    ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
-    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
-    for (end = h_now_ms() + JOIN_SETTLE_MS; h_now_ms() < end;) {
-        st = wsc_recv_text(c, text, sizeof(text), (int)(end - h_now_ms()));
-        if (st == 0)
-            break;
-        ck_assert_msg(st > 0 && other_join(text, name),
-                      "line %d: %s got \"%s\" right after its welcome", line, name, text);
-        fprintf(stderr, "note: %s got a late \"%s\"\n", name, text);
-    }
-}
-
-/* SMEMBERS of the users SET as "\nname\nname\n...", so "\nfoo\n" finds a name. */
-static void users_get(char *out, size_t cap)
-{
-    char raw[4096];
-
-    ck_assert_int_eq(h_redis_cli(&redis, raw, sizeof(raw), "SMEMBERS chat-users"), 0);
-    snprintf(out, cap, "\n%s%s", raw, raw[0] != '\0' && raw[strlen(raw) - 1] != '\n' ? "\n" : "");
-}
-
-static int users_has(const char *name)
-{
-    char set[4200], want[128];
-
-    users_get(set, sizeof(set));
-    snprintf(want, sizeof(want), "\n%s\n", name);
-    return strstr(set, want) != NULL;
-}
-
-/* Wait until name is in the SET (present = 1) or not (present = 0). */
-static int users_wait(const char *name, int present, int timeout_ms)
-{
-    long long end = h_now_ms() + timeout_ms;
-
-    while (users_has(name) != present) {
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(50);
-    }
-    return 1;
-}
-
-/* Tests share the fixture's Redis: start each one with nobody connected, so
- * no late leave notice of a previous test reaches this one's clients. */
-static void users_quiesce(void)
-{
-    char set[4200];
-    long long end = h_now_ms() + T_LEAVE_MS;
-
-    do {
-        users_get(set, sizeof(set));
-        if (strspn(set, "\n") == strlen(set))
-            return;
-        h_sleep_ms(50);
-    } while (h_now_ms() < end);
-    ck_abort_msg("users left over from a previous test: %s", set);
-}
-
 START_TEST(test_join_broadcast_leave)
 {
     struct wsc foo, bar, qux;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&foo, chat_a.port, "foo");
     JOIN(&bar, chat_a.port, "bar");
     EXPECT(&foo, "bar: has joined the chat!");
@@ -189,7 +90,7 @@ START_TEST(test_two_instances)
 {
     struct wsc ann, ben, cid;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&ann, chat_a.port, "ann");
     JOIN(&ben, chat_b.port, "ben");
     EXPECT(&ann, "ben: has joined the chat!");
@@ -228,13 +129,13 @@ START_TEST(test_redis_keys)
     struct wsc dan, eve;
     char out[1024];
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&dan, chat_a.port, "dan");
     JOIN(&eve, chat_b.port, "eve");
     /* SADD is answered before the welcome: no waiting here */
-    ck_assert(users_has("dan"));
-    ck_assert(users_has("eve"));
-    ck_assert(!users_has("foo"));
+    ck_assert(fx_set_has(&redis, USERS_KEY, "dan"));
+    ck_assert(fx_set_has(&redis, USERS_KEY, "eve"));
+    ck_assert(!fx_set_has(&redis, USERS_KEY, "foo"));
 
     ck_assert_int_eq(h_redis_cli(&redis, out, sizeof(out), "PUBSUB CHANNELS"), 0);
     ck_assert_msg(strcmp(out, "chat\n") == 0, "PUBSUB CHANNELS: %s", out);
@@ -244,10 +145,12 @@ START_TEST(test_redis_keys)
 
     ck_assert_int_eq(wsc_send_close(&eve, 1000, NULL), 0);
     ck_assert_int_eq(wsc_wait_close(&eve, T_MSG_MS), 1000);
-    ck_assert_msg(users_wait("eve", 0, T_LEAVE_MS), "eve still in chat-users after leaving");
-    ck_assert(users_has("dan"));
+    ck_assert_msg(fx_set_wait(&redis, USERS_KEY, "eve", 0, T_LEAVE_MS),
+                  "eve still in chat-users after leaving");
+    ck_assert(fx_set_has(&redis, USERS_KEY, "dan"));
     wsc_free(&dan);
-    ck_assert_msg(users_wait("dan", 0, T_LEAVE_MS), "dan still in chat-users after TCP close");
+    ck_assert_msg(fx_set_wait(&redis, USERS_KEY, "dan", 0, T_LEAVE_MS),
+                  "dan still in chat-users after TCP close");
     wsc_free(&eve);
 }
 END_TEST
@@ -272,7 +175,7 @@ START_TEST(test_duplicate_name)
 {
     struct wsc foo, hal;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&foo, chat_a.port, "foo");
     JOIN(&hal, chat_b.port, "hal");
     EXPECT(&foo, "hal: has joined the chat!");
@@ -283,7 +186,7 @@ START_TEST(test_duplicate_name)
     /* a refused duplicate neither joined nor left */
     QUIET(&hal);
     QUIET(&foo);
-    ck_assert(users_has("foo"));
+    ck_assert(fx_set_has(&redis, USERS_KEY, "foo"));
 
     /* the first foo is untouched: it sends and receives */
     SEND(&foo, "still me");
@@ -345,7 +248,7 @@ START_TEST(test_message_order)
     int i, k, x, y, nx, ny, last[ORD_SENDERS];
     long long end;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     for (x = 0; x < ORD_CLIENTS; x++) {
         struct ord_client *o = &cl[x];
 
@@ -433,7 +336,7 @@ START_TEST(test_wscat_client)
 
     ck_assert_msg(on_path("wscat"),
                   "wscat is not on PATH: install it with `npm install -g wscat` (dev.sh does)");
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&bob, chat_b.port, "bob");
     snprintf(url, sizeof(url), "ws://127.0.0.1:%d/chat/alice", chat_b.port);
     rc = h_run(out, sizeof(out), 20000, argv);
@@ -456,13 +359,13 @@ START_TEST(test_announce_off)
     struct h_chat quiet;
     struct wsc ann, xin, yan;
 
-    one_worker_start(&quiet, "announce no\n");
-    users_quiesce();
+    fx_chat_ready(&quiet, &redis, 1, "announce no\n");
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&ann, chat_a.port, "ann");
     JOIN(&xin, quiet.port, "xin");
     JOIN(&yan, quiet.port, "yan");
-    ck_assert(users_has("xin"));
-    ck_assert(users_has("yan"));
+    ck_assert(fx_set_has(&redis, USERS_KEY, "xin"));
+    ck_assert(fx_set_has(&redis, USERS_KEY, "yan"));
     QUIET(&ann);
     QUIET(&xin);
 
@@ -476,9 +379,11 @@ START_TEST(test_announce_off)
     /* a close frame, and a dropped TCP connection: gone, unannounced */
     ck_assert_int_eq(wsc_send_close(&yan, 1000, NULL), 0);
     ck_assert_int_eq(wsc_wait_close(&yan, T_MSG_MS), 1000);
-    ck_assert_msg(users_wait("yan", 0, T_LEAVE_MS), "yan still in chat-users after leaving");
+    ck_assert_msg(fx_set_wait(&redis, USERS_KEY, "yan", 0, T_LEAVE_MS),
+                  "yan still in chat-users after leaving");
     wsc_free(&xin);
-    ck_assert_msg(users_wait("xin", 0, T_LEAVE_MS), "xin still in chat-users after TCP close");
+    ck_assert_msg(fx_set_wait(&redis, USERS_KEY, "xin", 0, T_LEAVE_MS),
+                  "xin still in chat-users after TCP close");
     QUIET(&ann);
     wsc_free(&ann);
     wsc_free(&yan);
@@ -496,8 +401,8 @@ START_TEST(test_flush_interval)
     struct wsc snd, rcv;
     long long t1, t2;
 
-    one_worker_start(&held, "flush-interval 1s\nannounce no\n");
-    users_quiesce();
+    fx_chat_ready(&held, &redis, 1, "flush-interval 1s\nannounce no\n");
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&rcv, held.port, "rcv");
     JOIN(&snd, held.port, "snd");
     h_sleep_ms(1100); /* nothing written for longer than the interval */

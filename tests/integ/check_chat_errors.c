@@ -10,12 +10,10 @@
 #include <string.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
-#define T_MSG_MS 3000         /* a message that must come */
-#define JOIN_SETTLE_MS 100    /* see chat_join */
-#define T_QUIET_MS 300        /* silence that must hold */
 #define T_REDIS_BACK_MS 12000 /* Redis back up: retries back off up to 5 s + jitter */
 
 #define SLOW_MSG_BYTES 1000
@@ -31,63 +29,26 @@ static struct h_chat ka;  /* ping-interval ka_ms */
  * which the test (blocked in a connect) cannot answer a1's and a2's pings */
 static long ka_ms;
 
-#define EXPECT(c, text)                                                                      \
-    ck_assert_msg(wsc_expect_text((c), (text), T_MSG_MS), "%s: no \"%s\"", #c, (text))
-#define QUIET(c) ck_assert_msg(wsc_no_text((c), T_QUIET_MS), "%s: unexpected text or close", #c)
-#define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
-#define JOIN(c, port, name) chat_join((c), (port), (name), __LINE__)
-/* on failure, show the end of the server's log */
-#define ASSERT_LOG(cond, log)                                                               \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            h_dump_tail((log), 30);                                                         \
-            ck_abort_msg("Assertion '%s' failed", #cond);                                   \
-        }                                                                                   \
-    } while (0)
+#define USERS_KEY "chat-users"
 
-
-/* Start an instance of 2 workers on r and wait until both see Redis up. */
-static void chat_ready_start(struct h_chat *c, const struct h_redis *r, const char *extra)
-{
-    ck_assert_int_eq(h_chat_start(c, r, 2, extra), 0);
-    ck_assert_msg(h_wait_count(c->log, "chat service available", 2, 10000),
-                  "%s: workers never saw Redis up", c->log);
-}
-
-/* Tests that start servers of their own put them below a temp dir made by
- * the fixture (TMPDIR), which the runner removes even when a test fails. */
-static char tmp_base[256], tmp_old[256];
-
-static void tmp_enter(void)
-{
-    const char *old = getenv("TMPDIR");
-
-    snprintf(tmp_old, sizeof(tmp_old), "%s", old != NULL ? old : "");
-    ck_assert_int_eq(h_tmpdir(tmp_base, sizeof(tmp_base)), 0);
-    ck_assert_int_eq(setenv("TMPDIR", tmp_base, 1), 0);
-}
-
-static void tmp_leave(void)
-{
-    if (tmp_old[0] != '\0')
-        setenv("TMPDIR", tmp_old, 1);
-    else
-        unsetenv("TMPDIR");
-    h_rmrf(tmp_base);
-}
+/* a join notice published just before this user's own may follow its welcome */
+#define JOIN(c, port, name) fx_join_settled((c), (port), (name), __LINE__)
 
 static void errors_setup(void)
 {
     char conf[64];
 
-    tmp_enter();
+    /* tests that start servers of their own put them below the fixture's
+     * temp dir (TMPDIR), which is removed even when a test fails */
+    fx_tmp_enter();
     ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
     /* the slow-reader test sends thousands of messages in a few seconds */
-    chat_ready_start(&lim, &redis, "max-message-size 1k\nmax-pending-bytes 64k\n"
-                                   "rate-limit 10000\nrate-limit-burst 10000\n");
+    fx_chat_ready(&lim, &redis, 2,
+                  "max-message-size 1k\nmax-pending-bytes 64k\n"
+                  "rate-limit 10000\nrate-limit-burst 10000\n");
     ka_ms = getenv("REDIS_CHAT_VALGRIND") != NULL ? 1500 : 300;
     snprintf(conf, sizeof(conf), "ping-interval %ldms\n", ka_ms);
-    chat_ready_start(&ka, &redis, conf);
+    fx_chat_ready(&ka, &redis, 2, conf);
 }
 
 static void errors_teardown(void)
@@ -95,59 +56,7 @@ static void errors_teardown(void)
     h_chat_free(&lim);
     h_chat_free(&ka);
     h_redis_free(&redis);
-    tmp_leave();
-}
-
-/* 1 when text is the join notice of a user other than name. */
-static int other_join(const char *text, const char *name)
-{
-    static const char joined[] = ": has joined the chat!";
-    size_t n = strlen(text), j = strlen(joined), u = strlen(name);
-
-    return n > j && strcmp(text + n - j, joined) == 0 &&
-           (n - j != u || strncmp(text, name, u) != 0);
-}
-
-/* Connect `name` and read its welcome; fails the test (at `line`) otherwise.
- * A join notice published just before this user's own SADD may still come
- * after the welcome (notices travel on the broker's subscriber connection,
- * the welcome on its command connection): other users' joins may pass for
- * JOIN_SETTLE_MS, anything else fails. */
-static void chat_join(struct wsc *c, int port, const char *name, int line)
-{
-    char path[256], welcome[256], text[256];
-    long long end;
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
-    st = wsc_connect(c, port, path, NULL, T_MSG_MS);
-    ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
-    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
-    for (end = h_now_ms() + JOIN_SETTLE_MS; h_now_ms() < end;) {
-        st = wsc_recv_text(c, text, sizeof(text), (int)(end - h_now_ms()));
-        if (st == 0)
-            break;
-        ck_assert_msg(st > 0 && other_join(text, name),
-                      "line %d: %s got \"%s\" right after its welcome", line, name, text);
-        fprintf(stderr, "note: %s got a late \"%s\"\n", name, text);
-    }
-}
-
-/* The limits tests share the fixture's Redis: start each one with nobody
- * connected, so no late notice of a previous test reaches its clients. */
-static void users_quiesce(void)
-{
-    char set[4096];
-    long long end = h_now_ms() + T_MSG_MS;
-
-    do {
-        ck_assert_int_eq(h_redis_cli(&redis, set, sizeof(set), "SMEMBERS chat-users"), 0);
-        if (strspn(set, "\n") == strlen(set))
-            return;
-        h_sleep_ms(50);
-    } while (h_now_ms() < end);
-    ck_abort_msg("users left over from a previous test: %s", set);
+    fx_tmp_leave();
 }
 
 /* ---- handshake --------------------------------------------------------- */
@@ -238,7 +147,7 @@ START_TEST(test_handshake_timeout)
 
     /* a key and channel of its own: if it dies half-way, its users
      * (never removed) do not haunt the following tests */
-    chat_ready_start(&hs, &redis, "handshake-timeout 1s\nusers-key hs-users\nchannel hs-chat\n");
+    fx_chat_ready(&hs, &redis, 2, "handshake-timeout 1s\nusers-key hs-users\nchannel hs-chat\n");
     t0 = h_now_ms();
 
     /* half a request head, then silence: dropped after about a second */
@@ -272,7 +181,7 @@ START_TEST(test_websocket_errors)
     char text[1100], got[1200];
     struct wsc peer, c;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
 
     JOIN(&peer, lim.port, "peer");
 
@@ -347,7 +256,7 @@ START_TEST(test_slow_reader)
     struct wsc fast, slow, snd;
     int sent = 0, got = 0, left = 0, drop_at = -1, i;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
 
     JOIN(&fast, lim.port, "fast");
     /* slow never reads a byte after its 101: not even its welcome */
@@ -420,7 +329,7 @@ START_TEST(test_keepalive)
     int pings = 0, r;
     long long t0;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
 
     JOIN(&a1, ka.port, "a1");
     /* a1 must keep answering pings while a2's join goes through the broker
@@ -514,7 +423,7 @@ static void outage_start(struct h_redis *r2, struct h_chat *c, const char *extra
                          struct wsc *bar)
 {
     ck_assert_int_eq(h_redis_start(r2, 1, "s3cret"), 0);
-    chat_ready_start(c, r2, extra);
+    fx_chat_ready(c, r2, 2, extra);
     JOIN(foo, c->port, "foo");
     JOIN(bar, c->port, "bar");
     EXPECT(foo, "bar: has joined the chat!");
@@ -596,26 +505,6 @@ START_TEST(test_redis_outbox)
 }
 END_TEST
 
-/* 1 when SMEMBERS chat-users on r lists both names within timeout_ms. */
-static int users_both(const struct h_redis *r, const char *a, const char *b, int timeout_ms)
-{
-    char raw[1024] = "", set[1100], wa[64], wb[64];
-    long long end = h_now_ms() + timeout_ms;
-
-    snprintf(wa, sizeof(wa), "\n%s\n", a);
-    snprintf(wb, sizeof(wb), "\n%s\n", b);
-    do {
-        if (h_redis_cli(r, raw, sizeof(raw), "SMEMBERS chat-users") == 0) {
-            snprintf(set, sizeof(set), "\n%s", raw);
-            if (strstr(set, wa) != NULL && strstr(set, wb) != NULL)
-                return 1;
-        }
-        h_sleep_ms(50);
-    } while (h_now_ms() < end);
-    fprintf(stderr, "SMEMBERS chat-users: \"%s\"\n", raw);
-    return 0;
-}
-
 /* README: a restarted Redis lost chat-users; the broker re-adds every user
  * its instance holds, so a connected name stays taken. */
 START_TEST(test_redis_restart_keeps_names)
@@ -627,7 +516,8 @@ START_TEST(test_redis_restart_keeps_names)
     outage_start(&r2, &c, NULL, &foo, &bar);
     outage_redis_down(&r2, &c);
     outage_redis_up(&r2, &c);
-    ck_assert_msg(users_both(&r2, "foo", "bar", T_MSG_MS),
+    ck_assert_msg(fx_set_wait(&r2, USERS_KEY, "foo", 1, T_MSG_MS) &&
+                      fx_set_wait(&r2, USERS_KEY, "bar", 1, T_MSG_MS),
                   "foo and bar are connected, not back in chat-users after the Redis restart");
     ck_assert_int_eq(wsc_connect(&dup, c.port, "/chat/foo", NULL, T_MSG_MS), 101);
     ck_assert_msg(wsc_wait_close(&dup, T_MSG_MS) == 4409, "a second foo was not refused");
@@ -658,7 +548,7 @@ static Suite *errors_suite(void)
     suite_add_tcase(s, tc);
 
     /* each test runs its own Redis, to stop and restart it */
-    tcase_add_unchecked_fixture(rd, tmp_enter, tmp_leave);
+    tcase_add_unchecked_fixture(rd, fx_tmp_enter, fx_tmp_leave);
     tcase_set_timeout(rd, 60);
     tcase_add_test(rd, test_redis_down_at_start);
     tcase_add_test(rd, test_redis_lost_while_connected);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
@@ -51,7 +52,6 @@ static int http_status(int port, const char *request)
     wsc_free(&c);
     return st;
 }
-
 
 START_TEST(test_process_tree)
 {
@@ -124,26 +124,6 @@ START_TEST(test_broker_respawn)
 }
 END_TEST
 
-static void rewrite_conf(const char *path, const char *from, const char *to)
-{
-    char buf[8192], out[8192];
-    FILE *f = fopen(path, "r");
-    size_t n;
-    char *p;
-
-    ck_assert_ptr_nonnull(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strstr(buf, from);
-    ck_assert_ptr_nonnull(p);
-    snprintf(out, sizeof(out), "%.*s%s%s", (int)(p - buf), buf, to, p + strlen(from));
-    f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(out, f);
-    fclose(f);
-}
-
 START_TEST(test_sighup_changes_workers)
 {
     struct h_chat c;
@@ -154,7 +134,7 @@ START_TEST(test_sighup_changes_workers)
     w0 = h_child_titled(c.pid, "redis-chat: worker 0");
 
     /* a broken file is refused and everything keeps running */
-    rewrite_conf(c.conf, "workers 3", "workers 0");
+    fx_conf_rewrite(c.conf, "workers 3", "workers 0");
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ck_assert(h_wait_log(c.log, "reload failed", 3000));
     ck_assert(h_file_contains(c.log, "workers"));
@@ -162,7 +142,7 @@ START_TEST(test_sighup_changes_workers)
     ck_assert(wait_children(c.pid, 4, 1000));
 
     /* a valid one with fewer workers converges to that count */
-    rewrite_conf(c.conf, "workers 0", "workers 2");
+    fx_conf_rewrite(c.conf, "workers 0", "workers 2");
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ck_assert(h_wait_log(c.log, "reloaded: 2 worker(s)", 3000));
     ck_assert(wait_children(c.pid, 3, 5000));
@@ -173,7 +153,7 @@ START_TEST(test_sighup_changes_workers)
     ck_assert_int_eq(http_status(c.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
 
     /* and back up to four */
-    rewrite_conf(c.conf, "workers 2", "workers 4");
+    fx_conf_rewrite(c.conf, "workers 2", "workers 4");
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ck_assert(wait_children(c.pid, 5, 5000));
     /* a fresh fork is counted before it has set its title */

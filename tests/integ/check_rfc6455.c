@@ -10,11 +10,10 @@
 #include <string.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
-#define T_MSG_MS 3000          /* a message that must come */
-#define T_QUIET_MS 300         /* silence that must hold */
 #define T_CLOSE_MS 3000        /* a close frame and the end of TCP after it */
 #define T_UNANSWERED_MS 6500   /* a close the client never answers: TCP ends by then */
 #define T_WAIT_UNANSWERED 9000 /* how long the test waits for that */
@@ -23,45 +22,23 @@ static struct h_redis redis;
 static struct h_chat echo_srv; /* echo-endpoint yes, 2 workers, a channel of its own */
 static struct h_chat chat;     /* no echo endpoint, 2 workers: the chat tests */
 
-#define EXPECT(c, text)                                                                      \
-    ck_assert_msg(wsc_expect_text((c), (text), T_MSG_MS), "%s: no \"%s\"", #c, (text))
-#define QUIET(c) ck_assert_msg(wsc_no_text((c), T_QUIET_MS), "%s: unexpected text or close", #c)
-#define SEND(c, text) ck_assert_msg(wsc_send_text((c), (text)) == 0, "%s: send failed", #c)
+#define USERS_KEY "rfc-users"
+
 #define FRAME(c, fin, op, p, n)                                                              \
     ck_assert_msg(wsc_send_frame((c), (fin), 0, (op), (p), (n), 1) == 0, "%s: send failed", #c)
-#define JOIN(c, name) chat_join((c), &chat, (name), __LINE__)
+#define JOIN(c, name) fx_join((c), chat.port, (name), NULL, __LINE__)
 #define ECHO_OPEN(c) echo_open((c), __LINE__)
-#define ASSERT_LOG(cond, log)                                                               \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            h_dump_tail((log), 30);                                                         \
-            ck_abort_msg("Assertion '%s' failed", #cond);                                   \
-        }                                                                                   \
-    } while (0)
-
-
-/* Servers go below a temp dir of the fixture (TMPDIR), which the runner
- * removes even when a test that started its own instance fails. */
-static char tmp_base[256], tmp_old[256];
 
 static void rfc_setup(void)
 {
-    const char *old = getenv("TMPDIR");
-
-    snprintf(tmp_old, sizeof(tmp_old), "%s", old != NULL ? old : "");
-    ck_assert_int_eq(h_tmpdir(tmp_base, sizeof(tmp_base)), 0);
-    ck_assert_int_eq(setenv("TMPDIR", tmp_base, 1), 0);
+    /* servers go below the fixture's temp dir (TMPDIR), which is removed
+     * even when a test that started its own instance fails */
+    fx_tmp_enter();
     ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
     /* apart, so that no chat traffic of one test can reach another's echo */
-    ck_assert_int_eq(h_chat_start(&echo_srv, &redis, 2,
-                                  "echo-endpoint yes\nchannel rfc-echo\n"
-                                  "users-key rfc-echo-users\n"),
-                     0);
-    ck_assert_int_eq(h_chat_start(&chat, &redis, 2, "channel rfc-chat\nusers-key rfc-users\n"), 0);
-    ck_assert_msg(h_wait_count(echo_srv.log, "chat service available", 2, 10000),
-                  "%s: workers never saw Redis up", echo_srv.log);
-    ck_assert_msg(h_wait_count(chat.log, "chat service available", 2, 10000),
-                  "%s: workers never saw Redis up", chat.log);
+    fx_chat_ready(&echo_srv, &redis, 2,
+                  "echo-endpoint yes\nchannel rfc-echo\nusers-key rfc-echo-users\n");
+    fx_chat_ready(&chat, &redis, 2, "channel rfc-chat\nusers-key " USERS_KEY "\n");
 }
 
 static void rfc_teardown(void)
@@ -69,11 +46,7 @@ static void rfc_teardown(void)
     h_chat_free(&echo_srv);
     h_chat_free(&chat);
     h_redis_free(&redis);
-    if (tmp_old[0] != '\0')
-        setenv("TMPDIR", tmp_old, 1);
-    else
-        unsetenv("TMPDIR");
-    h_rmrf(tmp_base);
+    fx_tmp_leave();
 }
 
 static void echo_open(struct wsc *c, int line)
@@ -81,18 +54,6 @@ static void echo_open(struct wsc *c, int line)
     int st = wsc_connect(c, echo_srv.port, "/echo", NULL, T_MSG_MS);
 
     ck_assert_msg(st == 101, "line %d: /echo: HTTP %d, not 101", line, st);
-}
-
-static void chat_join(struct wsc *c, const struct h_chat *on, const char *name, int line)
-{
-    char path[256], welcome[256];
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
-    st = wsc_connect(c, on->port, path, NULL, T_MSG_MS);
-    ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
-    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
 }
 
 static const char *close_result(int r)
@@ -227,22 +188,6 @@ START_TEST(test_bad_input_echo)
 }
 END_TEST
 
-/* Tests share the fixture's Redis: start each chat test with nobody
- * connected, so no late leave notice of a previous test reaches it. */
-static void users_quiesce(void)
-{
-    char set[4096];
-    long long end = h_now_ms() + T_MSG_MS;
-
-    do {
-        ck_assert_int_eq(h_redis_cli(&redis, set, sizeof(set), "SMEMBERS rfc-users"), 0);
-        if (strspn(set, "\n") == strlen(set))
-            return;
-        h_sleep_ms(50);
-    } while (h_now_ms() < end);
-    ck_abort_msg("users left over from a previous test: %s", set);
-}
-
 static const struct bad_input *bad_find(const char *what)
 {
     int i;
@@ -266,7 +211,7 @@ START_TEST(test_bad_input_chat)
     char name[32], peer_name[32], text[96];
     struct wsc peer, c;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     snprintf(name, sizeof(name), "bad%d", _i);
     snprintf(peer_name, sizeof(peer_name), "peer%d", _i);
     JOIN(&peer, peer_name);
@@ -377,7 +322,7 @@ START_TEST(test_fragments_chat)
 {
     struct wsc a, b;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&a, "fa");
     JOIN(&b, "fb");
     EXPECT(&a, "fb: has joined the chat!");
@@ -469,7 +414,7 @@ START_TEST(test_close_echoes_code_and_reason)
     /* in a chat: the same, and the others are told */
     {
         struct wsc a, b;
-        users_quiesce();
+        fx_users_quiesce(&redis, USERS_KEY);
         JOIN(&a, "ca");
         JOIN(&b, "cb");
         EXPECT(&a, "cb: has joined the chat!");
@@ -531,7 +476,7 @@ START_TEST(test_unanswered_close_times_out)
     long long t0;
     int r;
 
-    users_quiesce();
+    fx_users_quiesce(&redis, USERS_KEY);
     JOIN(&a, "twin");
     ck_assert_int_eq(wsc_connect(&dup, chat.port, "/chat/twin", NULL, T_MSG_MS), 101);
     dup.no_close_echo = 1;
@@ -560,12 +505,10 @@ START_TEST(test_rate_limit_close_unanswered)
     long long closed_at[2] = { 0, 0 }, eof_at[2] = { 0, 0 }, t0;
     int i, k;
 
-    ck_assert_int_eq(h_chat_start(&rl, &redis, 2, "rate-limit 5\nrate-limit-burst 5\n"
-                                                "channel rfc-rate\nusers-key rfc-rate-users\n"),
-                     0);
-    ck_assert(h_wait_count(rl.log, "chat service available", 2, 10000));
-    chat_join(&c[0], &rl, "mute", __LINE__);
-    chat_join(&c[1], &rl, "loud", __LINE__);
+    fx_chat_ready(&rl, &redis, 2,
+                  "rate-limit 5\nrate-limit-burst 5\nchannel rfc-rate\nusers-key rfc-rate-users\n");
+    fx_join(&c[0], rl.port, "mute", NULL, __LINE__);
+    fx_join(&c[1], rl.port, "loud", NULL, __LINE__);
     for (k = 0; k < 2; k++)
         for (i = 0; i < 30; i++)
             SEND(&c[k], "spam");
@@ -627,8 +570,8 @@ START_TEST(test_echo_hears_no_chat)
     struct wsc e, a, b;
 
     ECHO_OPEN(&e);
-    chat_join(&a, &echo_srv, "ea", __LINE__);
-    chat_join(&b, &echo_srv, "eb", __LINE__);
+    fx_join(&a, echo_srv.port, "ea", NULL, __LINE__);
+    fx_join(&b, echo_srv.port, "eb", NULL, __LINE__);
     EXPECT(&a, "eb: has joined the chat!");
     SEND(&a, "for chat users only");
     EXPECT(&b, "ea: for chat users only");

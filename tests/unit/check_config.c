@@ -91,6 +91,7 @@ START_TEST(test_defaults_all_fields)
     ck_assert_ptr_null(cfg.redis_tls_server_name);
     ck_assert_str_eq(cfg.channel, "chat");
     ck_assert_str_eq(cfg.users_key, "chat-users");
+    ck_assert_int_eq(cfg.announce, 1);
     ck_assert_int_eq(cfg.max_message_size, 4096);
     ck_assert_int_eq(cfg.max_connections, 10000);
     ck_assert_int_eq(cfg.max_pending_bytes, 1024 * 1024);
@@ -98,8 +99,17 @@ START_TEST(test_defaults_all_fields)
     ck_assert_int_eq(cfg.handshake_timeout, 10000);
     ck_assert_int_eq(cfg.ping_interval, 30000);
     ck_assert_int_eq(cfg.shutdown_timeout, 10000);
+    ck_assert_int_eq(cfg.max_connections_per_ip, 256);
+    ck_assert_int_eq(cfg.rate_limit, 20);
+    ck_assert_int_eq(cfg.rate_limit_burst, 40);
+    ck_assert_ptr_null(cfg.allowed_origins);
+    ck_assert_ptr_null(cfg.auth_secret);
+    ck_assert_int_eq(cfg.echo_endpoint, 0);
     ck_assert_int_eq(cfg.io_uring, 1);
     ck_assert_int_eq(cfg.flush_interval, 2);
+    ck_assert_int_eq(cfg.outbox_size, 1000);
+    ck_assert_int_eq(cfg.outbox_timeout, 10000);
+    ck_assert_int_eq(cfg.instance_ttl, 10000);
 }
 END_TEST
 
@@ -166,22 +176,44 @@ END_TEST
 /* ---- values ------------------------------------------------------------ */
 
 static const char full_conf[] = "# every directive, none at its default\n"
-                                "bind 127.0.0.2\nport 9000\nworkers 3\n"
+                                "bind 127.0.0.2\n"
+                                "port 9000\n"
+                                "workers 3\n"
                                 "broker-socket /tmp/rc-test.sock\n"
-                                "pidfile /run/rc.pid\ndaemonize yes\nlog-level debug\n"
+                                "pidfile /run/rc.pid\n"
+                                "daemonize yes\n"
+                                "log-level debug\n"
                                 "logfile /var/log/rc.log\n"
-                                "redis-host redis.internal\nredis-port 6390\n"
-                                "redis-password s3cret\nredis-db 7\nredis-tls yes\n"
+                                "redis-host redis.internal\n"
+                                "redis-port 6390\n"
+                                "redis-password s3cret\n"
+                                "redis-db 7\n"
+                                "redis-tls yes\n"
                                 "redis-tls-ca-cert /etc/ca.pem\n"
                                 "redis-tls-cert /etc/client.pem\n"
                                 "redis-tls-key /etc/client.key\n"
                                 "redis-tls-server-name redis.example\n"
-                                "channel room1\nusers-key room1-users\n"
-                                "max-message-size 8k\nmax-connections 500\n"
-                                "max-pending-bytes 2mb\nmax-worker-backlog 4m\n"
+                                "channel room1\n"
+                                "users-key room1-users\n"
+                                "announce no\n"
+                                "max-message-size 8k\n"
+                                "max-connections 500\n"
+                                "max-pending-bytes 2mb\n"
+                                "max-worker-backlog 4m\n"
                                 "handshake-timeout 5s\n"
-                                "ping-interval 1m\nshutdown-timeout 0\n"
-                                "io-uring no\nflush-interval 20ms\n";
+                                "ping-interval 1m\n"
+                                "shutdown-timeout 0\n"
+                                "max-connections-per-ip 0\n"
+                                "rate-limit 100\n"
+                                "rate-limit-burst 200\n"
+                                "allowed-origins \"https://a.example https://b.example\"\n"
+                                "auth-secret an-auth-secret-of-at-least-32-bytes-0123\n"
+                                "echo-endpoint yes\n"
+                                "io-uring no\n"
+                                "flush-interval 20ms\n"
+                                "outbox-size 0\n"
+                                "outbox-timeout 30s\n"
+                                "instance-ttl 1m\n";
 
 START_TEST(test_values_every_directive)
 {
@@ -206,6 +238,7 @@ START_TEST(test_values_every_directive)
     ck_assert_str_eq(cfg.redis_tls_server_name, "redis.example");
     ck_assert_str_eq(cfg.channel, "room1");
     ck_assert_str_eq(cfg.users_key, "room1-users");
+    ck_assert_int_eq(cfg.announce, 0);
     ck_assert_int_eq(cfg.max_message_size, 8192);
     ck_assert_int_eq(cfg.max_connections, 500);
     ck_assert_int_eq(cfg.max_pending_bytes, 2 * 1024 * 1024);
@@ -213,8 +246,17 @@ START_TEST(test_values_every_directive)
     ck_assert_int_eq(cfg.handshake_timeout, 5000);
     ck_assert_int_eq(cfg.ping_interval, 60000);
     ck_assert_int_eq(cfg.shutdown_timeout, 0);
+    ck_assert_int_eq(cfg.max_connections_per_ip, 0);
+    ck_assert_int_eq(cfg.rate_limit, 100);
+    ck_assert_int_eq(cfg.rate_limit_burst, 200);
+    ck_assert_str_eq(cfg.allowed_origins, "https://a.example https://b.example");
+    ck_assert_str_eq(cfg.auth_secret, "an-auth-secret-of-at-least-32-bytes-0123");
+    ck_assert_int_eq(cfg.echo_endpoint, 1);
     ck_assert_int_eq(cfg.io_uring, 0);
     ck_assert_int_eq(cfg.flush_interval, 20);
+    ck_assert_int_eq(cfg.outbox_size, 0);
+    ck_assert_int_eq(cfg.outbox_timeout, 30000);
+    ck_assert_int_eq(cfg.instance_ttl, 60000);
 }
 END_TEST
 

@@ -3,7 +3,8 @@
  * The parser is fed whole heads, every prefix of them (AGAIN until complete)
  * and random chunkings; most inputs are parsed from exact-size heap copies so
  * that ASan or valgrind catch any read past len. Accept keys use the RFC 6455
- * sample; names cover ASCII, multibyte UTF-8 and each class of bad UTF-8.
+ * sample; names cover ASCII, multibyte UTF-8 and each class of bad UTF-8;
+ * framing covers each header an upgrade may carry once or not at all.
  */
 #include "http_upgrade.h"
 
@@ -44,15 +45,20 @@ static const char browser_req[] =
 static const char ws_frame[] = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
 
 /* Firefox-like, with bare LF line ends. */
-static const char lf_req[] = "GET /chat/bob?token=x HTTP/1.1\nHost: example.com\n"
-                             "Connection: keep-alive, Upgrade\nUpgrade: websocket\n\n";
+static const char lf_req[] = "GET /chat/bob?token=x HTTP/1.1\n"
+                             "Host: example.com\n"
+                             "Connection: keep-alive, Upgrade\n"
+                             "Upgrade: websocket\n"
+                             "\n";
 
-/* The view v (evaluated more than once) holds exactly the string s. */
+/* The view v holds exactly the string s (each evaluated once). */
 #define ck_assert_upg_str(v, s)                                                                    \
     do {                                                                                           \
-        ck_assert_ptr_nonnull(v);                                                                  \
-        ck_assert_uint_eq((v)->len, strlen(s));                                                    \
-        ck_assert_mem_eq((v)->p, (s), (v)->len);                                                   \
+        const struct upg_str *v_ = (v);                                                            \
+        const char *s_ = (s);                                                                      \
+        ck_assert_ptr_nonnull(v_);                                                                 \
+        ck_assert_uint_eq(v_->len, strlen(s_));                                                    \
+        ck_assert_mem_eq(v_->p, s_, v_->len);                                                      \
     } while (0)
 
 /* Parse an exact-size heap copy of buf[0..len) and return the result only
@@ -64,7 +70,8 @@ static int parse_copy(const char *buf, size_t len)
     int r;
 
     ck_assert_ptr_nonnull(copy);
-    memcpy(copy, buf, len);
+    if (len > 0)
+        memcpy(copy, buf, len);
     r = upg_parse(copy, len, &req);
     free(copy);
     return r;
@@ -75,17 +82,21 @@ static int parse_str(const char *s)
     return parse_copy(s, strlen(s));
 }
 
-#define SAME_VIEW(a, b) ((a).p == (b).p && (a).len == (b).len)
+static int same_view(const struct upg_str *a, const struct upg_str *b)
+{
+    return a->p == b->p && a->len == b->len;
+}
 
 /* Two parses of the same buffer agree down to the view pointers. */
 static void assert_same_request(const struct upg_request *a, const struct upg_request *b)
 {
-    ck_assert(SAME_VIEW(a->method, b->method) && SAME_VIEW(a->target, b->target));
-    ck_assert(SAME_VIEW(a->version, b->version));
+    ck_assert(same_view(&a->method, &b->method) && same_view(&a->target, &b->target));
+    ck_assert(same_view(&a->version, &b->version));
     ck_assert_uint_eq(a->head_len, b->head_len);
     ck_assert_uint_eq(a->nheaders, b->nheaders);
     for (size_t i = 0; i < a->nheaders; i++)
-        ck_assert(SAME_VIEW(a->h[i].name, b->h[i].name) && SAME_VIEW(a->h[i].value, b->h[i].value));
+        ck_assert(same_view(&a->h[i].name, &b->h[i].name)
+                  && same_view(&a->h[i].value, &b->h[i].value));
 }
 
 START_TEST(test_parse_browser)
@@ -116,6 +127,8 @@ START_TEST(test_parse_browser)
     ck_assert_upg_str(upg_header_get(&req, "Sec-WebSocket-Version"), "13");
     ck_assert_ptr_null(upg_header_get(&req, "Sec-WebSocket-Protocol"));
     ck_assert_ptr_null(upg_header_get(&req, "Sec-WebSocket-Ke"));
+    ck_assert_ptr_null(upg_header_get(&req, ""));
+
     ck_assert_int_eq(parse_copy(browser_req, n), UPG_PARSE_OK);
     /* A frame right behind the head is not part of it. */
     memcpy(buf, browser_req, n);
@@ -128,9 +141,13 @@ END_TEST
 
 START_TEST(test_parse_lf_and_values)
 {
-    static const char mixed[] = "\r\n\nOPTIONS /a?b=%20&c HTTP/1.0\r\nX-Pad: \t  a \t b  \t\n"
-                                "X-Empty:\r\nX-Blank:   \t \r\nX-Obs-Text: caf\xc3\xa9\r\n"
-                                "x-pad: second\r\n\n";
+    static const char mixed[] = "\r\n\nOPTIONS /a?b=%20&c HTTP/1.0\r\n"
+                                "X-Pad: \t  a \t b  \t\n"
+                                "X-Empty:\r\n"
+                                "X-Blank:   \t \r\n"
+                                "X-Obs-Text: caf\xc3\xa9\r\n"
+                                "x-pad: second\r\n"
+                                "\n";
     struct upg_request req;
 
     ck_assert_int_eq(upg_parse(lf_req, strlen(lf_req), &req), UPG_PARSE_OK);
@@ -266,7 +283,8 @@ START_TEST(test_split_random_chunks)
             have += 1 + (seed >> 16) % 97;
             have = have < total ? have : total;
         } while (have < n && upg_parse(buf, have, &req) == UPG_PARSE_AGAIN);
-        ck_assert_int_eq(upg_parse(buf, have, &req), UPG_PARSE_OK); /* have >= n */
+        ck_assert_uint_ge(have, n);
+        ck_assert_int_eq(upg_parse(buf, have, &req), UPG_PARSE_OK);
         assert_same_request(&whole, &req);
     }
 }
@@ -346,6 +364,20 @@ START_TEST(test_limits_header_count)
 }
 END_TEST
 
+START_TEST(test_accept_rfc_sample)
+{
+    char out[UPG_ACCEPT_LEN + 1];
+
+    memset(out, 'X', sizeof(out));
+    upg_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, out);
+    ck_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    upg_accept_key("x3JJHMbDL1EzLkh9GBhXDw==", 24, out);
+    ck_assert_str_eq(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+    upg_accept_key("dGhlIHNhbXBsZSBub25jZQ==garbage", 24, out); /* only keylen bytes */
+    ck_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+END_TEST
+
 START_TEST(test_accept_key)
 {
     static const struct lit good[] = {
@@ -366,16 +398,6 @@ START_TEST(test_accept_key)
         LIT(" dGhlIHNhbXBsZSBub25jZQ=="), LIT(""),
     };
     struct upg_str k = { NULL, 24 };
-    char out[UPG_ACCEPT_LEN + 1];
-
-    /* RFC 6455 1.3 sample, another known pair; only keylen bytes are hashed. */
-    memset(out, 'X', sizeof(out));
-    upg_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, out);
-    ck_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    upg_accept_key("x3JJHMbDL1EzLkh9GBhXDw==", 24, out);
-    ck_assert_str_eq(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
-    upg_accept_key("dGhlIHNhbXBsZSBub25jZQ==garbage", 24, out);
-    ck_assert_str_eq(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 
     ck_assert_int_eq(upg_key_valid(&k), 0);
     ck_assert_int_eq(upg_key_valid(NULL), 0);
@@ -461,13 +483,11 @@ START_TEST(test_names_valid)
 
         ck_assert_msg(why == NULL, "ok[%zu] refused: %s", i, why);
     }
-    /* 32 characters (32, 96 and UPG_USER_MAX_BYTES bytes) pass, 33 do not. */
+    /* Exactly 32 characters: 32, 96 and UPG_USER_MAX_BYTES bytes. */
     for (size_t i = 0; i < NELEM(name_units); i++) {
-        char *s = repeat(name_units[i], UPG_USER_MAX_CHARS + 1);
-        size_t len = strlen(s);
+        char *s = repeat(name_units[i], UPG_USER_MAX_CHARS);
 
-        ck_assert_ptr_null(name_check(s, len - strlen(name_units[i])));
-        ck_assert_str_eq(name_check(s, len), "user name is longer than 32 characters");
+        ck_assert_ptr_null(name_check(s, strlen(s)));
         free(s);
     }
 }
@@ -484,9 +504,12 @@ START_TEST(test_names_invalid)
         struct lit name;
         const char *reason;
     } bad[] = {
-        { LIT(""), "user name is empty" }, { LIT("a b"), "user name contains a space" },
-        { LIT("a:b"), "user name contains ':'" }, { LIT("a/b"), "user name contains '/'" },
-        { LIT("%41"), "user name contains '%'" }, { LIT("'"), "user name contains \"'\"" },
+        { LIT(""), "user name is empty" },
+        { LIT("a:b"), "user name contains ':'" },
+        { LIT("a/b"), "user name contains '/'" },
+        { LIT("%41"), "user name contains '%'" },
+        { LIT("a b"), "user name contains a space" },
+        { LIT("'"), "user name contains \"'\"" },
         { LIT("\\"), "user name contains '\\'" },
         /* HTAB, DEL, NUL, CR LF, U+0085 */
         { LIT("a\tb"), R_CTL }, { LIT("a\x7f"), R_CTL }, { LIT("a\0b"), R_CTL },
@@ -519,6 +542,13 @@ START_TEST(test_names_invalid)
         ck_assert_msg(why != NULL, "bad[%zu] accepted", i);
         ck_assert_msg(strcmp(why, bad[i].reason) == 0, "bad[%zu]: \"%s\"", i, why);
     }
+    /* 33 characters: one too many, whatever their size. */
+    for (size_t i = 0; i < NELEM(name_units); i++) {
+        char *s = repeat(name_units[i], UPG_USER_MAX_CHARS + 1);
+
+        ck_assert_str_eq(name_check(s, strlen(s)), "user name is longer than 32 characters");
+        free(s);
+    }
     ck_assert_str_eq(upg_user_name_check(NULL, 0), "user name is empty");
     ck_assert_ptr_null(upg_user_name_check("a:", 1)); /* len bounds the check */
 }
@@ -529,16 +559,19 @@ START_TEST(test_names_every_ascii)
     for (int c = 0; c < 128; c++) {
         char s[3] = { 'x', (char)c, 'y' };
         const char *why = upg_user_name_check(s, sizeof(s));
+        int allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                      || c == '_' || c == '-' || c == '.';
 
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-            || c == '_' || c == '-' || c == '.') {
+        if (allowed) {
             ck_assert_msg(why == NULL, "0x%02x refused: %s", c, why);
             continue;
         }
         ck_assert_msg(why != NULL, "0x%02x accepted", c);
         ck_assert_msg(strncmp(why, "user name contains ", 19) == 0, "0x%02x: %s", c, why);
-        /* Printable ones are named in the reason. */
-        ck_assert_msg(c <= 0x20 || c == 0x7f || strchr(why + 19, c), "0x%02x: %s", c, why);
+        if (c > 0x20 && c < 0x7f) /* printable ones are named */
+            ck_assert_msg(strchr(why + 19, c) != NULL, "0x%02x: %s", c, why);
+        else /* the others are described: "a space", "a control character" */
+            ck_assert_msg(strchr(why + 19, ' ') != NULL, "0x%02x: %s", c, why);
     }
 }
 END_TEST
@@ -584,6 +617,7 @@ START_TEST(test_percent_decode)
     ck_assert_int_eq(out[0], '\0');
     ck_assert_int_eq(out[3], 'X');
     ck_assert_int_eq(upg_percent_decode("%66%6F%6F", 9, out, 3), -1);
+    ck_assert_int_eq(upg_percent_decode("%66%6F%6F", 9, out, 4), 3);
     ck_assert_int_eq(upg_percent_decode("", 0, out, 1), 0);
     ck_assert_int_eq(upg_percent_decode("a", 1, out, 1), -1);
     memset(out, 'X', sizeof(out));
@@ -635,6 +669,146 @@ START_TEST(test_route_targets)
     ck_assert_int_eq(upg_percent_decode(user.p, user.len, name, sizeof(name)), 3);
     ck_assert_str_eq(name, "bob");
     ck_assert_ptr_null(upg_user_name_check(name, 3));
+}
+END_TEST
+
+/* An upgrade request without any framing problem; tests append header
+ * lines and the final empty line. */
+#define FRAMING_HEAD                                                                               \
+    "GET /chat/x HTTP/1.1\r\n"                                                                     \
+    "Host: example.com\r\n"                                                                        \
+    "Upgrade: websocket\r\n"                                                                       \
+    "Connection: Upgrade\r\n"                                                                      \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                                              \
+    "Sec-WebSocket-Version: 13\r\n"
+
+#define R_DUP_HOST "duplicate Host header"
+#define R_DUP_KEY "duplicate Sec-WebSocket-Key header"
+#define R_TE "Transfer-Encoding not allowed on an upgrade"
+#define R_DUP_CL "duplicate Content-Length header"
+#define R_CL "Content-Length must be 0 on an upgrade"
+
+struct framing_case {
+    const char *extra; /* header lines after FRAMING_HEAD */
+    const char *want;  /* NULL: no problem */
+};
+
+/* upg_framing_problem of FRAMING_HEAD + extra + the final empty line,
+ * parsed from an exact-size heap copy. */
+static const char *framing(const char *extra)
+{
+    struct upg_request req;
+    size_t n = strlen(FRAMING_HEAD) + strlen(extra) + 2;
+    char *head = malloc(n + 1);
+    const char *why;
+
+    ck_assert_ptr_nonnull(head);
+    snprintf(head, n + 1, "%s%s\r\n", FRAMING_HEAD, extra);
+    ck_assert_msg(upg_parse(head, n, &req) == UPG_PARSE_OK, "does not parse: %s", extra);
+    why = upg_framing_problem(&req);
+    free(head);
+    return why;
+}
+
+static void check_framing(const struct framing_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *why = framing(cases[i].extra);
+
+        if (cases[i].want == NULL)
+            ck_assert_msg(why == NULL, "\"%s\": refused with \"%s\"", cases[i].extra, why);
+        else
+            ck_assert_msg(why != NULL && strcmp(why, cases[i].want) == 0,
+                          "\"%s\": \"%s\", want \"%s\"", cases[i].extra, why ? why : "(none)",
+                          cases[i].want);
+    }
+}
+
+START_TEST(test_framing_fine)
+{
+    static const struct framing_case cases[] = {
+        { "", NULL },
+        { "Content-Length: 0\r\n", NULL },
+        { "content-length:   0  \r\n", NULL }, /* the parser trims the blanks */
+        /* names that only look alike count as other headers */
+        { "X-Host: a\r\nHostname: b\r\n", NULL },
+        { "Sec-WebSocket-Key2: 12 34\r\nSec-WebSocket-Key1: 56\r\n", NULL },
+        { "X-Transfer-Encoding: chunked\r\nContent-Lengths: 5\r\n", NULL },
+        /* the same header twice that is not one of the four */
+        { "Cookie: a=1\r\nCookie: b=2\r\nOrigin: http://a\r\nOrigin: http://b\r\n", NULL },
+    };
+    struct upg_request req;
+
+    check_framing(cases, NELEM(cases));
+    ck_assert_int_eq(upg_parse(browser_req, strlen(browser_req), &req), UPG_PARSE_OK);
+    ck_assert_ptr_null(upg_framing_problem(&req));
+    /* a missing Host or key is not this check's to report */
+    ck_assert_int_eq(upg_parse(lf_req, strlen(lf_req), &req), UPG_PARSE_OK);
+    ck_assert_ptr_null(upg_framing_problem(&req));
+    ck_assert_int_eq(upg_parse("GET / HTTP/1.1\r\n\r\n", 18, &req), UPG_PARSE_OK);
+    ck_assert_ptr_null(upg_framing_problem(&req));
+    ck_assert_ptr_null(upg_framing_problem(NULL));
+}
+END_TEST
+
+START_TEST(test_framing_duplicates)
+{
+    static const struct framing_case cases[] = {
+        { "Host: other.example\r\n", R_DUP_HOST },
+        { "host: example.com\r\n", R_DUP_HOST }, /* the same value, any case */
+        { "HOST:\r\n", R_DUP_HOST },
+        { "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n", R_DUP_KEY },
+        { "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n", R_DUP_KEY },
+        { "SEC-WEBSOCKET-KEY: not-a-key\r\n", R_DUP_KEY },
+        { "Content-Length: 0\r\nContent-Length: 0\r\n", R_DUP_CL },
+        { "Content-Length: 0\r\ncontent-length: 5\r\n", R_DUP_CL },
+        /* the order of the checks, not of the lines, picks the reason */
+        { "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nHost: b\r\n", R_DUP_HOST },
+        { "Content-Length: 0\r\nContent-Length: 1\r\nSec-WebSocket-Key: a\r\n", R_DUP_KEY },
+    };
+    static char buf[4096];
+    struct upg_request req;
+    size_t n;
+
+    check_framing(cases, NELEM(cases));
+    /* a second Host as the last of UPG_HEADERS_MAX headers is found too */
+    n = (size_t)snprintf(buf, sizeof(buf), "GET /chat/x HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; i < UPG_HEADERS_MAX - 2; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "H%d: v\r\n", i);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "Host: b\r\n\r\n");
+    ck_assert_uint_lt(n, sizeof(buf));
+    ck_assert_int_eq(upg_parse(buf, n, &req), UPG_PARSE_OK);
+    ck_assert_uint_eq(req.nheaders, UPG_HEADERS_MAX);
+    ck_assert_str_eq(upg_framing_problem(&req), R_DUP_HOST);
+}
+END_TEST
+
+/* A body on an upgrade: any Transfer-Encoding, any Content-Length but
+ * exactly "0" (strict: no leading zeros, signs or lists). */
+START_TEST(test_framing_body)
+{
+    static const struct framing_case cases[] = {
+        { "Transfer-Encoding: chunked\r\n", R_TE },
+        { "transfer-encoding: identity\r\n", R_TE },
+        { "TRANSFER-ENCODING: gzip, chunked\r\n", R_TE },
+        { "Transfer-Encoding:\r\n", R_TE },
+        { "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", R_TE },
+        { "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", R_TE },
+        { "Content-Length: 5\r\n", R_CL },
+        { "content-length: 1\r\n", R_CL },
+        { "Content-Length: 00\r\n", R_CL },
+        { "Content-Length: 000\r\n", R_CL },
+        { "Content-Length: +0\r\n", R_CL },
+        { "Content-Length: -0\r\n", R_CL },
+        { "Content-Length: 0, 0\r\n", R_CL },
+        { "Content-Length: 0x0\r\n", R_CL },
+        { "Content-Length: 0.0\r\n", R_CL },
+        { "Content-Length: 0 0\r\n", R_CL },
+        { "Content-Length:\r\n", R_CL },
+        { "Content-Length: 18446744073709551616\r\n", R_CL }, /* 2^64: 0 if it wrapped */
+    };
+
+    check_framing(cases, NELEM(cases));
 }
 END_TEST
 
@@ -730,20 +904,38 @@ static void assert_cut(const char *out, size_t n, const char *full, size_t cap)
 
 START_TEST(test_responses_truncation)
 {
-    static const char body[] = "user name is empty", acc[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-    char full[512], full101[512], out[512];
-    size_t len = upg_response(full, sizeof(full), 400, NULL, body);
-    size_t len101 = upg_response_101(full101, sizeof(full101), acc);
-    /* 1, small, one byte short, exact fit (with the NUL). */
-    size_t caps[] = { 1, 10, len, len + 1 }, caps101[] = { 1, 20, len101, len101 + 1 };
+    static const char body[] = "user name is empty";
+    static const char accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+    char full[512], out[512];
+    size_t len = upg_response(full, sizeof(full), 400, NULL, body), n;
 
-    for (size_t i = 0; i < NELEM(caps); i++) {
-        memset(out, 'X', sizeof(out));
-        assert_cut(out, upg_response(out, caps[i], 400, NULL, body), full, caps[i]);
-        memset(out, 'X', sizeof(out));
-        assert_cut(out, upg_response_101(out, caps101[i], acc), full101, caps101[i]);
-    }
+    memset(out, 'X', sizeof(out));
+    n = upg_response(out, 10, 400, NULL, body);
+    assert_cut(out, n, full, 10);
+    memset(out, 'X', sizeof(out));
+    n = upg_response(out, len + 1, 400, NULL, body); /* exact fit */
+    assert_cut(out, n, full, len + 1);
+    memset(out, 'X', sizeof(out));
+    n = upg_response(out, len, 400, NULL, body); /* one byte short */
+    assert_cut(out, n, full, len);
+    memset(out, 'X', sizeof(out));
+    n = upg_response(out, 1, 400, NULL, body);
+    assert_cut(out, n, full, 1);
     ck_assert_uint_eq(upg_response(NULL, 0, 400, NULL, body), 0);
+
+    len = upg_response_101(full, sizeof(full), accept);
+    memset(out, 'X', sizeof(out));
+    n = upg_response_101(out, 20, accept);
+    assert_cut(out, n, full, 20);
+    memset(out, 'X', sizeof(out));
+    n = upg_response_101(out, len + 1, accept); /* exact fit */
+    assert_cut(out, n, full, len + 1);
+    memset(out, 'X', sizeof(out));
+    n = upg_response_101(out, len, accept); /* one byte short */
+    assert_cut(out, n, full, len);
+    memset(out, 'X', sizeof(out));
+    n = upg_response_101(out, 1, accept);
+    assert_cut(out, n, full, 1);
 }
 END_TEST
 
@@ -771,6 +963,7 @@ static Suite *http_upgrade_suite(void)
     tcase_add_test(tc, test_limits_head_size);
     tcase_add_test(tc, test_limits_header_count);
     tc = add_tcase(s, "accept");
+    tcase_add_test(tc, test_accept_rfc_sample);
     tcase_add_test(tc, test_accept_key);
     tcase_add_test(tc, test_accept_has_token);
     tc = add_tcase(s, "names");
@@ -781,6 +974,10 @@ static Suite *http_upgrade_suite(void)
     tcase_add_test(tc, test_percent_decode);
     tc = add_tcase(s, "route");
     tcase_add_test(tc, test_route_targets);
+    tc = add_tcase(s, "framing");
+    tcase_add_test(tc, test_framing_fine);
+    tcase_add_test(tc, test_framing_duplicates);
+    tcase_add_test(tc, test_framing_body);
     tc = add_tcase(s, "responses");
     tcase_add_test(tc, test_responses_exact);
     tcase_add_test(tc, test_responses_status_lines);

@@ -537,7 +537,10 @@ END_TEST
 /* A bad version or type byte is refused as soon as it is there. */
 START_TEST(test_bad_version_or_type)
 {
-    static const struct { size_t at; uint8_t val; } bad[] = {
+    static const struct {
+        size_t at;
+        uint8_t val;
+    } bad[] = {
         { 4, 0 }, { 4, IPC_VERSION + 1 }, { 4, 255 },
         { 5, 0 }, { 5, IPC_TYPE_LAST + 1 }, { 5, 255 },
     };
@@ -680,9 +683,14 @@ static size_t fuzz_input(uint8_t *buf, size_t cap)
     if (mode == 1 && n >= 12) {
         uint32_t flen = (uint32_t)(n - (rng_next() % 4));
 
-        buf[0] = 0, buf[1] = 0, buf[2] = (uint8_t)(flen >> 8), buf[3] = (uint8_t)flen;
-        buf[4] = IPC_VERSION, buf[5] = (uint8_t)(rng_next() % 12);
-        buf[6] = 0, buf[7] = (uint8_t)(rng_next() % 3);
+        buf[0] = 0;
+        buf[1] = 0;
+        buf[2] = (uint8_t)(flen >> 8);
+        buf[3] = (uint8_t)flen;
+        buf[4] = IPC_VERSION;
+        buf[5] = (uint8_t)(rng_next() % 12);
+        buf[6] = 0;
+        buf[7] = (uint8_t)(rng_next() % 3);
         for (size_t i = 12; i + 4 <= n; i += 4 + buf[i + 3]) {
             buf[i] = buf[i + 1] = buf[i + 2] = 0;
             buf[i + 3] = (uint8_t)(rng_next() % 12);
