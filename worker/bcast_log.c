@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "ws_session.h"
+#include "ws_frame.h"
 
 static struct bcast_node *bcast_node_new(uint64_t pos)
 {
@@ -30,13 +30,13 @@ void bcast_deinit(struct bcast_log *l)
     l->tail = NULL;
 }
 
-int bcast_append(struct bcast_log *l, struct wss_frame *f, uint64_t sender)
+int bcast_append(struct bcast_log *l, struct ws_frame *f, uint64_t sender)
 {
     struct bcast_node *slot = l->tail, *next = bcast_node_new(l->end + f->len);
 
     if (next == NULL)
         return -1;
-    f->refs++;
+    ws_frame_ref(f);
     slot->frame = f;
     slot->sender = sender;
     slot->next = next; /* the link's reference is the one next was born with */
@@ -63,7 +63,7 @@ void bcast_release(struct bcast_node *n)
     /* iterative: a long unread stretch frees without deep recursion */
     while (n != NULL && --n->refs == 0) {
         struct bcast_node *next = n->next;
-        wss_frame_unref(n->frame);
+        ws_frame_unref(n->frame);
         free(n);
         n = next;
     }

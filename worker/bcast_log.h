@@ -12,11 +12,11 @@
 
 #include <stdint.h>
 
-struct wss_frame;
+struct ws_frame;
 
 struct bcast_node {
     struct bcast_node *next;  /* NULL on the tail */
-    struct wss_frame *frame;  /* NULL on the tail */
+    struct ws_frame *frame;  /* NULL on the tail */
     uint64_t pos;             /* stream bytes before this message */
     uint64_t sender;          /* connection id of a sender on this worker, 0 if none */
     unsigned refs;
@@ -33,7 +33,7 @@ void bcast_deinit(struct bcast_log *l);
 
 /* Append a frame (the log takes a reference) sent by connection `sender`
  * (whose own cursor skips it). 0, or -1 out of memory. */
-int bcast_append(struct bcast_log *l, struct wss_frame *f, uint64_t sender);
+int bcast_append(struct bcast_log *l, struct ws_frame *f, uint64_t sender);
 
 /* A cursor at the end of the stream: it sees messages appended from now. */
 struct bcast_node *bcast_subscribe(struct bcast_log *l);

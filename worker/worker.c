@@ -20,9 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "chat.h"
-#include "send_batch.h"
 #include "conn_count.h"
+#include "echo.h"
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
@@ -40,30 +39,33 @@ static struct worker W;
 
 static void worker_broker_connect(void);
 
-int worker_send_broker(struct worker *w, const struct ipc_msg *m)
+/* The chat application's way to the broker. */
+static int worker_send_broker(const struct ipc_msg *m, void *arg)
 {
-    if (w->broker == NULL)
+    (void)arg;
+    if (W.broker == NULL)
         return -1;
-    return ipc_link_send(w->broker, m);
+    return ipc_link_send(W.broker, m);
 }
 
 static void worker_timer_add(struct event *ev, long ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = util_ms_tv(ms);
 
     evtimer_add(ev, &tv);
 }
 
 static void worker_maybe_exit(void)
 {
-    if (W.stopping && W.sessions == NULL)
+    if (W.stopping && W.srv.sessions == NULL)
         event_base_loopexit(W.base, NULL);
 }
 
-void worker_on_session_gone(struct worker *w)
+/* A session was freed: the last one of a stopping worker ends it. */
+static void worker_on_session_gone(void *arg)
 {
-    (void)w;
-    worker_maybe_exit(); /* the last one of a stopping worker: done */
+    (void)arg;
+    worker_maybe_exit();
 }
 
 /* ---- accept ----------------------------------------------------------------- */
@@ -94,15 +96,15 @@ static void worker_admit(int fd, const struct sockaddr *sa, const char *peer)
     uint32_t bucket = ccount_bucket(sa);
 
     if (W.stopping) {
-        wss_refuse(&W, fd, peer, 503, "server is shutting down, please reconnect");
-    } else if (ccount_total(W.ccount) >= (uint32_t)cfg->max_connections) {
-        wss_refuse(&W, fd, peer, 503, "server is full: too many connections, retry later");
+        wss_refuse(&W.srv, fd, peer, 503, "server is shutting down, please reconnect");
+    } else if (ccount_total(W.srv.ccount) >= (uint32_t)cfg->max_connections) {
+        wss_refuse(&W.srv, fd, peer, 503, "server is full: too many connections, retry later");
     } else if (cfg->max_connections_per_ip > 0 &&
-               ccount_ip(W.ccount, bucket) >= (uint32_t)cfg->max_connections_per_ip) {
-        wss_refuse(&W, fd, peer, 429, "too many connections from your address");
+               ccount_ip(W.srv.ccount, bucket) >= (uint32_t)cfg->max_connections_per_ip) {
+        wss_refuse(&W.srv, fd, peer, 429, "too many connections from your address");
     } else {
-        ccount_add(W.ccount, W.ccount_row, bucket, 1);
-        wss_accept(&W, fd, peer, bucket);
+        ccount_add(W.srv.ccount, W.srv.ccount_row, bucket, 1);
+        wss_accept(&W.srv, fd, peer, bucket);
     }
 }
 
@@ -150,14 +152,14 @@ static void worker_on_broker_msg(struct ipc_link *l, const struct ipc_msg *m, vo
 {
     (void)l;
     (void)arg;
-    chat_on_broker_msg(&W, m);
+    chat_on_broker_msg(&W.chat, m);
 }
 
 static void worker_on_broker_batch(struct ipc_link *l, void *arg)
 {
     (void)l;
     (void)arg;
-    wss_flush_dirty(&W); /* one write per session for the whole batch */
+    wss_flush_dirty(&W.srv); /* one write per session for the whole batch */
 }
 
 static void worker_schedule_broker_retry(void)
@@ -183,8 +185,8 @@ static void worker_on_broker_close(struct ipc_link *l, const char *why, void *ar
     log_msg(LOG_WARN, "broker link lost (%s); reconnecting", why);
     ipc_link_free(l);
     W.broker = NULL;
-    chat_on_broker_lost(&W);
-    wss_flush_dirty(&W);
+    chat_on_broker_lost(&W.chat);
+    wss_flush_dirty(&W.srv);
     /* even while stopping: the leaves of the last sessions need a broker */
     worker_schedule_broker_retry();
     worker_maybe_exit();
@@ -199,7 +201,7 @@ static void worker_broker_connect(void)
     if (fd == -1) {
         /* joins waiting for a broker are refused once it stays away */
         if (W.broker_failures == WORKER_BROKER_FAST_TRIES)
-            chat_on_broker_lost(&W);
+            chat_on_broker_lost(&W.chat);
         /* at start the broker may simply not listen yet: only a lasting
          * failure is worth a warning */
         if (W.broker_failures >= WORKER_BROKER_FAST_TRIES && W.broker_failures % 20 == 0)
@@ -220,7 +222,7 @@ static void worker_broker_connect(void)
     ipc_msg_set(&m, IPC_HELLO, (uint32_t)W.slot, 0, W.cfg->channel, W.cfg->channel_len, pid,
                 strlen(pid), NULL, 0);
     ipc_link_send(W.broker, &m);
-    chat_on_broker_up(&W);
+    chat_on_broker_up(&W.chat);
     log_msg(W.broker_failures ? LOG_INFO : LOG_DEBUG, "connected to the broker");
     W.broker_failures = 0;
 }
@@ -235,27 +237,12 @@ static void worker_broker_retry_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- keepalive ------------------------------------------------------------------ */
 
-/* Every ping-interval: a session that has sent nothing since the last ping
- * is dead (half-open TCP, a sleeping laptop); the others get a new ping. */
 static void worker_ping_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct wss_session *s, *next;
-
     (void)fd;
     (void)what;
     (void)arg;
-    for (s = W.sessions; s != NULL; s = next) {
-        next = s->next;
-        if (s->state != WSS_OPEN)
-            continue;
-        if (s->awaiting_pong) {
-            wss_destroy(s, "no answer to ping within ping-interval");
-            continue;
-        }
-        s->awaiting_pong = 1;
-        wss_queue_ping(s);
-    }
-    wss_flush_dirty(&W);
+    wss_server_ping(&W.srv);
 }
 
 /* ---- stop -------------------------------------------------------------------------- */
@@ -266,24 +253,8 @@ static void worker_ping_cb(evutil_socket_t fd, short what, void *arg)
  * dropped. The worker exits when the last session is gone. */
 static void worker_close_all(void)
 {
-    struct wss_session *s, *next;
-
-    for (s = W.sessions; s != NULL; s = next) {
-        next = s->next;
-        if (s->upgraded)
-            wss_close(s, WSLAY_CODE_GOING_AWAY, "server shutting down");
-        else if (s->state == WSS_HANDSHAKE)
-            wss_destroy(s, "server shutting down");
-    }
-    wss_flush_dirty(&W);
-}
-
-static void worker_pass_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    wss_stream_pass(&W); /* held back by flush-interval: due now */
+    W.srv.site.closing = 1;
+    wss_server_close_all(&W.srv, WSLAY_CODE_GOING_AWAY, "server shutting down");
 }
 
 static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -293,16 +264,16 @@ static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     if (W.stopping == WORKER_DRAINING) {
         /* drain time is over: ask the rest to go, then give them a moment */
-        log_msg(LOG_INFO, "drain timeout: closing %zu remaining connection(s)", W.nsessions);
+        log_msg(LOG_INFO, "drain timeout: closing %zu remaining connection(s)", W.srv.nsessions);
         W.stopping = WORKER_CLOSING;
         worker_timer_add(W.stop_ev, WORKER_CLOSE_GRACE_MS);
         worker_close_all();
         worker_maybe_exit();
         return;
     }
-    log_msg(LOG_WARN, "shutdown timeout: dropping %zu remaining connection(s)", W.nsessions);
-    while (W.sessions != NULL)
-        wss_destroy(W.sessions, "shutdown timeout");
+    log_msg(LOG_WARN, "shutdown timeout: dropping %zu remaining connection(s)", W.srv.nsessions);
+    while (W.srv.sessions != NULL)
+        wss_destroy(W.srv.sessions, "shutdown timeout");
     event_base_loopexit(W.base, NULL);
 }
 
@@ -326,7 +297,7 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGQUIT) {
         if (W.stopping == 0) {
             W.stopping = WORKER_DRAINING;
-            log_msg(LOG_INFO, "draining: %zu connection(s) may stay up to %ld ms", W.nsessions,
+            log_msg(LOG_INFO, "draining: %zu connection(s) may stay up to %ld ms", W.srv.nsessions,
                     W.cfg->shutdown_timeout);
         }
         worker_maybe_exit();
@@ -334,33 +305,59 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     W.stopping = WORKER_CLOSING;
     event_del(W.ping_ev);
-    log_msg(LOG_INFO, "stopping: closing %zu connection(s)", W.nsessions);
+    log_msg(LOG_INFO, "stopping: closing %zu connection(s)", W.srv.nsessions);
     worker_close_all();
     worker_maybe_exit();
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
 
+/* GET /healthz: why this worker cannot chat, or NULL when it can. */
+static const char *worker_unavailable(void *arg)
+{
+    (void)arg;
+    if (W.broker == NULL)
+        return "unavailable: broker not connected";
+    if (!W.chat.redis_up)
+        return "unavailable: redis not reachable";
+    if (W.stopping)
+        return "unavailable: shutting down";
+    return NULL;
+}
+
+/* The worker's routes, the only place that knows which path serves what. */
+static void worker_routes(void)
+{
+    size_t n = 0;
+
+    W.routes[n++] = (struct http_route){"/", HTTP_ROUTE_TEXT, "you are good to go!", NULL};
+    W.routes[n++] = (struct http_route){"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL};
+    W.routes[n++] = (struct http_route){"/chat/", HTTP_ROUTE_WS, NULL, &W.chat.app};
+    if (W.cfg->echo_endpoint)
+        W.routes[n++] = (struct http_route){"/echo", HTTP_ROUTE_WS, NULL, &echo_app};
+    W.srv.site.routes = W.routes;
+    W.srv.site.nroutes = n;
+    W.srv.site.ws_not_found = "not found: chat endpoints are /chat/{user}";
+    W.srv.site.cfg = W.cfg;
+    W.srv.site.unavailable = worker_unavailable;
+}
+
 static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount,
                         int row)
 {
     memset(&W, 0, sizeof(W));
     W.cfg = cfg;
-    W.ccount = ccount;
-    W.ccount_row = row;
     W.slot = slot;
     W.listen_fd = listen_fd;
     W.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
-    dict_init(&W.users);
-    dict_init(&W.pending);
-    if (bcast_init(&W.log) != 0)
-        return -1;
-    W.batch = cfg->io_uring ? send_batch_new() : NULL;
-    if (cfg->io_uring && W.batch == NULL)
-        log_msg(LOG_INFO, "io_uring not available (kernel or build): one writev per socket");
     W.base = event_base_new();
     if (W.base == NULL)
         return -1;
+    if (wss_server_init(&W.srv, W.base, cfg, ccount, row) != 0)
+        return -1;
+    W.srv.on_gone = worker_on_session_gone;
+    chat_init(&W.chat, cfg, &W.srv, worker_send_broker, NULL);
+    worker_routes();
     W.accept_ev = event_new(W.base, listen_fd, EV_READ | EV_PERSIST, worker_accept_cb, NULL);
     W.accept_retry_ev = evtimer_new(W.base, worker_accept_retry_cb, NULL);
     W.broker_retry_ev = evtimer_new(W.base, worker_broker_retry_cb, NULL);
@@ -369,16 +366,15 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     W.int_ev = evsignal_new(W.base, SIGINT, worker_signal_cb, NULL);
     W.quit_ev = evsignal_new(W.base, SIGQUIT, worker_signal_cb, NULL);
     W.stop_ev = evtimer_new(W.base, worker_stop_timer_cb, NULL);
-    W.pass_ev = evtimer_new(W.base, worker_pass_cb, NULL);
     if (!W.accept_ev || !W.accept_retry_ev || !W.broker_retry_ev || !W.ping_ev || !W.term_ev ||
-        !W.int_ev || !W.quit_ev || !W.stop_ev || !W.pass_ev)
+        !W.int_ev || !W.quit_ev || !W.stop_ev)
         return -1;
     event_add(W.accept_ev, NULL);
     event_add(W.term_ev, NULL);
     event_add(W.quit_ev, NULL);
     event_add(W.int_ev, NULL);
     if (cfg->ping_interval > 0) {
-        struct timeval tv = {cfg->ping_interval / 1000, (cfg->ping_interval % 1000) * 1000};
+        struct timeval tv = util_ms_tv(cfg->ping_interval);
         event_add(W.ping_ev, &tv);
     }
     return 0;
@@ -397,19 +393,17 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     if (event_base_dispatch(W.base) == -1)
         rc = RC_EXIT_RUNTIME;
 
-    while (W.sessions != NULL)
-        wss_destroy(W.sessions, "worker exiting");
+    /* every session goes, and with it its name: LEAVEs queue for the broker */
+    while (W.srv.sessions != NULL)
+        wss_destroy(W.srv.sessions, "worker exiting");
     if (W.broker != NULL) {
         /* the LEAVEs just queued must reach the broker, or names stay taken */
         if (ipc_link_flush_blocking(W.broker, 2000) == -1)
             log_msg(LOG_WARN, "could not hand every leave to the broker");
         ipc_link_free(W.broker);
     }
-    chat_deinit(&W);
-    bcast_deinit(&W.log);
-    send_batch_free(W.batch);
-    dict_deinit(&W.users);
-    dict_deinit(&W.pending);
+    wss_server_deinit(&W.srv);
+    chat_deinit(&W.chat);
     event_free(W.accept_ev);
     event_free(W.accept_retry_ev);
     event_free(W.broker_retry_ev);
@@ -418,7 +412,6 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     event_free(W.int_ev);
     event_free(W.quit_ev);
     event_free(W.stop_ev);
-    event_free(W.pass_ev);
     event_base_free(W.base);
     close(listen_fd);
     log_msg(LOG_INFO, "stopped");

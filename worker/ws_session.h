@@ -1,5 +1,11 @@
-/* ws_session.h -- one client connection: the HTTP upgrade, then a wslay
- * WebSocket session, an output queue with a cap, and the close handshake. */
+/* ws_session.h -- the WebSocket transport of a worker: client connections
+ * from accept() to close(), with the HTTP upgrade, a wslay session, an
+ * output cap, the close handshake and the broadcast stream.
+ *
+ * Applications (ws_app.h) are chosen by the route table given at setup;
+ * the transport calls them and they call the wss_* functions below. It
+ * knows no application and calls nothing outside worker/'s transport
+ * files (http_route, ws_write, ws_frame, bcast_log, send_batch). */
 #ifndef RC_WS_SESSION_H
 #define RC_WS_SESSION_H
 
@@ -7,45 +13,62 @@
 #include <stdint.h>
 #include <wslay/wslay.h>
 
-#include "http_upgrade.h"
-#include "worker.h"
+#include "bcast_log.h"
+#include "http_route.h"
 #include "ws_boundary.h"
+#include "ws_write.h"
 
+struct cfg;
+struct ccount;
 struct event;
-struct evbuffer;
+struct event_base;
+struct send_batch;
+struct ws_app;
+struct ws_frame;
 
 enum wss_state {
     WSS_HANDSHAKE = 0, /* reading the HTTP request head */
     WSS_FINAL_WRITE,   /* answered (HTTP error, protocol error): closing after the write */
-    WSS_JOINING,       /* upgraded; waiting for the broker's JOIN_REPLY */
-    WSS_OPEN,          /* joined: chatting */
+    WSS_UPGRADED,      /* past the 101; reading paused until the app opens it */
+    WSS_OPEN,          /* messages flow */
     WSS_CLOSING,       /* close frame queued or received; finishing the handshake */
 };
 
-/* A text frame encoded once and shared by every recipient: each output
- * queue holding it keeps a reference. */
-struct wss_frame {
-    unsigned refs;
-    size_t len;
-    uint8_t data[]; /* frame header + payload */
+/* The transport's state in one worker process. */
+struct wss_server {
+    struct event_base *base;
+    const struct cfg *cfg;
+    struct http_site site;        /* routes, health, origins */
+    struct ccount *ccount;        /* instance-wide connection counts (shared memory) */
+    int ccount_row;               /* this process's row in it */
+    struct wss_session *sessions; /* every connection, any state */
+    size_t nsessions;
+    size_t nupgraded;             /* sessions past the HTTP upgrade */
+    struct wss_session *dirty;    /* sessions with output waiting for a flush */
+    struct bcast_log log;         /* broadcasts for the subscribed sessions */
+    int log_dirty;                /* appended to since the last stream pass */
+    uint64_t last_pass_us;        /* when the last stream pass began */
+    struct event *pass_ev;        /* a stream pass held back by flush-interval */
+    struct send_batch *batch;     /* io_uring sends of a stream pass; NULL: writev */
+    uint64_t next_conn_id;
+    /* called after a session was freed (a stopping worker exits after its last) */
+    void (*on_gone)(void *arg);
+    void *arg;
 };
 
 struct wss_session {
-    struct wss_session *prev, *next; /* worker's session list */
-    struct wss_session *dirty_next;  /* worker's flush list */
-    struct worker *w;
+    struct wss_session *prev, *next; /* the server's session list */
+    struct wss_session *dirty_next;  /* the server's flush list */
+    struct wss_server *srv;
     int fd;
     enum wss_state state;
     unsigned dirty : 1;       /* on the flush list */
     unsigned awaiting_pong : 1;
-    unsigned joined : 1;      /* holds its name in w->users and in Redis */
     unsigned doomed : 1;      /* over its output cap: dropped at the next flush */
     unsigned counted : 1;     /* holds a place in the shared connection counts */
-    unsigned echo : 1;        /* /echo session: texts go back to the sender */
     unsigned peer_gone : 1;   /* EOF or a read error: nothing more can be said */
     unsigned proto_error : 1; /* input wslay let through but RFC 6455 forbids */
     unsigned upgraded : 1;    /* past the 101: a WebSocket session */
-    unsigned join_pending : 1; /* listed in w->pending under join_req */
     unsigned blocked : 1;     /* the socket is full: waiting for EV_WRITE */
     uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */
@@ -56,52 +79,70 @@ struct wss_session {
     wslay_event_context_ptr ws; /* only while a message is being read or a close
                                  * handshake runs: NULL while idle (8 KiB saved) */
     struct ws_boundary inb;     /* where the input stands, for giving ws back */
-    struct evbuffer *out;       /* own output (HTTP, texts, control); NULL when none */
-    struct bcast_node *cur;     /* its cursor in w->log (joined sessions), or NULL */
-    uint32_t cur_off;           /* bytes of cur's frame already written */
-    uint32_t join_req;
-    /* rate limit: a token bucket in thousandths of a message */
-    uint64_t rl_last_ms;
-    uint32_t rl_tokens;
-    uint32_t rl_dropped;      /* messages refused since the last one let through */
+    struct ws_out out;          /* own output and broadcast cursor */
+    const struct ws_app *app;   /* its route's application, once chosen */
+    void *app_data;             /* the application's, per session */
+    const char *label;          /* for log lines ("user=NAME"), the app's; "" none */
     char peer[48];
-    char *user;               /* "" until named; then its own allocation, sized to fit */
-    size_t userlen;
 };
 
+/* Log a line about session s: "c=ID PEER LABEL: ...". */
+#define wss_log(level, s, fmt, ...)                                                          \
+    log_msg(level, "c=%llu %s%s%s: " fmt, (unsigned long long)(s)->id, (s)->peer,             \
+            (s)->label[0] ? " " : "", (s)->label, ##__VA_ARGS__)
+
+/* ---- the server ---------------------------------------------------------- */
+
+/* Set up srv (zeroed by the caller, site filled in). 0, or -1 out of memory. */
+int wss_server_init(struct wss_server *srv, struct event_base *base, const struct cfg *cfg,
+                    struct ccount *ccount, int row);
+/* Drop every session and free what the server holds. */
+void wss_server_deinit(struct wss_server *srv);
+
 /* Accept a new connection (fd non-blocking), counted in the shared counts
- * under ip_bucket. The session is owned by w. */
-void wss_accept(struct worker *w, int fd, const char *peer, uint32_t ip_bucket);
-
+ * under ip_bucket. */
+void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bucket);
 /* Answer a connection that is over a limit with an HTTP error and close it. */
-void wss_refuse(struct worker *w, int fd, const char *peer, int status, const char *body);
+void wss_refuse(struct wss_server *srv, int fd, const char *peer, int status, const char *body);
 
-/* Queue a text message for this session only (copied). */
+/* Keepalive, every ping-interval: a session that has sent nothing since the
+ * last ping is dropped, the others get a new ping. */
+void wss_server_ping(struct wss_server *srv);
+/* Close every WebSocket session with code and reason; handshakes in
+ * progress are dropped. */
+void wss_server_close_all(struct wss_server *srv, uint16_t code, const char *reason);
+
+/* Append a frame to the broadcast stream (the stream takes a reference);
+ * the sessions reading it pick it up at the next flush. The session with
+ * connection id `sender` (0: none) skips it. 0, or -1 out of memory. */
+int wss_broadcast(struct wss_server *srv, struct ws_frame *f, uint64_t sender);
+
+/* Write what is queued: every session on the flush list and (after
+ * broadcasts) every session behind in the stream, unless the last such pass
+ * was less than flush-interval ago: then it runs when due (pass_ev). */
+void wss_flush_dirty(struct wss_server *srv);
+
+/* ---- one session, for applications --------------------------------------- */
+
+/* Answer the request with an HTTP status and close after the write. */
+void wss_http_reply(struct wss_session *s, int status, const char *extra, const char *body);
+/* Answer 101 (naming protocol, if not NULL) and become UPGRADED: reading
+ * stays paused until wss_open(). 0, or -1 when the session is failing. */
+int wss_upgrade(struct wss_session *s, const struct upg_request *req,
+                const struct upg_str *protocol);
+/* Open an upgraded session: messages flow to the app from now on. */
+void wss_open(struct wss_session *s);
+
+/* Queue a text or binary message for this session only (copied). */
 void wss_queue_text(struct wss_session *s, const char *text, size_t len);
+void wss_queue_binary(struct wss_session *s, const void *data, size_t len);
 
-/* Queue a ping (keepalive). */
-void wss_queue_ping(struct wss_session *s);
-
-/* Shared frames: new with refs = 1 (the creator's), unref frees at 0. */
-struct wss_frame *wss_frame_new_text(const void *payload, size_t len);
-void wss_frame_unref(struct wss_frame *f);
-
-/* Start reading the worker's broadcast stream (w->log) from its end. */
+/* Read the broadcast stream from its end: what is appended from now on. */
 void wss_subscribe(struct wss_session *s);
 
-/* Start the close handshake with code and reason. */
+/* Start the close handshake with code and reason (what is queued goes
+ * first). */
 void wss_close(struct wss_session *s, uint16_t code, const char *reason);
-
-/* Go back to reading (after the join was accepted). */
-void wss_resume_reading(struct wss_session *s);
-
-/* Write what is queued: for one session, or for all on the flush list
- * (and, after broadcasts, every session behind in the stream, unless the
- * last such pass was less than flush-interval ago: then w->pass_ev is set
- * to call wss_stream_pass() when it is due). */
-void wss_flush(struct wss_session *s);
-void wss_flush_dirty(struct worker *w);
-void wss_stream_pass(struct worker *w);
 
 /* Drop the connection now (no close frame). */
 void wss_destroy(struct wss_session *s, const char *why);

@@ -280,6 +280,47 @@ START_TEST(test_fragments_reassembled)
 }
 END_TEST
 
+/* Read the next frame, which must be one binary message holding want. */
+static void expect_binary(struct wsc *c, const uint8_t *want, size_t len, const char *what)
+{
+    struct wsc_frame f;
+    int r = wsc_recv_frame(c, &f, T_MSG_MS);
+
+    ck_assert_msg(r == 1, "%s: no frame came back (%d)", what, r);
+    ck_assert_msg(f.opcode == 2 && f.fin, "%s: opcode %d fin %d, want one binary frame", what,
+                  f.opcode, f.fin);
+    ck_assert_msg(f.len == len && memcmp(f.payload, want, len) == 0,
+                  "%s: %zu bytes back, want the %zu sent", what, f.len, len);
+}
+
+/* /echo is for conformance suites: binary comes back as binary, whole or
+ * fragmented, up to max-message-size (4096 by default); beyond it, 1009. */
+START_TEST(test_echo_binary)
+{
+    uint8_t msg[4096], big[4097];
+    struct wsc c;
+    size_t i;
+
+    for (i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)(i * 7); /* every byte value, NULs and invalid UTF-8 included */
+    memset(big, 0xff, sizeof(big));
+    ECHO_OPEN(&c);
+    ck_assert_int_eq(wsc_send_frame(&c, 1, 0, 2, msg, 200, 1), 0);
+    expect_binary(&c, msg, 200, "one binary frame");
+    ck_assert_int_eq(wsc_send_frame(&c, 1, 0, 2, "", 0, 1), 0);
+    expect_binary(&c, msg, 0, "an empty binary frame");
+    ck_assert_int_eq(wsc_send_frame(&c, 0, 0, 2, msg, 1000, 1), 0);
+    ck_assert_int_eq(wsc_send_frame(&c, 0, 0, 0, msg + 1000, 3000, 1), 0);
+    ck_assert_int_eq(wsc_send_frame(&c, 1, 0, 0, msg + 4000, 96, 1), 0);
+    expect_binary(&c, msg, sizeof(msg), "three fragments, max-message-size in all");
+    SEND(&c, "text stays text");
+    EXPECT(&c, "text stays text");
+    ck_assert_int_eq(wsc_send_frame(&c, 1, 0, 2, big, sizeof(big), 1), 0);
+    close_expected(&c, 1009, "a binary message over max-message-size");
+    wsc_free(&c);
+}
+END_TEST
+
 /* Read the next frame, which must be a pong carrying payload. */
 static void expect_pong(struct wsc *c, const char *payload)
 {
@@ -595,6 +636,7 @@ static Suite *rfc6455_suite(void)
     tcase_add_loop_test(tc, test_bad_input_echo, 0, N_BAD_INPUTS);
     tcase_add_loop_test(tc, test_bad_input_chat, 0, (int)(sizeof(chat_bad) / sizeof(chat_bad[0])));
     tcase_add_test(tc, test_fragments_reassembled);
+    tcase_add_test(tc, test_echo_binary);
     tcase_add_test(tc, test_ping_between_fragments);
     tcase_add_test(tc, test_fragments_chat);
     tcase_add_test(tc, test_utf8_valid_echoed);

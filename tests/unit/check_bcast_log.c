@@ -1,17 +1,22 @@
 /* check_bcast_log.c -- the worker's broadcast stream: cursors see what is
  * appended after they subscribe, in order, and every message is freed once
- * no cursor can reach it (wss_frame_unref is ours here, to count frees). */
+ * no cursor can reach it (ws_frame_ref and ws_frame_unref are ours here, to count frees). */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bcast_log.h"
 #include "check_run.h"
-#include "ws_session.h"
+#include "ws_frame.h"
 
 static int frees;
 
-void wss_frame_unref(struct wss_frame *f)
+void ws_frame_ref(struct ws_frame *f)
+{
+    f->refs++;
+}
+
+void ws_frame_unref(struct ws_frame *f)
 {
     if (f != NULL && --f->refs == 0) {
         frees++;
@@ -19,9 +24,9 @@ void wss_frame_unref(struct wss_frame *f)
     }
 }
 
-static struct wss_frame *frame(size_t len)
+static struct ws_frame *frame(size_t len)
 {
-    struct wss_frame *f = calloc(1, sizeof(*f) + len);
+    struct ws_frame *f = calloc(1, sizeof(*f) + len);
 
     ck_assert_ptr_nonnull(f);
     f->refs = 1;
@@ -31,12 +36,12 @@ static struct wss_frame *frame(size_t len)
 
 /* append a new frame of len bytes; the log keeps the only reference
  * (compare the pointer returned, do not follow it) */
-static struct wss_frame *append(struct bcast_log *l, size_t len, uint64_t sender)
+static struct ws_frame *append(struct bcast_log *l, size_t len, uint64_t sender)
 {
-    struct wss_frame *f = frame(len);
+    struct ws_frame *f = frame(len);
 
     ck_assert_int_eq(bcast_append(l, f, sender), 0);
-    wss_frame_unref(f); /* freed here already when no cursor can reach it */
+    ws_frame_unref(f); /* freed here already when no cursor can reach it */
     return f;
 }
 
@@ -44,7 +49,7 @@ START_TEST(test_order_and_positions)
 {
     struct bcast_log l;
     struct bcast_node *a, *b, *n;
-    struct wss_frame *f1, *f2, *f3;
+    struct ws_frame *f1, *f2, *f3;
 
     ck_assert_int_eq(bcast_init(&l), 0);
     frees = 0;
