@@ -501,41 +501,6 @@ const char *upg_user_name_check(const char *name, size_t len)
     return NULL;
 }
 
-#define UPG_CHAT_PREFIX "/chat/"
-#define UPG_CHAT_PREFIX_LEN (sizeof(UPG_CHAT_PREFIX) - 1)
-
-/* The path is what precedes the first '?'. *user is {NULL, 0} unless the
- * route is CHAT; user may be NULL. */
-enum upg_route upg_route(const struct upg_str *target, struct upg_str *user)
-{
-    const char *q;
-    size_t plen;
-
-    if (user != NULL) {
-        user->p = NULL;
-        user->len = 0;
-    }
-    if (target == NULL || target->p == NULL)
-        return UPG_ROUTE_NONE;
-    q = memchr(target->p, '?', target->len);
-    plen = q != NULL ? (size_t)(q - target->p) : target->len;
-    if (plen == 1 && target->p[0] == '/')
-        return UPG_ROUTE_ROOT;
-    if (plen == 5 && memcmp(target->p, "/echo", 5) == 0)
-        return UPG_ROUTE_ECHO;
-    if (plen == 8 && memcmp(target->p, "/healthz", 8) == 0)
-        return UPG_ROUTE_HEALTH;
-    if (plen >= UPG_CHAT_PREFIX_LEN
-        && memcmp(target->p, UPG_CHAT_PREFIX, UPG_CHAT_PREFIX_LEN) == 0) {
-        if (user != NULL) {
-            user->p = target->p + UPG_CHAT_PREFIX_LEN;
-            user->len = plen - UPG_CHAT_PREFIX_LEN;
-        }
-        return UPG_ROUTE_CHAT;
-    }
-    return UPG_ROUTE_NONE;
-}
-
 static const char *upg_reason_phrase(int status)
 {
     switch (status) {

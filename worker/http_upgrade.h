@@ -88,19 +88,6 @@ ssize_t upg_percent_decode(const char *src, size_t len, char *dst, size_t dstcap
  * ...) for the HTTP 400 body. */
 const char *upg_user_name_check(const char *name, size_t len);
 
-/* Classify a request target. Returns:
- *   UPG_ROUTE_ROOT  for "/" (query string ignored),
- *   UPG_ROUTE_CHAT  for "/chat/{user}" with *user set to the raw (still
- *                   percent-encoded) segment, query string excluded,
- *   UPG_ROUTE_ECHO  for "/echo" (query string ignored),
- *   UPG_ROUTE_HEALTH for "/healthz" (query string ignored),
- *   UPG_ROUTE_NONE  otherwise (404). "/chat/" gives CHAT with an empty user;
- *                   "/chat/a/b" gives CHAT with "a/b" (refused later by the
- *                   name check, since '/' is not allowed). */
-enum upg_route { UPG_ROUTE_NONE = 0, UPG_ROUTE_ROOT, UPG_ROUTE_CHAT, UPG_ROUTE_ECHO,
-                 UPG_ROUTE_HEALTH };
-enum upg_route upg_route(const struct upg_str *target, struct upg_str *user);
-
 /* Write a complete HTTP/1.1 error or plain response into out (NUL-terminated,
  * truncated safely to cap) and return its length:
  *   "HTTP/1.1 <status> <reason>\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -4,8 +4,10 @@
  * and random chunkings; most inputs are parsed from exact-size heap copies so
  * that ASan or valgrind catch any read past len. Accept keys use the RFC 6455
  * sample; names cover ASCII, multibyte UTF-8 and each class of bad UTF-8;
- * framing covers each header an upgrade may carry once or not at all.
+ * framing covers each header an upgrade may carry once or not at all; the
+ * route table lookup (http_route.c) is checked on the worker's table.
  */
+#include "http_route.h"
 #include "http_upgrade.h"
 
 #include <check.h>
@@ -626,46 +628,65 @@ START_TEST(test_percent_decode)
 }
 END_TEST
 
+/* The worker's table (worker_routes): which route a target finds, and the
+ * view of a prefix route's parameter. */
 START_TEST(test_route_targets)
 {
+    enum { NONE, ROOT, HEALTH, CHAT, ECHO };
+    static const struct http_route table[] = {
+        { "/", HTTP_ROUTE_TEXT, "root", NULL },
+        { "/healthz", HTTP_ROUTE_HEALTH, NULL, NULL },
+        { "/chat/", HTTP_ROUTE_WS, NULL, NULL },
+        { "/echo", HTTP_ROUTE_WS, NULL, NULL },
+    };
+    static const struct http_site site = { table, NELEM(table), NULL, NULL, NULL, NULL, 0 };
     static const struct {
         const char *target;
-        enum upg_route want;
+        int want;
         const char *user; /* for CHAT */
     } cases[] = {
-        { "/", UPG_ROUTE_ROOT, NULL }, { "/?x=1", UPG_ROUTE_ROOT, NULL },
-        { "/?", UPG_ROUTE_ROOT, NULL }, { "/chat/foo", UPG_ROUTE_CHAT, "foo" },
-        { "/chat/foo?token=x", UPG_ROUTE_CHAT, "foo" }, { "/chat/", UPG_ROUTE_CHAT, "" },
-        { "/chat/?x", UPG_ROUTE_CHAT, "" }, { "/chat/a/b", UPG_ROUTE_CHAT, "a/b" },
-        { "/chat/%E6%97%A5?a?b", UPG_ROUTE_CHAT, "%E6%97%A5" },
-        { "/chatx/foo", UPG_ROUTE_NONE, NULL }, { "/chat", UPG_ROUTE_NONE, NULL },
-        { "/chat?x=/chat/foo", UPG_ROUTE_NONE, NULL }, { "/echo", UPG_ROUTE_ECHO, NULL },
-        { "/echo?x=1", UPG_ROUTE_ECHO, NULL }, { "/echo/x", UPG_ROUTE_NONE, NULL },
-        { "/healthz", UPG_ROUTE_HEALTH, NULL }, { "/healthz/x", UPG_ROUTE_NONE, NULL },
-        { "/CHAT/foo", UPG_ROUTE_NONE, NULL }, { "//", UPG_ROUTE_NONE, NULL },
-        { "", UPG_ROUTE_NONE, NULL },
+        { "/", ROOT, NULL },
+        { "/?x=1", ROOT, NULL },
+        { "/?", ROOT, NULL },
+        { "/chat/foo", CHAT, "foo" },
+        { "/chat/foo?token=x", CHAT, "foo" },
+        { "/chat/", CHAT, "" },
+        { "/chat/?x", CHAT, "" },
+        { "/chat/a/b", CHAT, "a/b" },
+        { "/chat/%E6%97%A5?a?b", CHAT, "%E6%97%A5" },
+        { "/chatx/foo", NONE, NULL },
+        { "/chat", NONE, NULL },
+        { "/chat?x=/chat/foo", NONE, NULL },
+        { "/echo", ECHO, NULL },
+        { "/echo?x=1", ECHO, NULL },
+        { "/echo/x", NONE, NULL },
+        { "/healthz", HEALTH, NULL },
+        { "/healthz/x", NONE, NULL },
+        { "/CHAT/foo", NONE, NULL },
+        { "//", NONE, NULL },
+        { "", NONE, NULL },
     };
     struct upg_request req;
     struct upg_str user, t;
+    const struct http_route *r;
     char name[UPG_USER_MAX_BYTES + 1];
 
     for (size_t i = 0; i < NELEM(cases); i++) {
         t = (struct upg_str){ cases[i].target, strlen(cases[i].target) };
-        ck_assert_msg(upg_route(&t, &user) == cases[i].want, "%s", cases[i].target);
-        if (cases[i].want == UPG_ROUTE_CHAT) {
+        r = http_route_find(&site, &t, &user);
+        ck_assert_msg((r == NULL ? NONE : (int)(r - table) + 1) == cases[i].want, "%s",
+                      cases[i].target);
+        if (cases[i].want == CHAT) {
             ck_assert_upg_str(&user, cases[i].user);
             ck_assert_ptr_eq(user.p, t.p + 6); /* a view into the target */
         } else {
             ck_assert(user.p == NULL && user.len == 0);
         }
     }
-    t = (struct upg_str){ "/chat/foo", 9 };
-    ck_assert_int_eq(upg_route(&t, NULL), UPG_ROUTE_CHAT);
-    ck_assert_int_eq(upg_route(NULL, &user), UPG_ROUTE_NONE);
 
     /* From a parsed request to a checked name. */
     ck_assert_int_eq(upg_parse(lf_req, strlen(lf_req), &req), UPG_PARSE_OK);
-    ck_assert_int_eq(upg_route(&req.target, &user), UPG_ROUTE_CHAT);
+    ck_assert_ptr_eq(http_route_find(&site, &req.target, &user), &table[2]);
     ck_assert_int_eq(upg_percent_decode(user.p, user.len, name, sizeof(name)), 3);
     ck_assert_str_eq(name, "bob");
     ck_assert_ptr_null(upg_user_name_check(name, 3));
