@@ -66,8 +66,9 @@ libs_json="$(pkg-config --libs jansson)"
 # The server sources go into one archive, as libcommon.a and libworker.a do
 # in the Makefile, so each target pulls in only the objects it needs. Left
 # out: main.c and master.c (the master), log.c (fuzz_ws_frames.c brings a
-# silent logger), worker.c (worker_main and its static worker; the targets
-# define worker_send_broker themselves) and broker/ (hiredis).
+# silent logger), worker.c (worker_main and its static worker: the ws
+# frames target sets up the transport and the chat itself) and broker/
+# (hiredis).
 objdir="$out/obj"
 rm -rf "$objdir"
 mkdir -p "$objdir"
