@@ -1,13 +1,17 @@
 /* fuzz_ws_frames.c -- libFuzzer target for a worker's client input path.
  *
- * The real worker/ws_session.c and worker/chat.c (and what they call) run
- * inside a minimal struct worker: an event base, a finalized cfg, the two
- * dicts, the shared connection counts, the flush-interval timer (fired as
- * soon as the loop is otherwise quiet), and a broker link (a real ipc_link on
- * one end of a socketpair; the fuzzer plays the broker on the other end).
- * worker.c is not linked: this file defines worker_send_broker() and
- * worker_on_session_gone() as worker.c does, and a logger that formats every line (so bad format arguments still
- * show) without printing it (FUZZ_VERBOSE=1 prints).
+ * The real WebSocket transport (worker/ws_session.c and what it calls) runs
+ * with the real chat and echo applications (worker/chat.c, worker/echo.c),
+ * set up as worker.c's worker_setup does: an event base, a finalized cfg,
+ * a struct wss_server (with its own flush-interval timer, fired here as soon
+ * as the loop is otherwise quiet) whose route table sends /chat/ to the
+ * chat and /echo to echo_app, the shared connection counts, and a broker
+ * link (a real ipc_link on one end of a socketpair; the fuzzer plays the
+ * broker on the other end). worker.c is not linked and there are no
+ * link-time stubs: the chat is given its send function (write to the fake
+ * broker link) and the server its on_gone callback (counted) at setup.
+ * This file brings only a logger that formats every line (so bad format
+ * arguments still show) without printing it (FUZZ_VERBOSE=1 prints).
  *
  * Per input: a socketpair for the client, wss_accept() on one end, a valid
  * upgrade request for /chat/fuzzer (or /echo) written to the other, then the
@@ -71,10 +75,11 @@
 #include "config.h"
 #include "conn_count.h"
 #include "dict.h"
+#include "echo.h"
+#include "http_route.h"
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
-#include "worker.h"
 #include "ws_session.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -115,14 +120,18 @@ struct fz_rx {
     int eof;
 };
 
-static struct worker fz_w;
+static struct wss_server fz_srv;  /* the transport, as worker.c's W.srv */
+static struct chat fz_chat;       /* the chat application, as W.chat */
+static struct http_route fz_routes[4];
+static struct ipc_link *fz_broker; /* the worker's end of the link; NULL while away */
+static size_t fz_max_frame;        /* IPC frame limit */
 static struct cfg fz_cfg_plain, fz_cfg_strict;
 static int fz_broker_fd = -1; /* the broker's end of the link */
 static int fz_verbose;
 static struct fz_rx fz_client_rx, fz_broker_rx;
-static int fz_gone_calls; /* worker_on_session_gone() calls in this input */
+static int fz_gone_calls; /* srv.on_gone calls in this input */
 
-/* ---- what worker.c and log.c would provide --------------------------------- */
+/* ---- what log.c would provide ------------------------------------------------ */
 
 enum log_level log_min_level = LOG_DEBUG;
 
@@ -176,17 +185,33 @@ void log_raw(const char *msg)
     (void)msg;
 }
 
-int worker_send_broker(struct worker *w, const struct ipc_msg *m)
+/* ---- what worker.c gives the transport and the chat at setup ---------------- */
+
+/* The chat's way to the broker (worker.c's worker_send_broker). */
+static int fz_send_broker(const struct ipc_msg *m, void *arg)
 {
-    if (w->broker == NULL)
+    FUZZ_CHECK(arg == &fz_chat);
+    if (fz_broker == NULL)
         return -1;
-    return ipc_link_send(w->broker, m);
+    return ipc_link_send(fz_broker, m);
 }
 
-void worker_on_session_gone(struct worker *w)
+/* srv.on_gone (worker.c's worker_on_session_gone) */
+static void fz_on_session_gone(void *arg)
 {
-    FUZZ_CHECK(w == &fz_w);
+    FUZZ_CHECK(arg == &fz_srv);
     fz_gone_calls++; /* worker.c: exit once the last session of a stopping worker is gone */
+}
+
+/* srv.site.unavailable (worker.c's worker_unavailable), for /healthz */
+static const char *fz_unavailable(void *arg)
+{
+    (void)arg;
+    if (fz_broker == NULL)
+        return "unavailable: broker not connected";
+    if (!fz_chat.redis_up)
+        return "unavailable: redis not reachable";
+    return NULL;
 }
 
 /* ---- the broker link -------------------------------------------------------- */
@@ -195,14 +220,14 @@ static void fz_on_broker_msg(struct ipc_link *l, const struct ipc_msg *m, void *
 {
     (void)l;
     (void)arg;
-    chat_on_broker_msg(&fz_w, m);
+    chat_on_broker_msg(&fz_chat, m);
 }
 
 static void fz_on_broker_batch(struct ipc_link *l, void *arg)
 {
     (void)l;
     (void)arg;
-    wss_flush_dirty(&fz_w);
+    wss_flush_dirty(&fz_srv);
 }
 
 static void fz_on_broker_close(struct ipc_link *l, const char *why, void *arg)
@@ -269,19 +294,20 @@ static void fz_run(int client_fd)
     for (int i = 0; i < FZ_LOOP_MAX && quiet < 2; i++) {
         size_t got;
 
-        event_base_loop(fz_w.base, EVLOOP_NONBLOCK);
+        event_base_loop(fz_srv.base, EVLOOP_NONBLOCK);
         got = fz_drain(client_fd, &fz_client_rx);
         if (fz_broker_fd != -1) /* -1 while the broker is away */
             got += fz_drain(fz_broker_fd, &fz_broker_rx);
-        if (got == 0 && event_base_get_num_events(fz_w.base, EVENT_BASE_COUNT_ACTIVE) == 0)
+        if (got == 0 && event_base_get_num_events(fz_srv.base, EVENT_BASE_COUNT_ACTIVE) == 0)
             quiet++;
         else
             quiet = 0;
-        if (quiet == 2 && evtimer_pending(fz_w.pass_ev, NULL)) {
-            /* a broadcast pass held back by flush-interval: let its time
-             * come now rather than wait for the clock */
-            evtimer_del(fz_w.pass_ev);
-            event_active(fz_w.pass_ev, EV_TIMEOUT, 1);
+        if (quiet == 2 && evtimer_pending(fz_srv.pass_ev, NULL)) {
+            /* a broadcast pass held back by flush-interval (the server's
+             * own timer): let its time come now rather than wait for the
+             * clock */
+            evtimer_del(fz_srv.pass_ev);
+            event_active(fz_srv.pass_ev, EV_TIMEOUT, 0);
             quiet = 0;
         }
     }
@@ -293,16 +319,17 @@ static void fz_deliver(int client_fd)
 {
     static const char other[] = "other: hello from another instance"; /* see the echo check */
     static const char own[] = FZ_USER ": my own words, echoed by redis";
-    const char *ch = fz_w.cfg->channel;
+    const char *ch = fz_srv.cfg->channel;
+    size_t chlen = fz_srv.cfg->channel_len;
     struct ipc_msg m;
 
     if (fz_broker_fd == -1)
         return; /* no broker, no deliveries */
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, ch, strlen(ch), other, sizeof(other) - 1, NULL, 0);
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, ch, chlen, other, sizeof(other) - 1, NULL, 0);
     fz_broker_send(&m);
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, ch, strlen(ch), own, sizeof(own) - 1, NULL, 0);
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, ch, chlen, own, sizeof(own) - 1, NULL, 0);
     fz_broker_send(&m);
-    ipc_msg_set(&m, IPC_PUBLISH_FAIL, 7, 0, ch, strlen(ch), FZ_USER, strlen(FZ_USER),
+    ipc_msg_set(&m, IPC_PUBLISH_FAIL, 7, 0, ch, chlen, FZ_USER, strlen(FZ_USER),
                 "redis down", 10);
     fz_broker_send(&m);
     fz_run(client_fd);
@@ -519,16 +546,17 @@ static int fz_field_is(const struct ipc_field *f, const char *s)
 static void fz_check_broker_stream(struct fz_rx *rx, const struct fz_expect *ex,
                                    struct fz_seen *seen)
 {
-    const char *ch = fz_w.cfg->channel;
+    const char *ch = fz_srv.cfg->channel;
+    size_t chlen = fz_srv.cfg->channel_len;
     size_t pos = 0;
 
     FUZZ_CHECK(!rx->truncated);
     while (pos < rx->len) {
         struct ipc_msg m;
-        ssize_t n = ipc_decode(rx->p + pos, rx->len - pos, fz_w.max_frame, &m);
+        ssize_t n = ipc_decode(rx->p + pos, rx->len - pos, fz_max_frame, &m);
 
         FUZZ_CHECK(n > 0); /* nothing partial, nothing malformed */
-        FUZZ_CHECK(m.nfields >= 1 && fz_field_is(&m.f[0], ch));
+        FUZZ_CHECK(m.nfields >= 1 && m.f[0].len == chlen && memcmp(m.f[0].p, ch, chlen) == 0);
         if (m.type == IPC_HELLO || m.type == IPC_PING) {
             if (m.type == IPC_HELLO)
                 seen->hellos++;
@@ -556,7 +584,7 @@ static void fz_check_broker_stream(struct fz_rx *rx, const struct fz_expect *ex,
             break;
         case IPC_PUBLISH:
             FUZZ_CHECK(!ex->echo && ex->may_publish);
-            FUZZ_CHECK(m.f[2].len <= (uint32_t)fz_w.cfg->max_message_size);
+            FUZZ_CHECK(m.f[2].len <= (uint32_t)fz_srv.cfg->max_message_size);
             FUZZ_CHECK(fz_utf8_valid(m.f[2].p, m.f[2].len));
             FUZZ_CHECK(chat_text_allowed((const char *)m.f[2].p, m.f[2].len));
             break;
@@ -593,13 +621,12 @@ static void fz_cfg_make(struct cfg *c, int strict)
 
 static void fz_broker_connect(int announce);
 
-/* worker.c's worker_pass_cb: a broadcast pass held back by flush-interval */
-static void fz_pass_cb(evutil_socket_t fd, short what, void *arg)
+/* The current cfg (plain or strict, per input) everywhere it is kept. */
+static void fz_set_cfg(const struct cfg *c)
 {
-    (void)fd;
-    (void)what;
-    (void)arg;
-    wss_stream_pass(&fz_w);
+    fz_srv.cfg = c;
+    fz_srv.site.cfg = c;
+    fz_chat.cfg = c;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -611,21 +638,35 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fz_cfg_make(&fz_cfg_plain, 0);
     fz_cfg_make(&fz_cfg_strict, 1);
 
-    memset(&fz_w, 0, sizeof(fz_w));
-    fz_w.cfg = &fz_cfg_plain;
-    fz_w.listen_fd = -1;
-    fz_w.max_frame = ipc_frame_max_for((size_t)fz_cfg_plain.max_message_size);
-    dict_init(&fz_w.users);
-    dict_init(&fz_w.pending);
-    FUZZ_CHECK(bcast_init(&fz_w.log) == 0);
-    fz_w.base = event_base_new();
-    FUZZ_CHECK(fz_w.base != NULL);
-    fz_w.pass_ev = evtimer_new(fz_w.base, fz_pass_cb, NULL);
-    FUZZ_CHECK(fz_w.pass_ev != NULL);
-    fz_w.ccount = ccount_create();
-    FUZZ_CHECK(fz_w.ccount != NULL);
-    fz_w.ccount_row = ccount_row_acquire(fz_w.ccount);
-    FUZZ_CHECK(fz_w.ccount_row >= 0);
+    /* as worker.c's worker_setup and worker_routes */
+    {
+        struct event_base *base = event_base_new();
+        struct ccount *cc = ccount_create();
+        int row;
+        size_t n = 0;
+
+        FUZZ_CHECK(base != NULL && cc != NULL);
+        row = ccount_row_acquire(cc);
+        FUZZ_CHECK(row >= 0);
+        fz_max_frame = ipc_frame_max_for((size_t)fz_cfg_plain.max_message_size);
+        FUZZ_CHECK(fz_cfg_strict.max_message_size == fz_cfg_plain.max_message_size);
+        memset(&fz_srv, 0, sizeof(fz_srv));
+        FUZZ_CHECK(wss_server_init(&fz_srv, base, &fz_cfg_plain, cc, row) == 0);
+        FUZZ_CHECK(fz_srv.pass_ev != NULL);
+        fz_srv.on_gone = fz_on_session_gone;
+        fz_srv.arg = &fz_srv;
+        chat_init(&fz_chat, &fz_cfg_plain, &fz_srv, fz_send_broker, &fz_chat);
+        fz_routes[n++] = (struct http_route){"/", HTTP_ROUTE_TEXT, "you are good to go!", NULL};
+        fz_routes[n++] = (struct http_route){"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL};
+        fz_routes[n++] = (struct http_route){"/chat/", HTTP_ROUTE_WS, NULL, &fz_chat.app};
+        fz_routes[n++] = (struct http_route){"/echo", HTTP_ROUTE_WS, NULL, &echo_app};
+        FUZZ_CHECK(fz_cfg_plain.echo_endpoint && fz_cfg_strict.echo_endpoint);
+        fz_srv.site.routes = fz_routes;
+        fz_srv.site.nroutes = n;
+        fz_srv.site.ws_not_found = "not found: chat endpoints are /chat/{user}";
+        fz_srv.site.cfg = &fz_cfg_plain;
+        fz_srv.site.unavailable = fz_unavailable;
+    }
 
     fz_broker_connect(0);
     return 0;
@@ -638,19 +679,20 @@ static void fz_broker_connect(int announce)
 {
     int sv[2];
 
-    FUZZ_CHECK(fz_w.broker == NULL && fz_broker_fd == -1);
+    FUZZ_CHECK(fz_broker == NULL && fz_broker_fd == -1);
     FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-    fz_w.broker = ipc_link_new(fz_w.base, sv[0], fz_w.max_frame, fz_on_broker_msg,
+    fz_broker = ipc_link_new(fz_srv.base, sv[0], fz_max_frame, fz_on_broker_msg,
                                fz_on_broker_batch, fz_on_broker_close, NULL);
-    FUZZ_CHECK(fz_w.broker != NULL);
+    FUZZ_CHECK(fz_broker != NULL);
     fz_broker_fd = sv[1];
     if (announce) {
         struct ipc_msg m;
-        const char *ch = fz_w.cfg->channel;
+        const char *ch = fz_srv.cfg->channel;
+        size_t chlen = fz_srv.cfg->channel_len;
 
-        ipc_msg_set(&m, IPC_HELLO, 0, 0, ch, strlen(ch), "4711", 4, NULL, 0);
-        ipc_link_send(fz_w.broker, &m);
-        chat_on_broker_up(&fz_w);
+        ipc_msg_set(&m, IPC_HELLO, 0, 0, ch, chlen, "4711", 4, NULL, 0);
+        ipc_link_send(fz_broker, &m);
+        chat_on_broker_up(&fz_chat);
     }
 }
 
@@ -663,7 +705,7 @@ static void fz_broker_answer_pings(int client_fd)
     fz_run(client_fd);
     while (pos < fz_broker_rx.len) {
         struct ipc_msg m, pong;
-        ssize_t n = ipc_decode(fz_broker_rx.p + pos, fz_broker_rx.len - pos, fz_w.max_frame, &m);
+        ssize_t n = ipc_decode(fz_broker_rx.p + pos, fz_broker_rx.len - pos, fz_max_frame, &m);
 
         if (n <= 0)
             break; /* fz_check_broker_stream reports it */
@@ -682,12 +724,12 @@ static void fz_broker_lose(int client_fd, const struct fz_expect *ex, struct fz_
 {
     fz_run(client_fd);
     fz_check_broker_stream(&fz_broker_rx, ex, seen);
-    ipc_link_free(fz_w.broker);
-    fz_w.broker = NULL;
+    ipc_link_free(fz_broker);
+    fz_broker = NULL;
     close(fz_broker_fd);
     fz_broker_fd = -1;
-    chat_on_broker_lost(&fz_w);
-    wss_flush_dirty(&fz_w);
+    chat_on_broker_lost(&fz_chat);
+    wss_flush_dirty(&fz_srv);
     fz_run(client_fd);
 }
 
@@ -695,26 +737,36 @@ static void fz_broker_lose(int client_fd, const struct fz_expect *ex, struct fz_
 static void fz_broker_back(int client_fd, struct fz_expect *ex)
 {
     struct ipc_msg m;
-    const char *ch = fz_w.cfg->channel;
+    const char *ch = fz_srv.cfg->channel;
+    size_t chlen = fz_srv.cfg->channel_len;
 
-    ex->rejoins += (int)fz_w.users.count; /* each held name is registered again */
-    ex->joins_resent += (int)fz_w.pending.count;
+    ex->rejoins += (int)fz_chat.users.count; /* each held name is registered again */
+    ex->joins_resent += (int)fz_chat.pending.count;
     fz_broker_connect(1);
-    ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_UP, ch, strlen(ch), NULL, 0, NULL, 0);
+    ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_UP, ch, chlen, NULL, 0, NULL, 0);
     fz_broker_send(&m);
     fz_run(client_fd);
 }
 
 /* ---- one input ------------------------------------------------------------------------- */
 
+/* dict_foreach over chat.pending: the 4-byte request id, to *arg */
+static void fz_pending_id(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)val;
+    FUZZ_CHECK(keylen == sizeof(uint32_t));
+    memcpy(arg, key, sizeof(uint32_t));
+}
+
 static void fz_join_reply(uint32_t id, uint16_t status)
 {
     struct ipc_msg m;
-    const char *ch = fz_w.cfg->channel;
+    const char *ch = fz_srv.cfg->channel;
+    size_t chlen = fz_srv.cfg->channel_len;
 
-    ipc_msg_set(&m, IPC_JOIN_REPLY, id, status, ch, strlen(ch), FZ_USER, strlen(FZ_USER), NULL, 0);
-    chat_on_broker_msg(&fz_w, &m);
-    wss_flush_dirty(&fz_w); /* what the link's batch callback does */
+    ipc_msg_set(&m, IPC_JOIN_REPLY, id, status, ch, chlen, FZ_USER, strlen(FZ_USER), NULL, 0);
+    chat_on_broker_msg(&fz_chat, &m);
+    wss_flush_dirty(&fz_srv); /* what the link's batch callback does */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -752,11 +804,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     body = size > skip ? data + skip : data;
     blen = size > skip ? size - skip : 0;
 
-    fz_w.cfg = (flags & FZ_STRICT) ? &fz_cfg_strict : &fz_cfg_plain;
-    fz_w.redis_up = !(mode & FZ_REDIS_DOWN);
-    fz_w.next_req = 0;
-    fz_w.next_conn_id = 0;
-    fz_w.stopping = 0;
+    fz_set_cfg((flags & FZ_STRICT) ? &fz_cfg_strict : &fz_cfg_plain);
+    fz_chat.redis_up = !(mode & FZ_REDIS_DOWN);
+    fz_chat.next_req = 0;
+    fz_srv.next_conn_id = 0;
     fz_gone_calls = 0;
     ex.echo = flags & FZ_ECHO;
 
@@ -793,22 +844,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sin.sin_port = htons(40000);
     sin.sin_addr.s_addr = htonl(0x7f000001);
     bucket = ccount_bucket((const struct sockaddr *)&sin);
-    ccount_add(fz_w.ccount, fz_w.ccount_row, bucket, 1);
-    wss_accept(&fz_w, cv[0], "fuzz", bucket);
-    FUZZ_CHECK(fz_w.sessions != NULL && fz_w.sessions->fd == cv[0]);
+    ccount_add(fz_srv.ccount, fz_srv.ccount_row, bucket, 1);
+    wss_accept(&fz_srv, cv[0], "fuzz", bucket);
+    FUZZ_CHECK(fz_srv.sessions != NULL && fz_srv.sessions->fd == cv[0]);
 
     /* the head (with the frames, in mode WITH_HEAD) in one write */
     fz_feed(cv[1], first, nfirst, 0, 0);
     fz_run(cv[1]);
 
     if (!ex.echo) {
-        struct wss_session *s = fz_w.sessions;
+        struct wss_session *s = fz_srv.sessions;
 
         /* the upgrade went through and the name was asked for (the broker
          * decides, whatever it said about Redis) */
-        FUZZ_CHECK(s != NULL && s->state == WSS_JOINING);
-        ex.join_req = s->join_req;
+        FUZZ_CHECK(s != NULL && s->state == WSS_UPGRADED);
+        /* the join's request id is chat's own: the one key of its pending
+         * dict (fz_check_broker_stream checks the JOIN carried it) */
+        FUZZ_CHECK(fz_chat.pending.count == 1);
+        dict_foreach(&fz_chat.pending, fz_pending_id, &ex.join_req);
         FUZZ_CHECK(ex.join_req != 0);
+        FUZZ_CHECK(s->app == &fz_chat.app && strcmp(s->label, "user=" FZ_USER) == 0);
         if (answer != FZ_ANSWER_NONE) {
             static const uint16_t status[] = {IPC_JOIN_ACCEPTED, IPC_JOIN_TAKEN,
                                               IPC_JOIN_UNAVAILABLE};
@@ -822,9 +877,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (mode & FZ_LINK_DOWN) {
         struct ipc_msg m;
-        const char *ch = fz_w.cfg->channel;
+        const char *ch = fz_srv.cfg->channel;
+        size_t chlen = fz_srv.cfg->channel_len;
 
-        ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_DOWN, ch, strlen(ch), NULL, 0, NULL, 0);
+        ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_DOWN, ch, chlen, NULL, 0, NULL, 0);
         fz_broker_send(&m);
         fz_run(cv[1]);
     }
@@ -843,9 +899,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* teardown, as worker_main's exit path */
-    while (fz_w.sessions != NULL)
-        wss_destroy(fz_w.sessions, "fuzz teardown");
-    if (fz_w.broker == NULL) /* back only now: the orphaned leaves go out */
+    while (fz_srv.sessions != NULL)
+        wss_destroy(fz_srv.sessions, "fuzz teardown");
+    if (fz_broker == NULL) /* back only now: the orphaned leaves go out */
         fz_broker_back(cv[1], &ex);
     if (ex.join_req != 0 && answer == FZ_ANSWER_NONE) {
         /* the answer comes after the session left: the name goes back */
@@ -855,13 +911,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_broker_answer_pings(cv[1]);
 
     FUZZ_CHECK(fz_gone_calls == 1);
-    FUZZ_CHECK(fz_w.sessions == NULL && fz_w.nsessions == 0 && fz_w.nupgraded == 0);
-    FUZZ_CHECK(fz_w.users.count == 0 && fz_w.pending.count == 0);
-    FUZZ_CHECK(fz_w.dirty == NULL);
+    FUZZ_CHECK(fz_srv.sessions == NULL && fz_srv.nsessions == 0 && fz_srv.nupgraded == 0);
+    FUZZ_CHECK(fz_chat.users.count == 0 && fz_chat.pending.count == 0);
+    FUZZ_CHECK(fz_srv.dirty == NULL);
     /* no cursor left: only the log's own reference holds its empty tail */
-    FUZZ_CHECK(fz_w.log.tail->frame == NULL && fz_w.log.tail->refs == 1);
-    FUZZ_CHECK(ccount_total(fz_w.ccount) == 0 && ccount_ip(fz_w.ccount, bucket) == 0);
-    FUZZ_CHECK(ipc_link_pending(fz_w.broker) == 0);
+    FUZZ_CHECK(fz_srv.log.tail->frame == NULL && fz_srv.log.tail->refs == 1);
+    FUZZ_CHECK(ccount_total(fz_srv.ccount) == 0 && ccount_ip(fz_srv.ccount, bucket) == 0);
+    FUZZ_CHECK(ipc_link_pending(fz_broker) == 0);
     FUZZ_CHECK(fcntl(cv[0], F_GETFD) == -1 && errno == EBADF); /* the session closed its fd */
     fz_drain(cv[1], &fz_client_rx);
     FUZZ_CHECK(fz_client_rx.eof);
@@ -888,7 +944,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(seen.leaves <= ex.leaves && seen.leaves + seen.orphan_leaves >= ex.leaves);
     FUZZ_CHECK(seen.orphan_leaves == 0 || seen.hellos > 0); /* re-sent only to a new broker */
     FUZZ_CHECK(seen.hellos == ((flags & FZ_LOST) != 0));
-    FUZZ_CHECK(fz_w.orphans == NULL);
+    FUZZ_CHECK(fz_chat.orphans == NULL);
 
     free(frames);
     free(first);

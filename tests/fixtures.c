@@ -192,6 +192,42 @@ int fx_join_spread(struct wsc *u, int *slot, int max, const struct h_chat *c, in
     return n;
 }
 
+/* ---- processes ------------------------------------------------------------- */
+
+pid_t fx_started_pid(const char *log, const char *who, int nth, int timeout_ms)
+{
+    char needle[64], line[1024];
+    pid_t pid = 0;
+    int seen = 0;
+    FILE *f;
+
+    snprintf(needle, sizeof(needle), "started %s, pid ", who);
+    if (!h_wait_count(log, needle, nth, timeout_ms) || (f = fopen(log, "r")) == NULL)
+        return 0;
+    while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strstr(line, needle);
+        if (p != NULL && ++seen == nth)
+            pid = (pid_t)atoi(p + strlen(needle));
+    }
+    fclose(f);
+    return pid;
+}
+
+long fx_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL && sscanf(line, "VmRSS: %ld kB", &kb) != 1)
+        ;
+    fclose(f);
+    return kb;
+}
+
 /* ---- Redis ------------------------------------------------------------------ */
 
 /* SMEMBERS key as "\nm1\nm2\n", so that "\nname\n" finds a member. */

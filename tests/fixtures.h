@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "harness.h"
 #include "wsclient.h"
@@ -79,6 +80,16 @@ const char *fx_slots_text(const int *slot, int n, char *buf, size_t cap);
  * and there are at least `min`, at most `max`; each one's slot in slot[].
  * Returns how many joined. */
 int fx_join_spread(struct wsc *u, int *slot, int max, const struct h_chat *c, int min);
+
+/* ---- processes ------------------------------------------------------------- */
+
+/* The pid the master logged at the nth start (from 1) of `who` ("broker",
+ * "worker 1"), waiting up to timeout_ms for it; 0 if none. From the log, not
+ * the ps titles, which valgrind hides. */
+pid_t fx_started_pid(const char *log, const char *who, int nth, int timeout_ms);
+
+/* The VmRSS of pid in kB (from /proc), or -1. */
+long fx_rss_kb(pid_t pid);
 
 /* ---- Redis ------------------------------------------------------------------ */
 

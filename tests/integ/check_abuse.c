@@ -82,21 +82,6 @@ static int tcp_open(int port)
 
 /* ---- processes and memory --------------------------------------------- */
 
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL && sscanf(line, "VmRSS: %ld kB", &kb) != 1)
-        ;
-    fclose(f);
-    return kb;
-}
-
 /* The VmRSS of every worker of an instance, from a baseline on. */
 struct rss {
     int n;
@@ -114,7 +99,7 @@ static void rss_begin(struct rss *r, const struct h_chat *c, int workers)
         if (h_cmdline(kids[i], cmd, sizeof(cmd)) > 0 &&
             strncmp(cmd, "redis-chat: worker ", 19) == 0) {
             r->pid[r->n] = kids[i];
-            r->base[r->n] = r->peak[r->n] = rss_kb(kids[i]);
+            r->base[r->n] = r->peak[r->n] = fx_rss_kb(kids[i]);
             ck_assert_int_gt(r->base[r->n++], 0);
         }
     ck_assert_int_eq(r->n, workers);
@@ -127,7 +112,7 @@ static long rss_sample(struct rss *r)
     int i;
 
     for (i = 0; i < r->n; i++) {
-        ck_assert_msg((kb = rss_kb(r->pid[i])) > 0, "worker %d is gone", (int)r->pid[i]);
+        ck_assert_msg((kb = fx_rss_kb(r->pid[i])) > 0, "worker %d is gone", (int)r->pid[i]);
         r->peak[i] = kb > r->peak[i] ? kb : r->peak[i];
         worst = r->peak[i] - r->base[i] > worst ? r->peak[i] - r->base[i] : worst;
     }

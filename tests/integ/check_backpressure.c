@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "wsclient.h"
 
-#define T_MSG_MS 3000 /* a message that must come */
 #define T_GONE_MS 5000 /* the stuck worker killed, its users told */
 
 #define MAX_USERS 32 /* joins until the other worker holds 2: < 1e-7 to miss by chance */
@@ -49,117 +49,7 @@
 #define RSS_CHECKED 1
 #endif
 
-#define ASSERT_LOG(cond, log)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            h_dump_tail((log), 40);                                                                \
-            ck_abort_msg("Assertion '%s' failed", #cond);                                          \
-        }                                                                                          \
-    } while (0)
-
-/* ---- fixture: servers go below a temp dir the runner removes ------------ */
-
-static char tmp_base[256], tmp_old[256];
-
-static void tmp_enter(void)
-{
-    const char *old = getenv("TMPDIR");
-
-    snprintf(tmp_old, sizeof(tmp_old), "%s", old != NULL ? old : "");
-    ck_assert_int_eq(h_tmpdir(tmp_base, sizeof(tmp_base)), 0);
-    ck_assert_int_eq(setenv("TMPDIR", tmp_base, 1), 0);
-}
-
-static void tmp_leave(void)
-{
-    if (tmp_old[0] != '\0')
-        setenv("TMPDIR", tmp_old, 1);
-    else
-        unsetenv("TMPDIR");
-    h_rmrf(tmp_base);
-}
-
 /* ---- helpers -------------------------------------------------------------- */
-
-static void chat_join(struct wsc *c, int port, const char *name)
-{
-    char path[256], welcome[256];
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
-    st = wsc_connect(c, port, path, NULL, T_MSG_MS);
-    ck_assert_msg(st == 101, "%s: HTTP %d, not 101", name, st);
-    ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "%s: no welcome", name);
-}
-
-/* Which worker slot holds `user`, from its "user=NAME: joined" log line. */
-static int user_slot(const char *log, const char *user)
-{
-    char needle[160], line[1024];
-    int slot = -1;
-    FILE *f;
-
-    snprintf(needle, sizeof(needle), "user=%s: joined", user);
-    if (!h_wait_log(log, needle, 2000) || (f = fopen(log, "r")) == NULL)
-        return -1;
-    while (slot < 0 && fgets(line, sizeof(line), f) != NULL) {
-        const char *w = strstr(line, " worker[");
-        if (strstr(line, needle) != NULL && w != NULL)
-            slot = atoi(w + strlen(" worker["));
-    }
-    fclose(f);
-    return slot;
-}
-
-/* Read and drop texts until none came for 300 ms; the connection must stay. */
-static void drain(struct wsc *c)
-{
-    char got[TEXT_MAX];
-    int r;
-
-    do
-        r = wsc_recv_text(c, got, sizeof(got), 300);
-    while (r > 0 || (r == 0 && !c->timed_out));
-    ck_assert_msg(r == 0, "connection closed while draining (close code %d)", c->close_code);
-}
-
-/* The pid the master logged at the nth start (from 1) of `who` ("broker",
- * "worker 1"), waiting up to timeout_ms for it; 0 if none. From the log, not
- * the ps titles, which valgrind hides. */
-static pid_t started_pid(const char *log, const char *who, int nth, int timeout_ms)
-{
-    char needle[64], line[1024];
-    pid_t pid = 0;
-    int seen = 0;
-    FILE *f;
-
-    snprintf(needle, sizeof(needle), "started %s, pid ", who);
-    if (!h_wait_count(log, needle, nth, timeout_ms) || (f = fopen(log, "r")) == NULL)
-        return 0;
-    while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
-        const char *p = strstr(line, needle);
-        if (p != NULL && ++seen == nth)
-            pid = (pid_t)atoi(p + strlen(needle));
-    }
-    fclose(f);
-    return pid;
-}
-
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL && sscanf(line, "VmRSS: %ld kB", &kb) != 1)
-        ;
-    fclose(f);
-    return kb;
-}
 
 /* The flood as the receivers must see it: the sender's messages, all, once,
  * in order; between them, once each, the leaves of the stuck worker's users. */
@@ -225,12 +115,11 @@ START_TEST(test_stopped_worker_bounded)
     long long t0;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    ck_assert_int_eq(h_chat_start(&c, &r, 2, "max-worker-backlog 256k\nrate-limit 0\n"), 0);
-    ASSERT_LOG(h_wait_count(c.log, "chat service available", 2, 10000), c.log);
+    fx_chat_ready(&c, &r, 2, "max-worker-backlog 256k\nrate-limit 0\n");
     for (n = 0; n < MAX_USERS; n++) {
         snprintf(name, sizeof(name), "u%d", n);
-        chat_join(&u[n], c.port, name);
-        slot[n] = user_slot(c.log, name);
+        fx_join(&u[n], c.port, name, NULL, __LINE__);
+        slot[n] = fx_user_slot(c.log, name);
         ck_assert_msg(slot[n] == 0 || slot[n] == 1, "%s: no join line in %s", name, c.log);
         /* u0's worker is the victim; the other needs a sender and a receiver */
         count[slot[n]]++;
@@ -243,7 +132,7 @@ START_TEST(test_stopped_worker_bounded)
     memset(&f, 0, sizeof(f));
     f.log = c.log;
     for (i = 0; i < n; i++) {
-        drain(&u[i]);
+        fx_drain(&u[i]);
         if (slot[i] == victim) {
             snprintf(f.leaves[f.nleaves++], sizeof(f.leaves[0]), "u%d: has left the chat!", i);
         } else if (sender < 0) {
@@ -256,13 +145,13 @@ START_TEST(test_stopped_worker_bounded)
     }
     f.plen = (size_t)snprintf(f.prefix, sizeof(f.prefix), "u%d: ", sender);
 
-    broker = started_pid(c.log, "broker", 1, 0);
+    broker = fx_started_pid(c.log, "broker", 1, 0);
     snprintf(who, sizeof(who), "worker %d", victim);
-    stuck = started_pid(c.log, who, 1, 0);
+    stuck = fx_started_pid(c.log, who, 1, 0);
     ck_assert_int_ne(broker, 0);
     ck_assert_int_ne(stuck, 0);
     rss_checked = RSS_CHECKED && getenv("REDIS_CHAT_VALGRIND") == NULL;
-    base_kb = peak_kb = rss_kb(broker);
+    base_kb = peak_kb = fx_rss_kb(broker);
     ck_assert_int_gt(base_kb, 0);
     /* no SIGCONT anywhere: it must be killed below, and if a check fails
      * first, check's SIGKILL to the test's process group takes it too */
@@ -285,7 +174,7 @@ START_TEST(test_stopped_worker_bounded)
         for (i = 0; i < nrx; i++)
             while (rx[i].got < sent)
                 receive_one(&rx[i], &f, T_MSG_MS);
-        kb = rss_kb(broker);
+        kb = fx_rss_kb(broker);
         peak_kb = kb > peak_kb ? kb : peak_kb;
         ck_assert_msg(!rss_checked || peak_kb - base_kb < BACKLOG_KB + RSS_MARGIN_KB,
                       "the broker grew by %ld kB after %d messages of %d bytes (bound %ld kB + "
@@ -303,7 +192,7 @@ START_TEST(test_stopped_worker_bounded)
     ASSERT_LOG(h_wait_log(c.log, text, T_GONE_MS), c.log);
     ASSERT_LOG(h_file_contains(c.log, "(max-worker-backlog 262144): dropping it"), c.log);
     ck_assert_int_eq(h_wait_exit(stuck, T_GONE_MS, NULL), 1);
-    fresh = started_pid(c.log, who, 2, T_GONE_MS);
+    fresh = fx_started_pid(c.log, who, 2, T_GONE_MS);
     ck_assert_msg(fresh != 0 && fresh != stuck, "no new %s", who);
     /* at once, even right after its start: falling behind is no start failure */
     snprintf(text, sizeof(text), "worker %d killed by signal %d", victim, SIGKILL);
@@ -319,11 +208,11 @@ START_TEST(test_stopped_worker_bounded)
         while (rx[i].left < f.nleaves)
             receive_one(&rx[i], &f, T_GONE_MS);
         ck_assert_int_eq(rx[i].got, sent);
-        ck_assert_msg(wsc_no_text(rx[i].c, 300), "%s: more after the leaves", rx[i].name);
+        ck_assert_msg(wsc_no_text(rx[i].c, T_QUIET_MS), "%s: more after the leaves", rx[i].name);
     }
     /* the names are free again: u0, the victim's first user, rejoins */
     wsc_free(&u[0]);
-    chat_join(&u[0], c.port, "u0");
+    fx_join(&u[0], c.port, "u0", NULL, __LINE__);
     for (i = 0; i < nrx; i++)
         ck_assert_msg(wsc_expect_text(rx[i].c, "u0: has joined the chat!", T_MSG_MS),
                       "%s: no join of u0", rx[i].name);
@@ -340,7 +229,7 @@ static Suite *backpressure_suite(void)
     Suite *s = suite_create("backpressure");
     TCase *tc = tcase_create("stuck worker");
 
-    tcase_add_unchecked_fixture(tc, tmp_enter, tmp_leave);
+    tcase_add_unchecked_fixture(tc, fx_tmp_enter, fx_tmp_leave);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_stopped_worker_bounded);
     suite_add_tcase(s, tc);
