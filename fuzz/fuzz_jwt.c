@@ -31,18 +31,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "fuzz_check.h"
 #include "fuzz_jwt.h"
 #include "jwt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond)                                                             \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
 
 #define FZJ_HS256_LEN 32
 
