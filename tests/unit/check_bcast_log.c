@@ -116,9 +116,7 @@ START_TEST(test_long_stretch)
 }
 END_TEST
 
-int main(void)
-{
-    /* Readers are listed in their log; a log is on its owner's dirty list at
+/* Readers are listed in their log; a log is on its owner's dirty list at
  * most once, comes off it in order, and leaves it when freed. */
 START_TEST(test_readers_and_dirty_list)
 {
@@ -157,7 +155,9 @@ START_TEST(test_readers_and_dirty_list)
 }
 END_TEST
 
-Suite *s = suite_create("bcast_log");
+int main(void)
+{
+    Suite *s = suite_create("bcast_log");
     TCase *tc = tcase_create("bcast_log");
 
     tcase_add_test(tc, test_order_and_positions);
