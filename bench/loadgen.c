@@ -32,9 +32,9 @@
  * Process layout: the parent forks --procs K children (always at least one);
  * each child owns an even share of the connections and runs its own epoll
  * loop; the parent coordinates phases over pipes, aggregates the reports and
- * prints. Stdout carries only phase markers ("ready conns=N", "sending",
- * "done", "drained") and exactly one "result key=value ..." line; the human
- * summary goes to stderr.
+ * prints. Stdout carries only phase markers ("ready conns=N", "joined",
+ * "baseline", "sending", "done", "drained") and exactly one "result
+ * key=value ..." line; the human summary goes to stderr.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -1834,7 +1834,7 @@ static void usage(void)
         "           --size BYTES (64)  --settle S (0.5)  --drain-timeout, --drain-max as fanout\n"
         "           --one-room (everyone in the default room: /chat/{user})\n"
         "           --baseline S (0: seconds between the 'baseline' and 'sending' lines)\n"
-        "stdout: phase lines (ready conns=N / baseline / sending / done / drained) and one 'result k=v ...'\n",
+        "stdout: phase lines (ready conns=N / joined / baseline / sending / done / drained) and one 'result k=v ...'\n",
         stderr);
     exit(2);
 }
@@ -2027,6 +2027,8 @@ int main(int argc, char **argv)
         setup_s = (double)(t_ready - t_start) / 1e9;
         fprintf(stderr, "loadgen: %ld connections welcomed in %.3f s (%.0f/s)\n", nconn, setup_s,
                 (double)nconn / setup_s);
+        if (O.mode == MODE_ROOMS)
+            say("joined"); /* the join window ends here */
     } else {
         wait_all('r', t_start + 10000000000ull);
     }
