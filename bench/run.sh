@@ -25,7 +25,8 @@ usage() {
     cat <<'EOF'
 usage: bench/run.sh [options] [BUILD_DIR]
   --smoke             each mode for a few seconds with small counts, 1 repetition;
-                      fails when a mode fails or fan-out loses messages
+                      fails when a mode fails, fan-out loses messages or a
+                      room delivery is lost, duplicated or crosses rooms
   --reps N            repetitions per scenario (default 3)
   --only SCENARIO     one of fanout-fixed reference fanout-max latency idle churn
                       rooms idle100k (reference: the fanout-fixed run against
