@@ -28,7 +28,8 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       fails when a mode fails, fan-out loses messages or a
                       room delivery is lost, duplicated or crosses rooms
   --reps N            repetitions per scenario (default 3)
-  --only SCENARIO     one of fanout-fixed reference fanout-max latency idle churn
+  --only SCENARIO[,SCENARIO...]
+                      one or more of fanout-fixed reference fanout-max latency idle churn
                       rooms idle100k (reference: the fanout-fixed run against
                       bench/refcast, a trivial one-process broadcaster, for a
                       ratio that does not move with the host; rooms: many
@@ -115,10 +116,13 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 for v in "$ROOMS_N" "$ROOMS_U" "$ROOMS_RATE"; do
     [[ -z $v || $v =~ ^[1-9][0-9]*$ ]] || die "bad --rooms / --room-size / --room-rate $v"
 done
-case $ONLY in
-"" | fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | idle100k) ;;
-*) die "unknown scenario $ONLY" ;;
-esac
+IFS=, read -ra ONLY_LIST <<<"$ONLY"
+for v in "${ONLY_LIST[@]}"; do
+    case $v in
+    fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | idle100k) ;;
+    *) die "unknown scenario $v" ;;
+    esac
+done
 NEW_CHAT=$REDIS_CHAT OLD_CHAT=""
 if [[ -n $AB_DIR ]]; then
     AB_DIR=$(cd "$AB_DIR" && pwd) || die "no directory $AB_DIR"
@@ -130,12 +134,12 @@ if ((SMOKE)); then
     REPS=1
     SCENARIOS=(fanout-fixed reference idle churn rooms)
 elif [[ -n $ONLY ]]; then
-    SCENARIOS=("$ONLY")
+    SCENARIOS=("${ONLY_LIST[@]}")
 else
     SCENARIOS=(fanout-fixed reference fanout-max latency churn idle rooms)
     ((FULL)) && SCENARIOS+=(idle100k)
 fi
-[[ -n $ONLY ]] && SCENARIOS=("$ONLY")
+[[ -n $ONLY ]] && SCENARIOS=("${ONLY_LIST[@]}")
 [[ " ${SCENARIOS[*]} " != *" reference "* || -x $REFCAST ]] || die "no $REFCAST (make bench/refcast)"
 
 mkdir -p "$OUT"
