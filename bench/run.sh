@@ -974,8 +974,12 @@ for SCEN in "${SCENARIOS[@]}"; do
     say " $SCEN over $REPS repetition(s):"
     show_figures "$SCEN"
     if [[ -n $OLD_CHAT ]]; then
-        say " $SCEN on the old build:"
-        show_figures "$SCEN (old)"
+        if [[ " ${ORDER[*]}" == *" $SCEN (old)|"* ]]; then
+            say " $SCEN on the old build:"
+            show_figures "$SCEN (old)"
+        else
+            say " $SCEN on the old build: nothing recorded"
+        fi
         if [[ -n $(ab_rows "$SCEN") ]]; then
             say " new/old:"
             ab_rows "$SCEN" | awk -F' [|] ' '{ printf "   %-28s new %-10s old %-10s pairs %-24s medians %s\n", $2, $3, $4, $5, $6 }'
