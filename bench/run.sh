@@ -39,7 +39,8 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       (default: not written, the server's default applies;
                       idle100k uses "no" unless this is given)
   --workers W         workers per instance (default 2; idle100k uses 6)
-  --lg-procs K        loadgen processes for the fan-out scenarios (default 1)
+  --lg-procs K        loadgen processes for the fan-out and rooms scenarios
+                      (default 1; rooms: whole rooms per process)
   --max-deliv N       take N deliveries/s as the max sustained rate for the
                       latency scenario instead of searching it (fanout-max)
   --out DIR           where results go (default BUILD_DIR/bench-out)
