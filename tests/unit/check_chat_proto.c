@@ -732,6 +732,8 @@ START_TEST(test_ev_invalid_utf8)
     ck_assert_ptr_null(chat_ev_welcome(LIT(bad), LIT("u"), TS));
     ck_assert_ptr_null(chat_ev_message(LIT(trunc), LIT("u"), LIT("x"), NULL, 0, TS));
     ck_assert_ptr_null(chat_ev_error("send", LIT(bad), LIT("u"), "x", NULL, TS));
+    /* and the request (never from outside: a parsed type or a fixed name) */
+    ck_assert_ptr_null(chat_ev_error(bad, LIT("r"), LIT("u"), "x", NULL, TS));
 }
 END_TEST
 
