@@ -285,7 +285,7 @@ static void fz_events(const uint8_t *data, size_t size, int valid_names)
         json_decref(o);
     }
 
-    /* presence: the names split on '\n' */
+    /* presence: the names split on '\n', empty ones skipped */
     ev = chat_ev_presence(room, rlen, user, ulen, count, names, nlen, FZ_TS);
     FUZZ_CHECK((ev != NULL) == (rok && uok && nok));
     if (ev != NULL) {
@@ -300,6 +300,10 @@ static void fz_events(const uint8_t *data, size_t size, int valid_names)
             for (size_t i = 0; i <= nlen; i++) {
                 if (i < nlen && names[i] != '\n')
                     continue;
+                if (i == start) { /* an empty name is skipped */
+                    start = i + 1;
+                    continue;
+                }
                 FUZZ_CHECK(k < json_array_size(users));
                 {
                     json_t *v = json_array_get(users, k);
