@@ -57,16 +57,25 @@ void fx_conf_rewrite(const char *path, const char *from, const char *to)
 
 /* ---- users ----------------------------------------------------------------- */
 
-void fx_join(struct wsc *c, int port, const char *name, const char *extra_headers, int line)
+/* Upgrade on path as name and read its welcome. */
+static void fx_join_path(struct wsc *c, int port, const char *path, const char *name,
+                         const char *extra_headers, int line)
 {
-    char path[256], welcome[256];
+    char welcome[256];
     int st;
 
-    snprintf(path, sizeof(path), "/chat/%s", name);
     snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
     st = wsc_connect(c, port, path, extra_headers, T_MSG_MS);
     ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
     ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
+}
+
+void fx_join(struct wsc *c, int port, const char *name, const char *extra_headers, int line)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "/chat/%s", name);
+    fx_join_path(c, port, path, name, extra_headers, line);
 }
 
 /* 1 when text is the join notice of a user other than name. */
@@ -79,13 +88,13 @@ static int fx_other_join(const char *text, const char *name)
            (n - j != u || strncmp(text, name, u) != 0);
 }
 
-void fx_join_settled(struct wsc *c, int port, const char *name, int line)
+/* Let other users' join notices pass for FX_JOIN_SETTLE_MS after a welcome. */
+static void fx_settle(struct wsc *c, const char *name, int line)
 {
     char text[256];
     long long end;
     int st;
 
-    fx_join(c, port, name, NULL, line);
     for (end = h_now_ms() + FX_JOIN_SETTLE_MS; h_now_ms() < end;) {
         st = wsc_recv_text(c, text, sizeof(text), (int)(end - h_now_ms()));
         if (st == 0)
@@ -94,6 +103,24 @@ void fx_join_settled(struct wsc *c, int port, const char *name, int line)
                       "line %d: %s got \"%s\" right after its welcome", line, name, text);
         fprintf(stderr, "note: %s got a late \"%s\"\n", name, text);
     }
+}
+
+void fx_join_settled(struct wsc *c, int port, const char *name, int line)
+{
+    fx_join(c, port, name, NULL, line);
+    fx_settle(c, name, line);
+}
+
+void fx_join_room(struct wsc *c, int port, const char *room, const char *name, int line)
+{
+    char path[256];
+
+    if (room != NULL)
+        snprintf(path, sizeof(path), "/chat/%s/%s", room, name);
+    else
+        snprintf(path, sizeof(path), "/chat/%s", name);
+    fx_join_path(c, port, path, name, NULL, line);
+    fx_settle(c, name, line);
 }
 
 void fx_drain(struct wsc *c)

@@ -61,6 +61,10 @@ void fx_join(struct wsc *c, int port, const char *name, const char *extra_header
 #define FX_JOIN_SETTLE_MS 100
 void fx_join_settled(struct wsc *c, int port, const char *name, int line);
 
+/* fx_join_settled in a room, `/chat/{room}/{name}` (room NULL: the default
+ * room, `/chat/{name}`). */
+void fx_join_room(struct wsc *c, int port, const char *room, const char *name, int line);
+
 /* Read and drop texts until none came for T_QUIET_MS; the connection must stay. */
 void fx_drain(struct wsc *c);
 
