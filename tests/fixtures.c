@@ -2,9 +2,11 @@
  * instances, users and Redis keys, on top of harness.c and wsclient.c. */
 #include "fixtures.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -341,4 +343,37 @@ void fx_instance_id(const char *log, char *out, size_t cap)
     }
     fclose(f);
     ck_assert_msg(out[0] != '\0', "%s: no instance id", log);
+}
+
+void fx_spy_start(struct fx_spy *s, const struct h_redis *r, char *const words[])
+{
+    const char *tmp = getenv("TMPDIR");
+    int fd, n = 0;
+
+    snprintf(s->path, sizeof(s->path), "%s/spy.XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    fd = mkstemp(s->path);
+    ck_assert_int_ne(fd, -1);
+    close(fd);
+    while (words[n] != NULL)
+        n++;
+    s->pid = h_redis_cli_bg(r, s->path, words);
+    ck_assert_int_gt(s->pid, 0);
+    /* one confirmation per channel or pattern ("subscribe" / "psubscribe") */
+    ck_assert_msg(h_wait_count(s->path, "subscribe\n", n - 1, T_MSG_MS),
+                  "spy: %s not confirmed", words[0]);
+}
+
+void fx_spy_stop(struct fx_spy *s, char *out, size_t cap)
+{
+    FILE *f;
+    size_t n = 0;
+
+    kill(s->pid, SIGTERM);
+    ck_assert_int_eq(h_wait_exit(s->pid, T_MSG_MS, NULL), 1);
+    f = fopen(s->path, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(s->path);
 }
