@@ -21,6 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hiredis_compat.h"
+
+#include "broker_rooms.h"
 #include "chat_payload.h"
 #include "dict.h"
 #include "ipc.h"
@@ -31,38 +34,59 @@
 #include "outbox.h"
 #include "presence.h"
 #include "redis_link.h"
+#include "room.h"
 #include "util.h"
 
-#define BROKER_USER_MAX 128       /* bytes; workers validate names, we only bound them */
-#define BROKER_STOP_EXTRA_MS 2000 /* past shutdown-timeout, for the last leaves */
-#define BROKER_OUTBOX_TICK_MS 200 /* how often held messages are checked for expiry */
+#define BROKER_USER_MAX 128         /* bytes; workers validate names, we only bound them */
+#define BROKER_STOP_EXTRA_MS 2000   /* past shutdown-timeout, for the last leaves */
+#define BROKER_OUTBOX_TICK_MS 200   /* how often held messages are checked for expiry */
 #define BROKER_WORKERS_WAIT_MS 2000 /* after a start, for every worker to say HELLO */
 #define BROKER_LAST_REPLIES_MS 1000 /* unregistered at the stop timeout: Redis's last answers */
 
-/* One connected worker. Owned by the broker's list; its users dict owns
- * the name strings (key == value). */
+/* A name a worker holds in a room: the key of its users dict. */
+struct broker_held {
+    struct broker_room *room; /* holds one of the room's references */
+    size_t keylen;
+    char key[]; /* room, NUL, user */
+};
+
+/* A room one worker has members in: the value of its rooms dict. */
+struct broker_worker_room {
+    struct broker_room *room;
+    long n;
+};
+
+/* One connected worker. Owned by the broker's list. */
 struct broker_worker {
     struct broker_worker *prev, *next;
     struct ipc_link *link;
-    uint64_t id; /* never reused: pending Redis replies find their worker by it */
-    int slot;    /* -1 until HELLO */
-    pid_t pid;   /* from the socket (SO_PEERCRED): whom the master kills if it falls behind */
-    struct dict users;
+    uint64_t id;       /* never reused: pending Redis replies find their worker by it */
+    int slot;          /* -1 until HELLO */
+    pid_t pid;         /* from the socket (SO_PEERCRED): whom the master kills if it falls behind */
+    struct dict users; /* "room\0user" -> struct broker_held */
+    struct dict rooms; /* room name -> struct broker_worker_room: who gets a room's messages */
 };
 
-/* A request waiting for Redis: which worker asked, and about whom. */
+/* A request waiting for Redis: which worker asked, in which room, about
+ * whom. A granted join may then wait for its room's subscription. */
 struct broker_req {
+    struct broker_wait wait; /* first: brooms frees what waits at exit */
     uint64_t worker_id;
     uint32_t reqid;
-    size_t userlen;
+    struct broker_room *room; /* joins: the reference the join holds */
+    char roomname[ROOM_NAME_MAX + 1];
+    size_t roomlen, userlen;
     char user[]; /* NUL-terminated */
 };
+
+#define BROKER_KEY_MAX (ROOM_NAME_MAX + 1 + BROKER_USER_MAX)
 
 static struct {
     struct event_base *base;
     const struct cfg *cfg;
     struct rlink *redis;
     struct presence *presence;
+    struct broker_rooms rooms;
     struct outbox outbox;
     struct event *outbox_ev;
     const char *instance_id;
@@ -74,8 +98,10 @@ static struct {
     uint64_t next_worker_id;
     size_t max_frame;
     size_t max_backlog; /* max-worker-backlog */
-    uint8_t *scratch; /* formats payloads and encodes DELIVER frames */
+    uint8_t *scratch;   /* formats payloads and encodes DELIVER frames */
     size_t scratch_cap;
+    char direct[ROOM_KEY_MAX]; /* the direct messages' channel */
+    size_t direct_len;
     long inflight;     /* Redis commands not answered yet */
     int workers_ready; /* every worker has said HELLO (or the wait is over) */
     int hellos;        /* HELLOs received since start */
@@ -104,19 +130,95 @@ static struct broker_worker *broker_find_worker(uint64_t id)
     return NULL;
 }
 
-static struct broker_req *broker_req_new(uint64_t worker_id, uint32_t reqid, const void *user,
-                                         size_t len)
+static struct broker_req *broker_req_new(uint64_t worker_id, uint32_t reqid, const void *room,
+                                         size_t roomlen, const void *user, size_t len)
 {
     struct broker_req *q = malloc(sizeof(*q) + len + 1);
 
     if (q == NULL)
         return NULL;
+    memset(q, 0, sizeof(*q));
     q->worker_id = worker_id;
     q->reqid = reqid;
+    q->roomlen = roomlen < ROOM_NAME_MAX ? roomlen : ROOM_NAME_MAX;
+    memcpy(q->roomname, room, q->roomlen);
+    q->roomname[q->roomlen] = '\0';
     q->userlen = len;
     memcpy(q->user, user, len);
     q->user[len] = '\0';
     return q;
+}
+
+/* "room\0user", the key of a held name; -1 when too long. */
+static ssize_t broker_key(char *out, const void *room, size_t rlen, const void *user, size_t ulen)
+{
+    if (rlen > ROOM_NAME_MAX || ulen > BROKER_USER_MAX)
+        return -1;
+    memcpy(out, room, rlen);
+    out[rlen] = '\0';
+    memcpy(out + rlen + 1, user, ulen);
+    return (ssize_t)(rlen + 1 + ulen);
+}
+
+static const char *broker_held_user(const struct broker_held *h)
+{
+    return h->key + h->room->len + 1;
+}
+
+static size_t broker_held_ulen(const struct broker_held *h)
+{
+    return h->keylen - h->room->len - 1;
+}
+
+static struct broker_held *broker_held_get(const struct broker_worker *w, const void *room,
+                                           size_t rlen, const void *user, size_t ulen)
+{
+    char key[BROKER_KEY_MAX];
+    ssize_t n = broker_key(key, room, rlen, user, ulen);
+
+    return n < 0 ? NULL : dict_get(&w->users, key, (size_t)n);
+}
+
+/* w holds user in room from now on; takes over one reference of room. */
+static int broker_hold(struct broker_worker *w, struct broker_room *room, const void *user,
+                       size_t ulen)
+{
+    struct broker_held *h = malloc(sizeof(*h) + room->len + 1 + ulen);
+    struct broker_worker_room *wr = dict_get(&w->rooms, room->name, room->len);
+
+    if (h == NULL)
+        return -1;
+    h->room = room;
+    h->keylen = (size_t)broker_key(h->key, room->name, room->len, user, ulen);
+    if (wr == NULL) {
+        wr = calloc(1, sizeof(*wr));
+        if (wr == NULL || dict_add(&w->rooms, room->name, room->len, wr) != 0) {
+            free(wr);
+            free(h);
+            return -1;
+        }
+        wr->room = room;
+    }
+    if (dict_add(&w->users, h->key, h->keylen, h) != 0) {
+        if (wr->n == 0)
+            free(dict_del(&w->rooms, room->name, room->len));
+        free(h);
+        return -1;
+    }
+    wr->n++;
+    return 0;
+}
+
+/* w no longer holds h's name (h is freed; its room reference is the
+ * caller's to give back). */
+static void broker_unhold(struct broker_worker *w, struct broker_held *h)
+{
+    struct broker_worker_room *wr = dict_get(&w->rooms, h->room->name, h->room->len);
+
+    dict_del(&w->users, h->key, h->keylen);
+    if (wr != NULL && --wr->n == 0)
+        free(dict_del(&w->rooms, h->room->name, h->room->len));
+    free(h);
 }
 
 static void broker_on_cmd_done(long long result, void *pd);
@@ -148,118 +250,201 @@ static void broker_on_cmd_done(long long result, void *pd)
     broker_maybe_exit();
 }
 
-/* Publish "foo: has joined the chat!" (leaves are presence.c's: Redis
- * announces them only when the name was still listed). */
-static void broker_announce_join(const char *user, size_t ulen)
+/* Publish a payload on a room's channel (the room by name: it may be gone
+ * from the table by the time an outbox item is sent). */
+static int broker_publish(const char *room, size_t rlen, const char *payload, size_t len,
+                          rlink_reply_fn fn, void *pd)
+{
+    char channel[ROOM_KEY_MAX];
+    ssize_t n = room_key(channel, sizeof(channel), B.cfg, room, rlen, ROOM_KEY_CHANNEL, NULL);
+
+    if (n < 0)
+        return -1;
+    return rlink_publish(B.redis, channel, (size_t)n, payload, len, fn, pd);
+}
+
+/* Publish "foo: has joined the chat!" in the room (leaves are presence.c's:
+ * Redis announces them only when the name was still listed). */
+static void broker_announce_join(const struct broker_room *room, const char *user, size_t ulen)
 {
     char *payload = (char *)B.scratch;
-    ssize_t len = chat_payload_joined(payload, B.scratch_cap, user, ulen);
+    ssize_t len =
+        chat_payload_joined(chat_payload_form_of(room->len), payload, B.scratch_cap, user, ulen);
 
     if (len < 0 || !B.cfg->announce)
         return;
-    if (rlink_publish(B.redis, payload, (size_t)len, broker_on_cmd_done, NULL) == 0)
+    if (broker_publish(room->name, room->len, payload, (size_t)len, broker_on_cmd_done, NULL) == 0)
         B.inflight++;
     else
         log_msg(LOG_WARN, "redis down: notice '%.*s' not published", (int)len, payload);
 }
 
-/* A user is gone: remove the name and tell the others, now or, while Redis
- * is down, as soon as it is back (held in order with the messages). */
-static void broker_user_gone(const char *user, size_t len)
+/* A user left a room: remove the name and tell the room, now or, while
+ * Redis is down, as soon as it is back (held in order with the messages). */
+static void broker_user_gone(const char *room, size_t rlen, const char *user, size_t len)
 {
     if (B.outbox.head == NULL && broker_redis_usable() &&
-        presence_leave(B.presence, user, len, broker_on_cmd_done, NULL) == 0) {
+        presence_leave(B.presence, room, rlen, user, len, broker_on_cmd_done, NULL) == 0) {
         B.inflight++;
         return;
     }
-    if (outbox_push(&B.outbox, OUTBOX_LEAVE, 0, 0, user, len, NULL, 0, 0) == NULL)
+    if (outbox_push(&B.outbox, OUTBOX_LEAVE, 0, 0, room, rlen, user, len, NULL, 0, 0) == NULL)
         log_msg(LOG_ERROR, "out of memory: leave of '%.*s' lost", (int)len, user);
 }
 
-static void broker_send_join_reply(struct broker_worker *w, uint32_t reqid, const char *user,
-                                   size_t len, enum ipc_join_status st)
+/* A held name goes (leave, or its worker went away). */
+static void broker_release(struct broker_worker *w, struct broker_held *h)
+{
+    struct broker_room *room = h->room;
+
+    broker_user_gone(room->name, room->len, broker_held_user(h), broker_held_ulen(h));
+    broker_unhold(w, h);
+    brooms_unref(&B.rooms, room);
+}
+
+static void broker_send_join_reply(struct broker_worker *w, uint32_t reqid, const char *room,
+                                   size_t rlen, const char *user, size_t len,
+                                   enum ipc_join_status st)
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, IPC_JOIN_REPLY, reqid, (uint16_t)st, B.cfg->channel, B.cfg->channel_len, user,
-                len, NULL, 0);
+    ipc_msg_set(&m, IPC_JOIN_REPLY, reqid, (uint16_t)st, room, rlen, user, len, NULL, 0);
     ipc_link_send(w->link, &m);
+}
+
+static void broker_reply_req(const struct broker_req *q, enum ipc_join_status st)
+{
+    struct broker_worker *w = broker_find_worker(q->worker_id);
+
+    if (w != NULL)
+        broker_send_join_reply(w, q->reqid, q->roomname, q->roomlen, q->user, q->userlen, st);
+}
+
+/* A granted join's room is subscribed: the user may be welcomed. */
+static void broker_on_room_ready(struct broker_wait *wait, void *arg)
+{
+    struct broker_req *q = (struct broker_req *)wait;
+
+    (void)arg;
+    broker_reply_req(q, IPC_JOIN_ACCEPTED);
+    free(q);
 }
 
 static void broker_on_sadd(long long result, void *pd)
 {
     struct broker_req *q = pd;
     struct broker_worker *w = broker_find_worker(q->worker_id);
+    struct broker_room *room = q->room;
 
     B.inflight--;
     if (w == NULL) {
         /* the worker went away while we asked: give the name back */
         if (result == 1)
-            broker_user_gone(q->user, q->userlen);
+            broker_user_gone(room->name, room->len, q->user, q->userlen);
+        brooms_unref(&B.rooms, room);
     } else if (result == 1) {
-        char *name = strdup(q->user);
-        if (name == NULL || dict_add(&w->users, name, q->userlen, name) != 0) {
-            free(name);
-            broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_UNAVAILABLE);
-            broker_user_gone(q->user, q->userlen);
+        if (broker_hold(w, room, q->user, q->userlen) != 0) {
+            broker_reply_req(q, IPC_JOIN_UNAVAILABLE);
+            broker_user_gone(room->name, room->len, q->user, q->userlen);
+            brooms_unref(&B.rooms, room);
         } else {
-            broker_send_join_reply(w, q->reqid, q->user, q->userlen, IPC_JOIN_ACCEPTED);
-            broker_announce_join(q->user, q->userlen);
+            broker_announce_join(room, q->user, q->userlen);
+            if (brooms_wait(room, &q->wait))
+                return; /* broker_on_room_ready answers */
+            broker_reply_req(q, IPC_JOIN_ACCEPTED);
         }
     } else {
-        broker_send_join_reply(w, q->reqid, q->user, q->userlen,
-                               result == 0 ? IPC_JOIN_TAKEN : IPC_JOIN_UNAVAILABLE);
+        broker_reply_req(q, result == 0 ? IPC_JOIN_TAKEN : IPC_JOIN_UNAVAILABLE);
+        brooms_unref(&B.rooms, room);
     }
     free(q);
     broker_maybe_exit();
 }
 
-static void broker_send_publish_fail(struct broker_worker *w, uint32_t reqid, const char *user,
-                                     size_t len, const char *reason)
+static void broker_send_publish_fail(struct broker_worker *w, uint32_t reqid, uint16_t flags,
+                                     const char *room, size_t rlen, const char *user, size_t len,
+                                     const char *reason)
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, IPC_PUBLISH_FAIL, reqid, 0, B.cfg->channel, B.cfg->channel_len, user, len,
-                reason, strlen(reason));
+    ipc_msg_set(&m, IPC_PUBLISH_FAIL, reqid, flags, room, rlen, user, len, reason, strlen(reason));
     ipc_link_send(w->link, &m);
+}
+
+static void broker_fail_req(const struct broker_req *q, uint16_t flags, const char *reason)
+{
+    struct broker_worker *w = broker_find_worker(q->worker_id);
+
+    if (w != NULL)
+        broker_send_publish_fail(w, q->reqid, flags, q->roomname, q->roomlen, q->user, q->userlen,
+                                 reason);
 }
 
 static void broker_on_published(long long result, void *pd)
 {
     struct broker_req *q = pd;
-    struct broker_worker *w;
 
     B.inflight--;
-    if (result < 0 && (w = broker_find_worker(q->worker_id)) != NULL)
-        broker_send_publish_fail(w, q->reqid, q->user, q->userlen, "chat service unavailable");
+    if (result < 0)
+        broker_fail_req(q, 0, "chat service unavailable");
     free(q);
     broker_maybe_exit();
 }
 
+/* The room field of a request: "" or a valid room name. */
+static int broker_room_ok(struct broker_worker *w, const struct ipc_field *room)
+{
+    if (room->len == 0 || room_name_check((const char *)room->p, room->len) == NULL)
+        return 1;
+    ipc_link_shutdown(w->link, "a bad room name");
+    return 0;
+}
+
 static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
 {
-    const struct ipc_field *user = &m->f[1];
+    const struct ipc_field *rf = &m->f[0], *user = &m->f[1];
+    struct broker_room *room;
     struct broker_req *q;
 
     if (user->len == 0 || user->len > BROKER_USER_MAX) {
         ipc_link_shutdown(w->link, "JOIN with a bad user name");
         return;
     }
+    if (!broker_room_ok(w, rf))
+        return;
     if (m->flags & IPC_JOIN_F_REREGISTER) {
         /* a user the worker held before this broker started: take it over
          * (if Redis is down, the restore at link-up re-adds it) */
-        char *name = strndup((const char *)user->p, user->len);
-        if (name == NULL || dict_add(&w->users, name, user->len, name) != 0) {
-            free(name);
+        if (broker_held_get(w, rf->p, rf->len, user->p, user->len) != NULL)
+            return;
+        room = brooms_ref(&B.rooms, (const char *)rf->p, rf->len, 0);
+        if (room == NULL)
+            return;
+        if (broker_hold(w, room, user->p, user->len) != 0) {
+            brooms_unref(&B.rooms, room);
             return;
         }
-        presence_hold(B.presence, name, user->len);
+        if (rlink_is_up(B.redis))
+            presence_hold(B.presence, room->name, room->len, (const char *)user->p, user->len);
         return;
     }
-    q = broker_req_new(w->id, m->id, user->p, user->len);
-    if (q == NULL || presence_join(B.presence, q->user, q->userlen, broker_on_sadd, q) == -1) {
-        broker_send_join_reply(w, m->id, (const char *)user->p, user->len, IPC_JOIN_UNAVAILABLE);
+    room = brooms_ref(&B.rooms, (const char *)rf->p, rf->len, 1);
+    if (room == NULL) {
+        broker_send_join_reply(
+            w, m->id, (const char *)rf->p, rf->len, (const char *)user->p, user->len,
+            brooms_get(&B.rooms, (const char *)rf->p, rf->len) == NULL ? IPC_JOIN_ROOMS_FULL
+                                                                       : IPC_JOIN_UNAVAILABLE);
+        return;
+    }
+    q = broker_req_new(w->id, m->id, rf->p, rf->len, user->p, user->len);
+    if (q != NULL)
+        q->room = room;
+    if (q == NULL || presence_join(B.presence, room->name, room->len, q->user, q->userlen,
+                                   broker_on_sadd, q) == -1) {
+        broker_send_join_reply(w, m->id, (const char *)rf->p, rf->len, (const char *)user->p,
+                               user->len, IPC_JOIN_UNAVAILABLE);
         free(q);
+        brooms_unref(&B.rooms, room);
         return;
     }
     B.inflight++;
@@ -267,54 +452,184 @@ static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
 
 static void broker_on_leave(struct broker_worker *w, const struct ipc_msg *m)
 {
-    char *name = dict_del(&w->users, (const char *)m->f[1].p, m->f[1].len);
+    const struct ipc_field *rf = &m->f[0], *user = &m->f[1];
+    struct broker_held *h;
 
-    if (name == NULL && (m->flags & IPC_LEAVE_F_ORPHAN)) {
+    if (!broker_room_ok(w, rf))
+        return;
+    h = broker_held_get(w, rf->p, rf->len, user->p, user->len);
+    if (h == NULL && (m->flags & IPC_LEAVE_F_ORPHAN)) {
         /* left while no broker ran: the name is still in Redis */
-        broker_user_gone((const char *)m->f[1].p, m->f[1].len);
+        broker_user_gone((const char *)rf->p, rf->len, (const char *)user->p, user->len);
         return;
     }
-    if (name == NULL) {
-        log_msg(LOG_WARN, "worker %d: LEAVE for '%.*s', which it does not hold", w->slot,
-                (int)m->f[1].len, (const char *)m->f[1].p);
+    if (h == NULL) {
+        log_msg(LOG_WARN, "worker %d: LEAVE for '%.*s' in room '%.*s', which it does not hold",
+                w->slot, (int)user->len, (const char *)user->p, (int)rf->len, (const char *)rf->p);
         return;
     }
-    broker_user_gone(name, m->f[1].len);
-    free(name);
+    broker_release(w, h);
+}
+
+/* A request about a name the worker must hold in the room; NULL (logged)
+ * when it does not. */
+static struct broker_held *broker_held_for(struct broker_worker *w, const struct ipc_msg *m)
+{
+    const struct ipc_field *rf = &m->f[0], *user = &m->f[1];
+    struct broker_held *h = broker_held_get(w, rf->p, rf->len, user->p, user->len);
+
+    if (h == NULL)
+        log_msg(LOG_WARN, "worker %d: %s for '%.*s' in room '%.*s', which it does not hold",
+                w->slot, ipc_type_name(m->type), (int)user->len, (const char *)user->p,
+                (int)rf->len, (const char *)rf->p);
+    return h;
 }
 
 static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
 {
     const struct ipc_field *user = &m->f[1], *text = &m->f[2];
+    struct broker_held *h = broker_held_for(w, m);
     struct broker_req *q;
     char *payload = (char *)B.scratch;
     ssize_t len;
 
-    if (dict_get(&w->users, (const char *)user->p, user->len) == NULL) {
-        log_msg(LOG_WARN, "worker %d: PUBLISH for '%.*s', which it does not hold", w->slot,
-                (int)user->len, (const char *)user->p);
+    if (h == NULL)
         return;
-    }
-    len = chat_payload_message(payload, B.scratch_cap, (const char *)user->p, user->len, text->p,
-                               text->len);
+    len = chat_payload_message(chat_payload_form_of(h->room->len), payload, B.scratch_cap,
+                               (const char *)user->p, user->len, text->p, text->len);
     if (len < 0) {
-        broker_send_publish_fail(w, m->id, (const char *)user->p, user->len, "message too large");
+        broker_send_publish_fail(w, m->id, 0, h->room->name, h->room->len, (const char *)user->p,
+                                 user->len, "message too large");
         return;
     }
     if (!broker_redis_usable() || B.outbox.head != NULL) {
         /* Redis is away: hold the message, in order, within the limits */
         if (B.outbox.npublish >= (size_t)B.cfg->outbox_size ||
-            outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, user->p, user->len, text->p,
-                        text->len, util_now_ms() + (uint64_t)B.cfg->outbox_timeout) == NULL)
-            broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
-                                     "chat service unavailable");
+            outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, h->room->name, h->room->len,
+                        user->p, user->len, text->p, text->len,
+                        util_now_ms() + (uint64_t)B.cfg->outbox_timeout) == NULL)
+            broker_send_publish_fail(w, m->id, 0, h->room->name, h->room->len,
+                                     (const char *)user->p, user->len, "chat service unavailable");
         return;
     }
-    q = broker_req_new(w->id, m->id, user->p, user->len);
-    if (q == NULL || rlink_publish(B.redis, payload, (size_t)len, broker_on_published, q) == -1) {
+    q = broker_req_new(w->id, m->id, h->room->name, h->room->len, user->p, user->len);
+    if (q == NULL || rlink_publish(B.redis, h->room->channel, h->room->chlen, payload, (size_t)len,
+                                   broker_on_published, q) == -1) {
         free(q);
-        broker_send_publish_fail(w, m->id, (const char *)user->p, user->len,
-                                 "chat service unavailable");
+        broker_send_publish_fail(w, m->id, 0, h->room->name, h->room->len, (const char *)user->p,
+                                 user->len, "chat service unavailable");
+        return;
+    }
+    B.inflight++;
+}
+
+static void broker_on_direct_sent(long long result, void *pd)
+{
+    struct broker_req *q = pd;
+
+    B.inflight--;
+    if (result == 0)
+        broker_fail_req(q, IPC_FAIL_F_DIRECT, "user not present");
+    else if (result < 0)
+        broker_fail_req(q, IPC_FAIL_F_DIRECT, "chat service unavailable");
+    free(q);
+    broker_maybe_exit();
+}
+
+/* DIRECT(room, from, to, text): published on the direct channel only if
+ * `to` is in the room (one script); never held while Redis is away. */
+static void broker_on_direct(struct broker_worker *w, const struct ipc_msg *m)
+{
+    const struct ipc_field *rf = &m->f[0], *from = &m->f[1], *to = &m->f[2], *text = &m->f[3];
+    struct broker_held *h = broker_held_for(w, m);
+    struct broker_req *q;
+    char *payload = (char *)B.scratch;
+    ssize_t len;
+
+    if (h == NULL)
+        return;
+    len = chat_payload_direct(payload, B.scratch_cap, (const char *)rf->p, rf->len,
+                              (const char *)from->p, from->len, (const char *)to->p, to->len,
+                              text->p, text->len);
+    q = broker_req_new(w->id, m->id, rf->p, rf->len, from->p, from->len);
+    if (q == NULL || len < 0 || to->len == 0 || to->len > BROKER_USER_MAX ||
+        !broker_redis_usable() ||
+        presence_direct(B.presence, h->room->name, h->room->len, (const char *)to->p, to->len,
+                        payload, (size_t)len, broker_on_direct_sent, q) == -1) {
+        free(q);
+        broker_send_publish_fail(w, m->id, IPC_FAIL_F_DIRECT, h->room->name, h->room->len,
+                                 (const char *)from->p, from->len,
+                                 len < 0 ? "message too large" : "chat service unavailable");
+        return;
+    }
+    B.inflight++;
+}
+
+static void broker_send_who_reply(struct broker_worker *w, const struct broker_req *q,
+                                  uint16_t flags, const char *count, const char *names,
+                                  size_t nameslen)
+{
+    struct ipc_msg m;
+
+    ipc_msg_set(&m, IPC_WHO_REPLY, q->reqid, flags, q->roomname, q->roomlen, q->user, q->userlen,
+                count, strlen(count));
+    ipc_msg_set_field(&m, 3, names, nameslen);
+    ipc_link_send(w->link, &m);
+}
+
+/* The who script's answer {count, names}: names joined with '\n'. */
+static void broker_on_who(const void *reply_, void *pd)
+{
+    const redisReply *reply = reply_;
+    struct broker_req *q = pd;
+    struct broker_worker *w = broker_find_worker(q->worker_id);
+    char count[24], *names = (char *)B.scratch;
+    size_t i, len = 0;
+
+    B.inflight--;
+    if (w == NULL) {
+        free(q);
+        broker_maybe_exit();
+        return;
+    }
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        broker_send_who_reply(w, q, IPC_WHO_UNAVAILABLE, "", "", 0);
+        free(q);
+        broker_maybe_exit();
+        return;
+    }
+    snprintf(count, sizeof(count), "%lld", reply->element[0]->integer);
+    for (i = 0; i < reply->element[1]->elements; i++) {
+        const redisReply *e = reply->element[1]->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len > BROKER_USER_MAX ||
+            memchr(e->str, '\n', e->len) != NULL || len + e->len + 1 > B.scratch_cap)
+            continue;
+        if (len > 0)
+            names[len++] = '\n';
+        memcpy(names + len, e->str, e->len);
+        len += e->len;
+    }
+    broker_send_who_reply(w, q, 0, count, names, len);
+    free(q);
+    broker_maybe_exit();
+}
+
+static void broker_on_who_request(struct broker_worker *w, const struct ipc_msg *m)
+{
+    struct broker_held *h = broker_held_for(w, m);
+    struct broker_req *q;
+
+    if (h == NULL)
+        return;
+    q = broker_req_new(w->id, m->id, h->room->name, h->room->len, m->f[1].p, m->f[1].len);
+    if (q == NULL || !broker_redis_usable() ||
+        presence_who(B.presence, h->room->name, h->room->len, B.cfg->presence_max, broker_on_who,
+                     q) == -1) {
+        if (q != NULL)
+            broker_send_who_reply(w, q, IPC_WHO_UNAVAILABLE, "", "", 0);
+        free(q);
         return;
     }
     B.inflight++;
@@ -328,8 +643,7 @@ static void broker_on_redis_pong(long long result, void *pd)
 
     B.inflight--;
     if (w != NULL && result != -1) {
-        ipc_msg_set(&pong, IPC_PONG, q->reqid, 0, B.cfg->channel, B.cfg->channel_len, NULL, 0, NULL,
-                    0);
+        ipc_msg_set(&pong, IPC_PONG, q->reqid, 0, "", 0, NULL, 0, NULL, 0);
         ipc_link_send(w->link, &pong);
     }
     free(q);
@@ -348,7 +662,7 @@ static void broker_on_ping(struct broker_worker *w, const struct ipc_msg *m)
 
     if (B.outbox.head != NULL || !broker_redis_usable())
         return;
-    q = broker_req_new(w->id, m->id, "", 0);
+    q = broker_req_new(w->id, m->id, "", 0, "", 0);
     if (q == NULL || rlink_command(B.redis, broker_on_redis_pong, q, 1, argv, lens) == -1) {
         free(q);
         return;
@@ -360,8 +674,8 @@ static void broker_send_link_state(struct broker_worker *w)
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, IPC_LINK, 0, broker_redis_usable() ? IPC_LINK_UP : IPC_LINK_DOWN,
-                B.cfg->channel, B.cfg->channel_len, NULL, 0, NULL, 0);
+    ipc_msg_set(&m, IPC_LINK, 0, broker_redis_usable() ? IPC_LINK_UP : IPC_LINK_DOWN, "", 0, NULL,
+                0, NULL, 0);
     ipc_link_send(w->link, &m);
 }
 
@@ -392,6 +706,12 @@ static void broker_on_ipc(struct ipc_link *l, const struct ipc_msg *m, void *arg
     case IPC_PUBLISH:
         broker_on_publish(w, m);
         break;
+    case IPC_DIRECT:
+        broker_on_direct(w, m);
+        break;
+    case IPC_WHO:
+        broker_on_who_request(w, m);
+        break;
     case IPC_PING:
         broker_on_ping(w, m);
         break;
@@ -401,20 +721,26 @@ static void broker_on_ipc(struct ipc_link *l, const struct ipc_msg *m, void *arg
     }
 }
 
-static void broker_free_user(const char *key, size_t keylen, void *val, void *arg)
+/* Free what a worker held; with `announce`, its names leave their rooms. */
+static void broker_worker_clear(struct broker_worker *w, int announce)
 {
-    (void)key;
-    (void)arg;
-    broker_user_gone(val, keylen);
-    free(val);
-}
+    struct broker_held *h;
+    struct broker_worker_room *wr;
 
-static void broker_free_name(const char *key, size_t keylen, void *val, void *arg)
-{
-    (void)key;
-    (void)keylen;
-    (void)arg;
-    free(val);
+    while ((h = dict_any(&w->users)) != NULL) {
+        if (announce) {
+            broker_release(w, h);
+        } else {
+            dict_del(&w->users, h->key, h->keylen);
+            free(h);
+        }
+    }
+    while ((wr = dict_any(&w->rooms)) != NULL) {
+        dict_del(&w->rooms, wr->room->name, wr->room->len);
+        free(wr);
+    }
+    dict_deinit(&w->users);
+    dict_deinit(&w->rooms);
 }
 
 static void broker_on_ipc_close(struct ipc_link *l, const char *why, void *arg)
@@ -425,8 +751,7 @@ static void broker_on_ipc_close(struct ipc_link *l, const char *why, void *arg)
     log_msg(w->users.count ? LOG_WARN : LOG_INFO, "worker %d disconnected (%s), %zu user(s) left",
             w->slot, why, w->users.count);
     /* users it still held are gone: a crashed worker must not leave ghosts */
-    dict_foreach(&w->users, broker_free_user, NULL);
-    dict_deinit(&w->users);
+    broker_worker_clear(w, 1);
     if (w->prev != NULL)
         w->prev->next = w->next;
     else
@@ -465,6 +790,7 @@ static void broker_accept_cb(evutil_socket_t fd, short what, void *arg)
         w->slot = -1;
         w->pid = net_unix_peer_pid(cfd);
         dict_init(&w->users);
+        dict_init(&w->rooms);
         w->next = B.workers;
         if (B.workers != NULL)
             B.workers->prev = w;
@@ -493,37 +819,87 @@ static void broker_drop_behind(struct broker_worker *w)
     ipc_link_shutdown(w->link, "fell behind: max-worker-backlog");
 }
 
-static void broker_on_redis_message(const char *payload, size_t len, void *arg)
+/* Send the same encoded bytes to every worker with a member in room (each
+ * first checked against the bound with one comparison; a dropped link
+ * holds nothing, so it is not dropped twice). */
+static void broker_fan_out(const struct broker_room *room, size_t n)
 {
+    struct broker_worker *w, *next;
+
+    for (w = B.workers; w != NULL; w = next) {
+        next = w->next;
+        if (w->slot < 0 || dict_get(&w->rooms, room->name, room->len) == NULL)
+            continue;
+        if (ipc_link_pending(w->link) > B.max_backlog)
+            broker_drop_behind(w);
+        else
+            ipc_link_send_encoded(w->link, B.scratch, n);
+    }
+}
+
+/* A direct message goes to the one worker holding its addressee. */
+static void broker_on_direct_message(const char *payload, size_t len)
+{
+    struct chat_direct d;
     struct broker_worker *w;
     struct ipc_msg m;
     ssize_t n;
 
+    if (chat_payload_direct_parse(payload, len, &d) == -1) {
+        log_msg(LOG_WARN, "dropping a malformed %zu-byte direct message from redis", len);
+        return;
+    }
+    for (w = B.workers; w != NULL; w = w->next) {
+        if (w->slot < 0 || broker_held_get(w, d.room, d.rlen, d.to, d.tolen) == NULL)
+            continue;
+        ipc_msg_set(&m, IPC_DELIVER_DIRECT, 0, 0, d.room, d.rlen, d.to, d.tolen, d.from, d.flen);
+        ipc_msg_set_field(&m, 3, d.text, d.tlen);
+        n = ipc_encode(B.scratch, B.scratch_cap, &m);
+        if (n > 0)
+            ipc_link_send_encoded(w->link, B.scratch, (size_t)n);
+        return;
+    }
+}
+
+static void broker_on_redis_message(const char *channel, size_t chlen, const char *payload,
+                                    size_t len, void *arg)
+{
+    const struct broker_room *room;
+    struct ipc_msg m;
+    ssize_t n;
+
     (void)arg;
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, B.cfg->channel, B.cfg->channel_len, payload, len, NULL, 0);
+    if (chlen == B.direct_len && memcmp(channel, B.direct, chlen) == 0) {
+        broker_on_direct_message(payload, len);
+        return;
+    }
+    room = brooms_of_channel(&B.rooms, channel, chlen);
+    if (room == NULL)
+        return; /* the default room with no member here, or a room just left */
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, room->name, room->len, payload, len, NULL, 0);
     n = ipc_encode(B.scratch, B.scratch_cap, &m);
     if (n < 0) {
         log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
         return;
     }
-    /* encoded once; the same bytes go to every worker, each first checked
-     * against the bound with one comparison (a dropped link holds nothing,
-     * so it is not dropped twice) */
-    for (w = B.workers; w != NULL; w = w->next) {
-        if (w->slot < 0)
-            continue;
-        if (ipc_link_pending(w->link) > B.max_backlog)
-            broker_drop_behind(w);
-        else
-            ipc_link_send_encoded(w->link, B.scratch, (size_t)n);
-    }
+    broker_fan_out(room, (size_t)n); /* encoded once */
+}
+
+static void broker_on_redis_subscribed(const char *channel, size_t chlen, int on, void *arg)
+{
+    (void)arg;
+    brooms_on_subscribed(&B.rooms, channel, chlen, on);
 }
 
 static void broker_hold_user(const char *key, size_t keylen, void *val, void *arg)
 {
-    (void)val;
+    const struct broker_held *h = val;
+
+    (void)key;
+    (void)keylen;
     (void)arg;
-    presence_hold(B.presence, key, keylen);
+    presence_hold(B.presence, h->room->name, h->room->len, broker_held_user(h),
+                  broker_held_ulen(h));
 }
 
 /* Send what was held while Redis was away, oldest first. */
@@ -533,23 +909,26 @@ static void broker_outbox_flush(void)
 
     while (broker_redis_usable() && (it = outbox_pop(&B.outbox)) != NULL) {
         if (it->kind == OUTBOX_LEAVE) {
-            if (presence_leave(B.presence, outbox_user(it), it->userlen, broker_on_cmd_done,
-                               NULL) == 0)
+            if (presence_leave(B.presence, outbox_room(it), it->roomlen, outbox_user(it),
+                               it->userlen, broker_on_cmd_done, NULL) == 0)
                 B.inflight++;
         } else {
-            struct broker_req *q =
-                broker_req_new(it->worker_id, it->reqid, outbox_user(it), it->userlen);
+            struct broker_req *q = broker_req_new(it->worker_id, it->reqid, outbox_room(it),
+                                                  it->roomlen, outbox_user(it), it->userlen);
             char *payload = (char *)B.scratch;
-            ssize_t len = chat_payload_message(payload, B.scratch_cap, outbox_user(it), it->userlen,
-                                               outbox_text(it), it->textlen);
+            ssize_t len =
+                chat_payload_message(chat_payload_form_of(it->roomlen), payload, B.scratch_cap,
+                                     outbox_user(it), it->userlen, outbox_text(it), it->textlen);
             if (q != NULL && len >= 0 &&
-                rlink_publish(B.redis, payload, (size_t)len, broker_on_published, q) == 0) {
+                broker_publish(outbox_room(it), it->roomlen, payload, (size_t)len,
+                               broker_on_published, q) == 0) {
                 B.inflight++;
             } else {
                 struct broker_worker *w = broker_find_worker(it->worker_id);
                 free(q);
                 if (w != NULL)
-                    broker_send_publish_fail(w, it->reqid, outbox_user(it), it->userlen,
+                    broker_send_publish_fail(w, it->reqid, 0, outbox_room(it), it->roomlen,
+                                             outbox_user(it), it->userlen,
                                              "chat service unavailable");
             }
         }
@@ -557,8 +936,9 @@ static void broker_outbox_flush(void)
     }
 }
 
-/* Redis came back (or up for the first time): make presence true again
- * (a restarted Redis lost the set), then send what was held. */
+/* Redis came back (or up for the first time): resubscribe the rooms, make
+ * presence true again (a restarted Redis lost the sets), then send what
+ * was held. Down: every room is unsubscribed. */
 static void broker_on_redis_state(int up, void *arg)
 {
     struct broker_worker *w;
@@ -566,6 +946,7 @@ static void broker_on_redis_state(int up, void *arg)
 
     (void)arg;
     up = up && B.workers_ready;
+    brooms_on_link(&B.rooms, up);
     if (up) {
         presence_on_link_up(B.presence);
         for (w = B.workers; w != NULL; w = w->next) {
@@ -611,8 +992,8 @@ static void broker_outbox_tick_cb(evutil_socket_t fd, short what, void *arg)
     while ((it = outbox_pop_expired(&B.outbox, now)) != NULL) {
         struct broker_worker *w = broker_find_worker(it->worker_id);
         if (w != NULL)
-            broker_send_publish_fail(w, it->reqid, outbox_user(it), it->userlen,
-                                     "chat service unavailable");
+            broker_send_publish_fail(w, it->reqid, 0, outbox_room(it), it->roomlen, outbox_user(it),
+                                     it->userlen, "chat service unavailable");
         free(it);
     }
 }
@@ -660,7 +1041,8 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 int broker_main(const struct cfg *cfg, const char *instance_id)
 {
-    struct rlink_handlers h = {broker_on_redis_message, broker_on_redis_state, NULL};
+    struct rlink_handlers h = {broker_on_redis_message, broker_on_redis_subscribed,
+                               broker_on_redis_state, NULL};
     char err[NET_ERR_LEN];
     int rc = RC_EXIT_OK;
 
@@ -688,7 +1070,9 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
         return RC_EXIT_FATAL;
     }
     B.instance_id = instance_id;
+    B.direct_len = (size_t)room_key_direct(B.direct, sizeof(B.direct), cfg);
     B.presence = presence_new(B.base, B.redis, cfg, instance_id);
+    brooms_init(&B.rooms, cfg, B.redis, B.presence, broker_on_room_ready, NULL);
     outbox_init(&B.outbox);
     B.outbox_ev = event_new(B.base, -1, EV_PERSIST, broker_outbox_tick_cb, NULL);
     B.ready_ev = evtimer_new(B.base, broker_ready_cb, NULL);
@@ -721,8 +1105,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     while (B.workers != NULL) {
         struct broker_worker *w = B.workers;
         B.workers = w->next;
-        dict_foreach(&w->users, broker_free_name, NULL);
-        dict_deinit(&w->users);
+        broker_worker_clear(w, 0);
         ipc_link_free(w->link);
         free(w);
     }
@@ -736,6 +1119,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
         }
     }
     rlink_free(B.redis);
+    brooms_deinit(&B.rooms);
     presence_free(B.presence);
     event_free(B.outbox_ev);
     event_free(B.ready_ev);

@@ -10,10 +10,11 @@ void outbox_init(struct outbox *o)
 }
 
 struct outbox_item *outbox_push(struct outbox *o, enum outbox_kind kind, uint64_t worker_id,
-                                uint32_t reqid, const void *user, size_t userlen,
-                                const void *text, size_t textlen, uint64_t deadline_ms)
+                                uint32_t reqid, const void *room, size_t roomlen,
+                                const void *user, size_t userlen, const void *text,
+                                size_t textlen, uint64_t deadline_ms)
 {
-    struct outbox_item *it = malloc(sizeof(*it) + userlen + textlen);
+    struct outbox_item *it = malloc(sizeof(*it) + roomlen + 1 + userlen + textlen);
 
     if (it == NULL)
         return NULL;
@@ -22,11 +23,15 @@ struct outbox_item *outbox_push(struct outbox *o, enum outbox_kind kind, uint64_
     it->deadline_ms = deadline_ms;
     it->worker_id = worker_id;
     it->reqid = reqid;
+    it->roomlen = roomlen;
     it->userlen = userlen;
     it->textlen = textlen;
-    memcpy(it->data, user, userlen);
+    if (roomlen > 0)
+        memcpy(it->data, room, roomlen);
+    it->data[roomlen] = '\0';
+    memcpy(it->data + roomlen + 1, user, userlen);
     if (textlen > 0)
-        memcpy(it->data + userlen, text, textlen);
+        memcpy(it->data + roomlen + 1 + userlen, text, textlen);
     if (o->tail != NULL)
         o->tail->next = it;
     else

@@ -15,8 +15,8 @@ struct outbox_item {
     uint64_t deadline_ms; /* PUBLISH only */
     uint64_t worker_id;   /* who to tell if it is dropped */
     uint32_t reqid;
-    size_t userlen, textlen;
-    char data[]; /* user, then text (PUBLISH) */
+    size_t roomlen, userlen, textlen;
+    char data[]; /* room, NUL, user, then text (PUBLISH) */
 };
 
 struct outbox {
@@ -28,8 +28,9 @@ void outbox_init(struct outbox *o);
 
 /* Append; NULL on ENOMEM. The caller checks the size limit first. */
 struct outbox_item *outbox_push(struct outbox *o, enum outbox_kind kind, uint64_t worker_id,
-                                uint32_t reqid, const void *user, size_t userlen,
-                                const void *text, size_t textlen, uint64_t deadline_ms);
+                                uint32_t reqid, const void *room, size_t roomlen,
+                                const void *user, size_t userlen, const void *text,
+                                size_t textlen, uint64_t deadline_ms);
 
 /* Take the oldest item (the caller frees it), NULL when empty. */
 struct outbox_item *outbox_pop(struct outbox *o);
@@ -37,10 +38,14 @@ struct outbox_item *outbox_pop(struct outbox *o);
 /* Take the first message past its deadline, NULL when none. */
 struct outbox_item *outbox_pop_expired(struct outbox *o, uint64_t now_ms);
 
-static inline const char *outbox_user(const struct outbox_item *it) { return it->data; }
+static inline const char *outbox_room(const struct outbox_item *it) { return it->data; }
+static inline const char *outbox_user(const struct outbox_item *it)
+{
+    return it->data + it->roomlen + 1;
+}
 static inline const char *outbox_text(const struct outbox_item *it)
 {
-    return it->data + it->userlen;
+    return it->data + it->roomlen + 1 + it->userlen;
 }
 
 #endif

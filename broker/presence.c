@@ -10,22 +10,22 @@
 
 #include "chat_payload.h"
 #include "log.h"
+#include "room.h"
 #include "util.h"
 
 #define PRESENCE_SCAN_MS 5000 /* how often to look for dead instances */
-#define PRESENCE_KEY_MAX 512
+#define PRESENCE_ID_MAX 64
 #define PRESENCE_NOTICE_MAX 256 /* a leave notice for a name of at most 128 bytes */
 
-/* KEYS: chat-users, instance users; ARGV: user */
-static const char presence_join_lua[] =
-    "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then\n"
-    "  redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
+/* KEYS: room names, instance's names there; ARGV: user */
+static const char presence_join_lua[] = "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then\n"
+                                        "  redis.call('SADD', KEYS[2], ARGV[1])\n"
+                                        "  return 1\n"
+                                        "end\n"
+                                        "return 0\n";
 
-/* KEYS: chat-users, instance users; ARGV: user, channel, leave notice
- * ("" with `announce no`) */
+/* KEYS: room names, instance's names there; ARGV: user, channel, leave
+ * notice ("" with `announce no`) */
 static const char presence_leave_lua[] =
     "redis.call('SREM', KEYS[2], ARGV[1])\n"
     "if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then\n"
@@ -34,40 +34,53 @@ static const char presence_leave_lua[] =
     "end\n"
     "return 0\n";
 
-/* KEYS: instances, dead one's heartbeat, dead one's users, chat-users;
- * ARGV: dead id, channel, CHAT_PAYLOAD_LEFT_SUFFIX ("" with `announce no`).
- * Returns users removed,
- * or -1 (alive after all) / -2 (somebody else cleaned it first). */
-static const char presence_reap_lua[] =
-    "if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end\n"
-    "if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -2 end\n"
+/* One room of a dead instance. KEYS: its heartbeat, the room's names, its
+ * names there; ARGV: channel, notice prefix, notice suffix, announce (1/0).
+ * Returns the names removed, or -1 (alive after all). */
+static const char presence_reap_room_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end\n"
     "local users = redis.call('SMEMBERS', KEYS[3])\n"
     "local n = 0\n"
     "for _, u in ipairs(users) do\n"
-    "  if redis.call('SREM', KEYS[4], u) == 1 then\n"
-    "    if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], u .. ARGV[3]) end\n"
+    "  if redis.call('SREM', KEYS[2], u) == 1 then\n"
+    "    if ARGV[4] == '1' then redis.call('PUBLISH', ARGV[1], ARGV[2] .. u .. ARGV[3]) end\n"
     "    n = n + 1\n"
     "  end\n"
     "end\n"
     "redis.call('DEL', KEYS[3])\n"
     "return n\n";
 
+/* After its rooms: KEYS: instances, its heartbeat, its rooms; ARGV: id.
+ * Returns 1 (unregistered), 0 (somebody else did) or -1 (alive after all). */
+static const char presence_reap_done_lua[] =
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "return redis.call('SREM', KEYS[1], ARGV[1])\n";
+
+/* KEYS: room names; ARGV: max. Returns {count, names (sorted)}. */
+static const char presence_who_lua[] =
+    "local n = redis.call('SCARD', KEYS[1])\n"
+    "local m\n"
+    "if n <= tonumber(ARGV[1]) then m = redis.call('SMEMBERS', KEYS[1])\n"
+    "else m = redis.call('SRANDMEMBER', KEYS[1], ARGV[1]) end\n"
+    "table.sort(m)\n"
+    "return {n, m}\n";
+
+/* KEYS: room names; ARGV: to, channel, payload. 1 published, 0 absent. */
+static const char presence_direct_lua[] =
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "return 1\n";
+
 struct presence {
     struct rlink *redis;
     const struct cfg *cfg;
-    char id[64];
-    char instances_key[PRESENCE_KEY_MAX]; /* <users-key>:instances */
-    char users_key[PRESENCE_KEY_MAX];     /* <users-key>:instance:<id> */
-    char alive_key[PRESENCE_KEY_MAX + 8]; /* <users-key>:instance:<id>:alive */
+    char id[PRESENCE_ID_MAX];
+    char instances_key[ROOM_KEY_MAX]; /* <users-key>:instances */
+    char alive_key[ROOM_KEY_MAX];     /* <users-key>:instance:<id>:alive */
+    char rooms_key[ROOM_KEY_MAX];     /* <users-key>:instance:<id>:rooms */
     struct event *beat_ev, *scan_ev;
 };
-
-/* Length of the leave suffix the reap script appends, or 0: an empty
- * notice tells the scripts not to publish (`announce no`). */
-static size_t presence_notice_len(const struct presence *p)
-{
-    return p->cfg->announce ? sizeof(CHAT_PAYLOAD_LEFT_SUFFIX) - 1 : 0;
-}
 
 static void presence_ignore(long long result, void *pd)
 {
@@ -77,7 +90,7 @@ static void presence_ignore(long long result, void *pd)
 
 static int presence_eval(struct presence *p, const char *script, int nkeys, const char **keys,
                          int nargs, const char **args, const size_t *arglens, rlink_reply_fn fn,
-                         void *pd)
+                         rlink_raw_fn raw, void *pd)
 {
     const char *argv[12];
     size_t lens[12];
@@ -92,39 +105,116 @@ static int presence_eval(struct presence *p, const char *script, int nkeys, cons
         argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
     for (i = 0; i < nargs; i++)
         argv[argc] = args[i], lens[argc++] = arglens[i];
+    if (raw != NULL)
+        return rlink_command_raw(p->redis, raw, pd, argc, argv, lens);
     return rlink_command(p->redis, fn, pd, argc, argv, lens);
 }
 
-int presence_join(struct presence *p, const char *user, size_t len, rlink_reply_fn fn, void *pd)
-{
-    const char *keys[2] = {p->cfg->users_key, p->users_key};
+/* A room's names SET, and the SET of those instance `id` holds there. */
+struct presence_room_keys {
+    char channel[ROOM_KEY_MAX], users[ROOM_KEY_MAX], mine[ROOM_KEY_MAX];
+};
 
-    return presence_eval(p, presence_join_lua, 2, keys, 1, &user, &len, fn, pd);
+static int presence_keys(const struct presence *p, const char *room, size_t rlen, const char *id,
+                         struct presence_room_keys *k)
+{
+    if (room_key(k->channel, sizeof(k->channel), p->cfg, room, rlen, ROOM_KEY_CHANNEL, NULL) < 0 ||
+        room_key(k->users, sizeof(k->users), p->cfg, room, rlen, ROOM_KEY_USERS, NULL) < 0 ||
+        room_key(k->mine, sizeof(k->mine), p->cfg, room, rlen, ROOM_KEY_INSTANCE, id) < 0)
+        return -1;
+    return 0;
 }
 
-int presence_hold(struct presence *p, const char *user, size_t len)
+static int presence_rooms_cmd(struct presence *p, const char *cmd, const char *room, size_t rlen)
 {
-    const char *a1[3] = {"SADD", p->cfg->users_key, user}, *a2[3] = {"SADD", p->users_key, user};
-    size_t l1[3] = {4, strlen(p->cfg->users_key), len}, l2[3] = {4, strlen(p->users_key), len};
+    const char *argv[3] = {cmd, p->rooms_key, room};
+    size_t lens[3] = {strlen(cmd), strlen(p->rooms_key), rlen};
 
+    return rlink_command(p->redis, presence_ignore, NULL, 3, argv, lens);
+}
+
+int presence_room_add(struct presence *p, const char *room, size_t rlen)
+{
+    return presence_rooms_cmd(p, "SADD", room, rlen);
+}
+
+int presence_room_drop(struct presence *p, const char *room, size_t rlen)
+{
+    return presence_rooms_cmd(p, "SREM", room, rlen);
+}
+
+int presence_join(struct presence *p, const char *room, size_t rlen, const char *user, size_t len,
+                  rlink_reply_fn fn, void *pd)
+{
+    struct presence_room_keys k;
+    const char *keys[2] = {k.users, k.mine};
+
+    if (presence_keys(p, room, rlen, p->id, &k) == -1)
+        return -1;
+    return presence_eval(p, presence_join_lua, 2, keys, 1, &user, &len, fn, NULL, pd);
+}
+
+int presence_hold(struct presence *p, const char *room, size_t rlen, const char *user, size_t len)
+{
+    struct presence_room_keys k;
+    const char *a1[3] = {"SADD", k.users, user}, *a2[3] = {"SADD", k.mine, user};
+    size_t l1[3] = {4, 0, len}, l2[3] = {4, 0, len};
+
+    if (presence_keys(p, room, rlen, p->id, &k) == -1)
+        return -1;
+    l1[1] = strlen(k.users);
+    l2[1] = strlen(k.mine);
     if (rlink_command(p->redis, presence_ignore, NULL, 3, a1, l1) == -1)
         return -1;
     return rlink_command(p->redis, presence_ignore, NULL, 3, a2, l2);
 }
 
-int presence_leave(struct presence *p, const char *user, size_t len, rlink_reply_fn fn,
-                   void *pd)
+int presence_leave(struct presence *p, const char *room, size_t rlen, const char *user, size_t len,
+                   rlink_reply_fn fn, void *pd)
 {
-    const char *keys[2] = {p->cfg->users_key, p->users_key};
+    struct presence_room_keys k;
+    const char *keys[2] = {k.users, k.mine};
     char notice[PRESENCE_NOTICE_MAX];
-    const char *args[3] = {user, p->cfg->channel, notice};
-    size_t lens[3] = {len, p->cfg->channel_len, 0};
-    ssize_t n = chat_payload_left(notice, sizeof(notice), user, len);
+    const char *args[3] = {user, k.channel, notice};
+    size_t lens[3] = {len, 0, 0};
+    ssize_t n = chat_payload_left(chat_payload_form_of(rlen), notice, sizeof(notice), user, len);
 
-    if (n < 0)
+    if (n < 0 || presence_keys(p, room, rlen, p->id, &k) == -1)
         return -1;
+    lens[1] = strlen(k.channel);
     lens[2] = p->cfg->announce ? (size_t)n : 0;
-    return presence_eval(p, presence_leave_lua, 2, keys, 3, args, lens, fn, pd);
+    return presence_eval(p, presence_leave_lua, 2, keys, 3, args, lens, fn, NULL, pd);
+}
+
+int presence_who(struct presence *p, const char *room, size_t rlen, long max, rlink_raw_fn fn,
+                 void *pd)
+{
+    struct presence_room_keys k;
+    const char *keys[1] = {k.users};
+    char maxs[24];
+    const char *args[1] = {maxs};
+    size_t lens[1];
+
+    if (presence_keys(p, room, rlen, p->id, &k) == -1)
+        return -1;
+    lens[0] = (size_t)snprintf(maxs, sizeof(maxs), "%ld", max);
+    return presence_eval(p, presence_who_lua, 1, keys, 1, args, lens, NULL, fn, pd);
+}
+
+int presence_direct(struct presence *p, const char *room, size_t rlen, const char *to, size_t tolen,
+                    const char *payload, size_t len, rlink_reply_fn fn, void *pd)
+{
+    struct presence_room_keys k;
+    const char *keys[1] = {k.users};
+    char direct[ROOM_KEY_MAX];
+    const char *args[3] = {to, direct, payload};
+    size_t lens[3] = {tolen, 0, len};
+    ssize_t dl = room_key_direct(direct, sizeof(direct), p->cfg);
+
+    if (dl < 0 || presence_keys(p, room, rlen, p->id, &k) == -1)
+        return -1;
+    lens[1] = (size_t)dl;
+    return presence_eval(p, presence_direct_lua, 1, keys, 3, args, lens, fn, NULL, pd);
 }
 
 static void presence_beat(struct presence *p)
@@ -151,19 +241,140 @@ static void presence_beat_cb(evutil_socket_t fd, short what, void *arg)
     presence_beat(arg);
 }
 
+/* ---- reaping an instance that stopped (or this one, at stop) -------------- */
+
+/* One instance being reaped: its rooms first, one script each, then it is
+ * unregistered. */
 struct presence_reap {
     struct presence *p;
-    char id[64];
+    char id[PRESENCE_ID_MAX];
+    char alive[ROOM_KEY_MAX];
+    long long removed;
+    int pending; /* room scripts not answered yet */
+    int alive_again;
+    rlink_reply_fn fn; /* the stop's callback, or NULL */
+    void *pd;
 };
 
-static void presence_on_reaped(long long result, void *pd)
+static void presence_reap_end(struct presence_reap *q, long long result)
+{
+    if (q->removed > 0)
+        log_msg(LOG_WARN, "instance %s %s: removed its %lld user(s)", q->id,
+                q->fn ? "stopped" : "stopped sending heartbeats", q->removed);
+    if (q->fn != NULL)
+        q->fn(result, q->pd);
+    free(q);
+}
+
+static void presence_on_reap_done(long long result, void *pd)
+{
+    presence_reap_end(pd, result);
+}
+
+static void presence_on_room_reaped(long long result, void *pd)
 {
     struct presence_reap *q = pd;
+    struct presence *p = q->p;
+    char rooms[ROOM_KEY_MAX];
+    const char *keys[3] = {p->instances_key, q->alive, rooms};
+    const char *args[1] = {q->id};
+    size_t lens[1] = {strlen(q->id)};
 
-    if (result >= 0)
-        log_msg(LOG_WARN, "instance %s stopped sending heartbeats: removed its %lld user(s)",
-                q->id, result);
-    free(q);
+    if (result == -1)
+        q->alive_again = 1;
+    else if (result > 0)
+        q->removed += result;
+    if (--q->pending > 0)
+        return;
+    if (q->alive_again || room_key_instance_rooms(rooms, sizeof(rooms), p->cfg, q->id) < 0 ||
+        presence_eval(p, presence_reap_done_lua, 3, keys, 1, args, lens, presence_on_reap_done,
+                      NULL, q) == -1)
+        presence_reap_end(q, -1);
+}
+
+static int presence_reap_room(struct presence_reap *q, const char *room, size_t rlen)
+{
+    struct presence *p = q->p;
+    struct presence_room_keys k;
+    const char *keys[3] = {q->alive, k.users, k.mine};
+    const char *prefix, *suffix;
+    const char *args[4] = {k.channel, NULL, NULL, p->cfg->announce ? "1" : "0"};
+    size_t lens[4] = {0, 0, 0, 1};
+
+    if (presence_keys(p, room, rlen, q->id, &k) == -1)
+        return -1;
+    chat_payload_left_affixes(chat_payload_form_of(rlen), &prefix, &suffix);
+    args[1] = prefix;
+    args[2] = suffix;
+    lens[0] = strlen(k.channel);
+    lens[1] = strlen(prefix);
+    lens[2] = strlen(suffix);
+    if (presence_eval(p, presence_reap_room_lua, 3, keys, 4, args, lens, presence_on_room_reaped,
+                      NULL, q) == -1)
+        return -1;
+    q->pending++;
+    return 0;
+}
+
+/* SMEMBERS of its rooms: reap the default room and each of them. */
+static void presence_on_reap_rooms(const void *reply_, void *pd)
+{
+    const redisReply *reply = reply_;
+    struct presence_reap *q = pd;
+    size_t i;
+
+    q->pending = 1; /* held until every room script is sent */
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+        for (i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type == REDIS_REPLY_STRING && e->len > 0 &&
+                room_name_check(e->str, e->len) == NULL)
+                presence_reap_room(q, e->str, e->len);
+        }
+    if (reply == NULL || presence_reap_room(q, "", 0) == -1) {
+        q->alive_again = 1; /* Redis went away: the next scan tries again */
+    }
+    presence_on_room_reaped(0, q);
+}
+
+static int presence_reap_start(struct presence *p, const char *id, size_t idlen, rlink_reply_fn fn,
+                               void *pd)
+{
+    struct presence_reap *q = calloc(1, sizeof(*q));
+    char rooms[ROOM_KEY_MAX];
+    const char *argv[2] = {"SMEMBERS", rooms};
+    size_t lens[2] = {8, 0};
+
+    if (q == NULL)
+        return -1;
+    q->p = p;
+    q->fn = fn;
+    q->pd = pd;
+    snprintf(q->id, sizeof(q->id), "%.*s", (int)idlen, id);
+    snprintf(q->alive, sizeof(q->alive), "%s:instance:%s:alive", p->cfg->users_key, q->id);
+    if (room_key_instance_rooms(rooms, sizeof(rooms), p->cfg, q->id) < 0 ||
+        (lens[1] = strlen(rooms),
+         rlink_command_raw(p->redis, presence_on_reap_rooms, q, 2, argv, lens) == -1)) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+/* EXISTS of an instance's heartbeat: 0 means it stopped. */
+struct presence_check {
+    struct presence *p;
+    size_t len;
+    char id[PRESENCE_ID_MAX];
+};
+
+static void presence_on_alive_check(long long result, void *pd)
+{
+    struct presence_check *c = pd;
+
+    if (result == 0)
+        presence_reap_start(c->p, c->id, c->len, NULL, NULL);
+    free(c);
 }
 
 static void presence_on_instances(const void *reply_, void *pd)
@@ -176,27 +387,25 @@ static void presence_on_instances(const void *reply_, void *pd)
         return;
     for (i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
-        char alive[PRESENCE_KEY_MAX + 8], users[PRESENCE_KEY_MAX];
-        const char *keys[4] = {p->instances_key, alive, users, p->cfg->users_key};
-        const char *args[3] = {NULL, p->cfg->channel, CHAT_PAYLOAD_LEFT_SUFFIX};
-        size_t lens[3] = {0, p->cfg->channel_len, presence_notice_len(p)};
-        struct presence_reap *q;
+        char alive[ROOM_KEY_MAX];
+        const char *argv[2] = {"EXISTS", alive};
+        size_t lens[2] = {6, 0};
+        struct presence_check *c;
 
-        if (e->type != REDIS_REPLY_STRING || e->len >= sizeof(q->id) ||
+        if (e->type != REDIS_REPLY_STRING || e->len >= PRESENCE_ID_MAX ||
             (e->len == strlen(p->id) && memcmp(e->str, p->id, e->len) == 0))
             continue;
-        snprintf(users, sizeof(users), "%s:instance:%.*s", p->cfg->users_key, (int)e->len, e->str);
-        snprintf(alive, sizeof(alive), "%s:alive", users);
-        q = malloc(sizeof(*q));
-        if (q == NULL)
+        c = malloc(sizeof(*c));
+        if (c == NULL)
             return;
-        q->p = p;
-        snprintf(q->id, sizeof(q->id), "%.*s", (int)e->len, e->str);
-        args[0] = q->id;
-        lens[0] = strlen(q->id);
-        if (presence_eval(p, presence_reap_lua, 4, keys, 3, args, lens, presence_on_reaped, q) ==
-            -1)
-            free(q);
+        c->p = p;
+        c->len = e->len;
+        memcpy(c->id, e->str, e->len);
+        c->id[e->len] = '\0';
+        lens[1] = (size_t)snprintf(alive, sizeof(alive), "%s:instance:%s:alive", p->cfg->users_key,
+                                   c->id);
+        if (rlink_command(p->redis, presence_on_alive_check, c, 2, argv, lens) == -1)
+            free(c);
     }
 }
 
@@ -220,9 +429,6 @@ int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd)
 {
     const char *del[2] = {"DEL", p->alive_key};
     size_t dell[2] = {3, strlen(p->alive_key)};
-    const char *keys[4] = {p->instances_key, p->alive_key, p->users_key, p->cfg->users_key};
-    const char *args[3] = {p->id, p->cfg->channel, CHAT_PAYLOAD_LEFT_SUFFIX};
-    size_t lens[3] = {strlen(p->id), p->cfg->channel_len, presence_notice_len(p)};
 
     event_del(p->beat_ev);
     event_del(p->scan_ev);
@@ -230,11 +436,11 @@ int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd)
      * still listed is removed and announced like after a crash */
     if (rlink_command(p->redis, presence_ignore, NULL, 2, del, dell) == -1)
         return -1;
-    return presence_eval(p, presence_reap_lua, 4, keys, 3, args, lens, fn, pd);
+    return presence_reap_start(p, p->id, strlen(p->id), fn, pd);
 }
 
-struct presence *presence_new(struct event_base *base, struct rlink *redis,
-                              const struct cfg *cfg, const char *id)
+struct presence *presence_new(struct event_base *base, struct rlink *redis, const struct cfg *cfg,
+                              const char *id)
 {
     struct presence *p = calloc(1, sizeof(*p));
     long beat = cfg->instance_ttl / 4;
@@ -246,8 +452,8 @@ struct presence *presence_new(struct event_base *base, struct rlink *redis,
     p->cfg = cfg;
     snprintf(p->id, sizeof(p->id), "%s", id);
     snprintf(p->instances_key, sizeof(p->instances_key), "%s:instances", cfg->users_key);
-    snprintf(p->users_key, sizeof(p->users_key), "%s:instance:%s", cfg->users_key, id);
-    snprintf(p->alive_key, sizeof(p->alive_key), "%s:alive", p->users_key);
+    snprintf(p->alive_key, sizeof(p->alive_key), "%s:instance:%s:alive", cfg->users_key, id);
+    room_key_instance_rooms(p->rooms_key, sizeof(p->rooms_key), cfg, id);
     p->beat_ev = event_new(base, -1, EV_PERSIST, presence_beat_cb, p);
     p->scan_ev = event_new(base, -1, EV_PERSIST, presence_scan_cb, p);
     if (p->beat_ev == NULL || p->scan_ev == NULL) {

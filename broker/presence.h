@@ -1,13 +1,18 @@
-/* presence.h -- who is online, kept true in Redis through crashes.
+/* presence.h -- who is in which room, kept true in Redis through crashes.
  *
- * Besides the seed's SET `chat-users`, each instance keeps:
- *   <users-key>:instances            SET of live instance ids
- *   <users-key>:instance:<id>        SET of the users that instance holds
- *   <users-key>:instance:<id>:alive  heartbeat, expires after instance-ttl
+ * Each room has its SET of names (the default room's is the seed's
+ * `chat-users`); besides, each instance keeps (room.h has the key names):
+ *   <users-key>:instances                SET of live instance ids
+ *   <users-key>:instance:<id>:alive      heartbeat, expires after instance-ttl
+ *   <users-key>:instance:<id>:rooms      SET of the rooms it has members in
+ *   the room's :instance:<id> SET        the names it holds in that room
  * A broker refreshes its heartbeat and, every few seconds, looks for
- * instances whose heartbeat expired: a Lua script (atomic, so two cleaners
- * never announce twice) removes such an instance's users from `chat-users`
- * and publishes "<user>: has left the chat!" for each.
+ * instances whose heartbeat expired: per room of such an instance a Lua
+ * script (atomic, over that room's keys, so two cleaners never announce
+ * twice) removes its names from the room and announces each leave there;
+ * then the instance is unregistered.
+ *
+ * Rooms are given as (name, length); "" is the default room.
  */
 #ifndef RC_PRESENCE_H
 #define RC_PRESENCE_H
@@ -21,22 +26,39 @@ struct event_base;
 struct presence;
 
 /* id: this instance's id (stable across broker restarts). */
-struct presence *presence_new(struct event_base *base, struct rlink *redis,
-                              const struct cfg *cfg, const char *id);
+struct presence *presence_new(struct event_base *base, struct rlink *redis, const struct cfg *cfg,
+                              const char *id);
 void presence_free(struct presence *p);
 
-/* Join: add user to `chat-users` if absent (and to this instance's set).
- * fn gets 1 (added), 0 (taken) or -1 (failed). -1 when Redis is down. */
-int presence_join(struct presence *p, const char *user, size_t len, rlink_reply_fn fn, void *pd);
+/* This instance has members in room from now on (listed for crash
+ * cleanup; send it before the first join), or no more. -1 when Redis is down. */
+int presence_room_add(struct presence *p, const char *room, size_t rlen);
+int presence_room_drop(struct presence *p, const char *room, size_t rlen);
+
+/* Join: add user to the room's names if absent (and to this instance's
+ * set there). fn gets 1 (added), 0 (taken) or -1 (failed). -1 when Redis
+ * is down. */
+int presence_join(struct presence *p, const char *room, size_t rlen, const char *user, size_t len,
+                  rlink_reply_fn fn, void *pd);
 
 /* A user this instance holds already (re-registration, restore after a
  * Redis restart): add it again, silently. -1 when Redis is down. */
-int presence_hold(struct presence *p, const char *user, size_t len);
+int presence_hold(struct presence *p, const char *room, size_t rlen, const char *user, size_t len);
 
-/* Leave: remove user and, if it was there, publish the leave notice.
- * fn gets 1 (announced), 0 (already gone) or -1. -1 when Redis is down. */
-int presence_leave(struct presence *p, const char *user, size_t len, rlink_reply_fn fn,
-                   void *pd);
+/* Leave: remove user and, if it was there, publish the leave notice in the
+ * room. fn gets 1 (announced), 0 (already gone) or -1. -1 when Redis is down. */
+int presence_leave(struct presence *p, const char *room, size_t rlen, const char *user, size_t len,
+                   rlink_reply_fn fn, void *pd);
+
+/* Who is in the room: fn gets the reply of the script, an array
+ * {count, {up to max names, sorted}} (or NULL). -1 when Redis is down. */
+int presence_who(struct presence *p, const char *room, size_t rlen, long max, rlink_raw_fn fn,
+                 void *pd);
+
+/* Publish a direct message payload if `to` is in the room's names. fn
+ * gets 1 (published), 0 (not present) or -1. -1 when Redis is down. */
+int presence_direct(struct presence *p, const char *room, size_t rlen, const char *to, size_t tolen,
+                    const char *payload, size_t len, rlink_reply_fn fn, void *pd);
 
 /* The Redis link came up: register the instance and start the heartbeat. */
 void presence_on_link_up(struct presence *p);

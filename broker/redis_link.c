@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "log.h"
+#include "room.h"
 #include "util.h"
 
 #define RLINK_CONNECT_TIMEOUT_MS 5000
@@ -56,6 +58,8 @@ struct rlink {
     uint64_t ping_sent_ms; /* 0: no PING outstanding */
     int up;
     int stopping;
+    char direct[ROOM_KEY_MAX]; /* the direct messages' channel */
+    size_t direct_len;
 };
 
 struct rlink_req {
@@ -135,8 +139,9 @@ static void rconn_on_select(redisAsyncContext *ac, void *reply, void *pd)
 static void rconn_on_sub(redisAsyncContext *ac, void *reply_, void *pd)
 {
     struct rconn *c = pd;
+    struct rlink *r = c->r;
     redisReply *reply = reply_;
-    const redisReply *kind;
+    const redisReply *kind, *ch;
 
     if (!rconn_reply_ok(c, reply, "SUBSCRIBE")) {
         if (reply != NULL)
@@ -144,16 +149,26 @@ static void rconn_on_sub(redisAsyncContext *ac, void *reply_, void *pd)
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
-        reply->element[0]->type != REDIS_REPLY_STRING)
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
         return;
     kind = reply->element[0];
+    ch = reply->element[1];
     if (strcmp(kind->str, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
-        c->r->h.on_message(reply->element[2]->str, reply->element[2]->len, c->r->h.arg);
-    } else if (strcmp(kind->str, "subscribe") == 0) {
-        log_msg(LOG_INFO, "redis: subscribed to channel '%s'", c->r->cfg->channel);
-        c->ready = 1;
-        c->failures = 0;
-        rlink_update_state(c->r);
+        r->h.on_message(ch->str, ch->len, reply->element[2]->str, reply->element[2]->len,
+                        r->h.arg);
+    } else if (strcmp(kind->str, "subscribe") == 0 || strcmp(kind->str, "unsubscribe") == 0) {
+        int on = kind->str[0] == 's';
+        if (ch->len == r->cfg->channel_len && memcmp(ch->str, r->cfg->channel, ch->len) == 0) {
+            /* the seed channel and the direct one were asked for in one
+             * command: Redis has done both */
+            log_msg(LOG_INFO, "redis: subscribed to channel '%s'", r->cfg->channel);
+            c->ready = 1;
+            c->failures = 0;
+            rlink_update_state(r);
+        } else if (ch->len != r->direct_len || memcmp(ch->str, r->direct, ch->len) != 0) {
+            r->h.on_subscribed(ch->str, ch->len, on, r->h.arg);
+        }
     }
 }
 
@@ -263,8 +278,8 @@ static void rconn_connect(struct rconn *c)
     if (c->kind == RCONN_CMD)
         redisAsyncCommand(ac, rconn_on_select, c, "SELECT %d", cfg->redis_db);
     else
-        redisAsyncCommand(ac, rconn_on_sub, c, "SUBSCRIBE %b", cfg->channel,
-                          cfg->channel_len);
+        redisAsyncCommand(ac, rconn_on_sub, c, "SUBSCRIBE %b %b", cfg->channel,
+                          cfg->channel_len, c->r->direct, c->r->direct_len);
 }
 
 static void rconn_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -364,6 +379,7 @@ struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
     r->base = base;
     r->cfg = cfg;
     r->h = *h;
+    r->direct_len = (size_t)room_key_direct(r->direct, sizeof(r->direct), cfg);
     if (cfg->redis_tls) {
         r->ssl_ctx = rlink_ssl_ctx_new(cfg, err, errlen);
         if (r->ssl_ctx == NULL) {
@@ -462,10 +478,41 @@ int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, cons
     return rlink_send(r, NULL, fn, pd, argc, argv, lens);
 }
 
-int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd)
+int rlink_publish(struct rlink *r, const char *channel, size_t chlen, const char *payload,
+                  size_t len, rlink_reply_fn fn, void *pd)
 {
-    const char *argv[3] = {"PUBLISH", r->cfg->channel, payload};
-    size_t lens[3] = {7, r->cfg->channel_len, len};
+    const char *argv[3] = {"PUBLISH", channel, payload};
+    size_t lens[3] = {7, chlen, len};
 
     return rlink_send(r, fn, NULL, pd, 3, argv, lens);
+}
+
+int rlink_subscribe(struct rlink *r, int on, size_t n, const char **channels, const size_t *lens)
+{
+    const char **argv;
+    size_t *argl, i;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    if (!r->sub.ready || r->sub.ac == NULL || n > INT_MAX - 1)
+        return -1;
+    argv = malloc((n + 1) * sizeof(*argv));
+    argl = malloc((n + 1) * sizeof(*argl));
+    if (argv != NULL && argl != NULL) {
+        argv[0] = on ? "SUBSCRIBE" : "UNSUBSCRIBE";
+        argl[0] = strlen(argv[0]);
+        for (i = 0; i < n; i++) {
+            argv[i + 1] = channels[i];
+            argl[i + 1] = lens[i];
+        }
+        /* hiredis calls rconn_on_sub once per channel, for the confirmation
+         * and then for each message */
+        if (redisAsyncCommandArgv(r->sub.ac, rconn_on_sub, &r->sub, (int)n + 1, argv, argl) ==
+            REDIS_OK)
+            rc = 0;
+    }
+    free(argv);
+    free(argl);
+    return rc;
 }

@@ -1,7 +1,9 @@
 /* redis_link.h -- the broker's two Redis connections (hiredis async on
- * libevent, optionally TLS): one SUBSCRIBEd to the chat channel, one for
- * commands (PUBLISH, SADD, SREM). Reconnects with backoff, re-authenticates,
- * re-selects the database and re-subscribes by itself. */
+ * libevent, optionally TLS): one SUBSCRIBEd to the seed channel and the
+ * direct messages' channel (always) and to the rooms the broker asks for,
+ * one for commands (PUBLISH, SADD, SREM, EVAL). Reconnects with backoff,
+ * re-authenticates, re-selects the database and re-subscribes the two
+ * fixed channels by itself; the rooms are the broker's to resubscribe. */
 #ifndef RC_REDIS_LINK_H
 #define RC_REDIS_LINK_H
 
@@ -13,8 +15,12 @@ struct event_base;
 struct rlink;
 
 struct rlink_handlers {
-    /* a message published on the channel (payload exactly as in Redis) */
-    void (*on_message)(const char *payload, size_t len, void *arg);
+    /* a message published on a subscribed channel (payload exactly as in Redis) */
+    void (*on_message)(const char *channel, size_t chlen, const char *payload, size_t len,
+                       void *arg);
+    /* Redis confirmed a rlink_subscribe of one room channel (on = 1) or its
+     * unsubscribe (on = 0) */
+    void (*on_subscribed)(const char *channel, size_t chlen, int on, void *arg);
     /* both connections ready (up = 1) or one of them lost (up = 0) */
     void (*on_state)(int up, void *arg);
     void *arg;
@@ -36,7 +42,13 @@ int rlink_is_up(const struct rlink *r);
 
 /* Queue a command on the command connection. Return 0 when sent (fn will be
  * called exactly once), -1 when the link is down (fn is not called). */
-int rlink_publish(struct rlink *r, const char *payload, size_t len, rlink_reply_fn fn, void *pd);
+int rlink_publish(struct rlink *r, const char *channel, size_t chlen, const char *payload,
+                  size_t len, rlink_reply_fn fn, void *pd);
+
+/* SUBSCRIBE (on = 1) or UNSUBSCRIBE (on = 0) n channels in one command on
+ * the subscriber; on_subscribed follows per channel. 0, or -1 when the
+ * subscriber is not connected (a reconnect forgets every room channel). */
+int rlink_subscribe(struct rlink *r, int on, size_t n, const char **channels, const size_t *lens);
 
 /* Any command, as argc (pointer, length) arguments. fn gets the integer
  * reply as above (or -1); for other reply types use rlink_command_raw. */

@@ -84,6 +84,10 @@ static const struct cfg_directive cfg_directives[] = {
     { "channel", CFG_STR, CFG_OFF(channel), 1, CFG_NAME_MAX, CFG_F_NOCTRL, 0, "chat" },
     { "users-key", CFG_STR, CFG_OFF(users_key), 1, CFG_NAME_MAX, CFG_F_NOCTRL, 0, "chat-users" },
     { "announce", CFG_BOOL, CFG_OFF(announce), 0, 1, 0, 1, NULL },
+    { "max-rooms-per-connection", CFG_LONG, CFG_OFF(max_rooms_per_connection), 1, 1024, 0, 16,
+      NULL },
+    { "max-rooms", CFG_LONG, CFG_OFF(max_rooms), 1, 1000000, 0, 10000, NULL },
+    { "presence-max", CFG_LONG, CFG_OFF(presence_max), 1, CFG_PRESENCE_MAX, 0, 100, NULL },
     /* limits and timers */
     { "max-message-size", CFG_SIZE, CFG_OFF(max_message_size), 64, 16 * CFG_MIB, 0, 4096, NULL },
     { "max-connections", CFG_LONG, CFG_OFF(max_connections), 1, 10000000, 0, 10000, NULL },

@@ -27,6 +27,7 @@
 
 #define CFG_ERR_LEN 256
 #define CFG_NAME_MAX 256       /* channel, users-key: bytes */
+#define CFG_PRESENCE_MAX 1000  /* presence-max: the names must fit one IPC frame */
 #define CFG_DIRECTIVES_MAX 48  /* size of the private set_line[] table */
 
 enum cfg_log_level { CFG_LOG_DEBUG = 0, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
@@ -62,6 +63,9 @@ struct cfg {
     char *users_key;             /* "chat-users" */
     int announce;                /* 1: publish join/leave notices (the seed's way);
                                   * 0: none, for large rooms (N joins cost N^2 frames) */
+    long max_rooms_per_connection; /* rooms one typed connection may be in, 16 (1 .. 1024) */
+    long max_rooms;              /* rooms with members on this instance, 10000 */
+    long presence_max;           /* names in a presence event, 100 (1 .. CFG_PRESENCE_MAX) */
     /* limits and timers */
     long max_message_size;       /* bytes, 4096 (64 .. 16 MiB) */
     long max_connections;        /* per instance, 10000 (1 .. 10000000) */

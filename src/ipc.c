@@ -25,14 +25,18 @@ struct ipc_type_info {
 static const struct ipc_type_info ipc_types[IPC_TYPE_LAST + 1] = {
     [IPC_HELLO] = { "HELLO", 2, 0 },
     [IPC_JOIN] = { "JOIN", 2, IPC_JOIN_F_REREGISTER },
-    [IPC_JOIN_REPLY] = { "JOIN_REPLY", 2, IPC_JOIN_UNAVAILABLE },
+    [IPC_JOIN_REPLY] = { "JOIN_REPLY", 2, IPC_JOIN_ROOMS_FULL },
     [IPC_LEAVE] = { "LEAVE", 2, IPC_LEAVE_F_ORPHAN },
     [IPC_PUBLISH] = { "PUBLISH", 3, 0 },
-    [IPC_PUBLISH_FAIL] = { "PUBLISH_FAIL", 3, 0 },
+    [IPC_PUBLISH_FAIL] = { "PUBLISH_FAIL", 3, IPC_FAIL_F_DIRECT },
     [IPC_DELIVER] = { "DELIVER", 2, 0 },
     [IPC_LINK] = { "LINK", 1, IPC_LINK_UP },
     [IPC_PING] = { "PING", 1, 0 },
     [IPC_PONG] = { "PONG", 1, 0 },
+    [IPC_DIRECT] = { "DIRECT", 4, 0 },
+    [IPC_DELIVER_DIRECT] = { "DELIVER_DIRECT", 4, 0 },
+    [IPC_WHO] = { "WHO", 2, 0 },
+    [IPC_WHO_REPLY] = { "WHO_REPLY", 4, IPC_WHO_UNAVAILABLE },
 };
 
 /* The table entry of a known type, NULL otherwise. */
@@ -223,6 +227,8 @@ size_t ipc_frame_max_for(size_t max_message)
 {
     if (max_message > IPC_FRAME_MAX - IPC_FRAME_SLACK)
         return IPC_FRAME_MAX;
+    if (max_message < IPC_NAMES_MAX)
+        max_message = IPC_NAMES_MAX; /* a WHO_REPLY's names */
     return max_message + IPC_FRAME_SLACK;
 }
 
@@ -235,8 +241,8 @@ void ipc_msg_set(struct ipc_msg *m, enum ipc_type type, uint32_t id, uint16_t fl
                  const void *f0, size_t l0, const void *f1, size_t l1,
                  const void *f2, size_t l2)
 {
-    const void *p[IPC_FIELDS_MAX] = { f0, f1, f2 };
-    size_t l[IPC_FIELDS_MAX] = { l0, l1, l2 };
+    const void *p[IPC_FIELDS_MAX] = { f0, f1, f2, NULL };
+    size_t l[IPC_FIELDS_MAX] = { l0, l1, l2, 0 };
     int nf = ipc_type_nfields((unsigned)type);
 
     m->type = (uint8_t)type;
@@ -252,6 +258,14 @@ void ipc_msg_set(struct ipc_msg *m, enum ipc_type type, uint32_t id, uint16_t fl
             m->f[i].len = 0;
         }
     }
+}
+
+void ipc_msg_set_field(struct ipc_msg *m, unsigned i, const void *p, size_t len)
+{
+    if (i >= IPC_FIELDS_MAX)
+        return;
+    m->f[i].p = p;
+    m->f[i].len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
 }
 
 uint32_t ipc_frame_length(const uint8_t hdr[4])

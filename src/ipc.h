@@ -13,8 +13,7 @@
  *                  (HELLO), echo token (PING/PONG), else 0
  *   then exactly ipc_type_nfields(type) fields, each: u32 length, bytes
  *
- * The first field of every message is the room (the Redis channel, "chat"
- * in the seed), so rooms can come later without a format change.
+ * The first field of every message is the room.
  *
  *   type              dir   fields                    flags / id
  *   IPC_HELLO         w->b  room, pid (decimal)       id = worker slot
@@ -24,11 +23,20 @@
  *                                                     flags = enum ipc_join_status
  *   IPC_LEAVE         w->b  room, user                flags: IPC_LEAVE_F_ORPHAN
  *   IPC_PUBLISH       w->b  room, user, text          id = request id
- *   IPC_PUBLISH_FAIL  b->w  room, user, reason        id = request id
+ *   IPC_PUBLISH_FAIL  b->w  room, user, reason        id = request id,
+ *                                                     flags: IPC_FAIL_F_DIRECT
  *   IPC_DELIVER       b->w  room, payload             (payload as published
  *                                                     to Redis: "user: text")
  *   IPC_LINK          b->w  room                      flags = enum ipc_link_state
  *   IPC_PING/IPC_PONG both  room                      id = echo token
+ *   IPC_DIRECT        w->b  room, from, to, text      id = request id
+ *   IPC_DELIVER_DIRECT b->w room, to, from, text      (to the worker holding `to`)
+ *   IPC_WHO           w->b  room, user                id = request id
+ *   IPC_WHO_REPLY     b->w  room, user, count, names  id = request id; count in
+ *                                                     decimal, names '\n'-separated;
+ *                                                     flags: IPC_WHO_UNAVAILABLE
+ *
+ * The room is "" for the default room (the seed's chat), else its name.
  */
 #ifndef RC_IPC_H
 #define RC_IPC_H
@@ -40,7 +48,10 @@
 #define IPC_VERSION 1
 #define IPC_HEADER_LEN 12      /* length + version + type + flags + id */
 #define IPC_FIELD_HDR_LEN 4    /* u32 length before each field */
-#define IPC_FIELDS_MAX 3
+#define IPC_FIELDS_MAX 4
+/* Room names, a user name and a presence list of presence-max names of at
+ * most 128 bytes each must fit in any frame, however small max-message-size. */
+#define IPC_NAMES_MAX (1000u * 129u + 1024u)
 /* Hard ceiling for any frame; callers pass a smaller max derived from
  * max-message-size (see ipc_frame_max_for). */
 #define IPC_FRAME_MAX (64u * 1024 * 1024)
@@ -56,7 +67,11 @@ enum ipc_type {
     IPC_LINK,
     IPC_PING,
     IPC_PONG,
-    IPC_TYPE_LAST = IPC_PONG,
+    IPC_DIRECT,
+    IPC_DELIVER_DIRECT,
+    IPC_WHO,
+    IPC_WHO_REPLY,
+    IPC_TYPE_LAST = IPC_WHO_REPLY,
 };
 
 /* JOIN: a user the worker holds already, sent again to a broker that
@@ -69,8 +84,14 @@ enum ipc_type {
 enum ipc_join_status {
     IPC_JOIN_ACCEPTED = 0,
     IPC_JOIN_TAKEN = 1,      /* the name is in the users set already */
-    IPC_JOIN_UNAVAILABLE = 2 /* Redis unreachable: try again later */
+    IPC_JOIN_UNAVAILABLE = 2, /* Redis unreachable: try again later */
+    IPC_JOIN_ROOMS_FULL = 3   /* a new room, and max-rooms are in use already */
 };
+
+/* PUBLISH_FAIL: the request that failed was a DIRECT. */
+#define IPC_FAIL_F_DIRECT 1
+/* WHO_REPLY: Redis could not be asked (count and names are empty). */
+#define IPC_WHO_UNAVAILABLE 1
 
 enum ipc_link_state { IPC_LINK_DOWN = 0, IPC_LINK_UP = 1 };
 
@@ -126,9 +147,11 @@ uint32_t ipc_frame_length(const uint8_t hdr[4]);
 size_t ipc_frame_max_for(size_t max_message);
 
 /* Convenience: fill m with type, id, flags and up to 3 fields given as
- * (pointer, length) pairs; nfields from the type. */
+ * (pointer, length) pairs; nfields from the type. A fourth field is set
+ * with ipc_msg_set_field. */
 void ipc_msg_set(struct ipc_msg *m, enum ipc_type type, uint32_t id, uint16_t flags,
                  const void *f0, size_t l0, const void *f1, size_t l1,
                  const void *f2, size_t l2);
+void ipc_msg_set_field(struct ipc_msg *m, unsigned i, const void *p, size_t len);
 
 #endif

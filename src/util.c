@@ -20,6 +20,14 @@ uint64_t util_now_ms(void)
     return util_now_us() / 1000u;
 }
 
+uint64_t util_epoch_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 struct timeval util_ms_tv(long ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};

@@ -17,6 +17,8 @@
 /* Monotonic clock in milliseconds, microseconds. */
 uint64_t util_now_ms(void);
 uint64_t util_now_us(void);
+/* Wall clock: milliseconds since the Unix epoch (timestamps clients see). */
+uint64_t util_epoch_ms(void);
 
 /* A duration in milliseconds as a struct timeval (libevent's timeouts). */
 struct timeval util_ms_tv(long ms);

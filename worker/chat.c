@@ -1,11 +1,12 @@
 /* chat.c -- the chat application in a worker.
  *
- * A name is granted by the broker (SADD decides cluster-wide); until then
- * the session waits, upgraded but not reading, in `pending` under its
- * request id. Delivered messages carry the seed's payload "user: text": the
- * sender is the part before the first ':' (names cannot contain ':'), found
- * once per message, and every other subscribed session gets the same
- * encoded frame.
+ * A connection joins the room of its URL (`/chat/{user}`: the default room,
+ * the seed's chat; `/chat/{room}/{user}`) and, when it speaks the typed
+ * protocol, more rooms by request. A name in a room is granted by the
+ * broker (SADD on the room's set decides cluster-wide); until then the
+ * member waits in `pending` under its request id, and a connection whose
+ * URL room is not granted yet is upgraded but not read. Delivered payloads
+ * go to the room's members through chat_rooms.c.
  */
 #include "chat.h"
 
@@ -15,39 +16,25 @@
 
 #include "access.h"
 #include "chat_payload.h"
+#include "chat_proto.h"
 #include "chat_text.h"
 #include "config.h"
+#include "http_upgrade.h"
 #include "ipc.h"
 #include "log.h"
+#include "room.h"
 #include "utf8.h"
 #include "util.h"
-#include "ws_frame.h"
 #include "ws_session.h"
 
 #define CHAT_LABEL "user=" /* a session's log label: "user=NAME" */
 #define CHAT_LABEL_LEN (sizeof(CHAT_LABEL) - 1)
+#define CHAT_BAD_REQUESTS_MAX 10 /* typed: bad frames in a row before a 1008 */
+#define CHAT_REASON_MAX 256
 
-/* What chat keeps per session (its app_data), with the name. */
-struct chat_user {
-    uint32_t join_req;
-    unsigned joined : 1;       /* holds its name in c->users and in Redis */
-    unsigned join_pending : 1; /* listed in c->pending under join_req */
-    /* rate limit: a token bucket in thousandths of a message */
-    uint32_t rl_tokens;
-    uint32_t rl_dropped;       /* messages refused since the last one let through */
-    uint64_t rl_last_ms;
-    size_t len;                /* of the name */
-    char label[];              /* CHAT_LABEL, then the name, NUL-terminated */
-};
-
-static struct chat_user *chat_user_of(const struct wss_session *s)
+static struct chat_conn *chat_conn_of(const struct wss_session *s)
 {
     return s->app_data;
-}
-
-static const char *chat_name(const struct chat_user *u)
-{
-    return u->label + CHAT_LABEL_LEN;
 }
 
 /* A leave a broker may not have carried out: one that could not be sent,
@@ -58,27 +45,38 @@ struct chat_orphan {
     struct chat_orphan *next;
     uint64_t at_ms;
     uint32_t seq; /* the broker's PONG with this id or later confirms it */
-    size_t len;
-    char user[];
+    size_t roomlen, len;
+    char data[]; /* room, then user */
 };
 
 #define CHAT_LEAVE_KEEP_MS 60000 /* unconfirmed leaves older than this are dropped */
 
-/* A message to the broker about the configured channel. */
+/* A message to the broker about a room. */
 static int chat_send_msg(struct chat *c, enum ipc_type type, uint32_t id, uint16_t flags,
-                         const void *user, size_t ulen, const void *text, size_t tlen)
+                         const char *room, size_t rlen, const void *user, size_t ulen,
+                         const void *text, size_t tlen)
 {
     struct ipc_msg m;
 
-    ipc_msg_set(&m, type, id, flags, c->cfg->channel, c->cfg->channel_len, user, ulen, text,
-                tlen);
+    ipc_msg_set(&m, type, id, flags, room, rlen, user, ulen, text, tlen);
     return c->send(&m, c->send_arg);
 }
 
-static int chat_send(struct chat *c, enum ipc_type type, uint32_t id, const struct chat_user *u,
+static int chat_send(struct chat *c, enum ipc_type type, uint32_t id, const struct chat_member *m,
                      const void *text, size_t len)
 {
-    return chat_send_msg(c, type, id, 0, chat_name(u), u->len, text, len);
+    return chat_send_msg(c, type, id, 0, m->room->name, m->room->len, chat_conn_name(m->conn),
+                         m->conn->len, text, len);
+}
+
+/* ---- what a client is told ---------------------------------------------------- */
+
+/* An error for a typed client: the request's type, the room it named. */
+static void chat_error(struct chat_conn *conn, const char *request, const char *room, size_t rlen,
+                       json_t *id, const char *reason)
+{
+    chat_queue_event(conn->s, chat_ev_error(request, room, rlen, chat_conn_name(conn), conn->len,
+                                            reason, id, util_epoch_ms()));
 }
 
 static void chat_refuse(struct wss_session *s, const char *text, uint16_t code, const char *reason)
@@ -87,47 +85,187 @@ static void chat_refuse(struct wss_session *s, const char *text, uint16_t code, 
     wss_close(s, code, reason);
 }
 
+/* The URL's room could not be joined: the connection ends, as in the seed. */
+static void chat_refuse_url_room(struct chat_member *m, uint16_t code, const char *reason,
+                                 const char *plain_text)
+{
+    struct chat_conn *conn = m->conn;
+
+    if (conn->typed) {
+        chat_error(conn, "join", m->room->name, m->room->len, NULL, reason);
+        wss_close(conn->s, code, reason);
+    } else {
+        chat_refuse(conn->s, plain_text, code, reason);
+    }
+}
+
 static void chat_refuse_unavailable(struct wss_session *s)
 {
     chat_refuse(s, CHAT_TEXT_JOIN_UNAVAILABLE, CHAT_CLOSE_TRY_AGAIN_LATER,
                 "chat service unavailable");
 }
 
-/* Upgraded with a valid name: ask the broker for it. */
-static void chat_ask_join(struct chat *c, struct wss_session *s)
-{
-    struct chat_user *u = chat_user_of(s);
+/* ---- joining and leaving --------------------------------------------------------- */
 
-    u->join_req = ++c->next_req;
-    if (dict_add(&c->pending, (const char *)&u->join_req, sizeof(u->join_req), s) != 0) {
-        chat_refuse_unavailable(s);
-        return;
-    }
-    u->join_pending = 1;
+static void chat_ask_join(struct chat *c, struct chat_member *m)
+{
+    m->join_req = ++c->next_req;
+    if (dict_add(&c->pending, (const char *)&m->join_req, sizeof(m->join_req), m) != 0)
+        return; /* out of memory: chat_join refuses it */
+    m->join_pending = 1;
     /* the broker decides (it knows whether Redis is up); with no broker yet
      * (a worker just started, or the broker restarts) the join waits for
      * one: chat_on_broker_up sends it, chat_on_broker_lost refuses it */
-    chat_send(c, IPC_JOIN, u->join_req, u, NULL, 0);
+    chat_send(c, IPC_JOIN, m->join_req, m, NULL, 0);
 }
 
-/* GET /chat/{user}: the name and the token are checked before the 101
- * where HTTP can say what is wrong; a token refused after it, with a close
- * code, since browsers can read a close code but not a status. */
+/* Ask for conn's name in a room. 0, or -1 with the connection told why
+ * (a typed join request's error, or the URL room's refusal). */
+static int chat_join(struct chat *c, struct chat_conn *conn, const char *room, size_t rlen,
+                     int url_room, json_t *id)
+{
+    int taken;
+    struct chat_member *m = chat_member_new(&c->rooms, conn, room, rlen, &taken);
+    char text[sizeof(CHAT_TEXT_TAKEN_FMT) + UPG_USER_MAX_BYTES];
+
+    if (m != NULL) {
+        m->url_room = url_room ? 1 : 0;
+        chat_ask_join(c, m);
+        if (m->join_pending)
+            return 0;
+        chat_member_free(&c->rooms, m);
+    }
+    if (!url_room) {
+        chat_error(conn, "join", room, rlen, id,
+                   taken ? "name taken in that room" : "chat service unavailable");
+    } else if (taken) {
+        snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, chat_conn_name(conn));
+        if (conn->typed)
+            chat_error(conn, "join", room, rlen, NULL, "name taken in that room");
+        else
+            wss_queue_text(conn->s, text, strlen(text));
+        wss_close(conn->s, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON);
+    } else {
+        chat_refuse_unavailable(conn->s);
+    }
+    return -1;
+}
+
+/* Keep a leave until the broker confirms Redis has carried it out: after
+ * the LEAVE the worker sends PING(seq), which the broker answers only once
+ * a Redis round trip behind the leave is done. Newest first. */
+static void chat_remember_leave(struct chat *c, const char *room, size_t rlen, const char *user,
+                                size_t len)
+{
+    uint64_t now = util_now_ms();
+    struct chat_orphan *o, **pp;
+
+    for (pp = &c->orphans; *pp != NULL; pp = &(*pp)->next)
+        if (now - (*pp)->at_ms > CHAT_LEAVE_KEEP_MS)
+            break;
+    while ((o = *pp) != NULL) { /* the tail is older still */
+        *pp = o->next;
+        free(o);
+    }
+    o = malloc(sizeof(*o) + rlen + len);
+    if (o == NULL) {
+        log_msg(LOG_ERROR, "out of memory: leave of '%.*s' not kept", (int)len, user);
+        return;
+    }
+    o->at_ms = now;
+    o->seq = ++c->leave_seq;
+    o->roomlen = rlen;
+    o->len = len;
+    memcpy(o->data, room, rlen);
+    memcpy(o->data + rlen, user, len);
+    o->next = c->orphans;
+    c->orphans = o;
+    chat_send_msg(c, IPC_PING, o->seq, 0, "", 0, NULL, 0, NULL, 0);
+}
+
+/* PONG(seq): every leave up to seq is done in Redis. */
+static void chat_on_leaves_confirmed(struct chat *c, uint32_t seq)
+{
+    struct chat_orphan *o, **pp = &c->orphans;
+
+    while ((o = *pp) != NULL) {
+        if ((int32_t)(o->seq - seq) <= 0) {
+            *pp = o->next;
+            free(o);
+        } else {
+            pp = &o->next;
+        }
+    }
+}
+
+/* A member goes (leave request, or its connection is gone): release the
+ * name, or the request for it. */
+static void chat_leave(struct chat *c, struct chat_member *m)
+{
+    struct chat_conn *conn = m->conn;
+
+    if (m->join_pending)
+        dict_del(&c->pending, (const char *)&m->join_req, sizeof(m->join_req));
+    if (m->joined) {
+        if (chat_send(c, IPC_LEAVE, 0, m, NULL, 0) == -1)
+            log_msg(LOG_INFO, "broker away: leave of '%s' is sent when it is back",
+                    chat_conn_name(conn));
+        chat_remember_leave(c, m->room->name, m->room->len, chat_conn_name(conn), conn->len);
+    }
+    chat_member_free(&c->rooms, m);
+}
+
+/* ---- opening a connection ------------------------------------------------------ */
+
+/* The path after /chat/: "{user}" or "{room}/{user}". Returns NULL with
+ * the room and user decoded, else the reason for a 400. */
+static const char *chat_parse_path(const struct upg_str *param, char *room, size_t *rlen,
+                                   char *user, size_t *ulen)
+{
+    const char *slash = memchr(param->p, '/', param->len);
+    const char *u = param->p, *why;
+    size_t ul = param->len;
+    ssize_t n;
+
+    *rlen = 0;
+    room[0] = '\0';
+    if (slash != NULL) {
+        size_t raw = (size_t)(slash - param->p);
+        n = upg_percent_decode(param->p, raw, room, ROOM_NAME_MAX * 3 + 1);
+        if (n < 0)
+            return "room name: bad percent-encoding or too long";
+        why = room_name_check(room, (size_t)n);
+        if (why != NULL)
+            return why;
+        *rlen = (size_t)n;
+        u = slash + 1;
+        ul = param->len - raw - 1;
+    }
+    n = upg_percent_decode(u, ul, user, UPG_USER_MAX_BYTES + 1);
+    if (n < 0)
+        return "user name: bad percent-encoding or too long";
+    *ulen = (size_t)n;
+    return upg_user_name_check(user, (size_t)n);
+}
+
+static const struct upg_str chat_proto_str = {CHAT_PROTO_NAME, sizeof(CHAT_PROTO_NAME) - 1};
+
+/* GET /chat/[{room}/]{user}: the room, the name and the token are checked
+ * before the 101 where HTTP can say what is wrong; a token refused after
+ * it, with a close code, since browsers can read a close code but not a
+ * status. */
 static void chat_open(struct wss_session *s, const struct upg_request *req,
-                      const struct upg_str *raw_user, void *arg)
+                      const struct upg_str *param, void *arg)
 {
     static struct access_token tok; /* 4 KiB: not on the stack, one request at a time */
     struct chat *c = arg;
-    char user[UPG_USER_MAX_BYTES + 1];
-    const char *why;
-    struct chat_user *u;
-    ssize_t ulen = upg_percent_decode(raw_user->p, raw_user->len, user, sizeof(user));
+    char room[ROOM_NAME_MAX * 3 + 1], user[UPG_USER_MAX_BYTES + 1];
+    size_t rlen, ulen;
+    const struct upg_str *protos = upg_header_get(req, "Sec-WebSocket-Protocol");
+    int typed = protos != NULL && upg_has_token(protos, CHAT_PROTO_NAME);
+    const char *why = chat_parse_path(param, room, &rlen, user, &ulen);
+    struct chat_conn *conn;
 
-    if (ulen < 0) {
-        wss_http_reply(s, 400, NULL, "user name: bad percent-encoding or too long");
-        return;
-    }
-    why = upg_user_name_check(user, (size_t)ulen);
     if (why != NULL) {
         wss_http_reply(s, 400, NULL, why);
         return;
@@ -136,58 +274,66 @@ static void chat_open(struct wss_session *s, const struct upg_request *req,
         wss_http_reply(s, 400, NULL, "token: bad percent-encoding");
         return;
     }
-    if (wss_upgrade(s, req, &tok.protocol) == -1)
+    /* redis-chat.v1 is the protocol named when asked for; otherwise a
+     * token that came as a protocol is echoed, as browsers require */
+    if (wss_upgrade(s, req, typed ? &chat_proto_str : &tok.protocol) == -1)
         return;
-    u = calloc(1, sizeof(*u) + CHAT_LABEL_LEN + (size_t)ulen + 1);
-    if (u == NULL) {
+    conn = calloc(1, sizeof(*conn) + CHAT_LABEL_LEN + ulen + 1);
+    if (conn == NULL) {
         wss_close(s, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    memcpy(u->label, CHAT_LABEL, CHAT_LABEL_LEN);
-    memcpy(u->label + CHAT_LABEL_LEN, user, (size_t)ulen + 1);
-    u->len = (size_t)ulen;
-    s->app_data = u;
-    s->label = u->label;
-    why = access_token_check(c->cfg, &tok, user, (size_t)ulen);
+    memcpy(conn->label, CHAT_LABEL, CHAT_LABEL_LEN);
+    memcpy(conn->label + CHAT_LABEL_LEN, user, ulen + 1);
+    conn->len = ulen;
+    conn->s = s;
+    conn->typed = typed ? 1 : 0;
+    s->app_data = conn;
+    s->label = conn->label;
+    why = access_token_check(c->cfg, &tok, user, ulen);
     if (why != NULL) {
         wss_log(LOG_INFO, s, "authentication failed: %s", why);
         wss_close(s, CHAT_CLOSE_UNAUTHORIZED, why);
         return;
     }
-    chat_ask_join(c, s);
+    chat_join(c, conn, room, rlen, 1, NULL);
 }
+
+/* ---- what a client sends ------------------------------------------------------- */
 
 /* Token bucket: rate-limit messages per second, bursts up to
  * rate-limit-burst. A client over the limit is told once per episode; one
  * that keeps going for another whole burst is closed with 1008. */
-static int chat_rate_ok(struct chat *c, struct wss_session *s)
+static int chat_rate_ok(struct chat *c, struct chat_conn *conn, const char *request)
 {
     const struct cfg *cfg = c->cfg;
-    struct chat_user *u = chat_user_of(s);
     uint64_t now = util_now_ms(), cap = (uint64_t)cfg->rate_limit_burst * 1000;
     uint64_t tokens;
 
     if (cfg->rate_limit == 0)
         return 1;
-    if (u->rl_last_ms == 0)
+    if (conn->rl_last_ms == 0)
         tokens = cap; /* a new session starts with a full bucket */
     else
-        tokens = u->rl_tokens + (now - u->rl_last_ms) * (uint64_t)cfg->rate_limit;
-    u->rl_last_ms = now;
+        tokens = conn->rl_tokens + (now - conn->rl_last_ms) * (uint64_t)cfg->rate_limit;
+    conn->rl_last_ms = now;
     if (tokens > cap)
         tokens = cap;
     if (tokens >= 1000) {
-        u->rl_tokens = (uint32_t)(tokens - 1000);
-        u->rl_dropped = 0;
+        conn->rl_tokens = (uint32_t)(tokens - 1000);
+        conn->rl_dropped = 0;
         return 1;
     }
-    u->rl_tokens = (uint32_t)tokens;
-    if (u->rl_dropped++ == 0) {
-        wss_log(LOG_INFO, s, "over rate-limit, warned");
-        wss_queue_text(s, CHAT_TEXT_RATE_LIMITED, strlen(CHAT_TEXT_RATE_LIMITED));
-    } else if (u->rl_dropped > (uint32_t)cfg->rate_limit_burst) {
-        wss_log(LOG_WARN, s, "flooding past the warning: closing");
-        wss_close(s, WSLAY_CODE_POLICY_VIOLATION, "rate limit exceeded");
+    conn->rl_tokens = (uint32_t)tokens;
+    if (conn->rl_dropped++ == 0) {
+        wss_log(LOG_INFO, conn->s, "over rate-limit, warned");
+        if (conn->typed)
+            chat_error(conn, request, NULL, 0, NULL, "rate limit exceeded, slow down");
+        else
+            wss_queue_text(conn->s, CHAT_TEXT_RATE_LIMITED, strlen(CHAT_TEXT_RATE_LIMITED));
+    } else if (conn->rl_dropped > (uint32_t)cfg->rate_limit_burst) {
+        wss_log(LOG_WARN, conn->s, "flooding past the warning: closing");
+        wss_close(conn->s, WSLAY_CODE_POLICY_VIOLATION, "rate limit exceeded");
     }
     return 0;
 }
@@ -216,205 +362,384 @@ int chat_text_allowed(const char *text, size_t len)
     return 1;
 }
 
-static void chat_text(struct wss_session *s, const char *text, size_t len, void *arg)
+static struct chat_member *chat_url_member(const struct chat_conn *conn)
 {
-    struct chat *c = arg;
+    struct chat_member *m;
 
-    if (!chat_rate_ok(c, s))
+    for (m = conn->rooms; m != NULL; m = m->conn_next)
+        if (m->url_room)
+            return m;
+    return NULL;
+}
+
+/* A plain client's line: a message in its room. */
+static void chat_plain_text(struct chat *c, struct chat_conn *conn, const char *text, size_t len)
+{
+    struct chat_member *m = chat_url_member(conn);
+
+    if (m == NULL || !m->joined || !chat_rate_ok(c, conn, NULL))
         return;
     if (!chat_text_allowed(text, len)) {
-        wss_queue_text(s, CHAT_TEXT_BAD_CHARS, strlen(CHAT_TEXT_BAD_CHARS));
+        wss_queue_text(conn->s, CHAT_TEXT_BAD_CHARS, strlen(CHAT_TEXT_BAD_CHARS));
         return;
     }
     /* even while Redis is down: the broker holds messages in its outbox */
-    if (chat_send(c, IPC_PUBLISH, ++c->next_req, chat_user_of(s), text, len) == -1)
-        wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
+    if (chat_send(c, IPC_PUBLISH, ++c->next_req, m, text, len) == -1)
+        wss_queue_text(conn->s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
 }
 
-/* Keep a leave until the broker confirms Redis has carried it out: after
- * the LEAVE the worker sends PING(seq), which the broker answers only once
- * a Redis round trip behind the leave is done. Newest first. */
-static void chat_remember_leave(struct chat *c, const char *user, size_t len)
+/* The joined member a typed request names (its room, or the URL's). NULL
+ * with the error sent. */
+static struct chat_member *chat_req_member(struct chat_conn *conn, const struct chat_req *r)
 {
-    uint64_t now = util_now_ms();
-    struct chat_orphan *o, **pp;
+    struct chat_member *m =
+        r->room != NULL ? chat_member_of(conn, r->room, r->room_len) : chat_url_member(conn);
 
-    for (pp = &c->orphans; *pp != NULL; pp = &(*pp)->next)
-        if (now - (*pp)->at_ms > CHAT_LEAVE_KEEP_MS)
-            break;
-    while ((o = *pp) != NULL) { /* the tail is older still */
-        *pp = o->next;
-        free(o);
+    if (m != NULL && m->joined)
+        return m;
+    chat_error(conn, r->type_name, r->room, r->room_len, r->id, "not in that room");
+    return NULL;
+}
+
+/* The text of a send or direct request is fit to go out. */
+static int chat_req_text_ok(struct chat *c, struct chat_conn *conn, const struct chat_req *r,
+                            const struct chat_member *m)
+{
+    if (!chat_rate_ok(c, conn, r->type_name))
+        return 0;
+    if (!chat_text_allowed(r->text, r->text_len)) {
+        chat_error(conn, r->type_name, m->room->name, m->room->len, r->id,
+                   "line breaks and control characters are not allowed");
+        return 0;
     }
-    o = malloc(sizeof(*o) + len);
-    if (o == NULL) {
-        log_msg(LOG_ERROR, "out of memory: leave of '%.*s' not kept", (int)len, user);
+    return 1;
+}
+
+static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
+{
+    struct chat_member *m = chat_req_member(conn, r);
+
+    if (m == NULL || !chat_req_text_ok(c, conn, r, m))
+        return;
+    if (chat_send(c, IPC_PUBLISH, ++c->next_req, m, r->text, r->text_len) == -1)
+        chat_error(conn, "send", m->room->name, m->room->len, r->id, "chat service unavailable");
+}
+
+static void chat_req_join(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
+{
+    const char *why;
+
+    if (r->room == NULL) {
+        chat_error(conn, "join", NULL, 0, r->id, "field \"room\" must be a string");
         return;
     }
-    o->at_ms = now;
-    o->seq = ++c->leave_seq;
-    o->len = len;
-    memcpy(o->user, user, len);
-    o->next = c->orphans;
-    c->orphans = o;
-    chat_send_msg(c, IPC_PING, o->seq, 0, NULL, 0, NULL, 0);
-}
-
-/* PONG(seq): every leave up to seq is done in Redis. */
-static void chat_on_leaves_confirmed(struct chat *c, uint32_t seq)
-{
-    struct chat_orphan *o, **pp = &c->orphans;
-
-    while ((o = *pp) != NULL) {
-        if ((int32_t)(o->seq - seq) <= 0) {
-            *pp = o->next;
-            free(o);
-        } else {
-            pp = &o->next;
-        }
+    if (r->room_len > 0 && (why = room_name_check(r->room, r->room_len)) != NULL) {
+        chat_error(conn, "join", NULL, 0, r->id, why);
+        return;
     }
+    if (chat_member_of(conn, r->room, r->room_len) != NULL) {
+        chat_error(conn, "join", r->room, r->room_len, r->id, "already in that room");
+        return;
+    }
+    if (conn->nrooms >= (size_t)c->cfg->max_rooms_per_connection) {
+        chat_error(conn, "join", r->room, r->room_len, r->id, "too many rooms on this connection");
+        return;
+    }
+    chat_join(c, conn, r->room, r->room_len, 0, r->id);
 }
 
-/* The session is going away (any state): release its name. */
+static void chat_req_leave(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
+{
+    struct chat_member *m =
+        r->room != NULL ? chat_member_of(conn, r->room, r->room_len) : chat_url_member(conn);
+    char room[ROOM_NAME_MAX + 1];
+    size_t rlen;
+
+    if (m == NULL) {
+        chat_error(conn, "leave", r->room, r->room_len, r->id, "not in that room");
+        return;
+    }
+    rlen = m->room->len;
+    memcpy(room, m->room->name, rlen + 1);
+    chat_leave(c, m); /* the room may go with it */
+    chat_queue_event(conn->s,
+                     chat_ev_left(room, rlen, chat_conn_name(conn), conn->len, util_epoch_ms()));
+}
+
+static void chat_req_who(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
+{
+    struct chat_member *m = chat_req_member(conn, r);
+
+    if (m != NULL && chat_send(c, IPC_WHO, ++c->next_req, m, NULL, 0) == -1)
+        chat_error(conn, "who", m->room->name, m->room->len, r->id, "chat service unavailable");
+}
+
+static void chat_req_direct(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
+{
+    struct chat_member *m = chat_req_member(conn, r);
+    struct ipc_msg msg;
+
+    if (m == NULL)
+        return;
+    if (upg_user_name_check(r->to, r->to_len) != NULL) {
+        chat_error(conn, "direct", m->room->name, m->room->len, r->id, "user not present");
+        return;
+    }
+    if (!chat_req_text_ok(c, conn, r, m))
+        return;
+    ipc_msg_set(&msg, IPC_DIRECT, ++c->next_req, 0, m->room->name, m->room->len,
+                chat_conn_name(conn), conn->len, r->to, r->to_len);
+    ipc_msg_set_field(&msg, 3, r->text, r->text_len);
+    if (c->send(&msg, c->send_arg) == -1)
+        chat_error(conn, "direct", m->room->name, m->room->len, r->id, "chat service unavailable");
+}
+
+/* A typed client's frame: one request. */
+static void chat_typed_text(struct chat *c, struct chat_conn *conn, const char *text, size_t len)
+{
+    struct chat_req r;
+    char reason[CHAT_REASON_MAX];
+
+    if (chat_req_parse(text, len, &r, reason, sizeof(reason)) == -1) {
+        chat_error(conn, r.type_name, NULL, 0, r.id, reason);
+        chat_req_free(&r);
+        if (++conn->bad_requests >= CHAT_BAD_REQUESTS_MAX) {
+            wss_log(LOG_INFO, conn->s, "%u bad requests in a row: closing", conn->bad_requests);
+            wss_close(conn->s, WSLAY_CODE_POLICY_VIOLATION, "too many bad requests");
+        }
+        return;
+    }
+    conn->bad_requests = 0;
+    switch (r.type) {
+    case CHAT_REQ_SEND:
+        chat_req_send(c, conn, &r);
+        break;
+    case CHAT_REQ_JOIN:
+        chat_req_join(c, conn, &r);
+        break;
+    case CHAT_REQ_LEAVE:
+        chat_req_leave(c, conn, &r);
+        break;
+    case CHAT_REQ_WHO:
+        chat_req_who(c, conn, &r);
+        break;
+    case CHAT_REQ_DIRECT:
+        chat_req_direct(c, conn, &r);
+        break;
+    }
+    chat_req_free(&r);
+}
+
+static void chat_text(struct wss_session *s, const char *text, size_t len, void *arg)
+{
+    struct chat_conn *conn = chat_conn_of(s);
+
+    if (conn->typed)
+        chat_typed_text(arg, conn, text, len);
+    else
+        chat_plain_text(arg, conn, text, len);
+}
+
+/* The session is going away (any state): release its names. */
 static void chat_gone(struct wss_session *s, void *arg)
 {
     struct chat *c = arg;
-    struct chat_user *u = chat_user_of(s);
+    struct chat_conn *conn = chat_conn_of(s);
 
-    if (u == NULL)
+    if (conn == NULL)
         return;
     /* not the state: a session closed while it waited is CLOSING, and
-     * still listed under its request id (whose key lives in u) */
-    if (u->join_pending)
-        dict_del(&c->pending, (const char *)&u->join_req, sizeof(u->join_req));
-    if (u->joined) {
-        dict_del(&c->users, chat_name(u), u->len);
-        if (chat_send(c, IPC_LEAVE, 0, u, NULL, 0) == -1)
-            log_msg(LOG_INFO, "broker away: leave of '%s' is sent when it is back", chat_name(u));
-        chat_remember_leave(c, chat_name(u), u->len);
-    }
+     * still listed under its request id */
+    while (conn->rooms != NULL)
+        chat_leave(c, conn->rooms);
     s->app_data = NULL;
     s->label = "";
-    free(u);
+    free(conn);
+}
+
+/* ---- the broker ------------------------------------------------------------------ */
+
+static void chat_reregister_room(const char *key, size_t keylen, void *val, void *arg)
+{
+    const struct chat_member *m = val;
+
+    if (m->joined)
+        chat_send_msg(arg, IPC_JOIN, 0, IPC_JOIN_F_REREGISTER, m->room->name, m->room->len, key,
+                      keylen, NULL, 0);
 }
 
 static void chat_reregister(const char *key, size_t keylen, void *val, void *arg)
 {
-    struct chat *c = arg;
+    const struct chat_room *r = val;
 
-    (void)val;
-    chat_send_msg(c, IPC_JOIN, 0, IPC_JOIN_F_REREGISTER, key, keylen, NULL, 0);
+    (void)key;
+    (void)keylen;
+    dict_foreach(&r->members, chat_reregister_room, arg);
 }
 
 static void chat_send_join(const char *key, size_t keylen, void *val, void *arg)
 {
-    struct wss_session *s = val;
-    struct chat_user *u = chat_user_of(s);
-
     (void)key;
     (void)keylen;
-    chat_send(arg, IPC_JOIN, u->join_req, u, NULL, 0);
+    chat_send(arg, IPC_JOIN, ((struct chat_member *)val)->join_req, val, NULL, 0);
+}
+
+static int chat_holds(const struct chat *c, const char *room, size_t rlen, const char *user,
+                      size_t len)
+{
+    const struct chat_room *r = chat_rooms_get(&c->rooms, room, rlen);
+    const struct chat_member *m = r != NULL ? dict_get(&r->members, user, len) : NULL;
+
+    return m != NULL && m->joined;
 }
 
 void chat_on_broker_up(struct chat *c)
 {
     struct chat_orphan *o;
 
-    dict_foreach(&c->users, chat_reregister, c);
+    dict_foreach(&c->rooms.by_name, chat_reregister, c);
     /* recent leaves again (a user who rejoined here since is not touched) */
     for (o = c->orphans; o != NULL; o = o->next) {
-        if (dict_get(&c->users, o->user, o->len) != NULL)
+        if (chat_holds(c, o->data, o->roomlen, o->data + o->roomlen, o->len))
             continue;
-        chat_send_msg(c, IPC_LEAVE, 0, IPC_LEAVE_F_ORPHAN, o->user, o->len, NULL, 0);
+        chat_send_msg(c, IPC_LEAVE, 0, IPC_LEAVE_F_ORPHAN, o->data, o->roomlen,
+                      o->data + o->roomlen, o->len, NULL, 0);
     }
     if (c->orphans != NULL) /* confirm them all with one PING */
-        chat_send_msg(c, IPC_PING, c->orphans->seq, 0, NULL, 0, NULL, 0);
+        chat_send_msg(c, IPC_PING, c->orphans->seq, 0, "", 0, NULL, 0, NULL, 0);
     dict_foreach(&c->pending, chat_send_join, c); /* joins that waited */
-    if (c->users.count > 0 || c->pending.count > 0)
-        log_msg(LOG_INFO, "re-registered %zu user(s) with the broker, %zu join(s) sent",
-                c->users.count, c->pending.count);
+    if (c->rooms.by_name.count > 0 || c->pending.count > 0)
+        log_msg(LOG_INFO, "re-registered %zu room(s) with the broker, %zu join(s) sent",
+                c->rooms.by_name.count, c->pending.count);
+}
+
+/* A join could not be granted. */
+static void chat_join_refused(struct chat *c, struct chat_member *m, enum ipc_join_status st)
+{
+    struct chat_conn *conn = m->conn;
+    char text[sizeof(CHAT_TEXT_TAKEN_FMT) + UPG_USER_MAX_BYTES];
+    const char *reason = st == IPC_JOIN_TAKEN        ? "name taken in that room"
+                         : st == IPC_JOIN_ROOMS_FULL ? "too many rooms on this server"
+                                                     : "chat service unavailable";
+
+    if (!m->url_room) {
+        chat_error(conn, "join", m->room->name, m->room->len, NULL, reason);
+    } else if (st == IPC_JOIN_TAKEN) {
+        snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, chat_conn_name(conn));
+        chat_refuse_url_room(m, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON, text);
+    } else {
+        chat_refuse_url_room(m, CHAT_CLOSE_TRY_AGAIN_LATER, reason, CHAT_TEXT_JOIN_UNAVAILABLE);
+    }
+    chat_member_free(&c->rooms, m);
 }
 
 static void chat_on_join_reply(struct chat *c, const struct ipc_msg *m)
 {
     uint32_t id = m->id;
-    struct wss_session *s = dict_del(&c->pending, (const char *)&id, sizeof(id));
-    char text[sizeof(CHAT_TEXT_TAKEN_FMT) + UPG_USER_MAX_BYTES];
-    struct chat_user *u = s != NULL ? chat_user_of(s) : NULL;
-    int n;
+    struct chat_member *mb = dict_del(&c->pending, (const char *)&id, sizeof(id));
+    struct chat_conn *conn;
+    char text[sizeof(CHAT_TEXT_WELCOME_FMT) + UPG_USER_MAX_BYTES];
 
-    if (u != NULL)
-        u->join_pending = 0;
-    if (s == NULL || s->state != WSS_UPGRADED) {
-        /* the session left, or is closing, before the answer: give a
-         * granted name back */
-        if (m->flags == IPC_JOIN_ACCEPTED) {
-            struct ipc_msg leave;
-            ipc_msg_set(&leave, IPC_LEAVE, 0, 0, m->f[0].p, m->f[0].len, m->f[1].p, m->f[1].len,
-                        NULL, 0);
-            c->send(&leave, c->send_arg);
-        }
+    if (mb != NULL)
+        mb->join_pending = 0;
+    if (mb == NULL || mb->conn->s->state == WSS_CLOSING || mb->conn->s->state == WSS_FINAL_WRITE) {
+        /* the member left, or its connection is closing, before the
+         * answer: give a granted name back */
+        if (m->flags == IPC_JOIN_ACCEPTED)
+            chat_send_msg(c, IPC_LEAVE, 0, 0, (const char *)m->f[0].p, m->f[0].len, m->f[1].p,
+                          m->f[1].len, NULL, 0);
+        if (mb != NULL)
+            chat_member_free(&c->rooms, mb);
         return;
     }
-    switch (m->flags) {
-    case IPC_JOIN_ACCEPTED:
-        if (dict_add(&c->users, chat_name(u), u->len, s) != 0) {
-            chat_refuse_unavailable(s);
-            return;
-        }
-        u->joined = 1;
-        wss_subscribe(s); /* messages from now on, after the welcome */
-        n = snprintf(text, sizeof(text), CHAT_TEXT_WELCOME_FMT, chat_name(u));
-        wss_queue_text(s, text, (size_t)n);
-        wss_open(s);
-        wss_log(LOG_INFO, s, "joined");
-        break;
-    case IPC_JOIN_TAKEN:
-        n = snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, chat_name(u));
-        wss_queue_text(s, text, (size_t)n);
-        wss_close(s, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON);
-        break;
-    default:
-        chat_refuse_unavailable(s);
-        break;
+    conn = mb->conn;
+    if (m->flags != IPC_JOIN_ACCEPTED) {
+        chat_join_refused(c, mb, (enum ipc_join_status)m->flags);
+        return;
+    }
+    chat_member_joined(mb);
+    if (conn->typed) {
+        chat_queue_event(conn->s,
+                         chat_ev_welcome(mb->room->name, mb->room->len, chat_conn_name(conn),
+                                         conn->len, util_epoch_ms()));
+    } else {
+        int n = snprintf(text, sizeof(text), CHAT_TEXT_WELCOME_FMT, chat_conn_name(conn));
+        wss_queue_text(conn->s, text, (size_t)n);
+    }
+    if (mb->url_room) {
+        wss_open(conn->s);
+        wss_log(LOG_INFO, conn->s, "joined%s%s", mb->room->len ? " room " : "", mb->room->name);
+    } else {
+        wss_log(LOG_INFO, conn->s, "joined room '%s'", mb->room->name);
     }
 }
 
-static void chat_deliver(struct chat *c, const struct ipc_msg *m)
+/* The member a broker reply is about (its room and user fields). */
+static struct chat_member *chat_member_for(const struct chat *c, const struct ipc_msg *m)
 {
-    const char *payload = (const char *)m->f[1].p;
-    size_t len = m->f[1].len;
-    ssize_t sender_len = chat_payload_sender(payload, len);
-    const struct wss_session *sender = NULL;
-    struct ws_frame *f;
+    const struct chat_room *r = chat_rooms_get(&c->rooms, (const char *)m->f[0].p, m->f[0].len);
+    struct chat_member *mb =
+        r != NULL ? dict_get(&r->members, (const char *)m->f[1].p, m->f[1].len) : NULL;
 
-    if (sender_len >= 0)
-        sender = dict_get(&c->users, payload, (size_t)sender_len);
-    f = ws_frame_new(WSLAY_TEXT_FRAME, payload, len);
-    if (f == NULL || wss_broadcast(c->srv, f, sender ? sender->id : 0) != 0)
-        log_msg(LOG_ERROR, "out of memory: a message was not delivered");
-    ws_frame_unref(f);
+    return mb != NULL && mb->joined ? mb : NULL;
 }
 
 static void chat_on_publish_fail(struct chat *c, const struct ipc_msg *m)
 {
-    struct wss_session *s = dict_get(&c->users, (const char *)m->f[1].p, m->f[1].len);
+    struct chat_member *mb = chat_member_for(c, m);
+    char reason[CHAT_REASON_MAX];
 
-    if (s != NULL)
-        wss_queue_text(s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
+    if (mb == NULL)
+        return;
+    if (!mb->conn->typed) {
+        wss_queue_text(mb->conn->s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
+        return;
+    }
+    snprintf(reason, sizeof(reason), "%.*s", (int)m->f[2].len, (const char *)m->f[2].p);
+    chat_error(mb->conn, m->flags & IPC_FAIL_F_DIRECT ? "direct" : "send", mb->room->name,
+               mb->room->len, NULL, reason);
+}
+
+static void chat_on_who_reply(struct chat *c, const struct ipc_msg *m)
+{
+    struct chat_member *mb = chat_member_for(c, m);
+    char count[24];
+
+    if (mb == NULL || !mb->conn->typed)
+        return;
+    if (m->flags & IPC_WHO_UNAVAILABLE) {
+        chat_error(mb->conn, "who", mb->room->name, mb->room->len, NULL,
+                   "chat service unavailable");
+        return;
+    }
+    snprintf(count, sizeof(count), "%.*s", (int)(m->f[2].len < 23 ? m->f[2].len : 23),
+             (const char *)m->f[2].p);
+    chat_queue_event(mb->conn->s,
+                     chat_ev_presence(mb->room->name, mb->room->len, chat_conn_name(mb->conn),
+                                      mb->conn->len, strtoll(count, NULL, 10),
+                                      (const char *)m->f[3].p, m->f[3].len, util_epoch_ms()));
 }
 
 void chat_on_broker_msg(struct chat *c, const struct ipc_msg *m)
 {
     switch (m->type) {
     case IPC_DELIVER:
-        chat_deliver(c, m);
+        chat_rooms_deliver(&c->rooms, (const char *)m->f[0].p, m->f[0].len, (const char *)m->f[1].p,
+                           m->f[1].len);
+        break;
+    case IPC_DELIVER_DIRECT:
+        chat_rooms_deliver_direct(&c->rooms, (const char *)m->f[0].p, m->f[0].len,
+                                  (const char *)m->f[1].p, m->f[1].len, (const char *)m->f[2].p,
+                                  m->f[2].len, (const char *)m->f[3].p, m->f[3].len);
         break;
     case IPC_JOIN_REPLY:
         chat_on_join_reply(c, m);
         break;
     case IPC_PUBLISH_FAIL:
         chat_on_publish_fail(c, m);
+        break;
+    case IPC_WHO_REPLY:
+        chat_on_who_reply(c, m);
         break;
     case IPC_PONG:
         chat_on_leaves_confirmed(c, m->id);
@@ -432,15 +757,14 @@ void chat_on_broker_msg(struct chat *c, const struct ipc_msg *m)
 
 void chat_on_broker_lost(struct chat *c)
 {
-    struct wss_session *s;
+    struct chat_member *m;
 
     c->redis_up = 0;
     /* their JOIN_REPLY will never come: refuse them now */
-    while ((s = dict_any(&c->pending)) != NULL) {
-        struct chat_user *u = chat_user_of(s);
-        dict_del(&c->pending, (const char *)&u->join_req, sizeof(u->join_req));
-        u->join_pending = 0;
-        chat_refuse_unavailable(s);
+    while ((m = dict_any(&c->pending)) != NULL) {
+        dict_del(&c->pending, (const char *)&m->join_req, sizeof(m->join_req));
+        m->join_pending = 0;
+        chat_join_refused(c, m, IPC_JOIN_UNAVAILABLE);
     }
 }
 
@@ -456,7 +780,7 @@ void chat_init(struct chat *c, const struct cfg *cfg, struct wss_server *srv, ch
     c->srv = srv;
     c->send = send;
     c->send_arg = send_arg;
-    dict_init(&c->users);
+    chat_rooms_init(&c->rooms, srv);
     dict_init(&c->pending);
 }
 
@@ -468,6 +792,6 @@ void chat_deinit(struct chat *c)
         c->orphans = o->next;
         free(o);
     }
-    dict_deinit(&c->users);
+    chat_rooms_deinit(&c->rooms);
     dict_deinit(&c->pending);
 }

@@ -1,12 +1,14 @@
-/* chat.h -- the chat application of a worker: names granted by the broker,
- * texts published through it, and the fan-out of delivered messages to
- * this worker's sessions. It reaches the broker only through the send
- * function it is given. */
+/* chat.h -- the chat application of a worker: rooms, names granted by the
+ * broker, the plain protocol (the seed's text lines) and the typed one
+ * (redis-chat.v1, chat_proto.h), and the fan-out of delivered messages to
+ * this worker's sessions (chat_rooms.h). It reaches the broker only
+ * through the send function it is given. */
 #ifndef RC_CHAT_H
 #define RC_CHAT_H
 
 #include <stddef.h>
 
+#include "chat_rooms.h"
 #include "dict.h"
 #include "ws_app.h"
 
@@ -19,14 +21,14 @@ struct chat_orphan;
 typedef int (*chat_send_fn)(const struct ipc_msg *m, void *arg);
 
 struct chat {
-    struct ws_app app;        /* the route's application: arg is this struct */
+    struct ws_app app; /* the route's application: arg is this struct */
     const struct cfg *cfg;
     struct wss_server *srv;
     chat_send_fn send;
     void *send_arg;
-    int redis_up;             /* last IPC_LINK state from the broker */
-    struct dict users;        /* joined user name -> struct wss_session */
-    struct dict pending;      /* join request id (4 bytes) -> struct wss_session */
+    int redis_up; /* last IPC_LINK state from the broker */
+    struct chat_rooms rooms;
+    struct dict pending;         /* join request id (4 bytes) -> struct chat_member */
     struct chat_orphan *orphans; /* leaves not yet confirmed by the broker */
     uint32_t leave_seq;
     uint32_t next_req;

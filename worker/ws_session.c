@@ -173,7 +173,7 @@ void wss_destroy(struct wss_session *s, const char *why)
 static size_t wss_pending(const struct wss_session *s)
 {
     return ws_out_own_len(&s->out) + (s->ws ? wslay_event_get_queued_msg_length(s->ws) : 0) +
-           (size_t)ws_out_behind(&s->out, &s->srv->log);
+           (size_t)ws_out_behind(&s->out);
 }
 
 /* Over max-pending-bytes: the peer does not read. Close it rather than let
@@ -265,9 +265,28 @@ static void wss_ctx_release_if_idle(struct wss_session *s)
     s->ws = NULL;
 }
 
-void wss_subscribe(struct wss_session *s)
+void wss_subscribe(struct wss_session *s, struct bcast_log *log)
 {
-    ws_out_subscribe(&s->out, &s->srv->log);
+    ws_out_subscribe(&s->out, log);
+}
+
+void wss_leave_stream(struct wss_session *s)
+{
+    wss_unsubscribe(s, 1);
+}
+
+void wss_queue_frame(struct wss_session *s, struct ws_frame *f)
+{
+    if (!wss_can_send(s))
+        return;
+    wss_wslay_first(s);
+    if (ws_out_add_frame(&s->out, f) != 0) {
+        wss_log(LOG_WARN, s, "out of memory queueing a message: dropping the connection");
+        wss_doom(s);
+        return;
+    }
+    if (!wss_over_cap(s))
+        wss_mark_dirty(s);
 }
 
 void wss_close(struct wss_session *s, uint16_t code, const char *reason)
@@ -491,9 +510,10 @@ void wss_flush_dirty(struct wss_server *srv)
         wss_stream_write(srv);
 }
 
-int wss_broadcast(struct wss_server *srv, struct ws_frame *f, uint64_t sender)
+int wss_broadcast(struct wss_server *srv, struct bcast_log *log, struct ws_frame *f,
+                  uint64_t sender)
 {
-    if (bcast_append(&srv->log, f, sender) != 0)
+    if (bcast_append(log, f, sender) != 0)
         return -1;
     srv->log_dirty = 1; /* the subscribed sessions pick it up at the flush */
     return 0;
@@ -879,8 +899,6 @@ int wss_server_init(struct wss_server *srv, struct event_base *base, const struc
     srv->cfg = cfg;
     srv->ccount = ccount;
     srv->ccount_row = row;
-    if (bcast_init(&srv->log) != 0)
-        return -1;
     srv->batch = cfg->io_uring ? send_batch_new() : NULL;
     if (cfg->io_uring && srv->batch == NULL)
         log_msg(LOG_INFO, "io_uring not available (kernel or build): one writev per socket");
@@ -892,7 +910,6 @@ void wss_server_deinit(struct wss_server *srv)
 {
     while (srv->sessions != NULL)
         wss_destroy(srv->sessions, "worker exiting");
-    bcast_deinit(&srv->log);
     send_batch_free(srv->batch);
     srv->batch = NULL;
     if (srv->pass_ev != NULL)

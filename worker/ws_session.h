@@ -45,8 +45,7 @@ struct wss_server {
     size_t nsessions;
     size_t nupgraded;             /* sessions past the HTTP upgrade */
     struct wss_session *dirty;    /* sessions with output waiting for a flush */
-    struct bcast_log log;         /* broadcasts for the subscribed sessions */
-    int log_dirty;                /* appended to since the last stream pass */
+    int log_dirty;                /* a stream was appended to since the last stream pass */
     uint64_t last_pass_us;        /* when the last stream pass began */
     struct event *pass_ev;        /* a stream pass held back by flush-interval */
     struct send_batch *batch;     /* io_uring sends of a stream pass; NULL: writev */
@@ -112,10 +111,12 @@ void wss_server_ping(struct wss_server *srv);
  * progress are dropped. */
 void wss_server_close_all(struct wss_server *srv, uint16_t code, const char *reason);
 
-/* Append a frame to the broadcast stream (the stream takes a reference);
+/* Append a frame to a broadcast stream (the stream takes a reference; an
+ * application keeps one stream per audience, a chat room's for instance);
  * the sessions reading it pick it up at the next flush. The session with
  * connection id `sender` (0: none) skips it. 0, or -1 out of memory. */
-int wss_broadcast(struct wss_server *srv, struct ws_frame *f, uint64_t sender);
+int wss_broadcast(struct wss_server *srv, struct bcast_log *log, struct ws_frame *f,
+                  uint64_t sender);
 
 /* Write what is queued: every session on the flush list and (after
  * broadcasts) every session behind in the stream, unless the last such pass
@@ -136,9 +137,15 @@ void wss_open(struct wss_session *s);
 /* Queue a text or binary message for this session only (copied). */
 void wss_queue_text(struct wss_session *s, const char *text, size_t len);
 void wss_queue_binary(struct wss_session *s, const void *data, size_t len);
+/* Queue a shared frame for this session only (by reference, no copy). */
+void wss_queue_frame(struct wss_session *s, struct ws_frame *f);
 
-/* Read the broadcast stream from its end: what is appended from now on. */
-void wss_subscribe(struct wss_session *s);
+/* Read a broadcast stream from its end: what is appended from now on. A
+ * session reads one stream at a time. */
+void wss_subscribe(struct wss_session *s, struct bcast_log *log);
+/* Stop reading it; what was due of it is written before what comes next
+ * (the stream may be freed after this). */
+void wss_leave_stream(struct wss_session *s);
 
 /* Start the close handshake with code and reason (what is queued goes
  * first). */

@@ -21,9 +21,9 @@ size_t ws_out_own_len(const struct ws_out *o)
     return o->own != NULL ? evbuffer_get_length(o->own) : 0;
 }
 
-uint64_t ws_out_behind(const struct ws_out *o, const struct bcast_log *log)
+uint64_t ws_out_behind(const struct ws_out *o)
 {
-    return o->cur != NULL ? log->end - o->cur->pos - o->cur_off : 0;
+    return o->cur != NULL ? o->log->end - o->cur->pos - o->cur_off : 0;
 }
 
 int ws_out_stream_pending(const struct ws_out *o)
@@ -33,8 +33,10 @@ int ws_out_stream_pending(const struct ws_out *o)
 
 void ws_out_subscribe(struct ws_out *o, struct bcast_log *log)
 {
-    if (o->cur == NULL)
+    if (o->cur == NULL) {
         o->cur = bcast_subscribe(log);
+        o->log = log;
+    }
 }
 
 static void ws_out_frame_cleanup(const void *data, size_t len, void *arg)
@@ -42,6 +44,18 @@ static void ws_out_frame_cleanup(const void *data, size_t len, void *arg)
     (void)data;
     (void)len;
     ws_frame_unref(arg);
+}
+
+int ws_out_add_frame(struct ws_out *o, struct ws_frame *f)
+{
+    if (o->own == NULL && (o->own = evbuffer_new()) == NULL)
+        return -1;
+    ws_frame_ref(f);
+    if (evbuffer_add_reference(o->own, f->data, f->len, ws_out_frame_cleanup, f) != 0) {
+        ws_frame_unref(f);
+        return -1;
+    }
+    return 0;
 }
 
 int ws_out_unsubscribe(struct ws_out *o, int keep)
@@ -76,6 +90,7 @@ int ws_out_unsubscribe(struct ws_out *o, int keep)
     }
     bcast_release(o->cur);
     o->cur = NULL;
+    o->log = NULL;
     o->cur_off = 0;
     return rc;
 }

@@ -20,12 +20,14 @@ struct bcast_log;
 struct bcast_node;
 struct evbuffer;
 struct send_batch;
+struct ws_frame;
 
 #define WS_WRITE_IOV 64 /* iovecs per write */
 
 struct ws_out {
     struct evbuffer *own;   /* own output; NULL when none */
     struct bcast_node *cur; /* its cursor in the broadcast stream, or NULL */
+    const struct bcast_log *log; /* the stream cur reads (NULL with cur) */
     uint32_t cur_off;       /* bytes of cur's frame already written */
     uint64_t self;          /* sender id whose messages it skips */
 };
@@ -39,10 +41,12 @@ enum {
 
 /* Append to the own output. 0, or -1 out of memory. */
 int ws_out_add(struct ws_out *o, const void *data, size_t len);
+/* Append a shared frame to the own output, by reference. 0, or -1. */
+int ws_out_add_frame(struct ws_out *o, struct ws_frame *f);
 size_t ws_out_own_len(const struct ws_out *o);
 /* Bytes of the stream not yet written (its own messages included: an
  * upper bound). */
-uint64_t ws_out_behind(const struct ws_out *o, const struct bcast_log *log);
+uint64_t ws_out_behind(const struct ws_out *o);
 /* 1 when the stream holds frames past the cursor. */
 int ws_out_stream_pending(const struct ws_out *o);
 

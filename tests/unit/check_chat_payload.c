@@ -15,7 +15,8 @@
 
 /* Build with `build` into a heap buffer of exactly cap bytes (+1 canary),
  * compare with want (NULL: must not fit) and check the canary. */
-typedef ssize_t (*notice_fn)(char *out, size_t cap, const char *user, size_t ulen);
+typedef ssize_t (*notice_fn)(enum chat_payload_form form, char *out, size_t cap,
+                             const char *user, size_t ulen);
 
 static void expect_notice(notice_fn build, const char *user, size_t cap, const char *want)
 {
@@ -24,7 +25,7 @@ static void expect_notice(notice_fn build, const char *user, size_t cap, const c
 
     ck_assert_ptr_nonnull(buf);
     buf[cap] = (char)CANARY;
-    n = build(buf, cap, user, strlen(user));
+    n = build(CHAT_PAYLOAD_SEED, buf, cap, user, strlen(user));
     if (want == NULL) {
         ck_assert_msg(n == -1, "'%s' in %zu bytes: got %zd, want -1", user, cap, n);
     } else {
@@ -43,7 +44,7 @@ static void expect_message(const char *user, const char *text, size_t cap, const
 
     ck_assert_ptr_nonnull(buf);
     buf[cap] = (char)CANARY;
-    n = chat_payload_message(buf, cap, user, strlen(user), text, strlen(text));
+    n = chat_payload_message(CHAT_PAYLOAD_SEED, buf, cap, user, strlen(user), text, strlen(text));
     if (want == NULL) {
         ck_assert_msg(n == -1, "'%s' + '%s' in %zu bytes: got %zd, want -1", user, text, cap, n);
     } else {
@@ -82,12 +83,12 @@ START_TEST(test_message_bytes)
     /* the text is bytes with a length: NULs pass through */
     static const char text[] = { 'a', '\0', 'b' };
     char buf[16];
-    ssize_t n = chat_payload_message(buf, sizeof(buf), "u", 1, text, sizeof(text));
+    ssize_t n = chat_payload_message(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "u", 1, text, sizeof(text));
 
     ck_assert_int_eq(n, 6);
     ck_assert_mem_eq(buf, "u: a\0b", 6);
     /* an empty text may come without a buffer */
-    ck_assert_int_eq(chat_payload_message(buf, sizeof(buf), "u", 1, NULL, 0), 3);
+    ck_assert_int_eq(chat_payload_message(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "u", 1, NULL, 0), 3);
     ck_assert_mem_eq(buf, "u: ", 3);
 }
 END_TEST
@@ -116,9 +117,9 @@ START_TEST(test_huge_lengths_do_not_wrap)
     char buf[32];
 
     /* lengths whose sum wraps around SIZE_MAX must not look small */
-    ck_assert_int_eq(chat_payload_message(buf, sizeof(buf), "u", 1, "x", SIZE_MAX - 1), -1);
-    ck_assert_int_eq(chat_payload_message(buf, sizeof(buf), "u", SIZE_MAX, "x", 3), -1);
-    ck_assert_int_eq(chat_payload_left(buf, sizeof(buf), "u", SIZE_MAX - 2), -1);
+    ck_assert_int_eq(chat_payload_message(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "u", 1, "x", SIZE_MAX - 1), -1);
+    ck_assert_int_eq(chat_payload_message(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "u", SIZE_MAX, "x", 3), -1);
+    ck_assert_int_eq(chat_payload_left(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "u", SIZE_MAX - 2), -1);
 }
 END_TEST
 
@@ -146,11 +147,11 @@ END_TEST
 START_TEST(test_sender_of_what_was_built)
 {
     char buf[64];
-    ssize_t n = chat_payload_message(buf, sizeof(buf), "\xc3\xa9l\xc3\xa8ve", 7, "a: b", 4);
+    ssize_t n = chat_payload_message(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "\xc3\xa9l\xc3\xa8ve", 7, "a: b", 4);
 
     ck_assert_int_eq(n, 13);
     ck_assert_int_eq(chat_payload_sender(buf, (size_t)n), 7);
-    n = chat_payload_left(buf, sizeof(buf), "x-1.y_z", 7);
+    n = chat_payload_left(CHAT_PAYLOAD_SEED, buf, sizeof(buf), "x-1.y_z", 7);
     ck_assert_int_eq(chat_payload_sender(buf, (size_t)n), 7);
 }
 END_TEST

@@ -27,14 +27,23 @@ struct type_spec {
 };
 
 static const struct type_spec specs[] = {
-    { IPC_HELLO, "HELLO", 2, 0 },           { IPC_JOIN, "JOIN", 2, 1 },
-    { IPC_JOIN_REPLY, "JOIN_REPLY", 2, 2 }, { IPC_LEAVE, "LEAVE", 2, 1 },
-    { IPC_PUBLISH, "PUBLISH", 3, 0 },       { IPC_PUBLISH_FAIL, "PUBLISH_FAIL", 3, 0 },
-    { IPC_DELIVER, "DELIVER", 2, 0 },       { IPC_LINK, "LINK", 1, 1 },
-    { IPC_PING, "PING", 1, 0 },             { IPC_PONG, "PONG", 1, 0 },
+    { IPC_HELLO, "HELLO", 2, 0 },
+    { IPC_JOIN, "JOIN", 2, 1 },
+    { IPC_JOIN_REPLY, "JOIN_REPLY", 2, 3 },
+    { IPC_LEAVE, "LEAVE", 2, 1 },
+    { IPC_PUBLISH, "PUBLISH", 3, 0 },
+    { IPC_PUBLISH_FAIL, "PUBLISH_FAIL", 3, 1 },
+    { IPC_DELIVER, "DELIVER", 2, 0 },
+    { IPC_LINK, "LINK", 1, 1 },
+    { IPC_PING, "PING", 1, 0 },
+    { IPC_PONG, "PONG", 1, 0 },
+    { IPC_DIRECT, "DIRECT", 4, 0 },
+    { IPC_DELIVER_DIRECT, "DELIVER_DIRECT", 4, 0 },
+    { IPC_WHO, "WHO", 2, 0 },
+    { IPC_WHO_REPLY, "WHO_REPLY", 4, 1 },
 };
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
-#define NVARIANTS 3
+#define NVARIANTS 4
 
 static const uint8_t bin_a[] = { 0x00, 'a', 0x00, 0xff, 0x80, 0x00 };
 static const uint8_t bin_b[] = { 'x', 0x00, 'y', '\n', 0x7f };
@@ -43,7 +52,7 @@ static const uint8_t bin_c[] = { 0x00 };
 /* Message number `variant` of a type: 0 = all fields empty, 1 = binary bytes
  * with NULs, 2 = ordinary text. Flags and id vary so that every allowed flag
  * value (variant % (flags_max + 1)) and the high bits of id are exercised. */
-_Static_assert(NVARIANTS > IPC_JOIN_UNAVAILABLE, "variants must cover every flag value");
+_Static_assert(NVARIANTS > IPC_JOIN_ROOMS_FULL, "variants must cover every flag value");
 static void make_msg(struct ipc_msg *m, const struct type_spec *s, int variant)
 {
     uint16_t flags = (uint16_t)((unsigned)variant % (s->flags_max + 1u));
@@ -56,6 +65,9 @@ static void make_msg(struct ipc_msg *m, const struct type_spec *s, int variant)
                     sizeof(bin_b), bin_c, sizeof(bin_c));
     else
         ipc_msg_set(m, (enum ipc_type)s->type, id, flags, "chat", 4, "alice", 5, "hello", 5);
+    if (s->nfields == 4) /* the fourth field: nothing, bytes, text */
+        ipc_msg_set_field(m, 3, variant == 0 ? NULL : variant == 1 ? bin_b : (const void *)"bob",
+                          variant == 0 ? 0 : variant == 1 ? sizeof(bin_b) : 3);
 }
 
 static size_t encode_ok(uint8_t *buf, size_t cap, const struct ipc_msg *m)
@@ -169,7 +181,7 @@ static void raw_header(struct raw *w, uint32_t flen, unsigned ver, unsigned type
     raw_u32(w, id);
 }
 
-static const char *const raw_vals[IPC_FIELDS_MAX] = { "chat", "bob", "hi" };
+static const char *const raw_vals[IPC_FIELDS_MAX] = { "chat", "bob", "hi", "eve" };
 
 /* A well-formed frame of the given type whose fields are raw_vals (as many as
  * the type has); the caller then breaks one thing. */

@@ -34,6 +34,9 @@ static struct {
     struct wss_session *s;
 } app_rec;
 
+/* the test application's one audience (chat keeps one per room) */
+static struct bcast_log stream;
+
 static void t_open(struct wss_session *s, const struct upg_request *req,
                    const struct upg_str *param, void *arg)
 {
@@ -43,7 +46,7 @@ static void t_open(struct wss_session *s, const struct upg_request *req,
     snprintf(app_rec.param, sizeof(app_rec.param), "%.*s", (int)param->len,
              param->p ? param->p : "");
     if (wss_upgrade(s, req, NULL) == 0 && !app_rec.no_open) {
-        wss_subscribe(s);
+        wss_subscribe(s, &stream);
         wss_open(s);
     }
 }
@@ -100,6 +103,7 @@ static void setup_with(long max_pending)
     ck_assert_ptr_nonnull(cc);
     memset(&srv, 0, sizeof(srv));
     ck_assert_int_eq(wss_server_init(&srv, base, &cfg, cc, ccount_row_acquire(cc)), 0);
+    ck_assert_int_eq(bcast_init(&stream), 0);
     srv.site.routes = routes;
     srv.site.nroutes = sizeof(routes) / sizeof(routes[0]);
     srv.site.ws_not_found = "no such endpoint";
@@ -115,6 +119,7 @@ static void setup(void)
 static void teardown(void)
 {
     wss_server_deinit(&srv);
+    bcast_deinit(&stream);
     ccount_destroy(cc);
     event_base_free(base);
     cfg_free(&cfg);
@@ -386,7 +391,7 @@ START_TEST(test_broadcast_batched)
         struct ws_frame *f;
         snprintf(text, sizeof(text), "m%d", k);
         f = ws_frame_new(1, text, strlen(text));
-        ck_assert_int_eq(wss_broadcast(&srv, f, k == 3 ? sess[1]->id : 0), 0);
+        ck_assert_int_eq(wss_broadcast(&srv, &stream, f, k == 3 ? sess[1]->id : 0), 0);
         ws_frame_unref(f);
     }
     wss_flush_dirty(&srv);
@@ -425,7 +430,7 @@ START_TEST(test_slow_reader_capped)
     memset(payload, 'x', sizeof(payload));
     for (k = 0; k < 400 && app_rec.gones == 0; k++) {
         struct ws_frame *f = ws_frame_new(1, payload, sizeof(payload));
-        ck_assert_int_eq(wss_broadcast(&srv, f, 0), 0);
+        ck_assert_int_eq(wss_broadcast(&srv, &stream, f, 0), 0);
         ws_frame_unref(f);
         wss_flush_dirty(&srv);
         while ((n = (size_t)recv(fast, buf, sizeof(buf), MSG_DONTWAIT)) > 0 && n != (size_t)-1)

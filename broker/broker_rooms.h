@@ -1,0 +1,85 @@
+/* broker_rooms.h -- the rooms a broker has members in, and its Redis
+ * subscriptions, which follow them.
+ *
+ * A room is listed from the first join asked in it (any worker) until the
+ * last member left. While listed, the broker is SUBSCRIBEd to its channel:
+ * SUBSCRIBE at the first member, UNSUBSCRIBE after the last, one of them in
+ * flight per room at a time (a room that gets a member again while its
+ * UNSUBSCRIBE is out subscribes again once that is confirmed), and after a
+ * Redis reconnect every room in one command. The default room ("") is the
+ * seed channel, which the Redis link subscribes always.
+ *
+ * A join granted before its room's subscription is confirmed waits here,
+ * so that a user who got the welcome misses no message of the room.
+ */
+#ifndef RC_BROKER_ROOMS_H
+#define RC_BROKER_ROOMS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "dict.h"
+#include "room.h"
+
+struct rlink;
+struct presence;
+
+enum broker_sub {
+    BROKER_SUB_OFF = 0, /* not subscribed (Redis down) */
+    BROKER_SUB_ASKED,   /* SUBSCRIBE sent */
+    BROKER_SUB_ON,      /* confirmed (the default room: always) */
+    BROKER_SUB_LEAVING, /* UNSUBSCRIBE sent */
+};
+
+/* Something waiting for a room's subscription: a granted join. It is the
+ * first member of a malloc'd block, which brooms_deinit frees. */
+struct broker_wait {
+    struct broker_wait *next;
+};
+
+struct broker_room {
+    char name[ROOM_NAME_MAX + 1]; /* NUL-terminated; "" = default room */
+    size_t len;
+    char channel[ROOM_KEY_MAX];
+    size_t chlen;
+    long refs; /* names held here and joins asked, in every worker */
+    enum broker_sub sub;
+    struct broker_wait *waiting, **waiting_tail;
+};
+
+struct broker_rooms {
+    const struct cfg *cfg;
+    struct rlink *redis;
+    struct presence *presence;
+    struct dict by_name;
+    /* a waiting item's room is subscribed now (or Redis went down) */
+    void (*ready)(struct broker_wait *w, void *arg);
+    void *arg;
+};
+
+void brooms_init(struct broker_rooms *rs, const struct cfg *cfg, struct rlink *redis,
+                 struct presence *presence, void (*ready)(struct broker_wait *, void *), void *arg);
+/* Free every room and what waits in it (at exit). */
+void brooms_deinit(struct broker_rooms *rs);
+
+struct broker_room *brooms_get(const struct broker_rooms *rs, const char *name, size_t len);
+/* The room, listed (and subscribed) if new; one more reference. NULL when
+ * out of memory, or when `limited` and a new room would pass max-rooms. */
+struct broker_room *brooms_ref(struct broker_rooms *rs, const char *name, size_t len, int limited);
+/* One reference less; the last one unsubscribes and unlists the room. */
+void brooms_unref(struct broker_rooms *rs, struct broker_room *r);
+
+/* Hold w until r is subscribed: 1 when held, 0 when it is already (w is
+ * then the caller's to go on with). */
+int brooms_wait(struct broker_room *r, struct broker_wait *w);
+
+/* The room whose channel a message came on, or NULL. */
+struct broker_room *brooms_of_channel(const struct broker_rooms *rs, const char *ch, size_t len);
+
+/* From the Redis link: a room channel's (un)subscription is confirmed; the
+ * link went down (everything is unsubscribed) or came up (resubscribe,
+ * and list the rooms again for crash cleanup). */
+void brooms_on_subscribed(struct broker_rooms *rs, const char *ch, size_t len, int on);
+void brooms_on_link(struct broker_rooms *rs, int up);
+
+#endif

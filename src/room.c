@@ -1,0 +1,98 @@
+/* room.c -- see room.h. */
+#include "room.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ROOM_ALPHABET_REASON                                                                       \
+    "room name contains a forbidden character (allowed: letters, digits, '-', '_', '.', "          \
+    "'~')"
+
+static int room_char_ok(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
+}
+
+const char *room_name_check(const char *name, size_t len)
+{
+    size_t i;
+
+    if (name == NULL || len == 0)
+        return "room name is empty";
+    for (i = 0; i < len; i++)
+        if (!room_char_ok((unsigned char)name[i]))
+            return ROOM_ALPHABET_REASON;
+    if (len > ROOM_NAME_MAX)
+        return "room name is longer than 64 characters";
+    return NULL;
+}
+
+static ssize_t room_fmt(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= cap ? -1 : (ssize_t)n;
+}
+
+ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room, size_t rlen,
+                 enum room_key which, const char *id)
+{
+    int r = (int)rlen;
+
+    if (rlen > ROOM_NAME_MAX)
+        return -1;
+    if (rlen == 0) { /* the seed's keys */
+        switch (which) {
+        case ROOM_KEY_CHANNEL:
+            return room_fmt(out, cap, "%s", cfg->channel);
+        case ROOM_KEY_USERS:
+            return room_fmt(out, cap, "%s", cfg->users_key);
+        case ROOM_KEY_INSTANCE:
+            return room_fmt(out, cap, "%s:instance:%s", cfg->users_key, id);
+        }
+        return -1;
+    }
+    switch (which) {
+    case ROOM_KEY_CHANNEL:
+        return room_fmt(out, cap, "%s:{%.*s}", cfg->channel, r, room);
+    case ROOM_KEY_USERS:
+        return room_fmt(out, cap, "%s:{%.*s}:users", cfg->channel, r, room);
+    case ROOM_KEY_INSTANCE:
+        return room_fmt(out, cap, "%s:{%.*s}:instance:%s", cfg->channel, r, room, id);
+    }
+    return -1;
+}
+
+ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const char **room)
+{
+    size_t plen = cfg->channel_len;
+
+    if (len == plen && memcmp(ch, cfg->channel, plen) == 0) {
+        *room = "";
+        return 0;
+    }
+    /* <channel>:{R} */
+    if (len < plen + 4 || memcmp(ch, cfg->channel, plen) != 0 || ch[plen] != ':' ||
+        ch[plen + 1] != '{' || ch[len - 1] != '}')
+        return -1;
+    *room = ch + plen + 2;
+    if (room_name_check(*room, len - plen - 3) != NULL)
+        return -1;
+    return (ssize_t)(len - plen - 3);
+}
+
+ssize_t room_key_instance_rooms(char *out, size_t cap, const struct cfg *cfg, const char *id)
+{
+    return room_fmt(out, cap, "%s:instance:%s:rooms", cfg->users_key, id);
+}
+
+ssize_t room_key_direct(char *out, size_t cap, const struct cfg *cfg)
+{
+    return room_fmt(out, cap, "%s:direct", cfg->channel);
+}

@@ -1,0 +1,51 @@
+/* room.h -- what a room is called and where it lives in Redis.
+ *
+ * The default room ("" here, `/chat/{user}` on the URL) is the seed's chat:
+ * channel `<channel>` and SET `<users-key>`, byte for byte. Room R keeps all
+ * its keys under the Cluster hash tag {R}, so it lives on one shard and one
+ * Lua script may touch all of them:
+ *   <channel>:{R}                    PUBSUB channel
+ *   <channel>:{R}:users              SET of the names in the room
+ *   <channel>:{R}:instance:<id>      SET of the names instance <id> holds there
+ * The default room's per-instance SET is `<users-key>:instance:<id>`, as
+ * before rooms. Per instance: `<users-key>:instance:<id>:rooms`, the SET of
+ * the rooms it has members in (crash cleanup walks it). Direct messages go
+ * on `<channel>:direct`. docs/protocol.md describes the same layout.
+ */
+#ifndef RC_ROOM_H
+#define RC_ROOM_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+#define ROOM_NAME_MAX 64 /* characters (the alphabet is ASCII: bytes too) */
+/* Longest key this file builds: prefix, room, suffixes and an instance id. */
+#define ROOM_KEY_MAX (CFG_NAME_MAX + ROOM_NAME_MAX + 128)
+
+/* NULL when name[0..len) is a valid room name: 1..64 characters of
+ * A-Z a-z 0-9 - _ . ~; else the reason, for a 400 body or an error event. */
+const char *room_name_check(const char *name, size_t len);
+
+enum room_key {
+    ROOM_KEY_CHANNEL,  /* the room's PUBSUB channel */
+    ROOM_KEY_USERS,    /* SET of names */
+    ROOM_KEY_INSTANCE, /* SET of the names instance `id` holds */
+};
+
+/* Write key `which` of room[0..rlen) ("" = default room) into out, NUL
+ * terminated. `id` only for ROOM_KEY_INSTANCE. Returns its length, or -1
+ * when it does not fit. */
+ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room, size_t rlen,
+                 enum room_key which, const char *id);
+
+/* The room whose channel is ch[0..len): *room points into ch (or at "")
+ * and its length is returned; -1 when ch is no room's channel. */
+ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const char **room);
+
+/* `<users-key>:instance:<id>:rooms` and `<channel>:direct`, as room_key. */
+ssize_t room_key_instance_rooms(char *out, size_t cap, const struct cfg *cfg, const char *id);
+ssize_t room_key_direct(char *out, size_t cap, const struct cfg *cfg);
+
+#endif
