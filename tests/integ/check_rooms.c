@@ -25,9 +25,9 @@
 #define TAKEN_REASON "username already taken"
 
 #define MAX_KIDS 64
-#define MAX_USERS 32          /* joins until a worker holds both rooms */
-#define CRASH_SCAN_MS 5000    /* each broker looks for dead instances this often */
-#define CRASH_BOUND_MS 12000  /* instance-ttl 2s + a scan period + slack */
+#define MAX_USERS 32         /* joins until a worker holds both rooms */
+#define CRASH_SCAN_MS 5000   /* each broker looks for dead instances this often */
+#define CRASH_BOUND_MS 12000 /* instance-ttl 2s + a scan period + slack */
 #define SPY_MAX 16384
 
 static struct h_redis redis;
@@ -200,8 +200,8 @@ START_TEST(test_default_room_is_the_seed)
     fx_spy_stop(&spy, out, sizeof(out));
     /* the seed's payloads on `chat`, the room's kinds on `chat:{seedroom}` */
     ck_assert_msg(strstr(out, "message\nchat\nseed_da: plain default\n") != NULL, "spy: %s", out);
-    ck_assert_msg(strstr(out, "message\nchat\nseed_db: has joined the chat!\n") != NULL,
-                  "spy: %s", out);
+    ck_assert_msg(strstr(out, "message\nchat\nseed_db: has joined the chat!\n") != NULL, "spy: %s",
+                  out);
     ck_assert_msg(strstr(out, "message\nchat:{seedroom}\njseed_rb\n") != NULL, "spy: %s", out);
     ck_assert_msg(strstr(out, "message\nchat:{seedroom}\nmseed_ra: room secret\n") != NULL,
                   "spy: %s", out);
@@ -231,8 +231,8 @@ static void dup_refused(int port, const char *room, const char *name)
         snprintf(path, sizeof(path), "/chat/%s/%s", room, name);
     else
         snprintf(path, sizeof(path), "/chat/%s", name);
-    snprintf(want, sizeof(want),
-             "username %s is already taken. please retry with a different name", name);
+    snprintf(want, sizeof(want), "username %s is already taken. please retry with a different name",
+             name);
     ck_assert_int_eq(wsc_connect(&d, port, path, NULL, T_MSG_MS), 101);
     ck_assert_msg(wsc_expect_text(&d, want, T_MSG_MS), "%s: no refusal text on port %d", path,
                   port);
@@ -274,9 +274,9 @@ START_TEST(test_names_per_room)
     EXPECT(&peer, "sam: still me");
     leave(&red);
     EXPECT(&peer, "sam: has left the chat!");
-    ck_assert_msg(fx_set_wait(&redis, room_key(key, sizeof(key), "nred", ":users"), "sam", 0,
-                              T_LEAVE_MS),
-                  "sam still in %s after leaving", key);
+    ck_assert_msg(
+        fx_set_wait(&redis, room_key(key, sizeof(key), "nred", ":users"), "sam", 0, T_LEAVE_MS),
+        "sam still in %s after leaving", key);
     /* the other rooms' sam stays */
     ck_assert(fx_set_has(&redis, room_key(key, sizeof(key), "nblue", ":users"), "sam"));
     ck_assert(fx_set_has(&redis, USERS_KEY, "sam"));

@@ -108,8 +108,7 @@ static json_t *ev_expect(struct wsc *c, const char *type, const char *room, cons
     ck_assert_msg(ev_field_is(ev, "type", type), "line %d: want %s, got %s", line, type, dump);
     ck_assert_msg(ev_field_is(ev, "room", room), "line %d: want room \"%s\", got %s", line,
                   room != NULL ? room : "(null)", dump);
-    ck_assert_msg(ev_field_is(ev, "user", user), "line %d: want user %s, got %s", line, user,
-                  dump);
+    ck_assert_msg(ev_field_is(ev, "user", user), "line %d: want user %s, got %s", line, user, dump);
     ts = json_object_get(ev, "ts");
     ck_assert_msg(json_is_integer(ts) && llabs(json_integer_value(ts) - epoch_ms()) < TS_SLACK_MS,
                   "line %d: bad ts in %s", line, dump);
@@ -118,8 +117,7 @@ static json_t *ev_expect(struct wsc *c, const char *type, const char *room, cons
 }
 
 /* The next event is exactly {type, room, user, ts}: welcome, joined, left. */
-static void ev_plain(struct wsc *c, const char *type, const char *room, const char *user,
-                     int line)
+static void ev_plain(struct wsc *c, const char *type, const char *room, const char *user, int line)
 {
     json_t *ev = ev_expect(c, type, room, user, line);
 
@@ -156,12 +154,12 @@ static void ev_error(struct wsc *c, const char *user, const char *request, const
     char *dump = json_dumps(ev, JSON_COMPACT);
 
     ck_assert_msg(ev_field_is(ev, "request", request), "line %d: request: %s", line, dump);
-    ck_assert_msg(json_is_string(why) && strncmp(json_string_value(why), reason,
-                                                 strlen(reason)) == 0,
+    ck_assert_msg(json_is_string(why) &&
+                      strncmp(json_string_value(why), reason, strlen(reason)) == 0,
                   "line %d: want reason \"%s\", got %s", line, reason, dump);
     if (want != NULL)
-        ck_assert_msg(json_equal(json_object_get(ev, "id"), want), "line %d: want id %s: %s",
-                      line, id, dump);
+        ck_assert_msg(json_equal(json_object_get(ev, "id"), want), "line %d: want id %s: %s", line,
+                      id, dump);
     else
         ck_assert_msg(json_object_get(ev, "id") == NULL, "line %d: an id: %s", line, dump);
     json_decref(want);
@@ -203,10 +201,9 @@ static void tjoin(struct wsc *c, int port, const char *room, const char *user, i
         ev = ev_next(c, (int)(end - h_now_ms()));
         if (ev == NULL && c->timed_out)
             break;
-        ck_assert_msg(ev != NULL && ev_field_is(ev, "type", "joined") &&
-                          !ev_field_is(ev, "user", user),
-                      "line %d: %s: something else than a joined right after its welcome", line,
-                      user);
+        ck_assert_msg(
+            ev != NULL && ev_field_is(ev, "type", "joined") && !ev_field_is(ev, "user", user),
+            "line %d: %s: something else than a joined right after its welcome", line, user);
         json_decref(ev);
     }
 }
@@ -649,8 +646,7 @@ END_TEST
  * as a message. */
 START_TEST(test_mixed_clients)
 {
-    char *const publish[] = {(char *)"PUBLISH", (char *)"chat", (char *)"seed: hello typed",
-                             NULL};
+    char *const publish[] = {(char *)"PUBLISH", (char *)"chat", (char *)"seed: hello typed", NULL};
     const char *rooms[] = {"mix", NULL};
     struct wsc pm, tm, pn;
     char out[64];
