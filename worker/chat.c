@@ -402,11 +402,9 @@ static struct chat_member *chat_req_member(struct chat_conn *conn, const struct 
 }
 
 /* The text of a send or direct request is fit to go out. */
-static int chat_req_text_ok(struct chat *c, struct chat_conn *conn, const struct chat_req *r,
+static int chat_req_text_ok(struct chat_conn *conn, const struct chat_req *r,
                             const struct chat_member *m)
 {
-    if (!chat_rate_ok(c, conn, r->type_name))
-        return 0;
     if (!chat_text_allowed(r->text, r->text_len)) {
         chat_error(conn, r->type_name, m->room->name, m->room->len, r->id,
                    "line breaks and control characters are not allowed");
@@ -419,7 +417,7 @@ static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct c
 {
     struct chat_member *m = chat_req_member(conn, r);
 
-    if (m == NULL || !chat_req_text_ok(c, conn, r, m))
+    if (m == NULL || !chat_req_text_ok(conn, r, m))
         return;
     if (chat_send(c, IPC_PUBLISH, ++c->next_req, m, r->text, r->text_len) == -1)
         chat_error(conn, "send", m->room->name, m->room->len, r->id, "chat service unavailable");
@@ -485,7 +483,7 @@ static void chat_req_direct(struct chat *c, struct chat_conn *conn, const struct
         chat_error(conn, "direct", m->room->name, m->room->len, r->id, "user not present");
         return;
     }
-    if (!chat_req_text_ok(c, conn, r, m))
+    if (!chat_req_text_ok(conn, r, m))
         return;
     ipc_msg_set(&msg, IPC_DIRECT, ++c->next_req, 0, m->room->name, m->room->len,
                 chat_conn_name(conn), conn->len, r->to, r->to_len);
@@ -510,6 +508,12 @@ static void chat_typed_text(struct chat *c, struct chat_conn *conn, const char *
         return;
     }
     conn->bad_requests = 0;
+    /* every request counts against the rate limit: a who or a join costs
+     * Redis as much as a message */
+    if (!chat_rate_ok(c, conn, r.type_name)) {
+        chat_req_free(&r);
+        return;
+    }
     switch (r.type) {
     case CHAT_REQ_SEND:
         chat_req_send(c, conn, &r);
