@@ -84,6 +84,9 @@ static json_t *ev_next(struct wsc *c, int timeout_ms)
     return ev;
 }
 
+/* ev_expect's room when any is fine */
+static const char EV_ANY[] = "(any)";
+
 /* 1 when field key of ev is the string want, or JSON null when want is NULL. */
 static int ev_field_is(const json_t *ev, const char *key, const char *want)
 {
@@ -94,8 +97,9 @@ static int ev_field_is(const json_t *ev, const char *key, const char *want)
     return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
 }
 
-/* The next event on c must be `type` in room from user (NULL: JSON null),
- * with a ts of the server's clock; returned for more checks (decref it). */
+/* The next event on c must be `type` in room from user (NULL: JSON null;
+ * room EV_ANY: any), with a ts of the server's clock; returned for more
+ * checks (decref it). */
 static json_t *ev_expect(struct wsc *c, const char *type, const char *room, const char *user,
                          int line)
 {
@@ -106,8 +110,8 @@ static json_t *ev_expect(struct wsc *c, const char *type, const char *room, cons
     ck_assert_msg(ev != NULL, "line %d: no %s event", line, type);
     dump = json_dumps(ev, JSON_COMPACT);
     ck_assert_msg(ev_field_is(ev, "type", type), "line %d: want %s, got %s", line, type, dump);
-    ck_assert_msg(ev_field_is(ev, "room", room), "line %d: want room \"%s\", got %s", line,
-                  room != NULL ? room : "(null)", dump);
+    ck_assert_msg(room == EV_ANY || ev_field_is(ev, "room", room),
+                  "line %d: want room \"%s\", got %s", line, room != NULL ? room : "(null)", dump);
     ck_assert_msg(ev_field_is(ev, "user", user), "line %d: want user %s, got %s", line, user, dump);
     ts = json_object_get(ev, "ts");
     ck_assert_msg(json_is_integer(ts) && llabs(json_integer_value(ts) - epoch_ms()) < TS_SLACK_MS,
@@ -519,6 +523,8 @@ START_TEST(test_request_errors)
     EV_ERR(&e, "ee", "join", "taken", "name taken in that room", NULL);
     REQ(&e, "{\"type\":\"send\",\"room\":\"taken\",\"text\":\"x\"}");
     EV_ERR(&e, "ee", "send", "taken", "not in that room", NULL);
+    REQ(&e, "{\"type\":\"send\",\"text\":\"two\\nlines\",\"id\":\"nl\"}");
+    EV_ERR(&e, "ee", "send", "err", "line breaks and control characters are not allowed", "\"nl\"");
     QUIET(&taken); /* the refused join was never announced */
     QUIET(&e);
 
@@ -579,6 +585,51 @@ START_TEST(test_error_ids_from_redis)
     json_decref(taken);
     wsc_free(&e);
     wsc_free(&holder);
+}
+END_TEST
+
+/* Limits of an instance of its own: max-rooms 2 refuses a connection's
+ * third room with "too many rooms on this server"; past rate-limit a request
+ * is refused with "rate limit exceeded, slow down" (once), and flooding on
+ * closes with 1008. */
+START_TEST(test_server_limits)
+{
+    struct h_chat lim;
+    struct wsc e;
+    char text[EV_MAX];
+    json_t *ev;
+    int i, room_ok, id_ok;
+
+    fx_chat_ready(&lim, &redis, 1, "max-rooms 2\nrate-limit 1\nrate-limit-burst 4\n");
+    fx_users_quiesce(&redis, USERS_KEY);
+    TJOIN(&e, lim.port, "lim0", "ll");
+    REQ(&e, "{\"type\":\"join\",\"room\":\"lim1\"}");
+    EV_WELCOME(&e, "lim1", "ll");
+    REQ(&e, "{\"type\":\"join\",\"room\":\"lim2\"}");
+    EV_ERR(&e, "ll", "join", "lim2", "too many rooms on this server", NULL);
+    ck_assert_int_eq(fx_redis_int(&redis, "EXISTS chat:{lim2}:users"), 0);
+
+    /* the joins took two of the burst of 4: by the fourth send it is spent */
+    for (i = 0; i < 4; i++)
+        REQ(&e, "{\"type\":\"send\",\"room\":\"lim1\",\"text\":\"x\",\"id\":\"r\"}");
+    ev = ev_expect(&e, "error", EV_ANY, "ll", __LINE__);
+    ck_assert(ev_field_is(ev, "request", "send"));
+    ck_assert(ev_field_is(ev, "reason", "rate limit exceeded, slow down"));
+    room_ok = ev_field_is(ev, "room", "lim1");
+    id_ok = ev_field_is(ev, "id", "r");
+    json_decref(ev);
+    /* flooding on: no second warning, then 1008 */
+    for (i = 0; i < 8; i++)
+        REQ(&e, "{\"type\":\"send\",\"room\":\"lim1\",\"text\":\"flood\"}");
+    ck_assert_int_eq(wsc_recv_text(&e, text, sizeof(text), T_MSG_MS), -1);
+    ck_assert_int_eq(e.close_code, 1008);
+    ck_assert_str_eq(e.close_reason, "rate limit exceeded");
+    wsc_free(&e);
+    ck_assert_int_eq(h_chat_stop(&lim), 0);
+    h_chat_free(&lim);
+    /* the error names the room and repeats the id, as every request's */
+    ck_assert_msg(room_ok && id_ok, "rate limit error: room %s, id %s", room_ok ? "ok" : "not lim1",
+                  id_ok ? "ok" : "not repeated");
 }
 END_TEST
 
@@ -707,6 +758,7 @@ static Suite *typed_suite(void)
     tcase_add_test(tc, test_direct);
     tcase_add_test(tc, test_request_errors);
     tcase_add_test(tc, test_error_ids_from_redis);
+    tcase_add_test(tc, test_server_limits);
     tcase_add_test(tc, test_bad_frames_close);
     tcase_add_test(tc, test_url_room_taken);
     tcase_add_test(tc, test_mixed_clients);
