@@ -561,15 +561,38 @@ START_TEST(test_worker_kill_rooms)
 }
 END_TEST
 
+/* A typed client (redis-chat.v1) in room and then, by a join request, in
+ * room `also`: each welcome read as a text. */
+static void typed_two_rooms(struct wsc *c, int port, const char *room, const char *also,
+                            const char *name)
+{
+    char path[128], req[128], text[512], want[128];
+
+    snprintf(path, sizeof(path), "/chat/%s/%s", room, name);
+    ck_assert_int_eq(wsc_connect(c, port, path, "Sec-WebSocket-Protocol: redis-chat.v1", T_MSG_MS),
+                     101);
+    ck_assert_int_gt(wsc_recv_text(c, text, sizeof(text), T_MSG_MS), 0);
+    snprintf(want, sizeof(want), "\"room\":\"%s\"", room);
+    ck_assert_msg(strstr(text, "\"welcome\"") != NULL && strstr(text, want) != NULL, "%s", text);
+    snprintf(req, sizeof(req), "{\"type\":\"join\",\"room\":\"%s\"}", also);
+    SEND(c, req);
+    ck_assert_int_gt(wsc_recv_text(c, text, sizeof(text), T_MSG_MS), 0);
+    snprintf(want, sizeof(want), "\"room\":\"%s\"", also);
+    ck_assert_msg(strstr(text, "\"welcome\"") != NULL && strstr(text, want) != NULL, "%s", text);
+}
+
 /* kill -9 every process of instance a (stopped first, so that none sees
  * another die) while it holds a user in rooms one and two and in the default
- * room: once its heartbeat expired, b announces each leave in its own room,
- * once, and removes a's names and keys room by room. */
+ * room, and a typed connection in both rooms: once its heartbeat expired, b
+ * announces each leave in its own room, once, and removes a's names and keys
+ * room by room. */
 START_TEST(test_instance_crash_rooms)
 {
     struct h_redis r;
     struct h_chat a, b;
-    struct wsc a1, a2, ad, w1, w2, wd, again;
+    static const char *const gone_one[] = {"a1: has left the chat!", "at: has left the chat!"};
+    static const char *const gone_two[] = {"a2: has left the chat!", "at: has left the chat!"};
+    struct wsc a1, a2, ad, at, w1, w2, wd, again;
     char id[64], key[160], cmd[200];
     pid_t kids[MAX_KIDS];
     int n, i, ok;
@@ -584,6 +607,7 @@ START_TEST(test_instance_crash_rooms)
     JOIN(&a1, a.port, "one", "a1");
     JOIN(&a2, a.port, "two", "a2");
     JOIN(&ad, a.port, NULL, "ad");
+    typed_two_rooms(&at, a.port, "one", "two", "at");
     fx_drain(&w1);
     fx_drain(&w2);
     fx_drain(&wd);
@@ -606,14 +630,15 @@ START_TEST(test_instance_crash_rooms)
     for (i = 0; i < n; i++)
         ck_assert_msg(h_wait_gone(kids[i], 3000), "pid %d survived SIGKILL", (int)kids[i]);
 
-    ck_assert(wsc_expect_text(&w1, "a1: has left the chat!", CRASH_BOUND_MS));
-    ck_assert(wsc_expect_text(&w2, "a2: has left the chat!", T_MSG_MS));
+    ck_assert_msg(fx_expect_unordered(&w1, gone_one, 2, CRASH_BOUND_MS), "w1 (room one)");
+    ck_assert_msg(fx_expect_unordered(&w2, gone_two, 2, T_MSG_MS), "w2 (room two)");
     ck_assert(wsc_expect_text(&wd, "ad: has left the chat!", T_MSG_MS));
     /* once: nothing more through another scan period */
     ck_assert_msg(wsc_no_text(&w1, CRASH_SCAN_MS + 500), "w1: a second notice");
     QUIET(&w2);
     QUIET(&wd);
 
+    ck_assert(wsc_wait_eof(&at, T_MSG_MS));
     ck_assert_int_eq(fx_redis_int(&r, "SCARD chat:{one}:users"), 1);
     ck_assert(fx_set_has(&r, "chat:{one}:users", "w1"));
     ck_assert_int_eq(fx_redis_int(&r, "SCARD chat:{two}:users"), 1);
@@ -633,6 +658,7 @@ START_TEST(test_instance_crash_rooms)
     wsc_free(&a1);
     wsc_free(&a2);
     wsc_free(&ad);
+    wsc_free(&at);
     wsc_free(&w1);
     wsc_free(&w2);
     wsc_free(&wd);
