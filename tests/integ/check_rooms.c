@@ -732,6 +732,50 @@ START_TEST(test_redis_restart_rooms)
 }
 END_TEST
 
+/* Messages sent in rooms while Redis is away are held by the broker (as in
+ * the default room, the control here) and published once it is back, after
+ * the rooms are subscribed again: none is lost, on either instance. */
+START_TEST(test_redis_outbox_rooms)
+{
+    struct h_redis r;
+    struct h_chat a, b;
+    struct wsc r1, r2, w1, d1, d2;
+    int down;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
+    fx_chat_ready(&a, &r, 2, NULL);
+    fx_chat_ready(&b, &r, 2, NULL);
+    JOIN(&r1, a.port, "one", "r1");
+    JOIN(&r2, a.port, "one", "r2");
+    JOIN(&w1, b.port, "one", "w1");
+    JOIN(&d1, a.port, NULL, "d1");
+    JOIN(&d2, a.port, NULL, "d2");
+    fx_drain(&r1);
+    fx_drain(&r2);
+    fx_drain(&d1);
+
+    down = h_count_in_file(a.log, "redis link down");
+    h_redis_stop(&r);
+    ASSERT_LOG(h_wait_count(a.log, "redis link down", down + 1, 5000), a.log);
+    SEND(&d1, "held in default");
+    SEND(&r1, "held in room");
+    QUIET(&r1); /* held, not refused */
+    ck_assert_int_eq(h_redis_restart(&r), 0);
+    ASSERT_LOG(wsc_expect_text(&d2, "d1: held in default", T_REDIS_BACK_MS), a.log);
+    ASSERT_LOG(wsc_expect_text(&r2, "r1: held in room", T_MSG_MS), a.log);
+    ASSERT_LOG(wsc_expect_text(&w1, "r1: held in room", T_MSG_MS), b.log);
+    QUIET(&r2);
+    wsc_free(&r1);
+    wsc_free(&r2);
+    wsc_free(&w1);
+    wsc_free(&d1);
+    wsc_free(&d2);
+    h_chat_free(&a);
+    h_chat_free(&b);
+    h_redis_free(&r);
+}
+END_TEST
+
 static Suite *rooms_suite(void)
 {
     Suite *s = suite_create("rooms");
@@ -754,6 +798,7 @@ static Suite *rooms_suite(void)
     tcase_add_test(fa, test_worker_kill_rooms);
     tcase_add_test(fa, test_instance_crash_rooms);
     tcase_add_test(fa, test_redis_restart_rooms);
+    tcase_add_test(fa, test_redis_outbox_rooms);
     suite_add_tcase(s, fa);
     return s;
 }

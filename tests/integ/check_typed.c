@@ -745,10 +745,64 @@ START_TEST(test_mixed_clients)
 }
 END_TEST
 
+/* ---- Redis down ------------------------------------------------------------------ */
+
+#define T_REDIS_BACK_MS 12000 /* Redis back up: retries back off up to 5 s + jitter */
+
+/* With Redis down, what needs an answer from Redis (who, direct, join; the
+ * URL's room too: close 1013) is refused with "chat service unavailable",
+ * while a send is held, not refused; once Redis is back, who works again.
+ * Its own Redis. */
+START_TEST(test_redis_down)
+{
+    struct h_redis r;
+    struct h_chat c;
+    struct wsc t, peer, late;
+    json_t *ev;
+    int down;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
+    fx_chat_ready(&c, &r, 1, NULL);
+    TJOIN(&t, c.port, "rd", "tt");
+    PJOIN(&peer, c.port, "rd", "pp");
+    EV_JOINED(&t, "rd", "pp");
+    down = h_count_in_file(c.log, "redis link down");
+    h_redis_stop(&r);
+    ASSERT_LOG(h_wait_count(c.log, "redis link down", down + 1, 5000), c.log);
+
+    REQ(&t, "{\"type\":\"who\"}");
+    EV_ERR(&t, "tt", "who", "rd", "chat service unavailable", NULL);
+    REQ(&t, "{\"type\":\"direct\",\"to\":\"pp\",\"text\":\"x\"}");
+    EV_ERR(&t, "tt", "direct", "rd", "chat service unavailable", NULL);
+    REQ(&t, "{\"type\":\"join\",\"room\":\"rd2\"}");
+    EV_ERR(&t, "tt", "join", "rd2", "chat service unavailable", NULL);
+    REQ(&t, "{\"type\":\"send\",\"text\":\"held\"}");
+    QUIET(&t); /* held, not refused */
+    QUIET(&peer);
+    ck_assert_int_eq(wsc_connect(&late, c.port, "/chat/rd/late", PROTO_HEADER, T_MSG_MS), 101);
+    EV_ERR(&late, "late", "join", "rd", "chat service unavailable", NULL);
+    ck_assert_int_eq(wsc_wait_close(&late, T_MSG_MS), 1013);
+    wsc_free(&late);
+
+    /* (the held message's delivery in a room: check_rooms' test_redis_outbox_rooms) */
+    ck_assert_int_eq(h_redis_restart(&r), 0);
+    ASSERT_LOG(h_wait_count(c.log, "chat service available", 2, T_REDIS_BACK_MS), c.log);
+    REQ(&t, "{\"type\":\"who\"}");
+    ev = ev_expect(&t, "presence", "rd", "tt", __LINE__);
+    ck_assert_int_eq(json_integer_value(json_object_get(ev, "count")), 2);
+    json_decref(ev);
+    wsc_free(&t);
+    wsc_free(&peer);
+    h_chat_free(&c);
+    h_redis_free(&r);
+}
+END_TEST
+
 static Suite *typed_suite(void)
 {
     Suite *s = suite_create("typed");
     TCase *tc = tcase_create("typed");
+    TCase *rd = tcase_create("redis");
 
     tcase_add_unchecked_fixture(tc, typed_setup, typed_teardown);
     tcase_set_timeout(tc, 60);
@@ -763,6 +817,12 @@ static Suite *typed_suite(void)
     tcase_add_test(tc, test_url_room_taken);
     tcase_add_test(tc, test_mixed_clients);
     suite_add_tcase(s, tc);
+
+    /* its own Redis, below the fixture's dir */
+    tcase_add_unchecked_fixture(rd, fx_tmp_enter, fx_tmp_leave);
+    tcase_set_timeout(rd, 60);
+    tcase_add_test(rd, test_redis_down);
+    suite_add_tcase(s, rd);
     return s;
 }
 
