@@ -17,13 +17,24 @@
  *           them with a close frame.
  *   churn   --concurrency C: C loops of connect, upgrade, welcome, close
  *           (1000), wait for the server's close/EOF, for --duration s.
+ *   rooms   --rooms R --room-size U --rate M [--size B]: R rooms of U users
+ *           (/chat/{room}/{user}; with --one-room everyone joins the default
+ *           room /chat/{user}, for servers without rooms), user j of each
+ *           room on target j % targets; once everyone is welcomed (and
+ *           --baseline s of quiet have passed) M messages/s in total, spread
+ *           evenly over the rooms and their users (the plan in
+ *           rooms_ledger.h). Every receiver checks each delivery against the
+ *           plan: exactly once, from the right sender, in its own room;
+ *           reports lost, duplicated, cross-room and misattributed deliveries,
+ *           the delivery latency and the join time (connect to welcome) of
+ *           every connection.
  *
  * Process layout: the parent forks --procs K children (always at least one);
  * each child owns an even share of the connections and runs its own epoll
  * loop; the parent coordinates phases over pipes, aggregates the reports and
- * prints. Stdout carries only phase markers ("ready conns=N", "sending",
- * "done", "drained") and exactly one "result key=value ..." line; the human
- * summary goes to stderr.
+ * prints. Stdout carries only phase markers ("ready conns=N", "joined",
+ * "baseline", "sending", "done", "drained") and exactly one "result
+ * key=value ..." line; the human summary goes to stderr.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -53,6 +64,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rooms_ledger.h"
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -65,8 +78,8 @@
 #define MAX_FRAME (16u * 1024 * 1024)
 #define MAX_HEAD 8192
 
-enum mode { MODE_FANOUT, MODE_IDLE, MODE_CHURN };
-static const char *const mode_names[] = {"fanout", "idle", "churn"};
+enum mode { MODE_FANOUT, MODE_IDLE, MODE_CHURN, MODE_ROOMS, MODE_COUNT };
+static const char *const mode_names[] = {"fanout", "idle", "churn", "rooms"};
 
 /* failure reasons */
 enum fail {
@@ -101,9 +114,12 @@ static struct {
     double connect_rate; /* per second, all processes; 0 = unlimited */
     int max_inflight;    /* handshakes in flight per process */
     long receivers, senders, conns, concurrency;
-    double rate; /* fanout: messages per second, all senders together */
+    double rate; /* fanout, rooms: messages per second, all senders together */
     int size;
     double setup_timeout, drain_timeout, drain_max, timeout, settle;
+    long rooms, room_size; /* rooms */
+    int one_room;          /* rooms: everyone in the default room */
+    double baseline;       /* rooms: quiet seconds between "baseline" and "sending" */
 } O = {
     .mode = -1,
     .procs = 1,
@@ -120,6 +136,8 @@ static struct {
     .drain_max = 30,
     .timeout = 10,
     .settle = 0.5,
+    .rooms = 10,
+    .room_size = 10,
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -227,6 +245,9 @@ struct stats {
     uint64_t delivered_x;    /* fanout: deliveries between different targets (instances) */
     uint64_t max_lat_x_us;
     uint64_t hist_x[NBUCKETS];
+    uint64_t verdict[RL_NVERDICTS]; /* rooms: deliveries by rl_record's verdict */
+    uint64_t max_join_us;    /* connect to welcome */
+    uint64_t hist_join[NBUCKETS];
 };
 
 /* pipe messages: 1 byte type, 4 bytes length, payload */
@@ -257,7 +278,7 @@ enum cstate {
     C_CLOSING, /* we sent a close: waiting for the server's close / EOF */
     C_DEAD
 };
-enum role { R_RECV, R_SEND, R_IDLE, R_CHURN };
+enum role { R_RECV, R_SEND, R_IDLE, R_CHURN, R_ROOM };
 
 struct conn {
     int fd;
@@ -265,13 +286,18 @@ struct conn {
     uint8_t ev;      /* registered epoll events (EPOLLIN/EPOLLOUT bits) */
     uint8_t refusal; /* a refusal text seen before the welcome: reason + 1 */
     uint8_t got_close;
-    uint32_t idx;  /* receivers: 0..R-1, senders: 0..S-1, idle: 0..N-1, churn: slot */
+    uint32_t idx;  /* receivers: 0..R-1, senders: 0..S-1, idle: 0..N-1, churn: slot,
+                      rooms: user in the room 0..U-1 */
+    uint32_t room; /* rooms: 0..R-1 */
     uint32_t iter; /* churn: iteration number (part of the name) */
     uint32_t g;    /* global connection number: target / source round-robin */
     uint32_t rlen, wlen, wcap, fraglen;
     char *rbuf, *wbuf, *frag;
-    uint32_t *last; /* fanout: last sequence number seen per sender */
+    uint32_t *last; /* fanout: last sequence number seen per sender; rooms: per user
+                       of the room, last k / R + 1 */
+    uint8_t *bits;  /* rooms: the ledger (rooms_ledger.h) */
     uint64_t deadline;
+    uint64_t t_conn; /* when the connect started */
     /* senders */
     uint64_t j, next_due, sent;
 };
@@ -309,6 +335,9 @@ static struct {
     char ctlbuf[64];
     size_t ctllen;
     uint32_t churn_iter;
+    /* rooms: my rooms are [r_lo, r_hi); the next message number to send */
+    struct rooms_plan plan;
+    uint64_t next_k;
 } W;
 
 enum { P_SETUP, P_READY, P_SENDING, P_DRAIN, P_HOLD, P_CLOSING, P_CHURN, P_EXIT };
@@ -327,6 +356,8 @@ static size_t conn_name(const struct conn *c, char *buf, size_t cap)
     case R_IDLE:
         n = snprintf(buf, cap, "%s-i%" PRIu32, O.prefix, c->idx);
         break;
+    case R_ROOM:
+        return rl_user_name(buf, cap, O.prefix, c->room, c->idx);
     default:
         n = snprintf(buf, cap, "%s-c%" PRIu32 "n%" PRIu32, O.prefix, c->idx, c->iter);
         break;
@@ -499,6 +530,7 @@ static void conn_start(struct conn *c)
     fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     c->state = C_CONNECTING;
     c->fd = -1;
+    c->t_conn = now_ns();
     W.inflight++;
     if (fd < 0) {
         conn_fail(c, F_CONNECT, "socket: %s", strerror(errno));
@@ -506,7 +538,7 @@ static void conn_start(struct conn *c)
     }
     c->fd = fd;
     W.open++;
-    if (c->role == R_SEND || c->role == R_CHURN)
+    if (c->role == R_SEND || c->role == R_CHURN || c->role == R_ROOM)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (O.src_lo && t->addr.ss_family == AF_INET) {
         struct sockaddr_in sa;
@@ -540,7 +572,7 @@ static void conn_start(struct conn *c)
 
 static void conn_connected(struct conn *c)
 {
-    char req[512], name[64];
+    char req[512], name[64], room[80] = "";
     const struct target *t = &O.tgt[c->g % (uint32_t)O.ntgt];
     int err = 0, n;
     socklen_t el = sizeof(err);
@@ -552,11 +584,17 @@ static void conn_connected(struct conn *c)
         return;
     }
     conn_name(c, name, sizeof(name));
+    if (c->role == R_ROOM && !O.one_room) {
+        size_t rl = rl_room_name(room, sizeof(room) - 1, O.prefix, c->room);
+
+        room[rl] = '/';
+        room[rl + 1] = 0;
+    }
     n = snprintf(req, sizeof(req),
-                 "GET /chat/%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                 "GET /chat/%s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                  "Sec-WebSocket-Version: 13\r\n\r\n",
-                 name, t->host);
+                 room, name, t->host);
     c->state = C_HTTP;
     conn_set_events(c, 1);
     if (conn_write(c, req, (size_t)n) < 0)
@@ -565,12 +603,17 @@ static void conn_connected(struct conn *c)
 
 /* ---- child: what arrives ------------------------------------------------------ */
 
-static void on_welcome(struct conn *c)
+static void on_welcome(struct conn *c, uint64_t now)
 {
+    uint64_t us = now > c->t_conn ? (now - c->t_conn) / 1000 : 0;
+
     c->state = C_OPEN;
     W.inflight--;
     W.st.welcomed++;
     W.welcomed_now++;
+    W.st.hist_join[hist_index(us)]++;
+    if (us > W.st.max_join_us)
+        W.st.max_join_us = us;
     if (O.mode == MODE_CHURN) {
         if (conn_send_close(c, 1000) < 0) {
             conn_fail(c, F_EOF, "closed after the welcome");
@@ -644,6 +687,51 @@ other:
         W.st.other_texts++;
 }
 
+/* rooms: "<prefix>-r<room>u<user>: <k> <ts_ns> xxxx", checked against the plan */
+static void on_room_delivery(struct conn *c, const char *p, size_t n, uint64_t now)
+{
+    uint32_t from_room, from_user;
+    uint64_t k, ts, lat, m;
+    enum rl_verdict v;
+    const char *q;
+
+    if (!rl_parse(p, n, O.prefix, &from_room, &from_user, &k, &ts)) {
+        /* notices ("x: has joined the chat!") and server texts without a user */
+        q = memchr(p, ':', n);
+        if (q == NULL || memchr(p, ' ', (size_t)(q - p)) != NULL)
+            W.st.srv_errors++;
+        else
+            W.st.other_texts++;
+        return;
+    }
+    v = rl_record(&W.plan, c->bits, c->room, c->idx, from_room, from_user, k);
+    W.st.verdict[v]++;
+    W.st.delivered++;
+    if (now < W.t_end)
+        W.st.delivered_win++;
+    if (v != RL_OK)
+        return;
+    lat = now > ts ? (now - ts) / 1000 : 0;
+    W.st.hist[hist_index(lat)]++;
+    if (O.ntgt > 1 && (from_room * (uint64_t)O.room_size + from_user) % (uint64_t)O.ntgt !=
+                          c->g % (uint32_t)O.ntgt) {
+        W.st.delivered_x++;
+        W.st.hist_x[hist_index(lat)]++;
+        if (lat > W.st.max_lat_x_us)
+            W.st.max_lat_x_us = lat;
+    }
+    W.st.sum_lat_us += lat;
+    if (lat > W.st.max_lat_us)
+        W.st.max_lat_us = lat;
+    if (c->last != NULL) { /* one sender's messages in the order sent */
+        m = k / (uint64_t)O.rooms + 1;
+        if (m < c->last[from_user])
+            W.st.ooo++;
+        else
+            c->last[from_user] = (uint32_t)m;
+    }
+}
+
 static void on_text(struct conn *c, const char *p, size_t n, uint64_t now)
 {
     if (c->state == C_WELCOME) {
@@ -652,7 +740,7 @@ static void on_text(struct conn *c, const char *p, size_t n, uint64_t now)
 
         if (n == nl + 9 && memcmp(p, "Welcome ", 8) == 0 && memcmp(p + 8, name, nl) == 0 &&
             p[n - 1] == '!')
-            on_welcome(c);
+            on_welcome(c, now);
         else if (n > 9 && memcmp(p, "username ", 9) == 0)
             c->refusal = F_TAKEN + 1;
         else if (memchr(p, ':', n) == NULL)
@@ -661,6 +749,8 @@ static void on_text(struct conn *c, const char *p, size_t n, uint64_t now)
     }
     if (c->state == C_OPEN && O.mode == MODE_FANOUT)
         on_delivery(c, p, n, now);
+    else if (c->state == C_OPEN && O.mode == MODE_ROOMS)
+        on_room_delivery(c, p, n, now);
     else
         W.st.other_texts++;
 }
@@ -930,10 +1020,54 @@ static void start_pending(uint64_t now)
     }
 }
 
+/* rooms: message k is due at t0 + k / rate; this process sends those of its rooms */
+static uint64_t room_due(uint64_t k)
+{
+    return W.t0 + (uint64_t)((double)k * W.interval_ns);
+}
+
+static void send_due_rooms(uint64_t now)
+{
+    while (W.r_lo < W.r_hi) {
+        uint64_t k = W.next_k, due = room_due(k), ts;
+        struct conn *c;
+        char text[8192];
+        uint8_t fr[8192 + 16];
+        size_t len;
+
+        if (due > now || due >= W.t_end)
+            return;
+        W.next_k = rl_next_local(&W.plan, k + 1, W.r_lo, W.r_hi);
+        c = &W.c[(rl_room_of(&W.plan, k) - W.r_lo) * (uint32_t)O.room_size +
+                 rl_sender_of(&W.plan, k)];
+        ts = now_ns();
+        len = (size_t)snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64 " ", k, ts);
+        if (len < (size_t)O.size) {
+            memset(text + len, 'x', (size_t)O.size - len);
+            len = (size_t)O.size;
+        }
+        if (ts - due > W.st.max_lag_us * 1000)
+            W.st.max_lag_us = (ts - due) / 1000;
+        if (c->state != C_OPEN)
+            continue;
+        if (conn_write(c, fr, ws_frame(fr, 1, text, len)) < 0) {
+            conn_release(c);
+            c->state = C_DEAD;
+            continue;
+        }
+        c->sent++;
+        W.st.sent++;
+    }
+}
+
 static void send_due(uint64_t now)
 {
     uint32_t i;
 
+    if (O.mode == MODE_ROOMS) {
+        send_due_rooms(now);
+        return;
+    }
     for (i = 0; i < W.nsnd; i++) {
         struct conn *c = &W.c[W.snd[i]];
 
@@ -971,6 +1105,8 @@ static uint64_t next_send_due(void)
     uint64_t best = UINT64_MAX;
     uint32_t i;
 
+    if (O.mode == MODE_ROOMS)
+        return W.r_lo < W.r_hi ? room_due(W.next_k) : best;
     for (i = 0; i < W.nsnd; i++)
         if (W.c[W.snd[i]].next_due < best)
             best = W.c[W.snd[i]].next_due;
@@ -1057,6 +1193,9 @@ static void on_ctl(uint64_t now)
                     W.c[W.snd[i]].next_due =
                         W.t0 + (uint64_t)((double)W.c[W.snd[i]].idx * W.interval_ns);
                 W.phase = P_SENDING;
+            } else if (O.mode == MODE_ROOMS) {
+                W.next_k = rl_next_local(&W.plan, 0, W.r_lo, W.r_hi);
+                W.phase = P_SENDING;
             } else if (O.mode == MODE_CHURN) {
                 W.npending = W.n; /* every slot starts now */
                 W.phase = P_CHURN;
@@ -1109,6 +1248,16 @@ static void child_main(int id, int ctl_fd)
         W.s_hi = (uint32_t)(O.senders * (id + 1) / O.procs);
         nloc = (W.r_hi - W.r_lo) + (W.s_hi - W.s_lo);
         W.interval_ns = 1e9 / O.rate;
+    } else if (O.mode == MODE_ROOMS) {
+        /* whole rooms per process: a room's senders and receivers are local */
+        W.r_lo = (uint32_t)(O.rooms * id / O.procs);
+        W.r_hi = (uint32_t)(O.rooms * (id + 1) / O.procs);
+        nloc = (W.r_hi - W.r_lo) * (uint32_t)O.room_size;
+        W.interval_ns = 1e9 / O.rate;
+        W.plan.rooms = (uint32_t)O.rooms;
+        W.plan.size = (uint32_t)O.room_size;
+        W.plan.one_room = O.one_room;
+        W.plan.max_msgs = (uint64_t)(O.rate * O.duration) + 2;
     } else {
         long total = O.mode == MODE_IDLE ? O.conns : O.concurrency;
 
@@ -1136,6 +1285,16 @@ static void child_main(int id, int ctl_fd)
                 W.snd[W.nsnd++] = i;
             c->last = calloc((size_t)O.senders, sizeof(uint32_t));
             if (c->last == NULL)
+                die("out of memory");
+        } else if (O.mode == MODE_ROOMS) {
+            c->role = R_ROOM;
+            c->room = W.r_lo + i / (uint32_t)O.room_size;
+            c->idx = i % (uint32_t)O.room_size;
+            c->g = c->room * (uint32_t)O.room_size + c->idx;
+            c->bits = calloc(rl_bitmap_bytes(&W.plan) + 1, 1);
+            if (!O.one_room)
+                c->last = calloc((size_t)O.room_size, sizeof(uint32_t));
+            if (c->bits == NULL || (!O.one_room && c->last == NULL))
                 die("out of memory");
         } else {
             c->role = O.mode == MODE_IDLE ? R_IDLE : R_CHURN;
@@ -1222,9 +1381,17 @@ static void child_main(int id, int ctl_fd)
                     W.drain_deadline = W.drain_cap;
             }
             if (W.have_total) {
-                /* every local connection sees every message but its own */
+                uint64_t got = W.st.delivered;
+
+                /* every local connection sees every message but its own (of
+                 * its room: this process holds all users of its rooms) */
                 W.st.expected = W.total_sent * W.n - W.st.sent;
-                if (W.st.delivered >= W.st.expected || now >= W.drain_deadline) {
+                if (O.mode == MODE_ROOMS) {
+                    got = W.st.verdict[RL_OK];
+                    if (!O.one_room)
+                        W.st.expected = W.st.sent * (uint64_t)(O.room_size - 1);
+                }
+                if (got >= W.st.expected || now >= W.drain_deadline) {
                     child_report_stats();
                     _exit(0);
                 }
@@ -1532,6 +1699,12 @@ static void aggregate(struct stats *a)
         a->delivered_x += s->delivered_x;
         if (s->max_lat_x_us > a->max_lat_x_us)
             a->max_lat_x_us = s->max_lat_x_us;
+        for (k = 0; k < RL_NVERDICTS; k++)
+            a->verdict[k] += s->verdict[k];
+        for (k = 0; k < NBUCKETS; k++)
+            a->hist_join[k] += s->hist_join[k];
+        if (s->max_join_us > a->max_join_us)
+            a->max_join_us = s->max_join_us;
     }
 }
 
@@ -1595,10 +1768,59 @@ static double num(const char *opt, const char *v, double lo, double hi)
     return d;
 }
 
+/* rooms: the human summary on stderr, the result line on stdout */
+static void report_rooms(const struct stats *a, double setup_s, double cpu, double win_busy)
+{
+    uint64_t ok = a->verdict[RL_OK], nconn = (uint64_t)(O.rooms * O.room_size);
+    int64_t lost = (int64_t)a->expected - (int64_t)ok;
+    double dur = O.duration > 0 ? O.duration : 1e-9;
+    double p50 = pct(a->hist, ok, 0.50, a->max_lat_us);
+    double p99 = pct(a->hist, ok, 0.99, a->max_lat_us);
+    double xp99 = pct(a->hist_x, a->delivered_x, 0.99, a->max_lat_x_us);
+    double j50 = pct(a->hist_join, a->welcomed, 0.50, a->max_join_us);
+    double j99 = pct(a->hist_join, a->welcomed, 0.99, a->max_join_us);
+    double loss_pct = a->expected ? 100.0 * (double)lost / (double)a->expected : 0;
+
+    fprintf(stderr,
+            "rooms: %ld rooms x %ld users%s over %d target(s), %.2f msg/s x %d B for %.1f s\n"
+            "  joins: %" PRIu64 " welcomed in %.3f s; connect to welcome p50 %.3f p99 %.3f "
+            "max %.3f ms\n"
+            "  sent %" PRIu64 " messages, expected %" PRIu64 " deliveries, delivered %" PRIu64
+            " exactly once, lost %" PRId64 " (%.4f%%)\n"
+            "  duplicated %" PRIu64 ", from another room %" PRIu64 ", wrong sender %" PRIu64
+            ", own message back %" PRIu64 ", out of order %" PRIu64 "\n"
+            "  delivered/s %.0f (offered %.0f/s); latency ms p50 %.3f p99 %.3f max %.3f; "
+            "cross-instance %" PRIu64 " p99 %.3f\n"
+            "  sender lag max %.3f ms, unexpected closes %" PRIu64 ", server errors %" PRIu64
+            ", other texts %" PRIu64 "; loadgen CPU %.3f s (busiest process %.0f%%)\n",
+            O.rooms, O.room_size, O.one_room ? " (all in the default room)" : "", O.ntgt, O.rate,
+            O.size, O.duration, a->welcomed, setup_s, j50, j99, (double)a->max_join_us / 1000,
+            a->sent, a->expected, ok, lost, loss_pct, a->verdict[RL_DUP], a->verdict[RL_CROSS],
+            a->verdict[RL_WRONG], a->verdict[RL_SELF], a->ooo, (double)a->delivered_win / dur,
+            (double)a->expected / dur, p50, p99, (double)a->max_lat_us / 1000, a->delivered_x,
+            xp99, (double)a->max_lag_us / 1000, a->unexpected_close, a->srv_errors,
+            a->other_texts, cpu, 100 * win_busy);
+    printf("result mode=rooms ok=1 rooms=%ld room_size=%ld one_room=%d conns=%" PRIu64
+           " msg_rate=%.3f size=%d duration=%.3f sent=%" PRIu64 " expected=%" PRIu64
+           " delivered=%" PRIu64 " delivered_win=%" PRIu64 " unique=%" PRIu64 " lost=%" PRId64
+           " loss_pct=%.5f dup=%" PRIu64 " cross_room=%" PRIu64 " wrong=%" PRIu64 " self=%" PRIu64
+           " ooo=%" PRIu64 " rate=%.1f offered=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f cross=%" PRIu64
+           " xp99_ms=%.3f join_p50_ms=%.3f join_p99_ms=%.3f join_max_ms=%.3f welcomed=%" PRIu64
+           " lag_ms=%.3f closes=%" PRIu64 " srv_errors=%" PRIu64 " lg_cpu_s=%.3f lg_busy=%.3f"
+           " setup_s=%.3f\n",
+           O.rooms, O.room_size, O.one_room, nconn, O.rate, O.size, O.duration, a->sent,
+           a->expected, a->delivered, a->delivered_win, ok, lost, loss_pct, a->verdict[RL_DUP],
+           a->verdict[RL_CROSS], a->verdict[RL_WRONG], a->verdict[RL_SELF], a->ooo,
+           (double)a->delivered_win / dur, (double)a->expected / dur, p50, p99,
+           (double)a->max_lat_us / 1000, a->delivered_x, xp99, j50, j99,
+           (double)a->max_join_us / 1000, a->welcomed, (double)a->max_lag_us / 1000,
+           a->unexpected_close, a->srv_errors, cpu, win_busy, setup_s);
+}
+
 static void usage(void)
 {
     fputs(
-        "usage: loadgen --mode fanout|idle|churn --target HOST:PORT [--target ...] [options]\n"
+        "usage: loadgen --mode fanout|idle|churn|rooms --target HOST:PORT [--target ...] [options]\n"
         "  common:  --duration S (10)  --procs K (1)  --src A.B.C.D-E.F.G.H\n"
         "           --name-prefix P (lg<pid>...)  --connect-rate N/s (unlimited)\n"
         "           --max-inflight N (2000 handshakes per process)  --setup-timeout S (60)\n"
@@ -1608,7 +1830,11 @@ static void usage(void)
         "           arrive, until none came for S s)  --drain-max S (30: at most)\n"
         "  idle:    --conns N (1000); holds for --duration s or until SIGUSR1\n"
         "  churn:   --concurrency C (100)  --timeout S (10, per session)\n"
-        "stdout: phase lines (ready conns=N / sending / done / drained) and one 'result k=v ...'\n",
+        "  rooms:   --rooms R (10) --room-size U (10) --rate MSGS/S (10, all rooms)\n"
+        "           --size BYTES (64)  --settle S (0.5)  --drain-timeout, --drain-max as fanout\n"
+        "           --one-room (everyone in the default room: /chat/{user})\n"
+        "           --baseline S (0: seconds between the 'baseline' and 'sending' lines)\n"
+        "stdout: phase lines (ready conns=N / joined / baseline / sending / done / drained) and one 'result k=v ...'\n",
         stderr);
     exit(2);
 }
@@ -1622,7 +1848,8 @@ int main(int argc, char **argv)
         {"senders", 1, 0, 's'},      {"rate", 1, 0, 'r'},        {"size", 1, 0, 'z'},
         {"conns", 1, 0, 'N'},        {"concurrency", 1, 0, 'C'}, {"setup-timeout", 1, 0, 'T'},
         {"drain-timeout", 1, 0, 'D'}, {"timeout", 1, 0, 'o'},    {"settle", 1, 0, 'e'},
-        {"drain-max", 1, 0, 'X'},
+        {"drain-max", 1, 0, 'X'},    {"rooms", 1, 0, 'Y'},       {"room-size", 1, 0, 'U'},
+        {"one-room", 0, 0, '1'},     {"baseline", 1, 0, 'B'},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int opt, i;
     struct rlimit rl;
@@ -1634,7 +1861,7 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
         case 'm':
-            for (i = 0; i < 3; i++)
+            for (i = 0; i < MODE_COUNT; i++)
                 if (strcmp(optarg, mode_names[i]) == 0)
                     O.mode = i;
             if (O.mode < 0)
@@ -1698,6 +1925,18 @@ int main(int argc, char **argv)
         case 'e':
             O.settle = num("settle", optarg, 0, 600);
             break;
+        case 'Y':
+            O.rooms = (long)num("rooms", optarg, 1, 1e6);
+            break;
+        case 'U':
+            O.room_size = (long)num("room-size", optarg, 2, 1e5);
+            break;
+        case '1':
+            O.one_room = 1;
+            break;
+        case 'B':
+            O.baseline = num("baseline", optarg, 0, 600);
+            break;
         default:
             usage();
         }
@@ -1723,12 +1962,19 @@ int main(int argc, char **argv)
     getrlimit(RLIMIT_NOFILE, &rl);
     per_proc = O.mode == MODE_FANOUT ? (O.receivers + O.senders + O.procs - 1) / O.procs
                : O.mode == MODE_IDLE ? (O.conns + O.procs - 1) / O.procs
-                                     : (O.concurrency + O.procs - 1) / O.procs;
+               : O.mode == MODE_ROOMS ? (O.rooms + O.procs - 1) / O.procs * O.room_size
+                                      : (O.concurrency + O.procs - 1) / O.procs;
     if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)per_proc + 32 > rl.rlim_cur)
         die("%ld connections per process exceed the fd limit %llu: use more --procs", per_proc,
             (unsigned long long)rl.rlim_cur);
     if (O.mode == MODE_FANOUT && O.receivers + O.senders < 2)
         die("fanout needs at least two connections");
+    if (O.mode == MODE_ROOMS && O.procs > O.rooms)
+        die("rooms: more --procs than --rooms");
+    if (O.mode == MODE_ROOMS && (double)O.rooms * (double)O.room_size > 1e7)
+        die("rooms: at most 10^7 connections");
+    if (O.mode == MODE_ROOMS && O.rate * O.duration > 4e9)
+        die("rooms: at most 4e9 messages per run");
 
     signal(SIGPIPE, SIG_IGN);
     {
@@ -1770,23 +2016,32 @@ int main(int argc, char **argv)
         CH[i].down = down[1];
     }
 
-    if (O.mode == MODE_FANOUT || O.mode == MODE_IDLE) {
+    if (O.mode != MODE_CHURN) {
+        long nconn = O.mode == MODE_FANOUT ? O.receivers + O.senders
+                     : O.mode == MODE_ROOMS ? O.rooms * O.room_size
+                                            : O.conns;
+
         if (wait_all('r', t_start + (uint64_t)((O.setup_timeout + 5) * 1e9)) < 0)
             setup_failure((double)(now_ns() - t_start) / 1e9);
         t_ready = now_ns();
         setup_s = (double)(t_ready - t_start) / 1e9;
-        fprintf(stderr, "loadgen: %ld connections welcomed in %.3f s (%.0f/s)\n",
-                O.mode == MODE_FANOUT ? O.receivers + O.senders : O.conns, setup_s,
-                (double)(O.mode == MODE_FANOUT ? O.receivers + O.senders : O.conns) / setup_s);
+        fprintf(stderr, "loadgen: %ld connections welcomed in %.3f s (%.0f/s)\n", nconn, setup_s,
+                (double)nconn / setup_s);
+        if (O.mode == MODE_ROOMS)
+            say("joined"); /* the join window ends here */
     } else {
         wait_all('r', t_start + 10000000000ull);
     }
 
-    if (O.mode == MODE_FANOUT) {
+    if (O.mode == MODE_FANOUT || O.mode == MODE_ROOMS) {
         uint64_t total = 0;
         char line[64];
 
         pump(now_ns() + (uint64_t)(O.settle * 1e9)); /* let join notices drain */
+        if (O.baseline > 0) {
+            say("baseline"); /* everyone joined, nothing sent: the idle cost */
+            pump(now_ns() + (uint64_t)(O.baseline * 1e9));
+        }
         t0 = now_ns() + 20000000ull;
         ctl_all(CTL_GO, t0);
         pump(t0);
@@ -1841,7 +2096,9 @@ int main(int argc, char **argv)
                 hl += snprintf(https + hl, sizeof(https) - (size_t)hl, "%s%d:%u", hl ? "," : "",
                                k, a.http[k]);
 
-        if (O.mode == MODE_FANOUT) {
+        if (O.mode == MODE_ROOMS) {
+            report_rooms(&a, setup_s, cpu, win_busy);
+        } else if (O.mode == MODE_FANOUT) {
             uint64_t expected = a.sent * (uint64_t)(O.receivers + O.senders - 1);
             int64_t lost = (int64_t)expected - (int64_t)a.delivered;
             double p50 = pct(a.hist, a.delivered, 0.50, a.max_lat_us);

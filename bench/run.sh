@@ -13,24 +13,34 @@
 #   bench/run.sh [options] [BUILD_DIR]     (default: $BUILD or the current dir;
 #                                           needs BUILD_DIR/redis-chat and
 #                                           BUILD_DIR/bench/loadgen)
+#
+# With --ab OLD_BUILD_DIR every repetition of every scenario runs on both
+# builds' redis-chat, back to back (the order alternating between
+# repetitions), with BUILD_DIR's loadgen; the figures of the old build are
+# shown as "SCENARIO (old)", and a table gives new/old for each pair of runs
+# and for the medians.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 usage: bench/run.sh [options] [BUILD_DIR]
   --smoke             each mode for a few seconds with small counts, 1 repetition;
-                      fails when a mode fails or fan-out loses messages
+                      fails when a mode fails, fan-out loses messages or a
+                      room delivery is lost, duplicated or crosses rooms
   --reps N            repetitions per scenario (default 3)
-  --only SCENARIO     one of fanout-fixed reference fanout-max latency idle churn
-                      idle100k (reference: the fanout-fixed run against
+  --only SCENARIO[,SCENARIO...]
+                      one or more of fanout-fixed reference fanout-max latency idle churn
+                      rooms idle100k (reference: the fanout-fixed run against
                       bench/refcast, a trivial one-process broadcaster, for a
-                      ratio that does not move with the host)
+                      ratio that does not move with the host; rooms: many
+                      small rooms, /chat/{room}/{user}, see below)
   --full              all scenarios including idle100k
   --announce yes|no   write "announce yes|no" into the redis-chat configs
                       (default: not written, the server's default applies;
                       idle100k uses "no" unless this is given)
   --workers W         workers per instance (default 2; idle100k uses 6)
-  --lg-procs K        loadgen processes for the fan-out scenarios (default 1)
+  --lg-procs K        loadgen processes for the fan-out and rooms scenarios
+                      (default 1; rooms: whole rooms per process)
   --max-deliv N       take N deliveries/s as the max sustained rate for the
                       latency scenario instead of searching it (fanout-max)
   --out DIR           where results go (default BUILD_DIR/bench-out)
@@ -38,12 +48,26 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       add a line to both redis-chat configs (repeatable), for
                       A/B runs such as --set 'flush-interval 0'
   --keep              keep the temporary directory (configs, logs)
+  --ab OLD_BUILD_DIR  A/B: run each repetition of each scenario on this build's
+                      redis-chat too, alternately, and print new/old per pair
+                      (a build without rooms skips the rooms scenario)
+rooms scenario (users of each room split evenly over the two instances; the
+rate spread evenly over the rooms; every delivery checked: exactly once, in
+its own room, from the right sender):
+  --rooms N           rooms (default 1000; --smoke 20)
+  --room-size U       users per room (default 10; --smoke 4)
+  --room-rate M       messages/s over all rooms (default 200; --smoke 20)
+  --rooms-default-room
+                      everyone joins the default room (/chat/{user}), for
+                      servers without rooms: each message then reaches all
+                      N x U - 1 others, and joins are announced to everyone
 env: BUILD (build dir), REDIS_SERVER (redis-server binary)
 EOF
     exit "${1:-2}"
 }
 
 SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT="" MAX_GIVEN=""
+AB_DIR="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
 EXTRA_CONF=()
 BUILD_ARG=""
 while (($#)); do
@@ -62,6 +86,12 @@ while (($#)); do
     --out) OUT=${2:?}; shift ;;
     --set) EXTRA_CONF+=("${2:?}"); shift ;;
     --keep) KEEP=1 ;;
+    --ab) AB_DIR=${2:?}; shift ;;
+    --ab=*) AB_DIR=${1#*=} ;;
+    --rooms) ROOMS_N=${2:?}; shift ;;
+    --room-size) ROOMS_U=${2:?}; shift ;;
+    --room-rate) ROOMS_RATE=${2:?}; shift ;;
+    --rooms-default-room) ROOMS_DEFAULT=1 ;;
     -h | --help) usage 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
     *) BUILD_ARG=$1 ;;
@@ -84,21 +114,33 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "bad --reps $REPS"
 [[ -z $MAX_GIVEN || $MAX_GIVEN =~ ^[1-9][0-9]*$ ]] || die "bad --max-deliv $MAX_GIVEN"
 [[ -z $ANNOUNCE || $ANNOUNCE == yes || $ANNOUNCE == no ]] || die "--announce yes|no"
-case $ONLY in
-"" | fanout-fixed | reference | fanout-max | latency | idle | churn | idle100k) ;;
-*) die "unknown scenario $ONLY" ;;
-esac
+for v in "$ROOMS_N" "$ROOMS_U" "$ROOMS_RATE"; do
+    [[ -z $v || $v =~ ^[1-9][0-9]*$ ]] || die "bad --rooms / --room-size / --room-rate $v"
+done
+IFS=, read -ra ONLY_LIST <<<"$ONLY"
+for v in "${ONLY_LIST[@]}"; do
+    case $v in
+    fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | idle100k) ;;
+    *) die "unknown scenario $v" ;;
+    esac
+done
+NEW_CHAT=$REDIS_CHAT OLD_CHAT=""
+if [[ -n $AB_DIR ]]; then
+    AB_DIR=$(cd "$AB_DIR" && pwd) || die "no directory $AB_DIR"
+    OLD_CHAT=$AB_DIR/redis-chat
+    [[ -x $OLD_CHAT ]] || die "no $OLD_CHAT (build the other tree first)"
+fi
 
 if ((SMOKE)); then
     REPS=1
-    SCENARIOS=(fanout-fixed reference idle churn)
+    SCENARIOS=(fanout-fixed reference idle churn rooms)
 elif [[ -n $ONLY ]]; then
-    SCENARIOS=("$ONLY")
+    SCENARIOS=("${ONLY_LIST[@]}")
 else
-    SCENARIOS=(fanout-fixed reference fanout-max latency churn idle)
+    SCENARIOS=(fanout-fixed reference fanout-max latency churn idle rooms)
     ((FULL)) && SCENARIOS+=(idle100k)
 fi
-[[ -n $ONLY ]] && SCENARIOS=("$ONLY")
+[[ -n $ONLY ]] && SCENARIOS=("${ONLY_LIST[@]}")
 [[ " ${SCENARIOS[*]} " != *" reference "* || -x $REFCAST ]] || die "no $REFCAST (make bench/refcast)"
 
 mkdir -p "$OUT"
@@ -365,18 +407,26 @@ kv() {
     echo ""
 }
 
-# run the loadgen; phase lines trigger samples: "sending" -> S0, "done" -> S1,
-# "ready conns=N" -> READY_HOOK
+# run the loadgen; CPU (C: redis-chat, R: redis-server) and time (T) are
+# sampled at the start (J0), at the phase lines "joined" (J1), "baseline" (B0),
+# "sending" (C0) and "done" (C1); "ready conns=N" runs READY_HOOK
 READY_HOOK=""
 run_lg() {
     local fd line
     LG_RESULT="" LG_RC=0
-    C0=0 C1=0 R0=0 R1=0 T0=0 T1=0
+    C0=0 C1=0 R0=0 R1=0 T0=0 T1=0 CJ1=0 RJ1=0 TJ1=0 CB0=0 RB0=0 TB0=0
+    CJ0=$(chat_cpu) RJ0=$(cpu_ticks "$RPID") TJ0=$EPOCHREALTIME
     echo "## loadgen $*" >>"$OUT/loadgen.log"
     exec {fd}< <(exec "$LOADGEN" "$@" 2>"$TMP/lg.err")
     LG_PID=$!
     while IFS= read -r -u "$fd" line; do
         case $line in
+        joined)
+            CJ1=$(chat_cpu) RJ1=$(cpu_ticks "$RPID") TJ1=$EPOCHREALTIME
+            ;;
+        baseline)
+            CB0=$(chat_cpu) RB0=$(cpu_ticks "$RPID") TB0=$EPOCHREALTIME
+            ;;
         sending)
             C0=$(chat_cpu) R0=$(cpu_ticks "$RPID") T0=$EPOCHREALTIME
             ;;
@@ -411,11 +461,13 @@ server_log_tail() {
     done
 }
 
-# figures: VALS[scenario|figure] = "v1 v2 ...", in first-recorded order
+# figures: VALS[scenario|figure] = "v1 v2 ...", in first-recorded order; in
+# an A/B run the old build's go to "scenario (old)" (AB_SUFFIX)
 declare -A VALS=() UNIT=()
 ORDER=()
+AB_SUFFIX=""
 record() {
-    local key="$1|$2"
+    local key="$1$AB_SUFFIX|$2"
     [[ -v "VALS[$key]" ]] || ORDER+=("$key")
     VALS[$key]+="$3 "
     UNIT[$key]=$4
@@ -615,17 +667,19 @@ scen_fanout_max() {
     record fanout-max chat_cores_at_max "$(calc "$best_chat_cpu / $dur" 2)" "cores (redis-chat, all processes)"
     record fanout-max latency_p99_ms "$best_p99" "ms at the max rate"
     record fanout-max loadgen_busy "$best_busy" "cores (busiest loadgen process at the max rate)"
-    MAX_LIST+="$best_deliv "
+    MAX_BY[$CUR_SIDE]+="$best_deliv "
 }
 
 scen_latency() {
     local rate
+    MAX_LIST=${MAX_BY[$CUR_SIDE]:-}
     [[ -n $MAX_GIVEN ]] && MAX_LIST=$MAX_GIVEN
     if [[ -z ${MAX_LIST:-} ]]; then
         say "   (no fanout-max figure yet: searching it once)"
         local SCEN=fanout-max
         scen_fanout_max
         SCEN=latency
+        MAX_LIST=${MAX_BY[$CUR_SIDE]}
     fi
     read -r _ MAX_DELIV _ <<<"$(mmm "$MAX_LIST")"
     rate=$(calc "$MAX_DELIV / 2 / $RECIPIENTS" 1)
@@ -774,27 +828,164 @@ scen_churn() {
     if ((SMOKE)) && [[ $H_FAIL != 0 ]]; then fail "churn had $H_FAIL failures"; fi
 }
 
+# ---- rooms ------------------------------------------------------------------------
+# N rooms of U users, users 0, 2, 4... of each room on instance a and 1, 3,
+# 5... on b; RATE messages/s spread evenly over the rooms and their users
+if ((SMOKE)); then
+    ROOMS_N=${ROOMS_N:-20} ROOMS_U=${ROOMS_U:-4} ROOMS_RATE=${ROOMS_RATE:-20}
+else
+    ROOMS_N=${ROOMS_N:-1000} ROOMS_U=${ROOMS_U:-10} ROOMS_RATE=${ROOMS_RATE:-200}
+fi
+((ROOMS_U >= 2)) || die "--room-size: at least 2"
+
+declare -A HAS_ROOMS=() # per redis-chat binary: 1 when /chat/{room}/{user} upgrades
+rooms_supported() {
+    local req
+    if [[ ! -v "HAS_ROOMS[$REDIS_CHAT]" ]]; then
+        req="GET /chat/bench-probe/probe$RANDOM HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        req+="Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        req+="Sec-WebSocket-Version: 13\r\n\r\n"
+        HAS_ROOMS[$REDIS_CHAT]=0
+        probe "${INST_PORT[a]}" "$req" 'HTTP/1.1 101' && HAS_ROOMS[$REDIS_CHAT]=1
+    fi
+    ((HAS_ROOMS[$REDIS_CHAT]))
+}
+
+scen_rooms() {
+    local dur=10 extra=() conns sent deliv win lost dup cross wrong self ooo chat_s redis_s
+    local idle_cores us net_us redis_us join_us join_rus
+    ((SMOKE)) && dur=4
+    if ((ROOMS_DEFAULT)); then
+        extra=(--one-room)
+    elif ! rooms_supported; then
+        say "   (this redis-chat does not upgrade /chat/{room}/{user}: it has no rooms; skipped)"
+        [[ -n $AB_SUFFIX ]] ||
+            fail "rooms: the server has no rooms (--rooms-default-room puts everyone in the default room)"
+        return
+    fi
+    wait_quiet 30
+    run_lg --mode rooms "${TARGETS[@]}" --rooms "$ROOMS_N" --room-size "$ROOMS_U" \
+        --rate "$ROOMS_RATE" --size "$FAN_SIZE" --duration "$dur" --procs "$LG_PROCS" \
+        --settle 1 --baseline 2 --setup-timeout 120 "${extra[@]}" ||
+        { fail "rooms did not run"; return; }
+    echo "$SCEN$AB_SUFFIX rep=$REP $LG_RESULT" >>"$RESULTS"
+    conns=$(kv "$LG_RESULT" conns) sent=$(kv "$LG_RESULT" sent)
+    deliv=$(kv "$LG_RESULT" unique) win=$(kv "$LG_RESULT" delivered_win)
+    lost=$(kv "$LG_RESULT" lost) dup=$(kv "$LG_RESULT" dup) cross=$(kv "$LG_RESULT" cross_room)
+    wrong=$(kv "$LG_RESULT" wrong) self=$(kv "$LG_RESULT" self) ooo=$(kv "$LG_RESULT" ooo)
+    chat_s=$(calc "($C1 - $C0) / $TCK" 2) redis_s=$(calc "($R1 - $R0) / $TCK" 2)
+    # the idle cost: redis-chat CPU/s with everyone joined and nothing sent
+    idle_cores=$(calc "($C0 - $CB0) / $TCK / ($T0 - $TB0)" 4)
+    us=$(calc "$win > 0 ? $chat_s * 1e6 / $win : 0" 3)
+    net_us=$(calc "$win > 0 ? ($chat_s - $idle_cores * ($T1 - $T0)) * 1e6 / $win : 0" 3)
+    redis_us=$(calc "$sent > 0 ? $redis_s * 1e6 / $sent : 0" 1)
+    join_us=$(calc "($CJ1 - $CJ0) / $TCK * 1e6 / $conns" 1)
+    join_rus=$(calc "($RJ1 - $RJ0) / $TCK * 1e6 / $conns" 1)
+    say "   $ROOMS_N rooms x $ROOMS_U users${extra:+ (all in the default room)}: $conns joined in $(kv "$LG_RESULT" setup_s) s, connect to welcome p50 $(kv "$LG_RESULT" join_p50_ms) p99 $(kv "$LG_RESULT" join_p99_ms) max $(kv "$LG_RESULT" join_max_ms) ms; per join redis-chat $join_us us, redis-server $join_rus us"
+    say "     $ROOMS_RATE msg/s: sent $sent, delivered $deliv exactly once of $(kv "$LG_RESULT" expected); lost $lost, duplicated $dup, other room $cross, wrong sender $wrong, own back $self, out of order $ooo; latency p50 $(kv "$LG_RESULT" p50_ms) p99 $(kv "$LG_RESULT" p99_ms) ms"
+    say "     redis-chat CPU ${chat_s}s = $us us/delivery ($net_us net of the idle $idle_cores cores); redis-server ${redis_s}s = $redis_us us/message; loadgen busiest $(calc "$(kv "$LG_RESULT" lg_busy) * 100" 0)%"
+    record rooms conns "$conns" "($ROOMS_N rooms x $ROOMS_U users${extra:+, all in the default room})"
+    record rooms deliveries_per_s "$(kv "$LG_RESULT" rate)" "/s (offered $(fmt_g "$(kv "$LG_RESULT" offered)")/s, $ROOMS_RATE msg/s)"
+    record rooms chat_cpu_us_per_delivery "$us" "us (all redis-chat processes, send window)"
+    record rooms chat_cpu_us_per_delivery_net "$net_us" "us (the same minus the idle cost)"
+    record rooms chat_idle_cores "$idle_cores" "cores (redis-chat, everyone joined, nothing sent, 2 s)"
+    record rooms redis_cpu_us_per_message "$redis_us" "us (redis-server)"
+    record rooms join_p50_ms "$(kv "$LG_RESULT" join_p50_ms)" "ms (connect to welcome)"
+    record rooms join_p99_ms "$(kv "$LG_RESULT" join_p99_ms)" ms
+    record rooms join_all_s "$(kv "$LG_RESULT" setup_s)" "s (all $conns joined)"
+    record rooms chat_cpu_us_per_join "$join_us" "us (redis-chat, all processes)"
+    record rooms redis_cpu_us_per_join "$join_rus" "us (redis-server)"
+    record rooms latency_p50_ms "$(kv "$LG_RESULT" p50_ms)" ms
+    record rooms latency_p99_ms "$(kv "$LG_RESULT" p99_ms)" ms
+    record rooms lost "$lost" deliveries
+    record rooms duplicated "$dup" deliveries
+    record rooms cross_room "$cross" "deliveries (a message of another room)"
+    record rooms wrong_sender "$((wrong + self))" "deliveries (sender not the one of the plan, or own message back)"
+    record rooms out_of_order "$ooo" "(per sender and receiver)"
+    record rooms loadgen_busy "$(kv "$LG_RESULT" lg_busy)" "cores (busiest loadgen process, send window)"
+    if [[ $lost != 0 || $dup != 0 || $cross != 0 || $wrong != 0 || $self != 0 ]]; then
+        fail "rooms: lost $lost, duplicated $dup, from another room $cross, wrong sender $wrong, own back $self"
+    fi
+}
+
+# ---- A/B -------------------------------------------------------------------------
+CUR_SIDE=new
+# use_build new|old: the redis-chat of that build, on fresh instances
+use_build() {
+    CUR_SIDE=$1
+    if [[ $1 == old ]]; then
+        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" (old)"
+    else
+        REDIS_CHAT=$NEW_CHAT AB_SUFFIX=""
+    fi
+    stop_all_instances
+    start_pair
+}
+
+# markdown rows: new/old per pair of runs (repetition i on each build) and of
+# the medians, for each figure both builds have
+ab_rows() { # scenario
+    local key okey i pairs nm om nv ov
+    for key in "${ORDER[@]}"; do
+        [[ $key == "$1|"* ]] || continue
+        okey="$1 (old)|${key#*|}"
+        [[ -v "VALS[$okey]" ]] || continue
+        read -ra nv <<<"${VALS[$key]}"
+        read -ra ov <<<"${VALS[$okey]}"
+        pairs=""
+        for ((i = 0; i < ${#nv[@]} && i < ${#ov[@]}; i++)); do
+            pairs+="$(awk -v a="${nv[i]}" -v b="${ov[i]}" 'BEGIN { if (b == 0) printf "-"; else printf "%.3f", a / b }') "
+        done
+        read -r _ nm _ <<<"$(mmm "${VALS[$key]}")"
+        read -r _ om _ <<<"$(mmm "${VALS[$okey]}")"
+        echo "| $1 | ${key#*|} | $(fmt_g "$nm") | $(fmt_g "$om") | ${pairs% } | $(awk -v a="$nm" -v b="$om" 'BEGIN { if (b == 0) printf "-"; else printf "%.3f", a / b }') | ${UNIT[$key]} |"
+    done
+}
+AB_HEAD="| scenario | figure | new (median) | old (median) | new/old per pair | new/old medians | unit |"
+AB_RULE="|---|---|---:|---:|---|---:|---|"
+
 # ---- main ---------------------------------------------------------------------------
 say "# redis-chat benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
 say "host: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $("$REDIS_SERVER" --version | awk '{ print $3 }')"
-say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1); 2 instances x $WORKERS workers; announce ${ANNOUNCE:-(server default)}; loadgen processes $LG_PROCS"
+say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1) ($BUILD); 2 instances x $WORKERS workers; announce ${ANNOUNCE:-(server default)}; loadgen processes $LG_PROCS"
+[[ -z $OLD_CHAT ]] || say "A/B against: $("$OLD_CHAT" -v 2>&1 | head -1) ($AB_DIR), alternately, fresh instances for each run"
 ((${#EXTRA_CONF[@]} == 0)) || say "extra config: $(printf "%s; " "${EXTRA_CONF[@]}")"
 say "scenarios: ${SCENARIOS[*]}; repetitions $REPS; raw results in $RESULTS"
 start_redis
 start_pair
-MAX_LIST=""
+declare -A MAX_BY=() # the max rates found, per build (new / old)
 T_ALL=$SECONDS
 for SCEN in "${SCENARIOS[@]}"; do
     say ""
     say "== $SCEN"
     for ((REP = 1; REP <= REPS; REP++)); do
-        say " - repetition $REP/$REPS"
-        "scen_${SCEN//-/_}"
-        # the scenario is left while its connections close: let it settle
-        wait_quiet 60
+        SIDES=(new)
+        if [[ -n $OLD_CHAT ]]; then
+            SIDES=(new old)
+            ((REP % 2)) || SIDES=(old new)
+        fi
+        for SIDE in "${SIDES[@]}"; do
+            [[ -z $OLD_CHAT ]] || use_build "$SIDE"
+            say " - repetition $REP/$REPS${OLD_CHAT:+ ($SIDE build)}"
+            "scen_${SCEN//-/_}"
+            # the scenario is left while its connections close: let it settle
+            wait_quiet 60
+        done
     done
     say " $SCEN over $REPS repetition(s):"
     show_figures "$SCEN"
+    if [[ -n $OLD_CHAT ]]; then
+        if [[ " ${ORDER[*]}" == *" $SCEN (old)|"* ]]; then
+            say " $SCEN on the old build:"
+            show_figures "$SCEN (old)"
+        else
+            say " $SCEN on the old build: nothing recorded"
+        fi
+        if [[ -n $(ab_rows "$SCEN") ]]; then
+            say " new/old:"
+            ab_rows "$SCEN" | awk -F' [|] ' '{ printf "   %-28s new %-10s old %-10s pairs %-24s medians %s\n", $2, $3, $4, $5, $6 }'
+        fi
+    fi
 done
 
 if [[ " ${SCENARIOS[*]} " == *" reference "* ]]; then
@@ -808,7 +999,7 @@ fi
     echo ""
     echo "### redis-chat benchmark ($(date -u +%Y-%m-%d))"
     echo ""
-    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); redis-server and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts."
+    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); redis-server and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts; rooms: $ROOMS_N rooms x $ROOMS_U users, $ROOMS_RATE msg/s over all rooms."
     echo ""
     echo "| scenario | figure | min | median | max | unit |"
     echo "|---|---|---:|---:|---:|---|"
@@ -816,6 +1007,16 @@ fi
         read -r a m b <<<"$(mmm "${VALS[$key]}")"
         echo "| ${key%%|*} | ${key#*|} | $(fmt_g "$a") | $(fmt_g "$m") | $(fmt_g "$b") | ${UNIT[$key]} |"
     done
+    if [[ -n $OLD_CHAT ]]; then
+        echo ""
+        echo "A/B: new = $BUILD ($("$NEW_CHAT" -v 2>&1 | head -1)), old = $AB_DIR ($("$OLD_CHAT" -v 2>&1 | head -1)); each repetition on both, alternately, on fresh instances."
+        echo ""
+        echo "$AB_HEAD"
+        echo "$AB_RULE"
+        for SCEN in "${SCENARIOS[@]}"; do
+            ab_rows "$SCEN"
+        done
+    fi
 } | tee "$OUT/summary.md"
 say ""
 say "total $((SECONDS - T_ALL)) s; summary in $OUT/summary.md"

@@ -19,12 +19,67 @@ static struct bcast_node *bcast_node_new(uint64_t pos)
 int bcast_init(struct bcast_log *l)
 {
     l->end = 0;
+    l->readers = NULL;
+    l->dirty_next = NULL;
+    l->dirty_pprev = NULL;
     l->tail = bcast_node_new(0);
     return l->tail != NULL ? 0 : -1;
 }
 
+static void bcast_unmark_dirty(struct bcast_log *l)
+{
+    if (l->dirty_pprev == NULL)
+        return;
+    *l->dirty_pprev = l->dirty_next;
+    if (l->dirty_next != NULL)
+        l->dirty_next->dirty_pprev = l->dirty_pprev;
+    l->dirty_next = NULL;
+    l->dirty_pprev = NULL;
+}
+
+void bcast_mark_dirty(struct bcast_log *l, struct bcast_log **head)
+{
+    if (l->dirty_pprev != NULL)
+        return;
+    l->dirty_next = *head;
+    if (*head != NULL)
+        (*head)->dirty_pprev = &l->dirty_next;
+    l->dirty_pprev = head;
+    *head = l;
+}
+
+struct bcast_log *bcast_pop_dirty(struct bcast_log **head)
+{
+    struct bcast_log *l = *head;
+
+    if (l != NULL)
+        bcast_unmark_dirty(l);
+    return l;
+}
+
+void bcast_reader_add(struct bcast_log *l, struct bcast_reader *r)
+{
+    r->next = l->readers;
+    if (l->readers != NULL)
+        l->readers->pprev = &r->next;
+    r->pprev = &l->readers;
+    l->readers = r;
+}
+
+void bcast_reader_remove(struct bcast_reader *r)
+{
+    if (r->pprev == NULL)
+        return;
+    *r->pprev = r->next;
+    if (r->next != NULL)
+        r->next->pprev = r->pprev;
+    r->next = NULL;
+    r->pprev = NULL;
+}
+
 void bcast_deinit(struct bcast_log *l)
 {
+    bcast_unmark_dirty(l);
     if (l->tail != NULL)
         bcast_release(l->tail);
     l->tail = NULL;

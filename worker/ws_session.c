@@ -140,8 +140,8 @@ void wss_destroy(struct wss_session *s, const char *why)
 {
     struct wss_server *srv = s->srv;
 
-    wss_log(s->state == WSS_OPEN || s->state == WSS_CLOSING ? LOG_INFO : LOG_DEBUG, s,
-            "closed: %s", why);
+    wss_log(s->state == WSS_OPEN || s->state == WSS_CLOSING ? LOG_INFO : LOG_DEBUG, s, "closed: %s",
+            why);
     if (s->app != NULL && s->app->gone != NULL)
         s->app->gone(s, s->app->arg);
     wss_unlink_dirty(s);
@@ -257,9 +257,8 @@ static int wss_ctx_ensure(struct wss_session *s)
 static void wss_ctx_release_if_idle(struct wss_session *s)
 {
     if (s->ws == NULL || s->state != WSS_OPEN || s->proto_error || s->headoff < s->headlen ||
-        !wsb_idle(&s->inb) || wslay_event_want_write(s->ws) ||
-        wslay_event_get_close_sent(s->ws) || wslay_event_get_close_received(s->ws) ||
-        !wslay_event_get_read_enabled(s->ws))
+        !wsb_idle(&s->inb) || wslay_event_want_write(s->ws) || wslay_event_get_close_sent(s->ws) ||
+        wslay_event_get_close_received(s->ws) || !wslay_event_get_read_enabled(s->ws))
         return;
     wslay_event_context_free(s->ws);
     s->ws = NULL;
@@ -332,7 +331,8 @@ static int wss_wait_writable(struct wss_session *s)
 
 static int wss_write_failed(struct wss_session *s, int err)
 {
-    wss_destroy(s, err == EPIPE || err == ECONNRESET ? "connection closed by peer" : "write failed");
+    wss_destroy(s,
+                err == EPIPE || err == ECONNRESET ? "connection closed by peer" : "write failed");
     return 1;
 }
 
@@ -378,6 +378,12 @@ static int wss_flush_one(struct wss_session *s)
 }
 
 /* ---- the batched stream pass ------------------------------------------------ */
+
+static struct wss_session *wss_of_reader(struct bcast_reader *r)
+{
+    return (struct wss_session *)((char *)r - offsetof(struct wss_session, out) -
+                                  offsetof(struct ws_out, reader));
+}
 
 /* What a queued batch send stands for. */
 struct wss_batched {
@@ -428,8 +434,7 @@ static void wss_batch_add(struct wss_server *srv, struct wss_session *s)
         return;
     }
     b->s = s;
-    if (ws_out_batch_add(&s->out, &b->wr, srv->batch, s->fd, b) > 0 &&
-        send_batch_full(srv->batch))
+    if (ws_out_batch_add(&s->out, &b->wr, srv->batch, s->fd, b) > 0 && send_batch_full(srv->batch))
         wss_batch_run(srv);
 }
 
@@ -437,20 +442,27 @@ static void wss_batch_add(struct wss_server *srv, struct wss_session *s)
  * blocked one writes when its socket drains, unless it is over its cap. */
 static void wss_stream_write(struct wss_server *srv)
 {
-    struct wss_session *s, *next;
+    struct bcast_log *log;
+    struct bcast_reader *r, *next;
 
-    srv->log_dirty = 0;
-    for (s = srv->sessions; s != NULL; s = next) {
-        next = s->next;
-        if (!ws_out_stream_pending(&s->out))
-            continue;
-        if (s->blocked) {
-            if (wss_over_cap(s))
-                wss_flush_one(s); /* doomed: dropped */
-        } else if (srv->batch != NULL) {
-            wss_batch_add(srv, s);
-        } else {
-            wss_flush_one(s);
+    /* only the readers of the streams appended to: a room's message costs
+     * its members, not every connection of the worker (a session destroyed
+     * here leaves its stream's list; a stream is freed only with its last
+     * reader gone, so `next` stays valid) */
+    while ((log = bcast_pop_dirty(&srv->dirty_logs)) != NULL) {
+        for (r = log->readers; r != NULL; r = next) {
+            struct wss_session *s = wss_of_reader(r);
+            next = r->next;
+            if (!ws_out_stream_pending(&s->out))
+                continue;
+            if (s->blocked) {
+                if (wss_over_cap(s))
+                    wss_flush_one(s); /* doomed: dropped */
+            } else if (srv->batch != NULL) {
+                wss_batch_add(srv, s);
+            } else {
+                wss_flush_one(s);
+            }
         }
     }
     if (srv->batch != NULL)
@@ -492,7 +504,7 @@ static void wss_pass_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     srv->last_pass_us = util_now_us();
-    if (srv->log_dirty)
+    if (srv->dirty_logs != NULL)
         wss_stream_write(srv);
 }
 
@@ -506,7 +518,7 @@ void wss_flush_dirty(struct wss_server *srv)
         s->dirty = 0;
         wss_flush_one(s);
     }
-    if (srv->log_dirty && !wss_pass_held(srv))
+    if (srv->dirty_logs != NULL && !wss_pass_held(srv))
         wss_stream_write(srv);
 }
 
@@ -515,7 +527,7 @@ int wss_broadcast(struct wss_server *srv, struct bcast_log *log, struct ws_frame
 {
     if (bcast_append(log, f, sender) != 0)
         return -1;
-    srv->log_dirty = 1; /* the subscribed sessions pick it up at the flush */
+    bcast_mark_dirty(log, &srv->dirty_logs); /* its readers pick it up at the flush */
     return 0;
 }
 
@@ -568,8 +580,8 @@ static ssize_t wss_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len
     return -1;
 }
 
-static ssize_t wss_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-                           int flags, void *user_data)
+static ssize_t wss_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                           void *user_data)
 {
     struct wss_session *s = user_data;
 
@@ -682,8 +694,8 @@ void wss_open(struct wss_session *s)
         event_active(s->rev, EV_READ, 0);
 }
 
-static void wss_on_request(struct wss_session *s, const struct upg_request *req,
-                           const char *buf, size_t len)
+static void wss_on_request(struct wss_session *s, const struct upg_request *req, const char *buf,
+                           size_t len)
 {
     struct http_answer a;
 

@@ -45,7 +45,7 @@ struct wss_server {
     size_t nsessions;
     size_t nupgraded;             /* sessions past the HTTP upgrade */
     struct wss_session *dirty;    /* sessions with output waiting for a flush */
-    int log_dirty;                /* a stream was appended to since the last stream pass */
+    struct bcast_log *dirty_logs; /* streams appended to since the last stream pass */
     uint64_t last_pass_us;        /* when the last stream pass began */
     struct event *pass_ev;        /* a stream pass held back by flush-interval */
     struct send_batch *batch;     /* io_uring sends of a stream pass; NULL: writev */

@@ -36,6 +36,7 @@ void ws_out_subscribe(struct ws_out *o, struct bcast_log *log)
     if (o->cur == NULL) {
         o->cur = bcast_subscribe(log);
         o->log = log;
+        bcast_reader_add(log, &o->reader);
     }
 }
 
@@ -89,6 +90,7 @@ int ws_out_unsubscribe(struct ws_out *o, int keep)
         evbuffer_free(tmp);
     }
     bcast_release(o->cur);
+    bcast_reader_remove(&o->reader);
     o->cur = NULL;
     o->log = NULL;
     o->cur_off = 0;
@@ -113,8 +115,7 @@ static int ws_out_iov_own(struct ws_out *o, struct iovec *iov, int max, size_t *
 
 /* The stream from the cursor as iovecs, skipping the connection's own
  * messages. */
-static int ws_out_iov_stream(struct ws_out *o, struct iovec *iov, int max, size_t *bytes,
-                             int *all)
+static int ws_out_iov_stream(struct ws_out *o, struct iovec *iov, int max, size_t *bytes, int *all)
 {
     struct bcast_node *n = o->cur;
     uint32_t off = o->cur_off;

@@ -16,8 +16,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-struct bcast_log;
-struct bcast_node;
+#include "bcast_log.h"
+
 struct evbuffer;
 struct send_batch;
 struct ws_frame;
@@ -25,11 +25,12 @@ struct ws_frame;
 #define WS_WRITE_IOV 64 /* iovecs per write */
 
 struct ws_out {
-    struct evbuffer *own;   /* own output; NULL when none */
-    struct bcast_node *cur; /* its cursor in the broadcast stream, or NULL */
+    struct evbuffer *own;        /* own output; NULL when none */
+    struct bcast_node *cur;      /* its cursor in the broadcast stream, or NULL */
     const struct bcast_log *log; /* the stream cur reads (NULL with cur) */
-    uint32_t cur_off;       /* bytes of cur's frame already written */
-    uint64_t self;          /* sender id whose messages it skips */
+    struct bcast_reader reader;  /* listed among that stream's readers */
+    uint32_t cur_off;            /* bytes of cur's frame already written */
+    uint64_t self;               /* sender id whose messages it skips */
 };
 
 /* Results of a write. */

@@ -116,6 +116,45 @@ START_TEST(test_long_stretch)
 }
 END_TEST
 
+/* Readers are listed in their log; a log is on its owner's dirty list at
+ * most once, comes off it in order, and leaves it when freed. */
+START_TEST(test_readers_and_dirty_list)
+{
+    struct bcast_log a, b, c;
+    struct bcast_reader r1 = {NULL, NULL}, r2 = {NULL, NULL};
+    struct bcast_log *dirty = NULL;
+
+    ck_assert_int_eq(bcast_init(&a), 0);
+    ck_assert_int_eq(bcast_init(&b), 0);
+    ck_assert_int_eq(bcast_init(&c), 0);
+    bcast_reader_add(&a, &r1);
+    bcast_reader_add(&a, &r2);
+    ck_assert_ptr_eq(a.readers, &r2);
+    ck_assert_ptr_eq(r2.next, &r1);
+    bcast_reader_remove(&r2);
+    ck_assert_ptr_eq(a.readers, &r1);
+    ck_assert_ptr_null(r1.next);
+    bcast_reader_remove(&r2); /* not listed any more: nothing happens */
+    ck_assert_ptr_eq(a.readers, &r1);
+    bcast_reader_remove(&r1);
+    ck_assert_ptr_null(a.readers);
+
+    bcast_mark_dirty(&a, &dirty);
+    bcast_mark_dirty(&b, &dirty);
+    bcast_mark_dirty(&a, &dirty); /* already on it */
+    bcast_mark_dirty(&c, &dirty);
+    bcast_deinit(&b); /* freed while dirty: taken off */
+    ck_assert_ptr_eq(bcast_pop_dirty(&dirty), &c);
+    ck_assert_ptr_eq(bcast_pop_dirty(&dirty), &a);
+    ck_assert_ptr_null(bcast_pop_dirty(&dirty));
+    bcast_mark_dirty(&a, &dirty); /* popped: may be marked again */
+    ck_assert_ptr_eq(dirty, &a);
+    bcast_deinit(&a);
+    ck_assert_ptr_null(dirty);
+    bcast_deinit(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bcast_log");
@@ -124,6 +163,7 @@ int main(void)
     tcase_add_test(tc, test_order_and_positions);
     tcase_add_test(tc, test_no_cursor_frees_at_once);
     tcase_add_test(tc, test_long_stretch);
+    tcase_add_test(tc, test_readers_and_dirty_list);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
