@@ -3,15 +3,17 @@
  * instances of 2 workers sharing it. Isolation of rooms from each other and
  * from the default room (which stays the seed's chat, on the channel `chat`),
  * names unique per room, the per-room keys and subscriptions in Redis, bad
- * room names refused before the upgrade, wscat in a room; then a worker, a
- * whole instance and Redis lost under users of several rooms (each test with
- * its own Redis). The typed protocol is check_typed.c. */
+ * room names refused before the upgrade, wscat in a room; then a worker, the
+ * broker, a whole instance and Redis lost, and SIGTERM, under users of
+ * several rooms (each test with its own Redis). The typed protocol is
+ * check_typed.c. */
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check_run.h"
@@ -776,6 +778,100 @@ START_TEST(test_redis_outbox_rooms)
 }
 END_TEST
 
+/* The broker killed under members of a room: the new one gets the rooms
+ * back from the workers and subscribes to them again; nobody is announced,
+ * the room carries messages both ways, its sets are unchanged. */
+START_TEST(test_broker_kill_rooms)
+{
+    struct h_redis r;
+    struct h_chat a, b;
+    struct wsc r1, r2, w1;
+    int avail;
+    long n;
+    pid_t old;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
+    fx_chat_ready(&a, &r, 2, NULL);
+    fx_chat_ready(&b, &r, 2, NULL);
+    JOIN(&r1, a.port, "one", "r1");
+    JOIN(&r2, a.port, "one", "r2");
+    JOIN(&w1, b.port, "one", "w1");
+    fx_drain(&r1);
+    fx_drain(&r2);
+
+    avail = h_count_in_file(a.log, "chat service available");
+    old = h_child_titled(a.pid, "redis-chat: broker");
+    ck_assert_int_ne(old, 0);
+    ck_assert_int_eq(kill(old, SIGKILL), 0);
+    ck_assert_msg(h_wait_new_child(a.pid, "redis-chat: broker", old, 3000) != 0, "no new broker");
+    ASSERT_LOG(h_wait_count(a.log, "chat service available", avail + 2, 10000), a.log);
+    ck_assert_msg(numsub_wait(&r, "chat:{one}", 2, &n), "chat:{one}: %ld subscribers", n);
+    QUIET(&r1); /* no leave, no join */
+    QUIET(&w1);
+
+    SEND(&w1, "from b");
+    EXPECT(&r1, "w1: from b");
+    EXPECT(&r2, "w1: from b");
+    SEND(&r2, "from a");
+    EXPECT(&r1, "r2: from a");
+    EXPECT(&w1, "r2: from a");
+    ck_assert_int_eq(fx_redis_int(&r, "SCARD chat:{one}:users"), 3);
+    wsc_free(&r1);
+    EXPECT(&w1, "r1: has left the chat!");
+    EXPECT(&r2, "r1: has left the chat!");
+    wsc_free(&r2);
+    wsc_free(&w1);
+    h_chat_free(&a);
+    h_chat_free(&b);
+    h_redis_free(&r);
+}
+END_TEST
+
+/* SIGTERM: every member of every room is closed with 1001, announced as
+ * left in its room and removed from its sets; the instance's keys go. */
+START_TEST(test_sigterm_rooms)
+{
+    struct h_redis r;
+    struct h_chat a, b;
+    struct wsc a1, a2, w1, w2;
+    char id[64], cmd[200];
+    int st;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
+    fx_chat_ready(&a, &r, 2, NULL);
+    fx_chat_ready(&b, &r, 2, NULL);
+    fx_instance_id(a.log, id, sizeof(id));
+    JOIN(&w1, b.port, "one", "w1");
+    JOIN(&w2, b.port, "two", "w2");
+    JOIN(&a1, a.port, "one", "a1");
+    JOIN(&a2, a.port, "two", "a2");
+    fx_drain(&w1);
+    fx_drain(&w2);
+
+    st = h_chat_stop(&a);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "instance a: wait status %d", st);
+    ck_assert_int_eq(wsc_wait_close(&a1, T_MSG_MS), 1001);
+    ck_assert_int_eq(wsc_wait_close(&a2, T_MSG_MS), 1001);
+    EXPECT(&w1, "a1: has left the chat!");
+    EXPECT(&w2, "a2: has left the chat!");
+    QUIET(&w1);
+    QUIET(&w2);
+    ck_assert(!fx_set_has(&r, "chat:{one}:users", "a1"));
+    ck_assert(!fx_set_has(&r, "chat:{two}:users", "a2"));
+    snprintf(cmd, sizeof(cmd), "EXISTS chat:{one}:instance:%s", id);
+    ck_assert_int_eq(fx_redis_int(&r, cmd), 0);
+    snprintf(cmd, sizeof(cmd), "EXISTS " USERS_KEY ":instance:%s:rooms", id);
+    ck_assert_int_eq(fx_redis_int(&r, cmd), 0);
+    wsc_free(&a1);
+    wsc_free(&a2);
+    wsc_free(&w1);
+    wsc_free(&w2);
+    h_chat_free(&a);
+    h_chat_free(&b);
+    h_redis_free(&r);
+}
+END_TEST
+
 static Suite *rooms_suite(void)
 {
     Suite *s = suite_create("rooms");
@@ -796,9 +892,11 @@ static Suite *rooms_suite(void)
     tcase_add_unchecked_fixture(fa, fx_tmp_enter, fx_tmp_leave);
     tcase_set_timeout(fa, 60);
     tcase_add_test(fa, test_worker_kill_rooms);
+    tcase_add_test(fa, test_broker_kill_rooms);
     tcase_add_test(fa, test_instance_crash_rooms);
     tcase_add_test(fa, test_redis_restart_rooms);
     tcase_add_test(fa, test_redis_outbox_rooms);
+    tcase_add_test(fa, test_sigterm_rooms);
     suite_add_tcase(s, fa);
     return s;
 }
