@@ -88,7 +88,8 @@ rm -f "$out/libfuzzsrc.a"
 # shellcheck disable=SC2086
 ar rcs "$out/libfuzzsrc.a" $objs
 
-for target in fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt; do
+for target in fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt fuzz_chat_proto \
+    fuzz_chat_payload; do
     echo "  CCLD     $target"
     # shellcheck disable=SC2086
     $cc $cflags -o "$out/$target" "$top/fuzz/$target.c" "$out/libfuzzsrc.a" \

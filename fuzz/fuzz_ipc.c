@@ -74,9 +74,12 @@ static void fuzz_check_frame(const uint8_t *p, size_t avail, ssize_t n, const st
     FUZZ_CHECK(memcmp(re, p, flen) == 0);
     free(re);
 
-    /* ipc_msg_set builds the same message from its parts */
+    /* ipc_msg_set builds the same message from its parts (a fourth field,
+     * as DIRECT, DELIVER_DIRECT and WHO_REPLY have, with ipc_msg_set_field) */
     ipc_msg_set(&m2, (enum ipc_type)m->type, m->id, m->flags, m->f[0].p, m->f[0].len,
                 m->f[1].p, m->f[1].len, m->f[2].p, m->f[2].len);
+    for (unsigned i = 3; i < m->nfields; i++)
+        ipc_msg_set_field(&m2, i, m->f[i].p, m->f[i].len);
     FUZZ_CHECK(fuzz_msg_eq(m, &m2));
 
     /* the frame alone decodes the same; any prefix asks for more */

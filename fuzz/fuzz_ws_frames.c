@@ -41,6 +41,8 @@
  *                  bit 4     ... and comes back before the frames (else only
  *                            after the teardown), as worker_broker_connect
  *                            does: HELLO, then chat_on_broker_up
+ *                  bit 5     /chat/lobby/fuzzer: a room (tagged payloads on
+ *                            its channel) instead of the default room
  *   byte 2  chunk: write size for the frames (0 = all at once)
  *   rest    raw mode: bytes sent as they are (seeds hold masked frames);
  *           structured: records [b0][len][payload], b0 the frame's first
@@ -73,6 +75,7 @@
 
 #include "fuzz_check.h"
 #include "chat.h"
+#include "chat_payload.h"
 #include "config.h"
 #include "conn_count.h"
 #include "dict.h"
@@ -101,7 +104,15 @@ enum {
     FZ_DELIVER = 0x40,
     FZ_EOF = 0x80,
 };
-enum { FZ_ECHO = 0x01, FZ_STRICT = 0x02, FZ_PROTOCOL = 0x04, FZ_LOST = 0x08, FZ_BACK_EARLY = 0x10 };
+enum {
+    FZ_ECHO = 0x01,
+    FZ_STRICT = 0x02,
+    FZ_PROTOCOL = 0x04,
+    FZ_LOST = 0x08,
+    FZ_BACK_EARLY = 0x10,
+    FZ_ROOM = 0x20,
+};
+#define FZ_ROOM_NAME "lobby" /* the room of FZ_ROOM; the default room is "" */
 #define FZ_PROTO_MIN 3880
 #define FZ_TOKEN_MAX 4096 /* longest token access.c takes from the protocol header */
 #define FZ_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* for dGhlIHNhbXBsZSBub25jZQ== */
@@ -124,6 +135,10 @@ static int fz_broker_fd = -1; /* the broker's end of the link */
 static int fz_verbose;
 static struct fz_rx fz_client_rx, fz_broker_rx;
 static int fz_gone_calls; /* srv.on_gone calls in this input */
+/* The room of this input's URL, as the IPC messages name it: "" (the
+ * default room) or FZ_ROOM_NAME. */
+static const char *fz_room = "";
+static size_t fz_room_len;
 
 /* ---- what log.c would provide ------------------------------------------------ */
 
@@ -308,23 +323,38 @@ static void fz_run(int client_fd)
 }
 
 /* Play the broker: two chat messages (one from our own user, which must
- * not come back to it) and a failed publish. */
+ * not come back to it), a join notice, a failed publish and a direct
+ * message, in the room's payload form (chat_payload.c). */
 static void fz_deliver(int client_fd)
 {
-    static const char other[] = "other: hello from another instance"; /* see the echo check */
-    static const char own[] = FZ_USER ": my own words, echoed by redis";
-    const char *ch = fz_srv.cfg->channel;
-    size_t chlen = fz_srv.cfg->channel_len;
+    static const char other[] = "hello from another instance"; /* see the echo check */
+    static const char own[] = "my own words, echoed by redis";
+    enum chat_payload_form form = chat_payload_form_of(fz_room_len);
+    char buf[256];
+    ssize_t n;
     struct ipc_msg m;
 
     if (fz_broker_fd == -1)
         return; /* no broker, no deliveries */
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, ch, chlen, other, sizeof(other) - 1, NULL, 0);
+    n = chat_payload_message(form, buf, sizeof(buf), "other", 5, other, sizeof(other) - 1);
+    FUZZ_CHECK(n > 0);
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, fz_room, fz_room_len, buf, (size_t)n, NULL, 0);
     fz_broker_send(&m);
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, ch, chlen, own, sizeof(own) - 1, NULL, 0);
+    n = chat_payload_message(form, buf, sizeof(buf), FZ_USER, strlen(FZ_USER), own,
+                             sizeof(own) - 1);
+    FUZZ_CHECK(n > 0);
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, fz_room, fz_room_len, buf, (size_t)n, NULL, 0);
     fz_broker_send(&m);
-    ipc_msg_set(&m, IPC_PUBLISH_FAIL, 7, 0, ch, chlen, FZ_USER, strlen(FZ_USER),
+    n = chat_payload_joined(form, buf, sizeof(buf), "newcomer", 8);
+    FUZZ_CHECK(n > 0);
+    ipc_msg_set(&m, IPC_DELIVER, 0, 0, fz_room, fz_room_len, buf, (size_t)n, NULL, 0);
+    fz_broker_send(&m);
+    ipc_msg_set(&m, IPC_PUBLISH_FAIL, 7, 0, fz_room, fz_room_len, FZ_USER, strlen(FZ_USER),
                 "redis down", 10);
+    fz_broker_send(&m);
+    ipc_msg_set(&m, IPC_DELIVER_DIRECT, 0, 0, fz_room, fz_room_len, FZ_USER, strlen(FZ_USER),
+                "other", 5);
+    ipc_msg_set_field(&m, 3, "psst", 4);
     fz_broker_send(&m);
     fz_run(client_fd);
 }
@@ -550,7 +580,15 @@ static void fz_check_broker_stream(struct fz_rx *rx, const struct fz_expect *ex,
         ssize_t n = ipc_decode(rx->p + pos, rx->len - pos, fz_max_frame, &m);
 
         FUZZ_CHECK(n > 0); /* nothing partial, nothing malformed */
-        FUZZ_CHECK(m.nfields >= 1 && m.f[0].len == chlen && memcmp(m.f[0].p, ch, chlen) == 0);
+        FUZZ_CHECK(m.nfields >= 1);
+        /* HELLO names the channel (as worker.c does); PING the default
+         * room; the rest the room they are about */
+        if (m.type == IPC_HELLO)
+            FUZZ_CHECK(m.f[0].len == chlen && memcmp(m.f[0].p, ch, chlen) == 0);
+        else if (m.type == IPC_PING)
+            FUZZ_CHECK(m.f[0].len == 0);
+        else
+            FUZZ_CHECK(m.f[0].len == fz_room_len && memcmp(m.f[0].p, fz_room, fz_room_len) == 0);
         if (m.type == IPC_HELLO || m.type == IPC_PING) {
             if (m.type == IPC_HELLO)
                 seen->hellos++;
@@ -727,17 +765,41 @@ static void fz_broker_lose(int client_fd, const struct fz_expect *ex, struct fz_
     fz_run(client_fd);
 }
 
+/* dict_foreach over a room's members: count the joined ones into *arg */
+static void fz_count_joined_member(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)key;
+    (void)keylen;
+    if (((const struct chat_member *)val)->joined)
+        (*(int *)arg)++;
+}
+
+/* dict_foreach over the chat's rooms */
+static void fz_count_joined_room(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)key;
+    (void)keylen;
+    dict_foreach(&((struct chat_room *)val)->members, fz_count_joined_member, arg);
+}
+
+/* The names this worker holds, over all rooms. */
+static int fz_joined_count(void)
+{
+    int n = 0;
+
+    dict_foreach(&fz_chat.rooms.by_name, fz_count_joined_room, &n);
+    return n;
+}
+
 /* The broker is back; it tells the worker that Redis is up. */
 static void fz_broker_back(int client_fd, struct fz_expect *ex)
 {
     struct ipc_msg m;
-    const char *ch = fz_srv.cfg->channel;
-    size_t chlen = fz_srv.cfg->channel_len;
 
-    ex->rejoins += (int)fz_chat.users.count; /* each held name is registered again */
+    ex->rejoins += fz_joined_count(); /* each held name is registered again */
     ex->joins_resent += (int)fz_chat.pending.count;
     fz_broker_connect(1);
-    ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_UP, ch, chlen, NULL, 0, NULL, 0);
+    ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_UP, "", 0, NULL, 0, NULL, 0);
     fz_broker_send(&m);
     fz_run(client_fd);
 }
@@ -755,10 +817,9 @@ static void fz_pending_id(const char *key, size_t keylen, void *val, void *arg)
 static void fz_join_reply(uint32_t id, uint16_t status)
 {
     struct ipc_msg m;
-    const char *ch = fz_srv.cfg->channel;
-    size_t chlen = fz_srv.cfg->channel_len;
 
-    ipc_msg_set(&m, IPC_JOIN_REPLY, id, status, ch, chlen, FZ_USER, strlen(FZ_USER), NULL, 0);
+    ipc_msg_set(&m, IPC_JOIN_REPLY, id, status, fz_room, fz_room_len, FZ_USER, strlen(FZ_USER),
+                NULL, 0);
     chat_on_broker_msg(&fz_chat, &m);
     wss_flush_dirty(&fz_srv); /* what the link's batch callback does */
 }
@@ -804,6 +865,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_srv.next_conn_id = 0;
     fz_gone_calls = 0;
     ex.echo = flags & FZ_ECHO;
+    fz_room = (flags & FZ_ROOM) ? FZ_ROOM_NAME : "";
+    fz_room_len = strlen(fz_room);
 
     if (mode & FZ_STRUCTURED) {
         nframes = fz_frames_build(body, blen, &frames);
@@ -822,7 +885,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         proto[protolen] = '\0';
         snprintf(extra, sizeof(extra), "Sec-WebSocket-Protocol: chat, %s\r\n", proto);
     }
-    hlen = (size_t)snprintf(head, sizeof(head), head_fmt, ex.echo ? "/echo" : "/chat/" FZ_USER,
+    hlen = (size_t)snprintf(head, sizeof(head), head_fmt,
+                            ex.echo                ? "/echo"
+                            : (flags & FZ_ROOM) ? "/chat/" FZ_ROOM_NAME "/" FZ_USER
+                                                   : "/chat/" FZ_USER,
                             extra);
     nfirst = hlen + ((mode & FZ_WITH_HEAD) ? nframes : 0);
     first = malloc(nfirst);
@@ -871,10 +937,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (mode & FZ_LINK_DOWN) {
         struct ipc_msg m;
-        const char *ch = fz_srv.cfg->channel;
-        size_t chlen = fz_srv.cfg->channel_len;
 
-        ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_DOWN, ch, chlen, NULL, 0, NULL, 0);
+        ipc_msg_set(&m, IPC_LINK, 0, IPC_LINK_DOWN, "", 0, NULL, 0, NULL, 0);
         fz_broker_send(&m);
         fz_run(cv[1]);
     }
@@ -906,10 +970,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     FUZZ_CHECK(fz_gone_calls == 1);
     FUZZ_CHECK(fz_srv.sessions == NULL && fz_srv.nsessions == 0 && fz_srv.nupgraded == 0);
-    FUZZ_CHECK(fz_chat.users.count == 0 && fz_chat.pending.count == 0);
+    /* every room went with its last member, and its stream with it (a
+     * cursor left on a freed stream would be a use after free for ASan) */
+    FUZZ_CHECK(fz_chat.rooms.by_name.count == 0 && fz_chat.pending.count == 0);
     FUZZ_CHECK(fz_srv.dirty == NULL);
-    /* no cursor left: only the log's own reference holds its empty tail */
-    FUZZ_CHECK(fz_srv.log.tail->frame == NULL && fz_srv.log.tail->refs == 1);
     FUZZ_CHECK(ccount_total(fz_srv.ccount) == 0 && ccount_ip(fz_srv.ccount, bucket) == 0);
     FUZZ_CHECK(ipc_link_pending(fz_broker) == 0);
     FUZZ_CHECK(fcntl(cv[0], F_GETFD) == -1 && errno == EBADF); /* the session closed its fd */

@@ -469,6 +469,76 @@ static void gen_jwt_corpus(void)
     gen_jwt_json("json_deep", plain, hdr, deep);
 }
 
+/* ---- fuzz_chat_proto and fuzz_chat_payload ------------------------------------ */
+
+/* fuzz_chat_proto: byte 0 even, then a request frame */
+static void gen_request(const char *name, const char *json)
+{
+    char buf[1024];
+
+    buf[0] = 0;
+    snprintf(buf + 1, sizeof(buf) - 1, "%s", json);
+    gen_write("fuzz_chat_proto", name, buf, 1 + strlen(json));
+}
+
+/* fuzz_chat_proto: byte 0 odd, then five length-prefixed strings and a count */
+static void gen_event(const char *name, const char *const f[5], uint64_t count)
+{
+    uint8_t buf[1400];
+    size_t n = 0;
+
+    buf[n++] = 1;
+    for (int i = 0; i < 5; i++) {
+        size_t l = strlen(f[i]);
+        buf[n++] = (uint8_t)l;
+        memcpy(buf + n, f[i], l);
+        n += l;
+    }
+    for (int i = 7; i >= 0; i--)
+        buf[n++] = (uint8_t)(count >> (8 * i));
+    gen_write("fuzz_chat_proto", name, buf, n);
+}
+
+static void gen_chat_corpus(void)
+{
+    static const char *const ev_plain[5] = {"lobby", "alice", "hello", "bob", "alice\nbob"};
+    static const char *const ev_default[5] = {"", "bob", "", "", ""};
+    static const char *const ev_escapes[5] = {"r", "\xc3\xa9l\xc3\xa8ve", "a\"b\\c\t\x01", "to",
+                                              "a\n\nb\n"};
+
+    gen_request("send", "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"hi\"}");
+    gen_request("send_url_room", "{\"type\":\"send\",\"text\":\"hello, lobby\"}");
+    gen_request("join", "{\"type\":\"join\",\"room\":\"games\",\"id\":\"j-1\"}");
+    gen_request("leave", "{\"type\":\"leave\",\"room\":\"games\",\"id\":7}");
+    gen_request("who", "{\"type\":\"who\",\"room\":\"lobby\"}");
+    gen_request("direct", "{\"type\":\"direct\",\"room\":\"lobby\",\"to\":\"bob\",\"text\":\"psst\"}");
+    gen_request("unknown", "{\"type\":\"dance\",\"id\":\"x\"}");
+    gen_request("not_object", "[{\"type\":\"send\"}]");
+    gen_request("duplicate", "{\"type\":\"send\",\"type\":\"join\",\"room\":\"a\"}");
+    gen_request("wrong_room", "{\"type\":\"who\",\"room\":[1]}");
+    gen_request("missing_to", "{\"type\":\"direct\",\"text\":\"a\"}");
+    gen_request("nul", "{\"type\":\"send\",\"text\":\"a\\u0000b\"}");
+    gen_request("escapes", "{\"type\":\"send\",\"text\":\"\\u00e9\\n\\\"\",\"id\":-1}");
+    gen_request("bad_json", "{\"type\":\"send\",");
+    gen_event("events", ev_plain, 2);
+    gen_event("events_default_room", ev_default, 0);
+    gen_event("events_escapes", ev_escapes, 1000);
+
+    gen_text("fuzz_chat_payload", "seed_message", "alice: hello");
+    gen_text("fuzz_chat_payload", "seed_joined", "alice: has joined the chat!");
+    gen_text("fuzz_chat_payload", "seed_left", "alice: has left the chat!");
+    gen_text("fuzz_chat_payload", "seed_line", "a line from another publisher");
+    gen_text("fuzz_chat_payload", "tagged_message", "malice: hi: there");
+    gen_text("fuzz_chat_payload", "tagged_joined", "jalice");
+    gen_text("fuzz_chat_payload", "tagged_left", "lalice");
+    gen_text("fuzz_chat_payload", "direct", "lobby\nbob\nalice\npsst");
+    gen_text("fuzz_chat_payload", "direct_default_room", "\nbob\nalice\n");
+    gen_text("fuzz_chat_payload", "channel_room", "chat:{lobby}");
+    gen_text("fuzz_chat_payload", "channel_short", "c:{x.y-z_~}");
+    gen_text("fuzz_chat_payload", "channel_default", "chat");
+    gen_text("fuzz_chat_payload", "room_name", "Room-1_b.c~");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -485,5 +555,6 @@ int main(int argc, char **argv)
     gen_http_corpus();
     gen_config_corpus();
     gen_jwt_corpus();
+    gen_chat_corpus();
     return 0;
 }

@@ -20,7 +20,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 out=${FUZZ_OUT:-$here/out}
-targets=${FUZZ_TARGETS:-fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt}
+targets=${FUZZ_TARGETS:-fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt fuzz_chat_proto fuzz_chat_payload}
 
 "$here/build.sh" "$out"
 out=$(cd "$out" && pwd)
@@ -40,6 +40,8 @@ for t in $targets; do
     fuzz_config) extra="-max_len=4096 -dict=$here/config.dict" ;;
     fuzz_ws_frames) extra="-max_len=4096" ;;
     fuzz_jwt) extra="-max_len=4200 -dict=$here/jwt.dict" ;; # just past JWT_TOKEN_MAX
+    fuzz_chat_proto) extra="-max_len=4096 -dict=$here/chat_proto.dict" ;;
+    fuzz_chat_payload) extra="-max_len=1024 -dict=$here/chat_payload.dict" ;;
     *) extra="-max_len=8192" ;;
     esac
     echo "== $t: $secs s (log: $log)"

@@ -52,7 +52,7 @@ int chat_req_parse(const char *text, size_t len, struct chat_req *r, char *reaso
 
     memset(r, 0, sizeof(*r));
     /* a NUL inside a string cannot pass for the end of a name or a room */
-    r->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    r->root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (r->root == NULL)
         return chat_req_fail(reason, cap, "bad JSON: ", err.text);
     type = json_object_get(r->root, "type");
@@ -99,12 +99,16 @@ static json_t *chat_ev_new(const char *type, const char *room, size_t rlen, cons
     json_t *r = room != NULL ? json_stringn(room, rlen) : json_null();
     json_t *u = json_stringn(user, ulen);
 
-    if (o == NULL || r == NULL || u == NULL || json_object_set_new(o, "type", json_string(type)) ||
-        json_object_set_new(o, "room", r) || json_object_set_new(o, "user", u)) {
+    if (o == NULL || r == NULL || u == NULL) {
         json_decref(o);
+        json_decref(r);
+        json_decref(u);
         return NULL;
     }
-    if (json_object_set_new(o, "ts", json_integer((json_int_t)ts)) != 0) {
+    /* each set takes its value, even when it fails */
+    if (json_object_set_new(o, "type", json_string(type)) != 0 ||
+        json_object_set_new(o, "room", r) != 0 || json_object_set_new(o, "user", u) != 0 ||
+        json_object_set_new(o, "ts", json_integer((json_int_t)ts)) != 0) {
         json_decref(o);
         return NULL;
     }
@@ -164,19 +168,20 @@ char *chat_ev_presence(const char *room, size_t rlen, const char *user, size_t u
 {
     json_t *o = chat_ev_new("presence", room, rlen, user, ulen, ts);
     json_t *list = json_array();
-    const char *p = names, *end = names + nameslen;
-    size_t n = 0;
+    size_t n = 0, at = 0;
 
     if (o == NULL || list == NULL)
         goto fail;
-    while (nameslen > 0 && p <= end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *stop = nl != NULL ? nl : end;
-        json_t *v = json_stringn(p, (size_t)(stop - p));
-        if (v == NULL || json_array_append_new(list, v) != 0)
-            goto fail;
-        n++;
-        p = stop + 1;
+    while (at < nameslen) { /* names separated by '\n'; empty ones skipped */
+        const char *nl = memchr(names + at, '\n', nameslen - at);
+        size_t len = nl != NULL ? (size_t)(nl - (names + at)) : nameslen - at;
+        if (len > 0) {
+            json_t *v = json_stringn(names + at, len);
+            if (v == NULL || json_array_append_new(list, v) != 0)
+                goto fail;
+            n++;
+        }
+        at += len + 1;
     }
     if (json_object_set_new(o, "count", json_integer(count)) != 0)
         goto fail;
@@ -196,17 +201,18 @@ char *chat_ev_error(const char *request, const char *room, size_t rlen, const ch
                     size_t ulen, const char *reason, json_t *id, uint64_t ts)
 {
     json_t *o = chat_ev_new("error", room, rlen, user, ulen, ts);
+    json_t *req = request != NULL ? json_string(request) : json_null();
     json_t *why = json_string(reason);
 
     if (why == NULL) /* a parser's message quoting bytes that are not UTF-8 */
         why = json_string("bad JSON");
-    if (o == NULL || why == NULL) {
+    if (o == NULL || req == NULL || why == NULL) {
         json_decref(o);
+        json_decref(req);
         json_decref(why);
         return NULL;
     }
-    if (json_object_set_new(o, "request", request ? json_string(request) : json_null()) != 0 ||
-        json_object_set_new(o, "reason", why) != 0 ||
+    if (json_object_set_new(o, "request", req) != 0 || json_object_set_new(o, "reason", why) != 0 ||
         (id != NULL && json_object_set(o, "id", id) != 0)) {
         json_decref(o);
         return NULL;
