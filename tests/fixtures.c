@@ -2,9 +2,11 @@
  * instances, users and Redis keys, on top of harness.c and wsclient.c. */
 #include "fixtures.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -57,16 +59,25 @@ void fx_conf_rewrite(const char *path, const char *from, const char *to)
 
 /* ---- users ----------------------------------------------------------------- */
 
-void fx_join(struct wsc *c, int port, const char *name, const char *extra_headers, int line)
+/* Upgrade on path as name and read its welcome. */
+static void fx_join_path(struct wsc *c, int port, const char *path, const char *name,
+                         const char *extra_headers, int line)
 {
-    char path[256], welcome[256];
+    char welcome[256];
     int st;
 
-    snprintf(path, sizeof(path), "/chat/%s", name);
     snprintf(welcome, sizeof(welcome), "Welcome %s!", name);
     st = wsc_connect(c, port, path, extra_headers, T_MSG_MS);
     ck_assert_msg(st == 101, "line %d: %s: HTTP %d, not 101", line, name, st);
     ck_assert_msg(wsc_expect_text(c, welcome, T_MSG_MS), "line %d: %s: no welcome", line, name);
+}
+
+void fx_join(struct wsc *c, int port, const char *name, const char *extra_headers, int line)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "/chat/%s", name);
+    fx_join_path(c, port, path, name, extra_headers, line);
 }
 
 /* 1 when text is the join notice of a user other than name. */
@@ -79,13 +90,13 @@ static int fx_other_join(const char *text, const char *name)
            (n - j != u || strncmp(text, name, u) != 0);
 }
 
-void fx_join_settled(struct wsc *c, int port, const char *name, int line)
+/* Let other users' join notices pass for FX_JOIN_SETTLE_MS after a welcome. */
+static void fx_settle(struct wsc *c, const char *name, int line)
 {
     char text[256];
     long long end;
     int st;
 
-    fx_join(c, port, name, NULL, line);
     for (end = h_now_ms() + FX_JOIN_SETTLE_MS; h_now_ms() < end;) {
         st = wsc_recv_text(c, text, sizeof(text), (int)(end - h_now_ms()));
         if (st == 0)
@@ -94,6 +105,24 @@ void fx_join_settled(struct wsc *c, int port, const char *name, int line)
                       "line %d: %s got \"%s\" right after its welcome", line, name, text);
         fprintf(stderr, "note: %s got a late \"%s\"\n", name, text);
     }
+}
+
+void fx_join_settled(struct wsc *c, int port, const char *name, int line)
+{
+    fx_join(c, port, name, NULL, line);
+    fx_settle(c, name, line);
+}
+
+void fx_join_room(struct wsc *c, int port, const char *room, const char *name, int line)
+{
+    char path[256];
+
+    if (room != NULL)
+        snprintf(path, sizeof(path), "/chat/%s/%s", room, name);
+    else
+        snprintf(path, sizeof(path), "/chat/%s", name);
+    fx_join_path(c, port, path, name, NULL, line);
+    fx_settle(c, name, line);
 }
 
 void fx_drain(struct wsc *c)
@@ -314,4 +343,37 @@ void fx_instance_id(const char *log, char *out, size_t cap)
     }
     fclose(f);
     ck_assert_msg(out[0] != '\0', "%s: no instance id", log);
+}
+
+void fx_spy_start(struct fx_spy *s, const struct h_redis *r, char *const words[])
+{
+    const char *tmp = getenv("TMPDIR");
+    int fd, n = 0;
+
+    snprintf(s->path, sizeof(s->path), "%s/spy.XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    fd = mkstemp(s->path);
+    ck_assert_int_ne(fd, -1);
+    close(fd);
+    while (words[n] != NULL)
+        n++;
+    s->pid = h_redis_cli_bg(r, s->path, words);
+    ck_assert_int_gt(s->pid, 0);
+    /* one confirmation per channel or pattern ("subscribe" / "psubscribe") */
+    ck_assert_msg(h_wait_count(s->path, "subscribe\n", n - 1, T_MSG_MS),
+                  "spy: %s not confirmed", words[0]);
+}
+
+void fx_spy_stop(struct fx_spy *s, char *out, size_t cap)
+{
+    FILE *f;
+    size_t n = 0;
+
+    kill(s->pid, SIGTERM);
+    ck_assert_int_eq(h_wait_exit(s->pid, T_MSG_MS, NULL), 1);
+    f = fopen(s->path, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    unlink(s->path);
 }

@@ -61,6 +61,10 @@ void fx_join(struct wsc *c, int port, const char *name, const char *extra_header
 #define FX_JOIN_SETTLE_MS 100
 void fx_join_settled(struct wsc *c, int port, const char *name, int line);
 
+/* fx_join_settled in a room, `/chat/{room}/{name}` (room NULL: the default
+ * room, `/chat/{name}`). */
+void fx_join_room(struct wsc *c, int port, const char *room, const char *name, int line);
+
 /* Read and drop texts until none came for T_QUIET_MS; the connection must stay. */
 void fx_drain(struct wsc *c);
 
@@ -113,5 +117,19 @@ int fx_redis_int_wait(const struct h_redis *r, const char *cmd, long want, int t
 
 /* The instance id its broker logged ("...; instance <id>"). */
 void fx_instance_id(const char *log, char *out, size_t cap);
+
+/* A raw Redis subscriber: redis-cli with words ("SUBSCRIBE", "chat",
+ * NULL) in the background, its output (raw: "message\nchannel\npayload\n"
+ * per message) in a file below TMPDIR. Started once Redis has confirmed
+ * every channel or pattern. */
+struct fx_spy {
+    pid_t pid;
+    char path[320];
+};
+
+void fx_spy_start(struct fx_spy *s, const struct h_redis *r, char *const words[]);
+
+/* Stop the spy and read what it printed into out (truncated to cap - 1). */
+void fx_spy_stop(struct fx_spy *s, char *out, size_t cap);
 
 #endif

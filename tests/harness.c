@@ -445,15 +445,15 @@ static int h_terminate(pid_t pid, int sig, int timeout_ms, const char *what)
 
 /* ---- redis-server ---------------------------------------------------- */
 
-/* Run redis-cli against r with the given extra words. */
-static int h_redis_cli_words(const struct h_redis *r, char *out, size_t cap, int timeout_ms,
-                             enum h_stderr_mode err_mode, char **words, int nwords)
+/* argv of redis-cli against r with the given extra words (port: 16 bytes
+ * for the port's text; argv: H_CLI_WORDS_MAX + 16 slots). */
+static void h_redis_cli_argv(const struct h_redis *r, char **argv, char *port, char *const *words,
+                             int nwords)
 {
     const char *cli = getenv("REDIS_CLI");
-    char *argv[H_CLI_WORDS_MAX + 16], port[16];
     int n = 0, i;
 
-    snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(port, 16, "%d", r->port);
     argv[n++] = h_unconst(cli != NULL && *cli != '\0' ? cli : "redis-cli");
     argv[n++] = h_unconst("-h");
     argv[n++] = h_unconst("127.0.0.1");
@@ -472,7 +472,49 @@ static int h_redis_cli_words(const struct h_redis *r, char *out, size_t cap, int
     for (i = 0; i < nwords && i < H_CLI_WORDS_MAX; i++)
         argv[n++] = words[i];
     argv[n] = NULL;
+}
+
+/* Run redis-cli against r with the given extra words. */
+static int h_redis_cli_words(const struct h_redis *r, char *out, size_t cap, int timeout_ms,
+                             enum h_stderr_mode err_mode, char *const *words, int nwords)
+{
+    char *argv[H_CLI_WORDS_MAX + 16], port[16];
+
+    h_redis_cli_argv(r, argv, port, words, nwords);
     return h_run_ex(out, cap, timeout_ms, argv, err_mode);
+}
+
+/* The number of words up to the NULL, or -1 past H_CLI_WORDS_MAX. */
+static int h_words_count(char *const words[])
+{
+    int n = 0;
+
+    while (words[n] != NULL)
+        if (++n > H_CLI_WORDS_MAX) {
+            fprintf(stderr, "harness: redis-cli: more than %d words\n", H_CLI_WORDS_MAX);
+            return -1;
+        }
+    return n;
+}
+
+int h_redis_cliv(const struct h_redis *r, char *out, size_t cap, char *const words[])
+{
+    int n = h_words_count(words);
+
+    if (n < 0)
+        return -1;
+    return h_redis_cli_words(r, out, cap, H_CLI_TIMEOUT_MS, H_ERR_INHERIT, words, n);
+}
+
+pid_t h_redis_cli_bg(const struct h_redis *r, const char *out_path, char *const words[])
+{
+    char *argv[H_CLI_WORDS_MAX + 16], port[16];
+    int n = h_words_count(words);
+
+    if (n < 0)
+        return -1;
+    h_redis_cli_argv(r, argv, port, words, n);
+    return h_spawn(argv, out_path, getpid(), SIGKILL);
 }
 
 int h_redis_cli(const struct h_redis *r, char *out, size_t cap, const char *fmt, ...)

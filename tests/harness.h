@@ -92,6 +92,16 @@ void h_redis_free(struct h_redis *r);
 int h_redis_cli(const struct h_redis *r, char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* h_redis_cli with the words given one by one (NULL-terminated), each one
+ * argument as it is: spaces allowed ("PUBLISH", "chat", "x: y"). */
+int h_redis_cliv(const struct h_redis *r, char *out, size_t cap, char *const words[]);
+
+/* Start redis-cli against r with these words (as h_redis_cliv) in the
+ * background, stdout and stderr appended to out_path: for SUBSCRIBE. The
+ * caller's child (SIGKILL when the caller dies); stop it with kill() and
+ * h_wait_exit(). Returns its pid or -1. */
+pid_t h_redis_cli_bg(const struct h_redis *r, const char *out_path, char *const words[]);
+
 /* ---- redis-chat ------------------------------------------------------ */
 
 struct h_chat {

@@ -324,10 +324,29 @@ fail:
     return -1;
 }
 
+/* 1 when proto is one of the comma-separated tokens of the offered list. */
+static int wsc_offered(const char *offered, const char *proto)
+{
+    size_t plen = strlen(proto), n;
+    const char *p = offered;
+
+    while (*p != '\0') {
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        if (n > 0 && n == plen && strncmp(p, proto, n) == 0)
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
 /* Read and check the answer to our upgrade request. key: the key we sent
- * (NULL: unknown, no accept check); strict: also reject extensions and
- * subprotocols we did not ask for. Returns the status or -1. */
-static int wsc_read_answer(struct wsc *c, long long deadline, const char *key, int strict)
+ * (NULL: unknown, no accept check); strict: also reject extensions, and
+ * subprotocols that are not one of `offered` (the Sec-WebSocket-Protocol
+ * value we sent, "" for none). The chosen one goes into c->protocol.
+ * Returns the status or -1. */
+static int wsc_read_answer(struct wsc *c, long long deadline, const char *key, int strict,
+                           const char *offered)
 {
     char val[256], want[29];
     uint8_t *end = NULL;
@@ -377,9 +396,14 @@ static int wsc_read_answer(struct wsc *c, long long deadline, const char *key, i
             strcmp(val, want) != 0)
             return wsc_violation(c, "Sec-WebSocket-Accept is \"%s\", want \"%s\"", val, want);
     }
-    if (strict && (wsc_header(c->head, "Sec-WebSocket-Extensions", val, sizeof(val)) ||
-                   wsc_header(c->head, "Sec-WebSocket-Protocol", val, sizeof(val))))
-        return wsc_violation(c, "101 names an extension or subprotocol we did not offer");
+    if (strict && wsc_header(c->head, "Sec-WebSocket-Extensions", val, sizeof(val)))
+        return wsc_violation(c, "101 names an extension we did not offer");
+    if (wsc_header(c->head, "Sec-WebSocket-Protocol", val, sizeof(val))) {
+        if (strict && !wsc_offered(offered, val))
+            return wsc_violation(c, "101 names subprotocol \"%s\", we offered \"%s\"", val,
+                                 offered);
+        snprintf(c->protocol, sizeof(c->protocol), "%s", val);
+    }
     c->upgraded = 1;
     return 101;
 }
@@ -391,7 +415,7 @@ int wsc_connect(struct wsc *c, int port, const char *path, const char *extra_hea
     size_t cap = 512 + strlen(path) + (extra_headers ? 2 * strlen(extra_headers) : 0), n;
     size_t len = 0, line;
     uint8_t raw[16];
-    char key[25], *req;
+    char key[25], offered[WSC_PROTOCOL_MAX] = "", *req;
     const char *p;
     int i, rc = -1;
 
@@ -418,10 +442,12 @@ int wsc_connect(struct wsc *c, int port, const char *path, const char *extra_hea
             n += line + 2;
         }
     }
-    memcpy(req + n, "\r\n", 2);
+    memcpy(req + n, "\r\n", 3); /* with a NUL, for wsc_header */
     n += 2;
+    /* the subprotocols offered, if any: the only ones the answer may name */
+    wsc_header(req, "Sec-WebSocket-Protocol", offered, sizeof(offered));
     if (wsc_write(c, req, n) == 0)
-        rc = wsc_read_answer(c, deadline, key, 1);
+        rc = wsc_read_answer(c, deadline, key, 1, offered);
     free(req);
     return rc;
 }
@@ -435,7 +461,7 @@ int wsc_connect_raw(struct wsc *c, int port, const char *request, int timeout_ms
     if (wsc_open(c, port, timeout_ms) == -1 || wsc_write(c, request, strlen(request)) == -1)
         return -1;
     has_key = wsc_header(request, "Sec-WebSocket-Key", key, sizeof(key));
-    return wsc_read_answer(c, deadline, has_key ? key : NULL, 0);
+    return wsc_read_answer(c, deadline, has_key ? key : NULL, 0, "");
 }
 
 /* ---- frames out ------------------------------------------------------ */

@@ -25,6 +25,7 @@
 #define WSC_FRAME_MAX (16UL << 20) /* largest frame / message accepted */
 #define WSC_SEND_TIMEOUT_MS 10000  /* SO_SNDTIMEO */
 #define WSC_CLOSE_REASON_MAX 128
+#define WSC_PROTOCOL_MAX 256 /* Sec-WebSocket-Protocol values */
 
 enum wsc_opcode {
     WSC_OP_CONT = 0x0,
@@ -63,6 +64,7 @@ struct wsc {
     int close_sent;     /* we sent one (wsc_send_close or an echo) */
     int no_close_echo;  /* caller sets: recv_text/wait_close do not answer a close */
     int upgraded;       /* the handshake succeeded: frames follow */
+    char protocol[WSC_PROTOCOL_MAX]; /* the subprotocol the 101 named, "" none */
     int eof;            /* the server closed the TCP connection (or reset it) */
     int proto_error;    /* the server violated RFC 6455 (reason on stderr) */
     int timed_out;      /* the last receive call ended by its timeout */
@@ -83,7 +85,9 @@ struct wsc_frame {
  * "\r\n"). Reads the response head (and a body by Content-Length unless 101).
  * Returns the HTTP status: 101 only after checking Upgrade, Connection and
  * Sec-WebSocket-Accept (else -1, c->status keeps 101); -1 on connect or I/O
- * error or timeout. Bytes that follow the 101 head stay buffered as frames. */
+ * error or timeout. Bytes that follow the 101 head stay buffered as frames.
+ * A subprotocol in the 101 must be one that extra_headers offered in
+ * "Sec-WebSocket-Protocol: a, b" (else -1); it is kept in c->protocol. */
 int wsc_connect(struct wsc *c, int port, const char *path, const char *extra_headers,
                 int timeout_ms);
 

@@ -166,6 +166,21 @@ START_TEST(test_handshake_headers)
 }
 END_TEST
 
+/* ws answers with the first subprotocol offered; none offered, none named */
+START_TEST(test_subprotocol)
+{
+    struct wsc c;
+
+    ck_assert_int_eq(wsc_connect(&c, node_port, "/p", "Sec-WebSocket-Protocol: one.v1, two", T_MS),
+                     101);
+    ck_assert_str_eq(c.protocol, "one.v1");
+    wsc_free(&c);
+    ck_assert_int_eq(wsc_connect(&c, node_port, "/p", NULL, T_MS), 101);
+    ck_assert_str_eq(c.protocol, "");
+    wsc_free(&c);
+}
+END_TEST
+
 START_TEST(test_echo_text_utf8)
 {
     struct wsc c;
@@ -509,6 +524,7 @@ static Suite *wsclient_suite(void)
     tcase_add_unchecked_fixture(tc, node_start, node_stop);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_handshake_headers);
+    tcase_add_test(tc, test_subprotocol);
     tcase_add_test(tc, test_echo_text_utf8);
     tcase_add_test(tc, test_client_fragments);
     tcase_add_test(tc, test_server_fragments_and_pings);
