@@ -117,7 +117,9 @@ static void broker_set_ready(const char *why);
  * workers have reconnected, so none of them misses those announcements. */
 static int broker_redis_usable(void)
 {
-    return B.workers_ready && rlink_is_up(B.redis);
+    /* and, after a reconnect, every room subscribed again: what is
+     * published before would miss this instance's members */
+    return B.workers_ready && rlink_is_up(B.redis) && B.rooms.resubscribing == 0;
 }
 
 static struct broker_worker *broker_find_worker(uint64_t id)
@@ -936,6 +938,15 @@ static void broker_outbox_flush(void)
     }
 }
 
+static void broker_send_link_states(void)
+{
+    struct broker_worker *w;
+
+    for (w = B.workers; w != NULL; w = w->next)
+        if (w->slot >= 0)
+            broker_send_link_state(w);
+}
+
 /* Redis came back (or up for the first time): resubscribe the rooms, make
  * presence true again (a restarted Redis lost the sets), then send what
  * was held. Down: every room is unsubscribed. */
@@ -956,11 +967,19 @@ static void broker_on_redis_state(int up, void *arg)
         if (held > 0 || B.outbox.head != NULL)
             log_msg(LOG_INFO, "redis back: %zu user(s) re-added, %zu message(s) held to send", held,
                     B.outbox.npublish);
-        broker_outbox_flush();
+        broker_outbox_flush(); /* once the rooms are subscribed again */
     }
-    for (w = B.workers; w != NULL; w = w->next)
-        if (w->slot >= 0)
-            broker_send_link_state(w);
+    broker_send_link_states();
+    broker_maybe_exit();
+}
+
+/* The rooms resubscribed after a reconnect are confirmed: what was held
+ * goes out now, and the workers hear that the chat is available. */
+static void broker_on_rooms_subscribed(void *arg)
+{
+    (void)arg;
+    broker_outbox_flush();
+    broker_send_link_states();
     broker_maybe_exit();
 }
 
@@ -1072,7 +1091,8 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     B.instance_id = instance_id;
     B.direct_len = (size_t)room_key_direct(B.direct, sizeof(B.direct), cfg);
     B.presence = presence_new(B.base, B.redis, cfg, instance_id);
-    brooms_init(&B.rooms, cfg, B.redis, B.presence, broker_on_room_ready, NULL);
+    brooms_init(&B.rooms, cfg, B.redis, B.presence, broker_on_room_ready,
+                broker_on_rooms_subscribed, NULL);
     outbox_init(&B.outbox);
     B.outbox_ev = event_new(B.base, -1, EV_PERSIST, broker_outbox_tick_cb, NULL);
     B.ready_ev = evtimer_new(B.base, broker_ready_cb, NULL);

@@ -9,13 +9,15 @@
 #include "redis_link.h"
 
 void brooms_init(struct broker_rooms *rs, const struct cfg *cfg, struct rlink *redis,
-                 struct presence *presence, void (*ready)(struct broker_wait *, void *), void *arg)
+                 struct presence *presence, void (*ready)(struct broker_wait *, void *),
+                 void (*all_subscribed)(void *), void *arg)
 {
     memset(rs, 0, sizeof(*rs));
     rs->cfg = cfg;
     rs->redis = redis;
     rs->presence = presence;
     rs->ready = ready;
+    rs->all_subscribed = all_subscribed;
     rs->arg = arg;
     dict_init(&rs->by_name);
 }
@@ -84,8 +86,19 @@ static void brooms_subscribe(struct broker_rooms *rs, struct broker_room *r, int
         r->sub = BROKER_SUB_OFF; /* Redis is down: the link-up resubscribes */
 }
 
+/* r is out of the reconnect batch (confirmed, freed, or Redis went down). */
+static void brooms_resub_done(struct broker_rooms *rs, struct broker_room *r, int notify)
+{
+    if (!r->resub)
+        return;
+    r->resub = 0;
+    if (--rs->resubscribing == 0 && notify)
+        rs->all_subscribed(rs->arg);
+}
+
 static void brooms_free(struct broker_rooms *rs, struct broker_room *r)
 {
+    brooms_resub_done(rs, r, 1);
     dict_del(&rs->by_name, r->name, r->len);
     free(r);
 }
@@ -164,6 +177,7 @@ void brooms_on_subscribed(struct broker_rooms *rs, const char *ch, size_t len, i
         return;
     if (on && r->sub == BROKER_SUB_ASKED) {
         r->sub = BROKER_SUB_ON;
+        brooms_resub_done(rs, r, 1);
         if (r->refs > 0)
             brooms_release_waiting(rs, r);
         else
@@ -208,13 +222,16 @@ void brooms_on_link(struct broker_rooms *rs, int up)
         r = rooms[i];
         if (r->len == 0)
             continue;
-        if (r->refs == 0) { /* emptied while an (un)subscribe was out */
+        brooms_resub_done(rs, r, 0); /* a batch before this one */
+        if (r->refs == 0) {          /* emptied while an (un)subscribe was out */
             brooms_free(rs, r);
             continue;
         }
         if (up) {
             presence_room_add(rs->presence, r->name, r->len);
             r->sub = BROKER_SUB_ASKED;
+            r->resub = 1;
+            rs->resubscribing++;
             chans[nsub] = r->channel;
             lens[nsub++] = r->chlen;
         } else {
@@ -228,8 +245,11 @@ void brooms_on_link(struct broker_rooms *rs, int up)
         if (rlink_subscribe(rs->redis, 1, nsub, chans, lens) == 0) {
             log_msg(LOG_INFO, "redis: resubscribing %zu room(s)", nsub);
         } else {
-            for (i = 0; i < nsub; i++)
-                brooms_of_channel(rs, chans[i], lens[i])->sub = BROKER_SUB_OFF;
+            for (i = 0; i < nsub; i++) {
+                r = brooms_of_channel(rs, chans[i], lens[i]);
+                r->sub = BROKER_SUB_OFF;
+                brooms_resub_done(rs, r, 0);
+            }
         }
     }
 out:

@@ -44,6 +44,7 @@ struct broker_room {
     size_t chlen;
     long refs; /* names held here and joins asked, in every worker */
     enum broker_sub sub;
+    unsigned resub : 1; /* in the batch resubscribed after a reconnect */
     struct broker_wait *waiting, **waiting_tail;
 };
 
@@ -52,13 +53,19 @@ struct broker_rooms {
     struct rlink *redis;
     struct presence *presence;
     struct dict by_name;
+    /* rooms of the reconnect batch not confirmed yet: what is published
+     * meanwhile would miss this instance's members */
+    size_t resubscribing;
     /* a waiting item's room is subscribed now (or Redis went down) */
     void (*ready)(struct broker_wait *w, void *arg);
+    /* the reconnect batch is confirmed (resubscribing fell to 0) */
+    void (*all_subscribed)(void *arg);
     void *arg;
 };
 
 void brooms_init(struct broker_rooms *rs, const struct cfg *cfg, struct rlink *redis,
-                 struct presence *presence, void (*ready)(struct broker_wait *, void *), void *arg);
+                 struct presence *presence, void (*ready)(struct broker_wait *, void *),
+                 void (*all_subscribed)(void *), void *arg);
 /* Free every room and what waits in it (at exit). */
 void brooms_deinit(struct broker_rooms *rs);
 

@@ -37,6 +37,51 @@ static struct chat_conn *chat_conn_of(const struct wss_session *s)
     return s->app_data;
 }
 
+/* A typed request's "id", kept under the request id it went to the broker
+ * with, so that an error the broker answers repeats it. A ring of the
+ * last few: a send that succeeds gets no answer to clear its entry. */
+struct chat_req_id {
+    uint32_t req;
+    json_t *id;
+};
+
+#define CHAT_REQ_IDS 16
+
+static void chat_remember_id(struct chat_conn *conn, uint32_t req, json_t *id)
+{
+    struct chat_req_id *e;
+
+    if (id == NULL)
+        return;
+    if (conn->ids == NULL && (conn->ids = calloc(CHAT_REQ_IDS, sizeof(*conn->ids))) == NULL)
+        return;
+    e = &conn->ids[conn->ids_next++ % CHAT_REQ_IDS];
+    json_decref(e->id);
+    e->req = req;
+    e->id = json_incref(id);
+}
+
+/* The id of request req, or NULL (borrowed: the ring keeps it). */
+static json_t *chat_id_of(const struct chat_conn *conn, uint32_t req)
+{
+    size_t i;
+
+    for (i = 0; conn->ids != NULL && i < CHAT_REQ_IDS; i++)
+        if (conn->ids[i].id != NULL && conn->ids[i].req == req)
+            return conn->ids[i].id;
+    return NULL;
+}
+
+static void chat_forget_ids(struct chat_conn *conn)
+{
+    size_t i;
+
+    for (i = 0; conn->ids != NULL && i < CHAT_REQ_IDS; i++)
+        json_decref(conn->ids[i].id);
+    free(conn->ids);
+    conn->ids = NULL;
+}
+
 /* A leave a broker may not have carried out: one that could not be sent,
  * or one sent shortly before the broker link broke (it may have died with
  * the broker). Leaves are idempotent in Redis (a name is announced only if
@@ -85,14 +130,15 @@ static void chat_refuse(struct wss_session *s, const char *text, uint16_t code, 
     wss_close(s, code, reason);
 }
 
-/* The URL's room could not be joined: the connection ends, as in the seed. */
+/* The URL's room could not be joined: the connection ends, as in the seed
+ * (a typed client gets the error event's reason first). */
 static void chat_refuse_url_room(struct chat_member *m, uint16_t code, const char *reason,
-                                 const char *plain_text)
+                                 const char *event_reason, const char *plain_text)
 {
     struct chat_conn *conn = m->conn;
 
     if (conn->typed) {
-        chat_error(conn, "join", m->room->name, m->room->len, NULL, reason);
+        chat_error(conn, "join", m->room->name, m->room->len, NULL, event_reason);
         wss_close(conn->s, code, reason);
     } else {
         chat_refuse(conn->s, plain_text, code, reason);
@@ -131,8 +177,10 @@ static int chat_join(struct chat *c, struct chat_conn *conn, const char *room, s
     if (m != NULL) {
         m->url_room = url_room ? 1 : 0;
         chat_ask_join(c, m);
-        if (m->join_pending)
+        if (m->join_pending) {
+            chat_remember_id(conn, m->join_req, id);
             return 0;
+        }
         chat_member_free(&c->rooms, m);
     }
     if (!url_room) {
@@ -304,7 +352,7 @@ static void chat_open(struct wss_session *s, const struct upg_request *req,
 /* Token bucket: rate-limit messages per second, bursts up to
  * rate-limit-burst. A client over the limit is told once per episode; one
  * that keeps going for another whole burst is closed with 1008. */
-static int chat_rate_ok(struct chat *c, struct chat_conn *conn, const char *request)
+static int chat_rate_ok(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
 {
     const struct cfg *cfg = c->cfg;
     uint64_t now = util_now_ms(), cap = (uint64_t)cfg->rate_limit_burst * 1000;
@@ -327,8 +375,9 @@ static int chat_rate_ok(struct chat *c, struct chat_conn *conn, const char *requ
     conn->rl_tokens = (uint32_t)tokens;
     if (conn->rl_dropped++ == 0) {
         wss_log(LOG_INFO, conn->s, "over rate-limit, warned");
-        if (conn->typed)
-            chat_error(conn, request, NULL, 0, NULL, "rate limit exceeded, slow down");
+        if (r != NULL)
+            chat_error(conn, r->type_name, r->room, r->room_len, r->id,
+                       "rate limit exceeded, slow down");
         else
             wss_queue_text(conn->s, CHAT_TEXT_RATE_LIMITED, strlen(CHAT_TEXT_RATE_LIMITED));
     } else if (conn->rl_dropped > (uint32_t)cfg->rate_limit_burst) {
@@ -421,6 +470,8 @@ static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct c
         return;
     if (chat_send(c, IPC_PUBLISH, ++c->next_req, m, r->text, r->text_len) == -1)
         chat_error(conn, "send", m->room->name, m->room->len, r->id, "chat service unavailable");
+    else
+        chat_remember_id(conn, c->next_req, r->id);
 }
 
 static void chat_req_join(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
@@ -468,8 +519,12 @@ static void chat_req_who(struct chat *c, struct chat_conn *conn, const struct ch
 {
     struct chat_member *m = chat_req_member(conn, r);
 
-    if (m != NULL && chat_send(c, IPC_WHO, ++c->next_req, m, NULL, 0) == -1)
+    if (m == NULL)
+        return;
+    if (chat_send(c, IPC_WHO, ++c->next_req, m, NULL, 0) == -1)
         chat_error(conn, "who", m->room->name, m->room->len, r->id, "chat service unavailable");
+    else
+        chat_remember_id(conn, c->next_req, r->id);
 }
 
 static void chat_req_direct(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
@@ -490,6 +545,8 @@ static void chat_req_direct(struct chat *c, struct chat_conn *conn, const struct
     ipc_msg_set_field(&msg, 3, r->text, r->text_len);
     if (c->send(&msg, c->send_arg) == -1)
         chat_error(conn, "direct", m->room->name, m->room->len, r->id, "chat service unavailable");
+    else
+        chat_remember_id(conn, c->next_req, r->id);
 }
 
 /* A typed client's frame: one request. */
@@ -510,7 +567,7 @@ static void chat_typed_text(struct chat *c, struct chat_conn *conn, const char *
     conn->bad_requests = 0;
     /* every request counts against the rate limit: a who or a join costs
      * Redis as much as a message */
-    if (!chat_rate_ok(c, conn, r.type_name)) {
+    if (!chat_rate_ok(c, conn, &r)) {
         chat_req_free(&r);
         return;
     }
@@ -556,6 +613,7 @@ static void chat_gone(struct wss_session *s, void *arg)
      * still listed under its request id */
     while (conn->rooms != NULL)
         chat_leave(c, conn->rooms);
+    chat_forget_ids(conn);
     s->app_data = NULL;
     s->label = "";
     free(conn);
@@ -627,12 +685,14 @@ static void chat_join_refused(struct chat *c, struct chat_member *m, enum ipc_jo
                                                      : "chat service unavailable";
 
     if (!m->url_room) {
-        chat_error(conn, "join", m->room->name, m->room->len, NULL, reason);
+        chat_error(conn, "join", m->room->name, m->room->len, chat_id_of(conn, m->join_req),
+                   reason);
     } else if (st == IPC_JOIN_TAKEN) {
         snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, chat_conn_name(conn));
-        chat_refuse_url_room(m, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON, text);
+        chat_refuse_url_room(m, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON, reason, text);
     } else {
-        chat_refuse_url_room(m, CHAT_CLOSE_TRY_AGAIN_LATER, reason, CHAT_TEXT_JOIN_UNAVAILABLE);
+        chat_refuse_url_room(m, CHAT_CLOSE_TRY_AGAIN_LATER, reason, reason,
+                             CHAT_TEXT_JOIN_UNAVAILABLE);
     }
     chat_member_free(&c->rooms, m);
 }
@@ -701,7 +761,7 @@ static void chat_on_publish_fail(struct chat *c, const struct ipc_msg *m)
     }
     snprintf(reason, sizeof(reason), "%.*s", (int)m->f[2].len, (const char *)m->f[2].p);
     chat_error(mb->conn, m->flags & IPC_FAIL_F_DIRECT ? "direct" : "send", mb->room->name,
-               mb->room->len, NULL, reason);
+               mb->room->len, chat_id_of(mb->conn, m->id), reason);
 }
 
 static void chat_on_who_reply(struct chat *c, const struct ipc_msg *m)
@@ -712,7 +772,7 @@ static void chat_on_who_reply(struct chat *c, const struct ipc_msg *m)
     if (mb == NULL || !mb->conn->typed)
         return;
     if (m->flags & IPC_WHO_UNAVAILABLE) {
-        chat_error(mb->conn, "who", mb->room->name, mb->room->len, NULL,
+        chat_error(mb->conn, "who", mb->room->name, mb->room->len, chat_id_of(mb->conn, m->id),
                    "chat service unavailable");
         return;
     }

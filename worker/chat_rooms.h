@@ -21,6 +21,7 @@
 struct wss_server;
 struct wss_session;
 struct chat_conn;
+struct chat_req_id;
 
 /* One connection's place in one room. */
 struct chat_member {
@@ -53,9 +54,11 @@ struct chat_conn {
     uint32_t rl_tokens;
     uint32_t rl_dropped; /* messages refused since the last one let through */
     uint64_t rl_last_ms;
-    uint32_t bad_requests; /* typed: bad frames in a row */
-    size_t len;            /* of the name */
-    char label[];          /* "user=", then the name, NUL-terminated */
+    uint32_t bad_requests;   /* typed: bad frames in a row */
+    struct chat_req_id *ids; /* typed: the ids of the last requests sent on (chat.c) */
+    unsigned ids_next;
+    size_t len;   /* of the name */
+    char label[]; /* "user=", then the name, NUL-terminated */
 };
 
 const char *chat_conn_name(const struct chat_conn *c);
