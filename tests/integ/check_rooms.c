@@ -736,13 +736,16 @@ END_TEST
 
 /* Messages sent in rooms while Redis is away are held by the broker (as in
  * the default room, the control here) and published once it is back, after
- * the rooms are subscribed again: none is lost, on either instance. */
+ * the rooms are subscribed again: the sender's instance loses none. An
+ * instance that is still reconnecting when they go out misses them (PUBSUB
+ * is at-most-once: closing that gap is issue 12's streams); once it is back
+ * the room carries messages to it again. */
 START_TEST(test_redis_outbox_rooms)
 {
     struct h_redis r;
     struct h_chat a, b;
     struct wsc r1, r2, w1, d1, d2;
-    int down;
+    int down, avail_b;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
     fx_chat_ready(&a, &r, 2, NULL);
@@ -757,6 +760,7 @@ START_TEST(test_redis_outbox_rooms)
     fx_drain(&d1);
 
     down = h_count_in_file(a.log, "redis link down");
+    avail_b = h_count_in_file(b.log, "chat service available");
     h_redis_stop(&r);
     ASSERT_LOG(h_wait_count(a.log, "redis link down", down + 1, 5000), a.log);
     SEND(&d1, "held in default");
@@ -765,8 +769,15 @@ START_TEST(test_redis_outbox_rooms)
     ck_assert_int_eq(h_redis_restart(&r), 0);
     ASSERT_LOG(wsc_expect_text(&d2, "d1: held in default", T_REDIS_BACK_MS), a.log);
     ASSERT_LOG(wsc_expect_text(&r2, "r1: held in room", T_MSG_MS), a.log);
-    ASSERT_LOG(wsc_expect_text(&w1, "r1: held in room", T_MSG_MS), b.log);
     QUIET(&r2);
+    /* both workers of b hear that the chat is back once b's rooms are
+     * subscribed again */
+    ASSERT_LOG(h_wait_count(b.log, "chat service available", avail_b + 2, T_REDIS_BACK_MS),
+               b.log);
+    fx_drain(&w1);
+    SEND(&r1, "after the restart");
+    EXPECT(&r2, "r1: after the restart");
+    EXPECT(&w1, "r1: after the restart");
     wsc_free(&r1);
     wsc_free(&r2);
     wsc_free(&w1);
