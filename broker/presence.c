@@ -351,8 +351,8 @@ static int presence_reap_start(struct presence *p, const char *id, size_t idlen,
     q->fn = fn;
     q->pd = pd;
     snprintf(q->id, sizeof(q->id), "%.*s", (int)idlen, id);
-    snprintf(q->alive, sizeof(q->alive), "%s:instance:%s:alive", p->cfg->users_key, q->id);
-    if (room_key_instance_rooms(rooms, sizeof(rooms), p->cfg, q->id) < 0 ||
+    if (room_key_instance_alive(q->alive, sizeof(q->alive), p->cfg, q->id) < 0 ||
+        room_key_instance_rooms(rooms, sizeof(rooms), p->cfg, q->id) < 0 ||
         (lens[1] = strlen(rooms),
          rlink_command_raw(p->redis, presence_on_reap_rooms, q, 2, argv, lens) == -1)) {
         free(q);
@@ -389,6 +389,7 @@ static void presence_on_instances(const void *reply_, void *pd)
         const redisReply *e = reply->element[i];
         char alive[ROOM_KEY_MAX];
         const char *argv[2] = {"EXISTS", alive};
+        ssize_t n;
         size_t lens[2] = {6, 0};
         struct presence_check *c;
 
@@ -402,9 +403,9 @@ static void presence_on_instances(const void *reply_, void *pd)
         c->len = e->len;
         memcpy(c->id, e->str, e->len);
         c->id[e->len] = '\0';
-        lens[1] = (size_t)snprintf(alive, sizeof(alive), "%s:instance:%s:alive", p->cfg->users_key,
-                                   c->id);
-        if (rlink_command(p->redis, presence_on_alive_check, c, 2, argv, lens) == -1)
+        n = room_key_instance_alive(alive, sizeof(alive), p->cfg, c->id);
+        lens[1] = n < 0 ? 0 : (size_t)n;
+        if (n < 0 || rlink_command(p->redis, presence_on_alive_check, c, 2, argv, lens) == -1)
             free(c);
     }
 }
@@ -451,8 +452,8 @@ struct presence *presence_new(struct event_base *base, struct rlink *redis, cons
     p->redis = redis;
     p->cfg = cfg;
     snprintf(p->id, sizeof(p->id), "%s", id);
-    snprintf(p->instances_key, sizeof(p->instances_key), "%s:instances", cfg->users_key);
-    snprintf(p->alive_key, sizeof(p->alive_key), "%s:instance:%s:alive", cfg->users_key, id);
+    room_key_instances(p->instances_key, sizeof(p->instances_key), cfg);
+    room_key_instance_alive(p->alive_key, sizeof(p->alive_key), cfg, p->id);
     room_key_instance_rooms(p->rooms_key, sizeof(p->rooms_key), cfg, id);
     p->beat_ev = event_new(base, -1, EV_PERSIST, presence_beat_cb, p);
     p->scan_ev = event_new(base, -1, EV_PERSIST, presence_scan_cb, p);

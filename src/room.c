@@ -87,6 +87,16 @@ ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const
     return (ssize_t)(len - plen - 3);
 }
 
+ssize_t room_key_instances(char *out, size_t cap, const struct cfg *cfg)
+{
+    return room_fmt(out, cap, "%s:instances", cfg->users_key);
+}
+
+ssize_t room_key_instance_alive(char *out, size_t cap, const struct cfg *cfg, const char *id)
+{
+    return room_fmt(out, cap, "%s:instance:%s:alive", cfg->users_key, id);
+}
+
 ssize_t room_key_instance_rooms(char *out, size_t cap, const struct cfg *cfg, const char *id)
 {
     return room_fmt(out, cap, "%s:instance:%s:rooms", cfg->users_key, id);

@@ -8,8 +8,10 @@
  *   <channel>:{R}:users              SET of the names in the room
  *   <channel>:{R}:instance:<id>      SET of the names instance <id> holds there
  * The default room's per-instance SET is `<users-key>:instance:<id>`, as
- * before rooms. Per instance: `<users-key>:instance:<id>:rooms`, the SET of
- * the rooms it has members in (crash cleanup walks it). Direct messages go
+ * before rooms. Per instance: `<users-key>:instances` (live ids),
+ * `<users-key>:instance:<id>:alive` (heartbeat) and
+ * `<users-key>:instance:<id>:rooms`, the SET of the rooms it has members in
+ * (crash cleanup walks it). Direct messages go
  * on `<channel>:direct`. docs/protocol.md describes the same layout.
  */
 #ifndef RC_ROOM_H
@@ -44,7 +46,11 @@ ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room,
  * and its length is returned; -1 when ch is no room's channel. */
 ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const char **room);
 
-/* `<users-key>:instance:<id>:rooms` and `<channel>:direct`, as room_key. */
+/* Per instance, as room_key: `<users-key>:instances` (the live ids),
+ * `<users-key>:instance:<id>:alive` (the heartbeat),
+ * `<users-key>:instance:<id>:rooms`; and `<channel>:direct`. */
+ssize_t room_key_instances(char *out, size_t cap, const struct cfg *cfg);
+ssize_t room_key_instance_alive(char *out, size_t cap, const struct cfg *cfg, const char *id);
 ssize_t room_key_instance_rooms(char *out, size_t cap, const struct cfg *cfg, const char *id);
 ssize_t room_key_direct(char *out, size_t cap, const struct cfg *cfg);
 

@@ -256,6 +256,7 @@ void chat_rooms_deliver_direct(struct chat_rooms *rs, const char *room, size_t r
     const struct chat_member *m = r != NULL ? dict_get(&r->members, to, tolen) : NULL;
     char line[CHAT_LINE_MAX];
     char *buf;
+    size_t need;
     ssize_t n;
 
     if (m == NULL || !m->joined)
@@ -265,8 +266,9 @@ void chat_rooms_deliver_direct(struct chat_rooms *rs, const char *room, size_t r
                                                      tolen, util_epoch_ms()));
         return;
     }
-    buf = tlen + flen + 64 <= sizeof(line) ? line : malloc(tlen + flen + 64);
-    n = buf != NULL ? chat_payload_direct_line(buf, tlen + flen + 64, from, flen, text, tlen) : -1;
+    need = flen + sizeof(CHAT_PAYLOAD_DIRECT_SEP) + tlen;
+    buf = need <= sizeof(line) ? line : malloc(need);
+    n = buf != NULL ? chat_payload_direct_line(buf, need, from, flen, text, tlen) : -1;
     if (n >= 0)
         wss_queue_text(m->conn->s, buf, (size_t)n);
     if (buf != line)
