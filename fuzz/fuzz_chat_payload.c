@@ -119,12 +119,56 @@ static void fz_seed(const char *p, size_t len)
         FZ_REBUILD(chat_payload_left(CHAT_PAYLOAD_SEED, b, cap_, ev.user, ev.ulen), b, p, len);
 }
 
+/* 'M' id '\n' "user: text": a stored message. */
+static void fz_stored(const char *p, size_t len)
+{
+    struct chat_event ev;
+    const char *nl = memchr(p + 1, '\n', len - 1), *line, *colon;
+    size_t llen, at;
+    int rc, want;
+
+    memset(&ev, 0x5a, sizeof(ev));
+    rc = chat_payload_parse(CHAT_PAYLOAD_TAGGED, p, len, &ev);
+    line = nl != NULL ? nl + 1 : NULL;
+    llen = nl != NULL ? len - (size_t)(line - p) : 0;
+    colon = line != NULL && llen > 0 ? memchr(line, ':', llen) : NULL;
+    want = nl != NULL && nl > p + 1 && colon != NULL && colon > line &&
+                   (size_t)(colon - line) + 2 <= llen && colon[1] == ' '
+               ? 0
+               : -1;
+    FUZZ_CHECK(rc == want);
+    if (rc == -1)
+        return;
+    FUZZ_CHECK(ev.kind == CHAT_EV_MESSAGE);
+    FUZZ_CHECK(ev.id == p + 1 && ev.idlen == (size_t)(nl - p - 1));
+    FUZZ_CHECK(ev.line == line && ev.line_len == llen);
+    FUZZ_CHECK(ev.user == line && ev.ulen == (size_t)(colon - line));
+    FUZZ_CHECK(ev.text == colon + 2 && ev.tlen == llen - ev.ulen - 2);
+    FZ_REBUILD(chat_payload_stored(b, cap_, ev.id, ev.idlen, ev.user, ev.ulen, ev.text, ev.tlen),
+               b, p, len);
+    /* the template with the id put in at id_at is the same payload */
+    {
+        char *t = malloc(len);
+        ssize_t n;
+
+        FUZZ_CHECK(t != NULL);
+        n = chat_payload_stored_template(t, len, ev.user, ev.ulen, ev.text, ev.tlen, &at);
+        FUZZ_CHECK(n == (ssize_t)(len - ev.idlen) && at == 1);
+        FUZZ_CHECK(t[0] == 'M' && memcmp(t + 1, p + 1 + ev.idlen, (size_t)n - 1) == 0);
+        free(t);
+    }
+}
+
 static void fz_tagged(const char *p, size_t len)
 {
     struct chat_event ev;
     int rc, want;
     const char *colon = len > 1 ? memchr(p + 1, ':', len - 1) : NULL;
 
+    if (len >= 2 && p[0] == 'M') {
+        fz_stored(p, len);
+        return;
+    }
     memset(&ev, 0x5a, sizeof(ev));
     rc = chat_payload_parse(CHAT_PAYLOAD_TAGGED, p, len, &ev);
     if (len < 2)
@@ -228,6 +272,8 @@ static void fz_channel(const struct cfg *c, const char *p, size_t len)
 
     if (len == cl && memcmp(p, c->channel, cl) == 0)
         want = 0;
+    else if (len == cl + 3 && memcmp(p, c->channel, cl) == 0 && memcmp(p + cl, ":{}", 3) == 0)
+        want = 0; /* the default room's feed */
     else if (len >= cl + 3 && memcmp(p, c->channel, cl) == 0 && p[cl] == ':' &&
              p[cl + 1] == '{' && p[len - 1] == '}' && fz_room_ok(p + cl + 2, len - cl - 3))
         want = (ssize_t)(len - cl - 3);
@@ -240,9 +286,9 @@ static void fz_channel(const struct cfg *c, const char *p, size_t len)
         FUZZ_CHECK(room != NULL);
     else
         FUZZ_CHECK(room == p + cl + 2 && fz_inside(room, (size_t)n, p, len));
-    /* and back */
-    FUZZ_CHECK(room_key(key, sizeof(key), c, room, (size_t)n, ROOM_KEY_CHANNEL, NULL) ==
-               (ssize_t)len);
+    /* and back: the channel, or for "" maybe the feed */
+    FUZZ_CHECK(room_key(key, sizeof(key), c, room, (size_t)n,
+                        n == 0 && len != cl ? ROOM_KEY_FEED : ROOM_KEY_CHANNEL, NULL) == (ssize_t)len);
     FUZZ_CHECK(memcmp(key, p, len) == 0);
 }
 
