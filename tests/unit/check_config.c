@@ -492,7 +492,7 @@ static const struct err_case err_cases[] = {
     { "flush-interval 1001\n", "x.conf:1: flush-interval: must be 0 (off) or 1..1000 ms" },
     { "handshake-timeout 5x\n",
       "x.conf:1: handshake-timeout: invalid duration '5x' (milliseconds, or suffixes: ms, s, m, "
-      "h)" },
+      "h, d)" },
     { "shutdown-timeout s\n",
       "x.conf:1: shutdown-timeout: invalid duration 's' (milliseconds, or suffixes: ms, s, m, h, d)" },
     { "daemonize maybe\n", "x.conf:1: daemonize: must be yes or no" },
