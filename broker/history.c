@@ -30,23 +30,37 @@ static const char history_publish_lua[] =
     "return id\n";
 
 /* KEYS: the stream. ARGV: after (an id), count. Returns {truncated, entries}:
- * truncated is 1 when an entry after `after` was deleted (trimmed: Redis
- * keeps the largest deleted id), or when the stream is gone altogether. */
+ * truncated is 1 when entries after `after` may be gone: `after` is older
+ * than the oldest entry kept (trimming by MAXLEN ~ does not move Redis 7.0's
+ * max-deleted-entry-id, so the first entry is what tells; a client whose
+ * very id was the one trimmed is told too), an entry after it was XDELed,
+ * or the stream is gone altogether; never when no entry was ever removed
+ * (entries-added is the length). */
 static const char history_after_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return {1, {}} end\n"
     "local function parse(id)\n"
     "  local ms, seq = string.match(id, '^(%d+)-(%d+)$')\n"
     "  return tonumber(ms), tonumber(seq)\n"
     "end\n"
-    "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "local deleted = '0-0'\n"
-    "for i = 1, #info, 2 do\n"
-    "  if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end\n"
+    "local function before(a, b)\n"
+    "  local am, as = parse(a)\n"
+    "  local bm, bs = parse(b)\n"
+    "  return am < bm or (am == bm and as < bs)\n"
     "end\n"
-    "local am, as = parse(ARGV[1])\n"
-    "local dm, ds = parse(deleted)\n"
+    "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "local deleted, first, last, added, len = '0-0', nil, '0-0', 0, 0\n"
+    "for i = 1, #info, 2 do\n"
+    "  local k, v = info[i], info[i + 1]\n"
+    "  if k == 'max-deleted-entry-id' then deleted = v\n"
+    "  elseif k == 'entries-added' then added = v\n"
+    "  elseif k == 'length' then len = v\n"
+    "  elseif k == 'first-entry' and v then first = v[1]\n"
+    "  elseif k == 'last-generated-id' then last = v end\n"
+    "end\n"
     "local truncated = 0\n"
-    "if am < dm or (am == dm and as < ds) then truncated = 1 end\n"
+    "if before(ARGV[1], deleted) or (first and before(ARGV[1], first)) or\n"
+    "   (not first and before(ARGV[1], last)) then truncated = 1 end\n"
+    "if added == len then truncated = 0 end -- nothing was ever removed\n"
     "return {truncated, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}\n";
 
 struct history {

@@ -30,6 +30,12 @@ struct chat_catchup {
     size_t n, cap;
     long replayed;
     int closed; /* held too much: the connection is closing */
+    /* the replay is over but its last message (the seam) has not come live
+     * to this worker yet (the broker read the stream ahead of its
+     * subscriber): live copies up to the seam are dropped, the rest passes,
+     * until the first message after the seam puts the member live */
+    int waiting;
+    struct stream_id seam;
 };
 
 const char *chat_conn_name(const struct chat_conn *c)
@@ -198,6 +204,8 @@ static void chat_catchup_free(struct chat_member *m)
 void chat_member_caught_up(struct chat_member *m, const struct stream_id *seam)
 {
     struct chat_catchup *cu = m->cu;
+    const struct chat_room *r = m->room;
+    int past = 0; /* a live message after the seam came already */
     size_t i;
 
     if (cu == NULL)
@@ -206,7 +214,16 @@ void chat_member_caught_up(struct chat_member *m, const struct stream_id *seam)
         const struct chat_held *h = &cu->held[i];
         if (h->has_id && seam != NULL && stream_id_cmp(&h->id, seam) <= 0)
             continue; /* replayed already */
+        past |= h->has_id;
         wss_queue_frame(m->conn->s, h->f);
+    }
+    if (seam != NULL && !past && !(r->have_last && stream_id_cmp(&r->last, seam) >= 0)) {
+        for (i = 0; i < cu->n; i++)
+            ws_frame_unref(cu->held[i].f);
+        cu->n = 0;
+        cu->waiting = 1;
+        cu->seam = *seam;
+        return;
     }
     chat_catchup_free(m);
     chat_member_live(m);
@@ -368,7 +385,9 @@ void chat_member_replay(struct chat_member *m, const char *payload, size_t len)
     }
 }
 
-/* Members replaying history keep the message for later (not its sender). */
+/* Members replaying history keep the message for later (not its sender);
+ * those past their replay but short of the seam take it now, unless it is
+ * a copy of what they were replayed. */
 static void chat_rooms_hold(struct chat_room *r, const struct chat_member *sender, int typed,
                             struct ws_frame *f, const struct stream_id *id)
 {
@@ -376,8 +395,17 @@ static void chat_rooms_hold(struct chat_room *r, const struct chat_member *sende
 
     for (m = r->catching; m != NULL; m = next) {
         next = m->cu->next;
-        if (m != sender && (m->conn->typed != 0) == typed)
+        if (m == sender || (m->conn->typed != 0) != typed)
+            continue;
+        if (!m->cu->waiting) {
             chat_catchup_hold(m, f, id);
+        } else if (id == NULL) {
+            wss_queue_frame(m->conn->s, f);
+        } else if (stream_id_cmp(id, &m->cu->seam) > 0) {
+            wss_queue_frame(m->conn->s, f);
+            chat_catchup_free(m);
+            chat_member_live(m); /* after this message: it is in the log already */
+        }
     }
 }
 
