@@ -726,26 +726,35 @@ static int qnum(const char *text)
 }
 
 /* got (replay, then live) is q<first>..q<last> once each, in order, each with
- * the msg_id the stream st (q1..qK) gave it. */
-static void seam_check(const struct seq *got, const struct seq *st, int last, const char *who)
+ * the msg_id the stream st (q1..qK) gave it. On failure, the end of both
+ * instances' logs is shown. */
+static void seam_check(const struct seq *got, int replayed, const struct seq *st, int last,
+                       const char *who)
 {
-    int i, first;
+    char why[256] = "";
+    int i, first = got->n > 0 ? qnum(got->m[0].text) : -1;
 
-    ck_assert_msg(got->n > 0, "%s: nothing", who);
-    first = qnum(got->m[0].text);
-    ck_assert_msg(first >= 1, "%s: first message %s", who, got->m[0].text);
-    for (i = 0; i < got->n; i++) {
+    if (first < 1)
+        snprintf(why, sizeof(why), "%s: first message %s", who,
+                 got->n > 0 ? got->m[0].text : "(none)");
+    for (i = 0; why[0] == '\0' && i < got->n; i++) {
         int want = first + i;
 
-        ck_assert_msg(qnum(got->m[i].text) == want,
-                      "%s: message %d is \"%s\", want q%d (a %s at the seam)", who, i,
-                      got->m[i].text, want, qnum(got->m[i].text) < want ? "duplicate" : "gap");
-        ck_assert_msg(strcmp(got->m[i].id, st->m[want - 1].id) == 0,
-                      "%s: q%d has id %s, the stream's is %s", who, want, got->m[i].id,
-                      st->m[want - 1].id);
+        if (qnum(got->m[i].text) != want)
+            snprintf(why, sizeof(why), "%s: message %d is \"%s\", want q%d (a %s)", who, i,
+                     got->m[i].text, want, qnum(got->m[i].text) < want ? "duplicate" : "gap");
+        else if (strcmp(got->m[i].id, st->m[want - 1].id) != 0)
+            snprintf(why, sizeof(why), "%s: q%d has id %s, the stream's is %s", who, want,
+                     got->m[i].id, st->m[want - 1].id);
     }
-    ck_assert_msg(first + got->n - 1 == last, "%s: ends at q%d, want q%d", who, first + got->n - 1,
-                  last);
+    if (why[0] == '\0' && first + got->n - 1 != last)
+        snprintf(why, sizeof(why), "%s: ends at q%d, want q%d", who, first + got->n - 1, last);
+    if (why[0] != '\0') {
+        h_dump_tail(chat_a.log, 60);
+        h_dump_tail(chat_b.log, 60);
+        ck_abort_msg("%s (%d replayed, up to %s)", why, replayed,
+                     replayed > 0 ? got->m[replayed - 1].text : "none");
+    }
 }
 
 /* While a sender on instance b says q1, q2, ... every few ms, typed clients
@@ -837,7 +846,7 @@ START_TEST(test_join_seam)
         snprintf(me, sizeof(me), "j%d", i);
         while (strcmp(got[i].m[got[i].n - 1].text, lastq) != 0)
             msg_next(&j[i], me, "seam", 1, &got[i], __LINE__);
-        seam_check(&got[i], &st, k, me);
+        seam_check(&got[i], replayed, &st, k, me);
         QUIET_EV(&j[i], me); /* the sender's leave may come */
     }
     /* the plain one: "qs: qN" lines, consecutive (notices skipped) */
