@@ -3,7 +3,7 @@
 # broker, workers) under valgrind memcheck: any error or definite/indirect
 # leak in any process fails.
 # Usage: tests/valgrind-integ.sh BUILD_DIR [TEST ...]
-# (default: the chat, error-path, typed-protocol and RFC 6455 suites, and
+# (default: the chat, error-path, typed-protocol, history and RFC 6455 suites, and
 # the backpressure suite, which finds processes through the master's log; the process, crash,
 # reload/drain, Redis-fault and storm suites find processes by their ps
 # titles and time restarts, drains and outages, which valgrind hides and
@@ -12,7 +12,7 @@ set -u
 build=$1
 shift
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(check_chat check_chat_errors check_typed check_rfc6455 check_backpressure)
+[ ${#tests[@]} -gt 0 ] || tests=(check_chat check_chat_errors check_typed check_history check_rfc6455 check_backpressure)
 src=$(cd "$(dirname "$0")/.." && pwd)
 fail=0
 for t in "${tests[@]}"; do
