@@ -138,7 +138,7 @@ struct broker_room *brooms_ref(struct broker_rooms *rs, const char *name, size_t
         r->sub = BROKER_SUB_ON; /* the seed channel: subscribed with the link */
         return r;
     }
-    if (rlink_is_up(rs->redis)) {
+    if (rs->live) {
         /* listed before the first join's script runs (same connection):
          * a crash after it leaves nobody behind */
         presence_room_add(rs->presence, r->name, r->len);
@@ -215,6 +215,7 @@ void brooms_on_link(struct broker_rooms *rs, int up)
     const char **chans;
     size_t *lens;
 
+    rs->live = up;
     if (n == 0)
         return;
     rooms = malloc(n * sizeof(*rooms));

@@ -64,6 +64,10 @@ struct broker_rooms {
     struct rlink *redis;
     struct presence *presence;
     struct dict by_name;
+    /* the link is up and every worker is here (or waited for): rooms are
+     * subscribed from now on; before, a restarted broker would fill a
+     * room's gap for the workers registered so far only */
+    int live;
     /* rooms of the reconnect batch not confirmed yet: what is published
      * meanwhile would miss this instance's members */
     size_t resubscribing;

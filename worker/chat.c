@@ -46,7 +46,7 @@ struct chat_req_id {
     json_t *id;
 };
 
-#define CHAT_REQ_IDS 16
+#define CHAT_REQ_IDS 64 /* sends held while Redis restarts are answered late */
 
 static void chat_remember_id(struct chat_conn *conn, uint32_t req, json_t *id)
 {
