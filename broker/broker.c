@@ -23,9 +23,12 @@
 
 #include "hiredis_compat.h"
 
+#include "broker_fill.h"
+#include "broker_replay.h"
 #include "broker_rooms.h"
 #include "chat_payload.h"
 #include "dict.h"
+#include "history.h"
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
@@ -35,6 +38,7 @@
 #include "presence.h"
 #include "redis_link.h"
 #include "room.h"
+#include "stream_id.h"
 #include "util.h"
 
 #define BROKER_USER_MAX 128         /* bytes; workers validate names, we only bound them */
@@ -74,6 +78,10 @@ struct broker_req {
     uint64_t worker_id;
     uint32_t reqid;
     struct broker_room *room; /* joins: the reference the join holds */
+    uint16_t flags;           /* publishes: IPC_PUBLISH_F_ACK */
+    enum ipc_join_mode mode;  /* joins: the history asked for, in `hist` */
+    char hist[STREAM_ID_MAX];
+    size_t histlen;
     char roomname[ROOM_NAME_MAX + 1];
     size_t roomlen, userlen;
     char user[]; /* NUL-terminated */
@@ -86,7 +94,17 @@ static struct {
     const struct cfg *cfg;
     struct rlink *redis;
     struct presence *presence;
+    struct history *history;
     struct broker_rooms rooms;
+    struct bfill fill;
+    struct breplay replay;
+    char feed[ROOM_KEY_MAX]; /* the default room's feed channel (history on) */
+    size_t feed_len;
+    /* the seed line that follows a default-room message on the feed: our
+     * own copy for seed-era instances, not delivered twice */
+    char *echo;
+    size_t echo_len;
+    int echo_pending;
     struct outbox outbox;
     struct event *outbox_ev;
     const char *instance_id;
@@ -111,6 +129,8 @@ static struct {
 } B;
 
 static void broker_set_ready(const char *why);
+static void broker_send_seen(struct broker_worker *w, const struct broker_room *room);
+static void broker_on_seen(struct broker_worker *w, const struct ipc_msg *m);
 
 /* Redis is up and every worker is here to hear what we publish: a broker
  * that just (re)started holds messages and leaves (in the outbox) until its
@@ -200,6 +220,8 @@ static int broker_hold(struct broker_worker *w, struct broker_room *room, const 
             return -1;
         }
         wr->room = room;
+        if (room->have_pos && w->slot >= 0)
+            broker_send_seen(w, room);
     }
     if (dict_add(&w->users, h->key, h->keylen, h) != 0) {
         if (wr->n == 0)
@@ -252,8 +274,7 @@ static void broker_on_cmd_done(long long result, void *pd)
     broker_maybe_exit();
 }
 
-/* Publish a payload on a room's channel (the room by name: it may be gone
- * from the table by the time an outbox item is sent). */
+/* Publish a notice on a room's channel. */
 static int broker_publish(const char *room, size_t rlen, const char *payload, size_t len,
                           rlink_reply_fn fn, void *pd)
 {
@@ -322,13 +343,23 @@ static void broker_reply_req(const struct broker_req *q, enum ipc_join_status st
         broker_send_join_reply(w, q->reqid, q->roomname, q->roomlen, q->user, q->userlen, st);
 }
 
+/* The user may be welcomed; then the history it asked for follows (what
+ * is published from now on reaches its worker live, after the reply). */
+static void broker_join_granted(const struct broker_req *q)
+{
+    broker_reply_req(q, IPC_JOIN_ACCEPTED);
+    if (q->mode == IPC_JOIN_LAST || q->mode == IPC_JOIN_AFTER)
+        breplay_start(&B.replay, q->worker_id, q->reqid, q->roomname, q->roomlen, q->user,
+                      q->userlen, q->mode, q->hist, q->histlen);
+}
+
 /* A granted join's room is subscribed: the user may be welcomed. */
 static void broker_on_room_ready(struct broker_wait *wait, void *arg)
 {
     struct broker_req *q = (struct broker_req *)wait;
 
     (void)arg;
-    broker_reply_req(q, IPC_JOIN_ACCEPTED);
+    broker_join_granted(q);
     free(q);
 }
 
@@ -353,7 +384,7 @@ static void broker_on_sadd(long long result, void *pd)
             broker_announce_join(room, q->user, q->userlen);
             if (brooms_wait(room, &q->wait))
                 return; /* broker_on_room_ready answers */
-            broker_reply_req(q, IPC_JOIN_ACCEPTED);
+            broker_join_granted(q);
         }
     } else {
         broker_reply_req(q, result == 0 ? IPC_JOIN_TAKEN : IPC_JOIN_UNAVAILABLE);
@@ -361,6 +392,18 @@ static void broker_on_sadd(long long result, void *pd)
     }
     free(q);
     broker_maybe_exit();
+}
+
+/* For the replays: a frame to a worker, -1 when it is gone. */
+static int broker_send_to(uint64_t worker_id, const struct ipc_msg *m, void *arg)
+{
+    struct broker_worker *w = broker_find_worker(worker_id);
+
+    (void)arg;
+    if (w == NULL)
+        return -1;
+    ipc_link_send(w->link, m);
+    return 0;
 }
 
 static void broker_send_publish_fail(struct broker_worker *w, uint32_t reqid, uint16_t flags,
@@ -382,15 +425,34 @@ static void broker_fail_req(const struct broker_req *q, uint16_t flags, const ch
                                  reason);
 }
 
-static void broker_on_published(long long result, void *pd)
+static void broker_on_stored(int ok, const char *id, size_t idlen, void *pd)
 {
     struct broker_req *q = pd;
+    struct broker_worker *w;
+    struct ipc_msg m;
 
     B.inflight--;
-    if (result < 0)
+    if (!ok) {
         broker_fail_req(q, 0, "chat service unavailable");
+    } else if ((q->flags & IPC_PUBLISH_F_ACK) && (w = broker_find_worker(q->worker_id)) != NULL) {
+        ipc_msg_set(&m, IPC_PUBLISH_OK, q->reqid, 0, q->roomname, q->roomlen, q->user, q->userlen,
+                    id, idlen);
+        ipc_link_send(w->link, &m);
+    }
     free(q);
     broker_maybe_exit();
+}
+
+/* Store and publish a message (the room by name: it may be gone from the
+ * table by the time an outbox item is sent); q is answered. */
+static int broker_store(const char *room, size_t rlen, const char *user, size_t ulen,
+                        const void *text, size_t tlen, struct broker_req *q)
+{
+    if (history_publish(B.history, room, rlen, user, ulen, text, tlen, (char *)B.scratch,
+                        B.scratch_cap, broker_on_stored, q) == -1)
+        return -1;
+    B.inflight++;
+    return 0;
 }
 
 /* The room field of a request: "" or a valid room name. */
@@ -400,6 +462,18 @@ static int broker_room_ok(struct broker_worker *w, const struct ipc_field *room)
         return 1;
     ipc_link_shutdown(w->link, "a bad room name");
     return 0;
+}
+
+/* brooms_ref; a new default room is subscribed already (the seed channel
+ * is the link's), so where its stream is is read now. */
+static struct broker_room *broker_room_ref(const char *name, size_t len, int limited)
+{
+    int is_new = len == 0 && brooms_get(&B.rooms, "", 0) == NULL;
+    struct broker_room *r = brooms_ref(&B.rooms, name, len, limited);
+
+    if (r != NULL && is_new && broker_redis_usable())
+        bfill_on_subscribed(&B.fill, r);
+    return r;
 }
 
 static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
@@ -414,12 +488,12 @@ static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
     }
     if (!broker_room_ok(w, rf))
         return;
-    if (m->flags & IPC_JOIN_F_REREGISTER) {
+    if (m->flags == IPC_JOIN_REREGISTER) {
         /* a user the worker held before this broker started: take it over
          * (if Redis is down, the restore at link-up re-adds it) */
         if (broker_held_get(w, rf->p, rf->len, user->p, user->len) != NULL)
             return;
-        room = brooms_ref(&B.rooms, (const char *)rf->p, rf->len, 0);
+        room = broker_room_ref((const char *)rf->p, rf->len, 0);
         if (room == NULL)
             return;
         if (broker_hold(w, room, user->p, user->len) != 0) {
@@ -430,7 +504,7 @@ static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
             presence_hold(B.presence, room->name, room->len, (const char *)user->p, user->len);
         return;
     }
-    room = brooms_ref(&B.rooms, (const char *)rf->p, rf->len, 1);
+    room = broker_room_ref((const char *)rf->p, rf->len, 1);
     if (room == NULL) {
         broker_send_join_reply(
             w, m->id, (const char *)rf->p, rf->len, (const char *)user->p, user->len,
@@ -439,8 +513,12 @@ static void broker_on_join(struct broker_worker *w, const struct ipc_msg *m)
         return;
     }
     q = broker_req_new(w->id, m->id, rf->p, rf->len, user->p, user->len);
-    if (q != NULL)
+    if (q != NULL) {
         q->room = room;
+        q->mode = (enum ipc_join_mode)m->flags;
+        q->histlen = m->f[2].len < sizeof(q->hist) ? m->f[2].len : 0;
+        memcpy(q->hist, m->f[2].p, q->histlen);
+    }
     if (q == NULL || presence_join(B.presence, room->name, room->len, q->user, q->userlen,
                                    broker_on_sadd, q) == -1) {
         broker_send_join_reply(w, m->id, (const char *)rf->p, rf->len, (const char *)user->p,
@@ -506,23 +584,27 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
     }
     if (!broker_redis_usable() || B.outbox.head != NULL) {
         /* Redis is away: hold the message, in order, within the limits */
-        if (B.outbox.npublish >= (size_t)B.cfg->outbox_size ||
-            outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, h->room->name, h->room->len,
-                        user->p, user->len, text->p, text->len,
-                        util_now_ms() + (uint64_t)B.cfg->outbox_timeout) == NULL)
+        struct outbox_item *it = NULL;
+        if (B.outbox.npublish < (size_t)B.cfg->outbox_size)
+            it = outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, h->room->name, h->room->len,
+                             user->p, user->len, text->p, text->len,
+                             util_now_ms() + (uint64_t)B.cfg->outbox_timeout);
+        if (it != NULL)
+            it->flags = m->flags;
+        else
             broker_send_publish_fail(w, m->id, 0, h->room->name, h->room->len,
                                      (const char *)user->p, user->len, "chat service unavailable");
         return;
     }
     q = broker_req_new(w->id, m->id, h->room->name, h->room->len, user->p, user->len);
-    if (q == NULL || rlink_publish(B.redis, h->room->channel, h->room->chlen, payload, (size_t)len,
-                                   broker_on_published, q) == -1) {
+    if (q != NULL)
+        q->flags = m->flags;
+    if (q == NULL || broker_store(h->room->name, h->room->len, (const char *)user->p, user->len,
+                                  text->p, text->len, q) == -1) {
         free(q);
         broker_send_publish_fail(w, m->id, 0, h->room->name, h->room->len, (const char *)user->p,
                                  user->len, "chat service unavailable");
-        return;
     }
-    B.inflight++;
 }
 
 static void broker_on_direct_sent(long long result, void *pd)
@@ -717,6 +799,9 @@ static void broker_on_ipc(struct ipc_link *l, const struct ipc_msg *m, void *arg
     case IPC_PING:
         broker_on_ping(w, m);
         break;
+    case IPC_SEEN:
+        broker_on_seen(w, m);
+        break;
     default:
         ipc_link_shutdown(w->link, "unexpected message type");
         break;
@@ -863,28 +948,104 @@ static void broker_on_direct_message(const char *payload, size_t len)
     }
 }
 
+/* A default-room message came on the feed: its seed copy follows at once
+ * (one script published both), to be dropped. */
+static void broker_expect_echo(const char *payload, size_t len)
+{
+    struct chat_event ev;
+
+    if (chat_payload_parse(CHAT_PAYLOAD_TAGGED, payload, len, &ev) == -1 || ev.id == NULL ||
+        ev.line_len > B.scratch_cap)
+        return;
+    memcpy(B.echo, ev.line, ev.line_len);
+    B.echo_len = ev.line_len;
+    B.echo_pending = 1;
+}
+
 static void broker_on_redis_message(const char *channel, size_t chlen, const char *payload,
                                     size_t len, void *arg)
 {
-    const struct broker_room *room;
-    struct ipc_msg m;
-    ssize_t n;
+    struct broker_room *room;
+    int seed;
 
     (void)arg;
     if (chlen == B.direct_len && memcmp(channel, B.direct, chlen) == 0) {
         broker_on_direct_message(payload, len);
         return;
     }
+    seed = chlen == B.cfg->channel_len && memcmp(channel, B.cfg->channel, chlen) == 0;
+    if (seed && B.echo_pending) {
+        B.echo_pending = 0;
+        if (len == B.echo_len && memcmp(payload, B.echo, len) == 0)
+            return; /* the seed copy of the message the feed just brought */
+    } else if (B.feed_len > 0 && chlen == B.feed_len && memcmp(channel, B.feed, chlen) == 0) {
+        broker_expect_echo(payload, len);
+    }
     room = brooms_of_channel(&B.rooms, channel, chlen);
     if (room == NULL)
         return; /* the default room with no member here, or a room just left */
-    ipc_msg_set(&m, IPC_DELIVER, 0, 0, room->name, room->len, payload, len, NULL, 0);
+    bfill_on_message(&B.fill, room, payload, len, !seed);
+}
+
+/* A message for the room's workers (live, or from a gap). */
+static void broker_deliver(const struct broker_room *room, const char *payload, size_t len,
+                           int tagged, void *arg)
+{
+    struct ipc_msg m;
+    ssize_t n;
+
+    (void)arg;
+    ipc_msg_set(&m, IPC_DELIVER, 0, tagged && room->len == 0 ? IPC_DELIVER_F_TAGGED : 0,
+                room->name, room->len, payload, len, NULL, 0);
     n = ipc_encode(B.scratch, B.scratch_cap, &m);
     if (n < 0) {
         log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
         return;
     }
     broker_fan_out(room, (size_t)n); /* encoded once */
+}
+
+static void broker_send_seen(struct broker_worker *w, const struct broker_room *room)
+{
+    char id[STREAM_ID_MAX];
+    size_t n = stream_id_format(&room->pos, id);
+    struct ipc_msg m;
+
+    ipc_msg_set(&m, IPC_SEEN, 0, 0, room->name, room->len, id, n, NULL, 0);
+    ipc_link_send(w->link, &m);
+}
+
+/* Where room's stream was when its subscription began: the workers keep it,
+ * to tell a restarted broker where a quiet room's gap starts. */
+static void broker_on_pos_known(const struct broker_room *room, void *arg)
+{
+    struct broker_worker *w;
+
+    (void)arg;
+    for (w = B.workers; w != NULL; w = w->next)
+        if (w->slot >= 0 && dict_get(&w->rooms, room->name, room->len) != NULL)
+            broker_send_seen(w, room);
+}
+
+/* SEEN from a worker of this (restarted) broker: it delivered the room up to
+ * that id. */
+static void broker_on_seen(struct broker_worker *w, const struct ipc_msg *m)
+{
+    struct broker_room *room = brooms_get(&B.rooms, (const char *)m->f[0].p, m->f[0].len);
+    struct stream_id id;
+
+    if (stream_id_parse((const char *)m->f[1].p, m->f[1].len, &id) == -1) {
+        ipc_link_shutdown(w->link, "SEEN with a bad id");
+        return;
+    }
+    if (room != NULL)
+        bfill_seen(room, &id);
+}
+
+static void broker_on_room_subscribed(struct broker_room *room, void *arg)
+{
+    (void)arg;
+    bfill_on_subscribed(&B.fill, room);
 }
 
 static void broker_on_redis_subscribed(const char *channel, size_t chlen, int on, void *arg)
@@ -917,15 +1078,10 @@ static void broker_outbox_flush(void)
         } else {
             struct broker_req *q = broker_req_new(it->worker_id, it->reqid, outbox_room(it),
                                                   it->roomlen, outbox_user(it), it->userlen);
-            char *payload = (char *)B.scratch;
-            ssize_t len =
-                chat_payload_message(chat_payload_form_of(it->roomlen), payload, B.scratch_cap,
-                                     outbox_user(it), it->userlen, outbox_text(it), it->textlen);
-            if (q != NULL && len >= 0 &&
-                broker_publish(outbox_room(it), it->roomlen, payload, (size_t)len,
-                               broker_on_published, q) == 0) {
-                B.inflight++;
-            } else {
+            if (q != NULL)
+                q->flags = it->flags;
+            if (q == NULL || broker_store(outbox_room(it), it->roomlen, outbox_user(it),
+                                          it->userlen, outbox_text(it), it->textlen, q) == -1) {
                 struct broker_worker *w = broker_find_worker(it->worker_id);
                 free(q);
                 if (w != NULL)
@@ -950,14 +1106,29 @@ static void broker_send_link_states(void)
 /* Redis came back (or up for the first time): resubscribe the rooms, make
  * presence true again (a restarted Redis lost the sets), then send what
  * was held. Down: every room is unsubscribed. */
+static void broker_room_link_down(const char *key, size_t keylen, void *val, void *arg)
+{
+    (void)key;
+    (void)keylen;
+    (void)arg;
+    bfill_on_link_down(&B.fill, val);
+}
+
 static void broker_on_redis_state(int up, void *arg)
 {
+    struct broker_room *room;
     struct broker_worker *w;
     size_t held = 0;
 
     (void)arg;
     up = up && B.workers_ready;
     brooms_on_link(&B.rooms, up);
+    if (!up) {
+        B.echo_pending = 0;
+        dict_foreach(&B.rooms.by_name, broker_room_link_down, NULL);
+    } else if ((room = brooms_get(&B.rooms, "", 0)) != NULL) {
+        bfill_on_subscribed(&B.fill, room); /* the seed channel came back with the link */
+    }
     if (up) {
         presence_on_link_up(B.presence);
         for (w = B.workers; w != NULL; w = w->next) {
@@ -1070,10 +1241,16 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     B.max_frame = ipc_frame_max_for((size_t)cfg->max_message_size);
     B.max_backlog = (size_t)cfg->max_worker_backlog;
-    B.scratch_cap = B.max_frame;
+    /* a stored message's template and its seed line side by side */
+    B.scratch_cap = 2 * B.max_frame;
     B.scratch = malloc(B.scratch_cap);
+    B.echo = malloc(B.scratch_cap);
+    B.fill.scratch_cap = B.replay.scratch_cap = B.max_frame;
+    B.fill.scratch = malloc(B.fill.scratch_cap);
+    B.replay.scratch = malloc(B.replay.scratch_cap);
     B.base = event_base_new();
-    if (B.scratch == NULL || B.base == NULL) {
+    if (B.scratch == NULL || B.echo == NULL || B.fill.scratch == NULL || B.replay.scratch == NULL ||
+        B.base == NULL) {
         log_msg(LOG_ERROR, "out of memory");
         return RC_EXIT_RUNTIME;
     }
@@ -1091,12 +1268,22 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     B.instance_id = instance_id;
     B.direct_len = (size_t)room_key_direct(B.direct, sizeof(B.direct), cfg);
     B.presence = presence_new(B.base, B.redis, cfg, instance_id);
+    B.history = history_new(B.redis, cfg);
+    if (cfg->history_size > 0)
+        B.feed_len = (size_t)room_key(B.feed, sizeof(B.feed), cfg, "", 0, ROOM_KEY_FEED, NULL);
     brooms_init(&B.rooms, cfg, B.redis, B.presence, broker_on_room_ready,
-                broker_on_rooms_subscribed, NULL);
+                broker_on_rooms_subscribed, broker_on_room_subscribed, NULL);
+    B.fill.history = B.replay.history = B.history;
+    B.fill.rooms = &B.rooms;
+    B.fill.max_held = B.max_backlog;
+    B.fill.deliver = broker_deliver;
+    B.fill.pos_known = broker_on_pos_known;
+    B.replay.cfg = cfg;
+    B.replay.send = broker_send_to;
     outbox_init(&B.outbox);
     B.outbox_ev = event_new(B.base, -1, EV_PERSIST, broker_outbox_tick_cb, NULL);
     B.ready_ev = evtimer_new(B.base, broker_ready_cb, NULL);
-    if (B.presence == NULL || B.outbox_ev == NULL || B.ready_ev == NULL) {
+    if (B.presence == NULL || B.history == NULL || B.outbox_ev == NULL || B.ready_ev == NULL) {
         log_msg(LOG_ERROR, "out of memory");
         return RC_EXIT_RUNTIME;
     }
@@ -1141,6 +1328,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     rlink_free(B.redis);
     brooms_deinit(&B.rooms);
     presence_free(B.presence);
+    history_free(B.history);
     event_free(B.outbox_ev);
     event_free(B.ready_ev);
     event_free(B.accept_ev);
@@ -1149,6 +1337,9 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     event_free(B.stop_timer);
     event_base_free(B.base);
     free(B.scratch);
+    free(B.echo);
+    free(B.fill.scratch);
+    free(B.replay.scratch);
     log_msg(LOG_INFO, "stopped");
     return rc;
 }

@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_fill.h"
 #include "log.h"
 #include "presence.h"
 #include "redis_link.h"
 
 void brooms_init(struct broker_rooms *rs, const struct cfg *cfg, struct rlink *redis,
                  struct presence *presence, void (*ready)(struct broker_wait *, void *),
-                 void (*all_subscribed)(void *), void *arg)
+                 void (*all_subscribed)(void *), void (*subscribed)(struct broker_room *, void *),
+                 void *arg)
 {
     memset(rs, 0, sizeof(*rs));
     rs->cfg = cfg;
@@ -18,6 +20,7 @@ void brooms_init(struct broker_rooms *rs, const struct cfg *cfg, struct rlink *r
     rs->presence = presence;
     rs->ready = ready;
     rs->all_subscribed = all_subscribed;
+    rs->subscribed = subscribed;
     rs->arg = arg;
     dict_init(&rs->by_name);
 }
@@ -41,6 +44,7 @@ static void brooms_free_one(const char *key, size_t keylen, void *val, void *arg
     (void)key;
     (void)keylen;
     (void)arg;
+    bfill_room_free(val);
     free(val);
 }
 
@@ -100,6 +104,7 @@ static void brooms_free(struct broker_rooms *rs, struct broker_room *r)
 {
     brooms_resub_done(rs, r, 1);
     dict_del(&rs->by_name, r->name, r->len);
+    bfill_room_free(r);
     free(r);
 }
 
@@ -121,6 +126,7 @@ struct broker_room *brooms_ref(struct broker_rooms *rs, const char *name, size_t
     r->name[len] = '\0';
     r->len = len;
     r->waiting_tail = &r->waiting;
+    r->held_tail = &r->held;
     if (room_key(r->channel, sizeof(r->channel), rs->cfg, name, len, ROOM_KEY_CHANNEL, NULL) < 0 ||
         dict_add(&rs->by_name, r->name, r->len, r) != 0) {
         free(r);
@@ -177,6 +183,8 @@ void brooms_on_subscribed(struct broker_rooms *rs, const char *ch, size_t len, i
         return;
     if (on && r->sub == BROKER_SUB_ASKED) {
         r->sub = BROKER_SUB_ON;
+        if (r->refs > 0)
+            rs->subscribed(r, rs->arg); /* a gap fill holds what comes next */
         brooms_resub_done(rs, r, 1);
         if (r->refs > 0)
             brooms_release_waiting(rs, r);

@@ -20,9 +20,11 @@
 #include "config.h"
 #include "dict.h"
 #include "room.h"
+#include "stream_id.h"
 
 struct rlink;
 struct presence;
+struct bfill_held;
 
 enum broker_sub {
     BROKER_SUB_OFF = 0, /* not subscribed (Redis down) */
@@ -46,6 +48,15 @@ struct broker_room {
     enum broker_sub sub;
     unsigned resub : 1; /* in the batch resubscribed after a reconnect */
     struct broker_wait *waiting, **waiting_tail;
+    /* its stored messages, delivered in stream order (broker_fill.c) */
+    struct stream_id last; /* the last one delivered */
+    struct stream_id pos;  /* a gap fill reads after this: `last`, or where
+                            * the subscription began */
+    unsigned have_last : 1, have_pos : 1;
+    unsigned filling : 1;  /* reading a gap: live messages wait in `held` */
+    unsigned fill_gen;     /* tells a stale read's answer from the current one */
+    struct bfill_held *held, **held_tail;
+    size_t held_bytes;
 };
 
 struct broker_rooms {
@@ -60,12 +71,15 @@ struct broker_rooms {
     void (*ready)(struct broker_wait *w, void *arg);
     /* the reconnect batch is confirmed (resubscribing fell to 0) */
     void (*all_subscribed)(void *arg);
+    /* a room's subscription is confirmed (first, or again after a reconnect) */
+    void (*subscribed)(struct broker_room *r, void *arg);
     void *arg;
 };
 
 void brooms_init(struct broker_rooms *rs, const struct cfg *cfg, struct rlink *redis,
                  struct presence *presence, void (*ready)(struct broker_wait *, void *),
-                 void (*all_subscribed)(void *), void *arg);
+                 void (*all_subscribed)(void *), void (*subscribed)(struct broker_room *, void *),
+                 void *arg);
 /* Free every room and what waits in it (at exit). */
 void brooms_deinit(struct broker_rooms *rs);
 

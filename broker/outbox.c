@@ -23,6 +23,7 @@ struct outbox_item *outbox_push(struct outbox *o, enum outbox_kind kind, uint64_
     it->deadline_ms = deadline_ms;
     it->worker_id = worker_id;
     it->reqid = reqid;
+    it->flags = 0;
     it->roomlen = roomlen;
     it->userlen = userlen;
     it->textlen = textlen;

@@ -15,6 +15,7 @@ struct outbox_item {
     uint64_t deadline_ms; /* PUBLISH only */
     uint64_t worker_id;   /* who to tell if it is dropped */
     uint32_t reqid;
+    uint16_t flags;       /* PUBLISH: the request's (IPC_PUBLISH_F_ACK) */
     size_t roomlen, userlen, textlen;
     char data[]; /* room, NUL, user, then text (PUBLISH) */
 };

@@ -88,28 +88,6 @@ static void presence_ignore(long long result, void *pd)
     (void)pd;
 }
 
-static int presence_eval(struct presence *p, const char *script, int nkeys, const char **keys,
-                         int nargs, const char **args, const size_t *arglens, rlink_reply_fn fn,
-                         rlink_raw_fn raw, void *pd)
-{
-    const char *argv[12];
-    size_t lens[12];
-    char nk[8];
-    int i, argc = 0;
-
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[argc] = "EVAL", lens[argc++] = 4;
-    argv[argc] = script, lens[argc++] = strlen(script);
-    argv[argc] = nk, lens[argc++] = strlen(nk);
-    for (i = 0; i < nkeys; i++)
-        argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
-    for (i = 0; i < nargs; i++)
-        argv[argc] = args[i], lens[argc++] = arglens[i];
-    if (raw != NULL)
-        return rlink_command_raw(p->redis, raw, pd, argc, argv, lens);
-    return rlink_command(p->redis, fn, pd, argc, argv, lens);
-}
-
 /* A room's names SET, and the SET of those instance `id` holds there. */
 struct presence_room_keys {
     char channel[ROOM_KEY_MAX], users[ROOM_KEY_MAX], mine[ROOM_KEY_MAX];
@@ -151,7 +129,7 @@ int presence_join(struct presence *p, const char *room, size_t rlen, const char 
 
     if (presence_keys(p, room, rlen, p->id, &k) == -1)
         return -1;
-    return presence_eval(p, presence_join_lua, 2, keys, 1, &user, &len, fn, NULL, pd);
+    return rlink_eval(p->redis, presence_join_lua, 2, keys, 1, &user, &len, fn, NULL, pd);
 }
 
 int presence_hold(struct presence *p, const char *room, size_t rlen, const char *user, size_t len)
@@ -183,7 +161,7 @@ int presence_leave(struct presence *p, const char *room, size_t rlen, const char
         return -1;
     lens[1] = strlen(k.channel);
     lens[2] = p->cfg->announce ? (size_t)n : 0;
-    return presence_eval(p, presence_leave_lua, 2, keys, 3, args, lens, fn, NULL, pd);
+    return rlink_eval(p->redis, presence_leave_lua, 2, keys, 3, args, lens, fn, NULL, pd);
 }
 
 int presence_who(struct presence *p, const char *room, size_t rlen, long max, rlink_raw_fn fn,
@@ -198,7 +176,7 @@ int presence_who(struct presence *p, const char *room, size_t rlen, long max, rl
     if (presence_keys(p, room, rlen, p->id, &k) == -1)
         return -1;
     lens[0] = (size_t)snprintf(maxs, sizeof(maxs), "%ld", max);
-    return presence_eval(p, presence_who_lua, 1, keys, 1, args, lens, NULL, fn, pd);
+    return rlink_eval(p->redis, presence_who_lua, 1, keys, 1, args, lens, NULL, fn, pd);
 }
 
 int presence_direct(struct presence *p, const char *room, size_t rlen, const char *to, size_t tolen,
@@ -214,7 +192,7 @@ int presence_direct(struct presence *p, const char *room, size_t rlen, const cha
     if (dl < 0 || presence_keys(p, room, rlen, p->id, &k) == -1)
         return -1;
     lens[1] = (size_t)dl;
-    return presence_eval(p, presence_direct_lua, 1, keys, 3, args, lens, fn, NULL, pd);
+    return rlink_eval(p->redis, presence_direct_lua, 1, keys, 3, args, lens, fn, NULL, pd);
 }
 
 static void presence_beat(struct presence *p)
@@ -287,7 +265,7 @@ static void presence_on_room_reaped(long long result, void *pd)
     if (--q->pending > 0)
         return;
     if (q->alive_again || room_key_instance_rooms(rooms, sizeof(rooms), p->cfg, q->id) < 0 ||
-        presence_eval(p, presence_reap_done_lua, 3, keys, 1, args, lens, presence_on_reap_done,
+        rlink_eval(p->redis, presence_reap_done_lua, 3, keys, 1, args, lens, presence_on_reap_done,
                       NULL, q) == -1)
         presence_reap_end(q, -1);
 }
@@ -309,7 +287,7 @@ static int presence_reap_room(struct presence_reap *q, const char *room, size_t 
     lens[0] = strlen(k.channel);
     lens[1] = strlen(prefix);
     lens[2] = strlen(suffix);
-    if (presence_eval(p, presence_reap_room_lua, 3, keys, 4, args, lens, presence_on_room_reaped,
+    if (rlink_eval(p->redis, presence_reap_room_lua, 3, keys, 4, args, lens, presence_on_room_reaped,
                       NULL, q) == -1)
         return -1;
     q->pending++;

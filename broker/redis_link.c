@@ -60,6 +60,8 @@ struct rlink {
     int stopping;
     char direct[ROOM_KEY_MAX]; /* the direct messages' channel */
     size_t direct_len;
+    char feed[ROOM_KEY_MAX]; /* the default room's feed (history on), else "" */
+    size_t feed_len;
 };
 
 struct rlink_req {
@@ -239,6 +241,18 @@ static void rconn_keepalive(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+/* The seed channel, the direct one and (history on) the default room's
+ * feed, in one command: Redis has subscribed all of them by the first
+ * confirmation. */
+static void rconn_subscribe_fixed(struct rconn *c, redisAsyncContext *ac)
+{
+    const struct rlink *r = c->r;
+    const char *argv[4] = {"SUBSCRIBE", r->cfg->channel, r->direct, r->feed};
+    size_t lens[4] = {9, r->cfg->channel_len, r->direct_len, r->feed_len};
+
+    redisAsyncCommandArgv(ac, rconn_on_sub, c, r->feed_len > 0 ? 4 : 3, argv, lens);
+}
+
 static void rconn_connect(struct rconn *c)
 {
     const struct cfg *cfg = c->r->cfg;
@@ -278,8 +292,7 @@ static void rconn_connect(struct rconn *c)
     if (c->kind == RCONN_CMD)
         redisAsyncCommand(ac, rconn_on_select, c, "SELECT %d", cfg->redis_db);
     else
-        redisAsyncCommand(ac, rconn_on_sub, c, "SUBSCRIBE %b %b", cfg->channel,
-                          cfg->channel_len, c->r->direct, c->r->direct_len);
+        rconn_subscribe_fixed(c, ac);
 }
 
 static void rconn_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -380,6 +393,8 @@ struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
     r->cfg = cfg;
     r->h = *h;
     r->direct_len = (size_t)room_key_direct(r->direct, sizeof(r->direct), cfg);
+    if (cfg->history_size > 0)
+        r->feed_len = (size_t)room_key(r->feed, sizeof(r->feed), cfg, "", 0, ROOM_KEY_FEED, NULL);
     if (cfg->redis_tls) {
         r->ssl_ctx = rlink_ssl_ctx_new(cfg, err, errlen);
         if (r->ssl_ctx == NULL) {
@@ -476,6 +491,28 @@ int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, cons
                       const size_t *lens)
 {
     return rlink_send(r, NULL, fn, pd, argc, argv, lens);
+}
+
+int rlink_eval(struct rlink *r, const char *script, int nkeys, const char *const *keys, int nargs,
+               const char *const *args, const size_t *arglens, rlink_reply_fn fn, rlink_raw_fn raw,
+               void *pd)
+{
+    const char *argv[3 + RLINK_EVAL_ARGS_MAX];
+    size_t lens[3 + RLINK_EVAL_ARGS_MAX];
+    char nk[8];
+    int i, argc = 0;
+
+    if (nkeys < 0 || nargs < 0 || nkeys + nargs > RLINK_EVAL_ARGS_MAX)
+        return -1;
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[argc] = "EVAL", lens[argc++] = 4;
+    argv[argc] = script, lens[argc++] = strlen(script);
+    argv[argc] = nk, lens[argc++] = strlen(nk);
+    for (i = 0; i < nkeys; i++)
+        argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
+    for (i = 0; i < nargs; i++)
+        argv[argc] = args[i], lens[argc++] = arglens[i];
+    return rlink_send(r, fn, raw, pd, argc, argv, lens);
 }
 
 int rlink_publish(struct rlink *r, const char *channel, size_t chlen, const char *payload,

@@ -61,4 +61,13 @@ typedef void (*rlink_raw_fn)(const void *reply, void *privdata);
 int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, const char **argv,
                       const size_t *lens);
 
+/* EVAL script over nkeys keys (C strings) and nargs arguments (pointer,
+ * length); the reply goes to fn (integer) or, when raw is set, to raw. -1
+ * when the link is down or there are more than RLINK_EVAL_ARGS_MAX keys and
+ * arguments. */
+#define RLINK_EVAL_ARGS_MAX 16
+int rlink_eval(struct rlink *r, const char *script, int nkeys, const char *const *keys, int nargs,
+               const char *const *args, const size_t *arglens, rlink_reply_fn fn, rlink_raw_fn raw,
+               void *pd);
+
 #endif

@@ -570,7 +570,7 @@ static void fz_check_broker_stream(struct fz_rx *rx, const struct fz_expect *ex,
         switch (m.type) {
         case IPC_JOIN:
             FUZZ_CHECK(!ex->echo && ex->join_req != 0);
-            if (m.flags & IPC_JOIN_F_REREGISTER) {
+            if (m.flags == IPC_JOIN_REREGISTER) {
                 seen->rejoins++;
             } else {
                 FUZZ_CHECK(m.id == ex->join_req);

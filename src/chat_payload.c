@@ -48,6 +48,38 @@ ssize_t chat_payload_message(enum chat_payload_form form, char *out, size_t cap,
     return cpo_end(&o);
 }
 
+/* 'M' id '\n' "user: text"; *id_at is where the id starts. */
+static ssize_t chat_payload_stored_build(char *out, size_t cap, const char *id, size_t idlen,
+                                         const char *user, size_t ulen, const void *text,
+                                         size_t tlen, size_t *id_at)
+{
+    struct chat_payload_out o = {out, cap, 0, 0};
+    char tag = CHAT_PAYLOAD_TAG_STORED;
+
+    cpo_put(&o, &tag, 1);
+    *id_at = o.len;
+    cpo_put(&o, id, idlen);
+    cpo_put(&o, "\n", 1);
+    cpo_put(&o, user, ulen);
+    cpo_put(&o, CHAT_PAYLOAD_SEP, sizeof(CHAT_PAYLOAD_SEP) - 1);
+    cpo_put(&o, text, tlen);
+    return cpo_end(&o);
+}
+
+ssize_t chat_payload_stored(char *out, size_t cap, const char *id, size_t idlen, const char *user,
+                            size_t ulen, const void *text, size_t tlen)
+{
+    size_t at;
+
+    return chat_payload_stored_build(out, cap, id, idlen, user, ulen, text, tlen, &at);
+}
+
+ssize_t chat_payload_stored_template(char *out, size_t cap, const char *user, size_t ulen,
+                                     const void *text, size_t tlen, size_t *id_at)
+{
+    return chat_payload_stored_build(out, cap, "", 0, user, ulen, text, tlen, id_at);
+}
+
 static ssize_t chat_payload_notice(enum chat_payload_form form, char *out, size_t cap, char tag,
                                    const char *user, size_t ulen, const char *suffix, size_t slen)
 {
@@ -134,6 +166,16 @@ int chat_payload_parse(enum chat_payload_form form, const void *payload, size_t 
     if (len < 2)
         return -1;
     switch (p[0]) {
+    case CHAT_PAYLOAD_TAG_STORED: {
+        const char *nl = memchr(p + 1, '\n', len - 1);
+        if (nl == NULL || nl == p + 1)
+            return -1;
+        ev->id = p + 1;
+        ev->idlen = (size_t)(nl - (p + 1));
+        ev->line = nl + 1;
+        ev->line_len = len - (size_t)(nl + 1 - p);
+        return chat_payload_split(ev->line, ev->line_len, ev);
+    }
     case CHAT_PAYLOAD_TAG_MESSAGE:
         ev->line = p + 1;
         ev->line_len = len - 1;

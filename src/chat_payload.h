@@ -8,7 +8,9 @@
  *
  * A room's channel carries the same with its kind in a first byte, so a
  * message never passes for a notice: 'm' "user: text", 'j' "user", 'l'
- * "user" (CHAT_PAYLOAD_TAGGED).
+ * "user" (CHAT_PAYLOAD_TAGGED). With history, a message also carries its
+ * stream id: 'M' id '\n' "user: text"; it travels in this form on the room's
+ * channel and, for the default room, on its feed channel (room.h).
  *
  * Direct messages (their own channel) are "room\nfrom\nto\ntext": none of
  * the four can hold a line break.
@@ -32,6 +34,8 @@
 #define CHAT_PAYLOAD_TAG_MESSAGE 'm'
 #define CHAT_PAYLOAD_TAG_JOINED 'j'
 #define CHAT_PAYLOAD_TAG_LEFT 'l'
+/* a message kept in the room's history: 'M' id '\n' "user: text" */
+#define CHAT_PAYLOAD_TAG_STORED 'M'
 /* how a plain client sees a direct message: "from (direct): text" (no name
  * holds a space, so no message can forge it) */
 #define CHAT_PAYLOAD_DIRECT_SEP " (direct)" CHAT_PAYLOAD_SEP
@@ -57,6 +61,15 @@ ssize_t chat_payload_joined(enum chat_payload_form form, char *out, size_t cap, 
 ssize_t chat_payload_left(enum chat_payload_form form, char *out, size_t cap, const char *user,
                           size_t ulen);
 
+/* A stored message: 'M' id '\n' "user: text" (any room: the stored form is
+ * always tagged). Same contract as chat_payload_message. */
+ssize_t chat_payload_stored(char *out, size_t cap, const char *id, size_t idlen, const char *user,
+                            size_t ulen, const void *text, size_t tlen);
+/* The same with the id left out, for the script that learns it only when it
+ * stores the message: the id goes at out[*id_at]. */
+ssize_t chat_payload_stored_template(char *out, size_t cap, const char *user, size_t ulen,
+                                     const void *text, size_t tlen, size_t *id_at);
+
 /* What Redis scripts put around a name to announce the leaves of a whole
  * instance: prefix .. user .. suffix. */
 void chat_payload_left_affixes(enum chat_payload_form form, const char **prefix,
@@ -77,10 +90,12 @@ struct chat_event {
     size_t tlen;
     const char *line; /* the seed-format line a plain client is shown, when the */
     size_t line_len;  /* payload holds it as is (MESSAGE, LINE, seed notices); else NULL */
+    const char *id;   /* a stored message's stream id, else NULL */
+    size_t idlen;
 };
 
 /* Parse a payload of `form`. 0, or -1 when it is malformed (a tagged
- * payload with an unknown kind or no "user: "). */
+ * payload with an unknown kind or no "user: ", a stored one without an id). */
 int chat_payload_parse(enum chat_payload_form form, const void *payload, size_t len,
                        struct chat_event *ev);
 

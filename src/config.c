@@ -51,6 +51,7 @@ struct cfg_directive {
 #define CFG_PATH_MAX 4096L
 #define CFG_SUN_PATH_MAX ((long)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define CFG_HOUR_MS 3600000L
+#define CFG_DAY_MS (24 * CFG_HOUR_MS)
 #define CFG_MIB (1024L * 1024)
 #define CFG_WORKERS_MAX 256
 #define CFG_AUTH_SECRET_MIN 32
@@ -88,6 +89,12 @@ static const struct cfg_directive cfg_directives[] = {
       NULL },
     { "max-rooms", CFG_LONG, CFG_OFF(max_rooms), 1, 1000000, 0, 10000, NULL },
     { "presence-max", CFG_LONG, CFG_OFF(presence_max), 1, CFG_PRESENCE_MAX, 0, 100, NULL },
+    /* history */
+    { "history-size", CFG_LONG, CFG_OFF(history_size), 0, 10000000, 0, 1000, NULL },
+    { "history-ttl", CFG_MSEC, CFG_OFF(history_ttl), 1000, 366 * CFG_DAY_MS, CFG_F_ZERO_OFF, 0,
+      NULL },
+    { "history-on-join", CFG_LONG, CFG_OFF(history_on_join), 0, 100000, 0, 50, NULL },
+    { "history-on-join-max", CFG_LONG, CFG_OFF(history_on_join_max), 0, 100000, 0, 1000, NULL },
     /* limits and timers */
     { "max-message-size", CFG_SIZE, CFG_OFF(max_message_size), 64, 16 * CFG_MIB, 0, 4096, NULL },
     { "max-connections", CFG_LONG, CFG_OFF(max_connections), 1, 10000000, 0, 10000, NULL },
@@ -133,7 +140,8 @@ static const struct cfg_unit cfg_units_size[] = {
     { "mb", 1L << 20 }, { "g", 1L << 30 }, { "gb", 1L << 30 }, { NULL, 0 },
 };
 static const struct cfg_unit cfg_units_msec[] = {
-    { "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { NULL, 0 },
+    { "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+    { "d", CFG_DAY_MS }, { NULL, 0 },
 };
 
 static const char *const cfg_level_names[] = { "debug", "info", "warn", "error" };
@@ -795,6 +803,11 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
         return -1;
     }
     cfg->channel_len = strlen(cfg->channel);
+    if (cfg->history_on_join > cfg->history_on_join_max) {
+        cfg_err(err, errlen, "history-on-join: %ld is above history-on-join-max %ld",
+                cfg->history_on_join, cfg->history_on_join_max);
+        return -1;
+    }
     /* a short HMAC key can be brute-forced from one token */
     if (cfg->auth_secret != NULL && strlen(cfg->auth_secret) < CFG_AUTH_SECRET_MIN) {
         cfg_err(err, errlen, "auth-secret: must be at least %d bytes", CFG_AUTH_SECRET_MIN);

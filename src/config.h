@@ -66,6 +66,10 @@ struct cfg {
     long max_rooms_per_connection; /* rooms one typed connection may be in, 16 (1 .. 1024) */
     long max_rooms;              /* rooms with members on this instance, 10000 */
     long presence_max;           /* names in a presence event, 100 (1 .. CFG_PRESENCE_MAX) */
+    long history_size;           /* messages kept per room, 1000 (0 = no history) */
+    long history_ttl;            /* ms a room's history outlives its last message, 0 = forever */
+    long history_on_join;        /* messages a join replays when it does not say, 50 */
+    long history_on_join_max;    /* the most a join may ask for, 1000 */
     /* limits and timers */
     long max_message_size;       /* bytes, 4096 (64 .. 16 MiB) */
     long max_connections;        /* per instance, 10000 (1 .. 10000000) */

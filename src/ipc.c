@@ -12,7 +12,8 @@
 #include <string.h>
 
 /* Slack on top of the chat text in ipc_frame_max_for: room (256), user (128),
- * frame and field headers (24) and the "user: " prefix use about 410 bytes. */
+ * frame and field headers (24), the "user: " prefix and a stream id (42) use
+ * about 460 bytes. */
 #define IPC_FRAME_SLACK 4096u
 
 struct ipc_type_info {
@@ -24,12 +25,12 @@ struct ipc_type_info {
 /* Indexed by enum ipc_type; slot 0 is the invalid type. */
 static const struct ipc_type_info ipc_types[IPC_TYPE_LAST + 1] = {
     [IPC_HELLO] = { "HELLO", 2, 0 },
-    [IPC_JOIN] = { "JOIN", 2, IPC_JOIN_F_REREGISTER },
+    [IPC_JOIN] = { "JOIN", 3, IPC_JOIN_AFTER },
     [IPC_JOIN_REPLY] = { "JOIN_REPLY", 2, IPC_JOIN_ROOMS_FULL },
     [IPC_LEAVE] = { "LEAVE", 2, IPC_LEAVE_F_ORPHAN },
-    [IPC_PUBLISH] = { "PUBLISH", 3, 0 },
+    [IPC_PUBLISH] = { "PUBLISH", 3, IPC_PUBLISH_F_ACK },
     [IPC_PUBLISH_FAIL] = { "PUBLISH_FAIL", 3, IPC_FAIL_F_DIRECT },
-    [IPC_DELIVER] = { "DELIVER", 2, 0 },
+    [IPC_DELIVER] = { "DELIVER", 2, IPC_DELIVER_F_TAGGED },
     [IPC_LINK] = { "LINK", 1, IPC_LINK_UP },
     [IPC_PING] = { "PING", 1, 0 },
     [IPC_PONG] = { "PONG", 1, 0 },
@@ -37,6 +38,10 @@ static const struct ipc_type_info ipc_types[IPC_TYPE_LAST + 1] = {
     [IPC_DELIVER_DIRECT] = { "DELIVER_DIRECT", 4, 0 },
     [IPC_WHO] = { "WHO", 2, 0 },
     [IPC_WHO_REPLY] = { "WHO_REPLY", 4, IPC_WHO_UNAVAILABLE },
+    [IPC_PUBLISH_OK] = { "PUBLISH_OK", 3, 0 },
+    [IPC_HISTORY] = { "HISTORY", 3, 0 },
+    [IPC_HISTORY_END] = { "HISTORY_END", 3, IPC_HISTORY_F_TRUNCATED | IPC_HISTORY_F_UNAVAILABLE },
+    [IPC_SEEN] = { "SEEN", 2, 0 },
 };
 
 /* The table entry of a known type, NULL otherwise. */

@@ -17,16 +17,22 @@
  *
  *   type              dir   fields                    flags / id
  *   IPC_HELLO         w->b  room, pid (decimal)       id = worker slot
- *   IPC_JOIN          w->b  room, user                id = request id,
- *                                                     flags: IPC_JOIN_F_REREGISTER
+ *   IPC_JOIN          w->b  room, user, history       id = request id,
+ *                                                     flags = enum ipc_join_mode
+ *                                                     (history: see there)
  *   IPC_JOIN_REPLY    b->w  room, user                id = request id,
  *                                                     flags = enum ipc_join_status
  *   IPC_LEAVE         w->b  room, user                flags: IPC_LEAVE_F_ORPHAN
- *   IPC_PUBLISH       w->b  room, user, text          id = request id
+ *   IPC_PUBLISH       w->b  room, user, text          id = request id,
+ *                                                     flags: IPC_PUBLISH_F_ACK
+ *   IPC_PUBLISH_OK    b->w  room, user, msg id        id = request id (asked for
+ *                                                     with IPC_PUBLISH_F_ACK; msg
+ *                                                     id "" without history)
  *   IPC_PUBLISH_FAIL  b->w  room, user, reason        id = request id,
  *                                                     flags: IPC_FAIL_F_DIRECT
  *   IPC_DELIVER       b->w  room, payload             (payload as published
- *                                                     to Redis: "user: text")
+ *                                                     to Redis: "user: text");
+ *                                                     flags: IPC_DELIVER_F_TAGGED
  *   IPC_LINK          b->w  room                      flags = enum ipc_link_state
  *   IPC_PING/IPC_PONG both  room                      id = echo token
  *   IPC_DIRECT        w->b  room, from, to, text      id = request id
@@ -35,6 +41,17 @@
  *   IPC_WHO_REPLY     b->w  room, user, count, names  id = request id; count in
  *                                                     decimal, names '\n'-separated;
  *                                                     flags: IPC_WHO_UNAVAILABLE
+ *   IPC_HISTORY       b->w  room, user, payload       id = the join's request id;
+ *                                                     payload: a stored message
+ *                                                     (chat_payload.h), replayed
+ *                                                     to that member only
+ *   IPC_HISTORY_END   b->w  room, user, last id       id = the join's request id;
+ *                                                     flags: IPC_HISTORY_F_*; last
+ *                                                     id: the replay's (or "")
+ *   IPC_SEEN          both  room, msg id              b->w: where the room's stream
+ *                                                     was when its subscription began;
+ *                                                     w->b (to a new broker): the
+ *                                                     last id the worker has seen
  *
  * The room is "" for the default room (the seed's chat), else its name.
  */
@@ -71,12 +88,21 @@ enum ipc_type {
     IPC_DELIVER_DIRECT,
     IPC_WHO,
     IPC_WHO_REPLY,
-    IPC_TYPE_LAST = IPC_WHO_REPLY,
+    IPC_PUBLISH_OK,
+    IPC_HISTORY,
+    IPC_HISTORY_END,
+    IPC_SEEN,
+    IPC_TYPE_LAST = IPC_SEEN,
 };
 
-/* JOIN: a user the worker holds already, sent again to a broker that
- * restarted; no reply, no announcement. */
-#define IPC_JOIN_F_REREGISTER 1
+/* What a JOIN asks for besides the name. */
+enum ipc_join_mode {
+    IPC_JOIN_PLAIN = 0,      /* no history (history field "") */
+    IPC_JOIN_REREGISTER = 1, /* a user the worker holds already, sent again to a
+                              * broker that restarted; no reply, no announcement */
+    IPC_JOIN_LAST = 2,       /* replay the last N messages: history = N in decimal */
+    IPC_JOIN_AFTER = 3,      /* replay every message after history (a msg id) */
+};
 /* LEAVE: the user left while the broker was away, so this broker never saw
  * the join; remove the name all the same. */
 #define IPC_LEAVE_F_ORPHAN 1
@@ -88,6 +114,15 @@ enum ipc_join_status {
     IPC_JOIN_ROOMS_FULL = 3   /* a new room, and max-rooms are in use already */
 };
 
+/* PUBLISH: answer with PUBLISH_OK once Redis has the message. */
+#define IPC_PUBLISH_F_ACK 1
+/* DELIVER: the payload is in the tagged form whatever the room (the default
+ * room's feed channel carries that form). */
+#define IPC_DELIVER_F_TAGGED 1
+/* HISTORY_END: messages after the asked id are no longer kept; the history
+ * could not be read (Redis down, an error). */
+#define IPC_HISTORY_F_TRUNCATED 1
+#define IPC_HISTORY_F_UNAVAILABLE 2
 /* PUBLISH_FAIL: the request that failed was a DIRECT. */
 #define IPC_FAIL_F_DIRECT 1
 /* WHO_REPLY: Redis could not be asked (count and names are empty). */

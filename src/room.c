@@ -55,16 +55,23 @@ ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room,
             return room_fmt(out, cap, "%s", cfg->users_key);
         case ROOM_KEY_INSTANCE:
             return room_fmt(out, cap, "%s:instance:%s", cfg->users_key, id);
+        case ROOM_KEY_HISTORY:
+            return room_fmt(out, cap, "%s:history", cfg->channel);
+        case ROOM_KEY_FEED:
+            return room_fmt(out, cap, "%s:{}", cfg->channel);
         }
         return -1;
     }
     switch (which) {
     case ROOM_KEY_CHANNEL:
+    case ROOM_KEY_FEED:
         return room_fmt(out, cap, "%s:{%.*s}", cfg->channel, r, room);
     case ROOM_KEY_USERS:
         return room_fmt(out, cap, "%s:{%.*s}:users", cfg->channel, r, room);
     case ROOM_KEY_INSTANCE:
         return room_fmt(out, cap, "%s:{%.*s}:instance:%s", cfg->channel, r, room, id);
+    case ROOM_KEY_HISTORY:
+        return room_fmt(out, cap, "%s:{%.*s}:history", cfg->channel, r, room);
     }
     return -1;
 }
@@ -77,7 +84,12 @@ ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const
         *room = "";
         return 0;
     }
-    /* <channel>:{R} */
+    /* <channel>:{R}, and <channel>:{} for the default room's feed */
+    if (len == plen + 3 && memcmp(ch, cfg->channel, plen) == 0 &&
+        memcmp(ch + plen, ":{}", 3) == 0) {
+        *room = "";
+        return 0;
+    }
     if (len < plen + 4 || memcmp(ch, cfg->channel, plen) != 0 || ch[plen] != ':' ||
         ch[plen + 1] != '{' || ch[len - 1] != '}')
         return -1;

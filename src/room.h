@@ -7,8 +7,10 @@
  *   <channel>:{R}                    PUBSUB channel
  *   <channel>:{R}:users              SET of the names in the room
  *   <channel>:{R}:instance:<id>      SET of the names instance <id> holds there
+ *   <channel>:{R}:history            STREAM of its last messages (history)
  * The default room's per-instance SET is `<users-key>:instance:<id>`, as
- * before rooms. Per instance: `<users-key>:instances` (live ids),
+ * before rooms; its history is `<channel>:history`, and its messages with
+ * their ids travel on `<channel>:{}` besides the seed channel. Per instance: `<users-key>:instances` (live ids),
  * `<users-key>:instance:<id>:alive` (heartbeat) and
  * `<users-key>:instance:<id>:rooms`, the SET of the rooms it has members in
  * (crash cleanup walks it). Direct messages go
@@ -34,6 +36,10 @@ enum room_key {
     ROOM_KEY_CHANNEL,  /* the room's PUBSUB channel */
     ROOM_KEY_USERS,    /* SET of names */
     ROOM_KEY_INSTANCE, /* SET of the names instance `id` holds */
+    ROOM_KEY_HISTORY,  /* STREAM of its last messages */
+    ROOM_KEY_FEED,     /* the channel its messages with ids travel on: the
+                        * room's channel, or for the default room
+                        * <channel>:{} (its seed channel carries them without) */
 };
 
 /* Write key `which` of room[0..rlen) ("" = default room) into out, NUL
@@ -42,8 +48,8 @@ enum room_key {
 ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room, size_t rlen,
                  enum room_key which, const char *id);
 
-/* The room whose channel is ch[0..len): *room points into ch (or at "")
- * and its length is returned; -1 when ch is no room's channel. */
+/* The room whose channel (or feed) is ch[0..len): *room points into ch (or
+ * at "") and its length is returned; -1 when ch is no room's channel. */
 ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const char **room);
 
 /* Per instance, as room_key: `<users-key>:instances` (the live ids),

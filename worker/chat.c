@@ -23,6 +23,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "room.h"
+#include "stream_id.h"
 #include "utf8.h"
 #include "util.h"
 #include "ws_session.h"
@@ -107,10 +108,10 @@ static int chat_send_msg(struct chat *c, enum ipc_type type, uint32_t id, uint16
     return c->send(&m, c->send_arg);
 }
 
-static int chat_send(struct chat *c, enum ipc_type type, uint32_t id, const struct chat_member *m,
-                     const void *text, size_t len)
+static int chat_send(struct chat *c, enum ipc_type type, uint32_t id, uint16_t flags,
+                     const struct chat_member *m, const void *text, size_t len)
 {
-    return chat_send_msg(c, type, id, 0, m->room->name, m->room->len, chat_conn_name(m->conn),
+    return chat_send_msg(c, type, id, flags, m->room->name, m->room->len, chat_conn_name(m->conn),
                          m->conn->len, text, len);
 }
 
@@ -153,6 +154,32 @@ static void chat_refuse_unavailable(struct wss_session *s)
 
 /* ---- joining and leaving --------------------------------------------------------- */
 
+/* The history a join asks for: IPC_JOIN_PLAIN, or the last N / everything
+ * after an id, with N or the id in `arg`. */
+struct chat_hist {
+    enum ipc_join_mode mode;
+    char arg[STREAM_ID_MAX];
+};
+
+/* A typed join that names no history gets the last history-on-join (none
+ * when that is 0: then no history event either). */
+static void chat_hist_default(const struct chat *c, const struct chat_conn *conn,
+                              struct chat_hist *h)
+{
+    if (h->mode == IPC_JOIN_PLAIN && conn->typed && c->cfg->history_on_join > 0) {
+        h->mode = IPC_JOIN_LAST;
+        snprintf(h->arg, sizeof(h->arg), "%ld", c->cfg->history_on_join);
+    }
+}
+
+static void chat_send_join(struct chat *c, const struct chat_member *m)
+{
+    const char *arg = m->join_arg != NULL ? m->join_arg : "";
+
+    chat_send_msg(c, IPC_JOIN, m->join_req, m->join_mode, m->room->name, m->room->len,
+                  chat_conn_name(m->conn), m->conn->len, arg, strlen(arg));
+}
+
 static void chat_ask_join(struct chat *c, struct chat_member *m)
 {
     m->join_req = ++c->next_req;
@@ -162,20 +189,26 @@ static void chat_ask_join(struct chat *c, struct chat_member *m)
     /* the broker decides (it knows whether Redis is up); with no broker yet
      * (a worker just started, or the broker restarts) the join waits for
      * one: chat_on_broker_up sends it, chat_on_broker_lost refuses it */
-    chat_send(c, IPC_JOIN, m->join_req, m, NULL, 0);
+    chat_send_join(c, m);
 }
 
 /* Ask for conn's name in a room. 0, or -1 with the connection told why
  * (a typed join request's error, or the URL room's refusal). */
 static int chat_join(struct chat *c, struct chat_conn *conn, const char *room, size_t rlen,
-                     int url_room, json_t *id)
+                     int url_room, json_t *id, struct chat_hist *h)
 {
     int taken;
     struct chat_member *m = chat_member_new(&c->rooms, conn, room, rlen, &taken);
     char text[sizeof(CHAT_TEXT_TAKEN_FMT) + UPG_USER_MAX_BYTES];
 
+    chat_hist_default(c, conn, h);
+    if (m != NULL && h->mode != IPC_JOIN_PLAIN && (m->join_arg = strdup(h->arg)) == NULL) {
+        chat_member_free(&c->rooms, m);
+        m = NULL;
+    }
     if (m != NULL) {
         m->url_room = url_room ? 1 : 0;
+        m->join_mode = h->mode;
         chat_ask_join(c, m);
         if (m->join_pending) {
             chat_remember_id(conn, m->join_req, id);
@@ -255,7 +288,7 @@ static void chat_leave(struct chat *c, struct chat_member *m)
     if (m->join_pending)
         dict_del(&c->pending, (const char *)&m->join_req, sizeof(m->join_req));
     if (m->joined) {
-        if (chat_send(c, IPC_LEAVE, 0, m, NULL, 0) == -1)
+        if (chat_send(c, IPC_LEAVE, 0, 0, m, NULL, 0) == -1)
             log_msg(LOG_INFO, "broker away: leave of '%s' is sent when it is back",
                     chat_conn_name(conn));
         chat_remember_leave(c, m->room->name, m->room->len, chat_conn_name(conn), conn->len);
@@ -298,6 +331,37 @@ static const char *chat_parse_path(const struct upg_str *param, char *room, size
 
 static const struct upg_str chat_proto_str = {CHAT_PROTO_NAME, sizeof(CHAT_PROTO_NAME) - 1};
 
+/* `?history=N` or `?after=ID` on the URL: NULL with h filled, else the
+ * reason for a 400. */
+static const char *chat_parse_hist(const struct chat *c, const struct upg_request *req,
+                                   struct chat_hist *h)
+{
+    struct upg_str n, after;
+    int has_n = upg_query_param(&req->target, "history", &n);
+    int has_after = upg_query_param(&req->target, "after", &after);
+    struct stream_id id;
+    long v = 0;
+    size_t i;
+
+    memset(h, 0, sizeof(*h));
+    if (has_n && has_after)
+        return "history and after exclude each other";
+    if (has_after) {
+        if (stream_id_parse(after.p, after.len, &id) == -1)
+            return "after: must be a message id";
+        h->mode = IPC_JOIN_AFTER;
+        stream_id_format(&id, h->arg);
+    } else if (has_n) {
+        for (i = 0; i < n.len && i < 7 && n.p[i] >= '0' && n.p[i] <= '9'; i++)
+            v = v * 10 + (n.p[i] - '0');
+        if (n.len == 0 || i != n.len || v > c->cfg->history_on_join_max)
+            return "history: must be an integer from 0 to history-on-join-max";
+        h->mode = IPC_JOIN_LAST;
+        snprintf(h->arg, sizeof(h->arg), "%ld", v);
+    }
+    return NULL;
+}
+
 /* GET /chat/[{room}/]{user}: the room, the name and the token are checked
  * before the 101 where HTTP can say what is wrong; a token refused after
  * it, with a close code, since browsers can read a close code but not a
@@ -313,7 +377,10 @@ static void chat_open(struct wss_session *s, const struct upg_request *req,
     int typed = protos != NULL && upg_has_token(protos, CHAT_PROTO_NAME);
     const char *why = chat_parse_path(param, room, &rlen, user, &ulen);
     struct chat_conn *conn;
+    struct chat_hist hist;
 
+    if (why == NULL)
+        why = chat_parse_hist(c, req, &hist);
     if (why != NULL) {
         wss_http_reply(s, 400, NULL, why);
         return;
@@ -344,7 +411,7 @@ static void chat_open(struct wss_session *s, const struct upg_request *req,
         wss_close(s, CHAT_CLOSE_UNAUTHORIZED, why);
         return;
     }
-    chat_join(c, conn, room, rlen, 1, NULL);
+    chat_join(c, conn, room, rlen, 1, NULL, &hist);
 }
 
 /* ---- what a client sends ------------------------------------------------------- */
@@ -433,7 +500,7 @@ static void chat_plain_text(struct chat *c, struct chat_conn *conn, const char *
         return;
     }
     /* even while Redis is down: the broker holds messages in its outbox */
-    if (chat_send(c, IPC_PUBLISH, ++c->next_req, m, text, len) == -1)
+    if (chat_send(c, IPC_PUBLISH, ++c->next_req, 0, m, text, len) == -1)
         wss_queue_text(conn->s, CHAT_TEXT_NOT_DELIVERED, strlen(CHAT_TEXT_NOT_DELIVERED));
 }
 
@@ -468,7 +535,7 @@ static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct c
 
     if (m == NULL || !chat_req_text_ok(conn, r, m))
         return;
-    if (chat_send(c, IPC_PUBLISH, ++c->next_req, m, r->text, r->text_len) == -1)
+    if (chat_send(c, IPC_PUBLISH, ++c->next_req, IPC_PUBLISH_F_ACK, m, r->text, r->text_len) == -1)
         chat_error(conn, "send", m->room->name, m->room->len, r->id, "chat service unavailable");
     else
         chat_remember_id(conn, c->next_req, r->id);
@@ -476,6 +543,8 @@ static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct c
 
 static void chat_req_join(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
 {
+    struct chat_hist hist;
+    struct stream_id id;
     const char *why;
 
     if (r->room == NULL) {
@@ -494,7 +563,20 @@ static void chat_req_join(struct chat *c, struct chat_conn *conn, const struct c
         chat_error(conn, "join", r->room, r->room_len, r->id, "too many rooms on this connection");
         return;
     }
-    chat_join(c, conn, r->room, r->room_len, 0, r->id);
+    if (r->history > c->cfg->history_on_join_max) {
+        chat_error(conn, "join", r->room, r->room_len, r->id, CHAT_PROTO_BAD_HISTORY);
+        return;
+    }
+    memset(&hist, 0, sizeof(hist));
+    if (r->after != NULL) {
+        hist.mode = IPC_JOIN_AFTER;
+        stream_id_parse(r->after, r->after_len, &id); /* checked by the parser */
+        stream_id_format(&id, hist.arg);
+    } else if (r->history >= 0) {
+        hist.mode = IPC_JOIN_LAST;
+        snprintf(hist.arg, sizeof(hist.arg), "%ld", r->history);
+    }
+    chat_join(c, conn, r->room, r->room_len, 0, r->id, &hist);
 }
 
 static void chat_req_leave(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
@@ -521,7 +603,7 @@ static void chat_req_who(struct chat *c, struct chat_conn *conn, const struct ch
 
     if (m == NULL)
         return;
-    if (chat_send(c, IPC_WHO, ++c->next_req, m, NULL, 0) == -1)
+    if (chat_send(c, IPC_WHO, ++c->next_req, 0, m, NULL, 0) == -1)
         chat_error(conn, "who", m->room->name, m->room->len, r->id, "chat service unavailable");
     else
         chat_remember_id(conn, c->next_req, r->id);
@@ -626,24 +708,32 @@ static void chat_reregister_room(const char *key, size_t keylen, void *val, void
     const struct chat_member *m = val;
 
     if (m->joined)
-        chat_send_msg(arg, IPC_JOIN, 0, IPC_JOIN_F_REREGISTER, m->room->name, m->room->len, key,
-                      keylen, NULL, 0);
+        chat_send_msg(arg, IPC_JOIN, 0, IPC_JOIN_REREGISTER, m->room->name, m->room->len, key,
+                      keylen, "", 0);
 }
 
+/* A room's members again, then how far its stream is seen here (where a
+ * gap a restarted broker reads starts). */
 static void chat_reregister(const char *key, size_t keylen, void *val, void *arg)
 {
     const struct chat_room *r = val;
+    char id[STREAM_ID_MAX];
+    size_t n;
 
     (void)key;
     (void)keylen;
     dict_foreach(&r->members, chat_reregister_room, arg);
+    if (r->have_pos) {
+        n = stream_id_format(&r->pos, id);
+        chat_send_msg(arg, IPC_SEEN, 0, 0, r->name, r->len, id, n, NULL, 0);
+    }
 }
 
-static void chat_send_join(const char *key, size_t keylen, void *val, void *arg)
+static void chat_send_pending_join(const char *key, size_t keylen, void *val, void *arg)
 {
     (void)key;
     (void)keylen;
-    chat_send(arg, IPC_JOIN, ((struct chat_member *)val)->join_req, val, NULL, 0);
+    chat_send_join(arg, val);
 }
 
 static int chat_holds(const struct chat *c, const char *room, size_t rlen, const char *user,
@@ -669,7 +759,7 @@ void chat_on_broker_up(struct chat *c)
     }
     if (c->orphans != NULL) /* confirm them all with one PING */
         chat_send_msg(c, IPC_PING, c->orphans->seq, 0, "", 0, NULL, 0, NULL, 0);
-    dict_foreach(&c->pending, chat_send_join, c); /* joins that waited */
+    dict_foreach(&c->pending, chat_send_pending_join, c); /* joins that waited */
     if (c->rooms.by_name.count > 0 || c->pending.count > 0)
         log_msg(LOG_INFO, "re-registered %zu room(s) with the broker, %zu join(s) sent",
                 c->rooms.by_name.count, c->pending.count);
@@ -717,11 +807,16 @@ static void chat_on_join_reply(struct chat *c, const struct ipc_msg *m)
         return;
     }
     conn = mb->conn;
+    free(mb->join_arg);
+    mb->join_arg = NULL;
     if (m->flags != IPC_JOIN_ACCEPTED) {
         chat_join_refused(c, mb, (enum ipc_join_status)m->flags);
         return;
     }
-    chat_member_joined(mb);
+    /* with history asked for, the replay follows the reply: live messages
+     * wait for its end */
+    if (mb->join_mode == IPC_JOIN_PLAIN || chat_member_catch_up(mb) == -1)
+        chat_member_joined(mb);
     if (conn->typed) {
         chat_queue_event(conn->s,
                          chat_ev_welcome(mb->room->name, mb->room->len, chat_conn_name(conn),
@@ -784,12 +879,90 @@ static void chat_on_who_reply(struct chat *c, const struct ipc_msg *m)
                                       (const char *)m->f[3].p, m->f[3].len, util_epoch_ms()));
 }
 
+/* The member a replay frame is for: joined, replaying, by that join. */
+static struct chat_member *chat_replaying_member(const struct chat *c, const struct ipc_msg *m)
+{
+    struct chat_member *mb = chat_member_for(c, m);
+
+    return mb != NULL && mb->cu != NULL && mb->join_req == m->id ? mb : NULL;
+}
+
+/* The replay is over: a typed client hears how it went, then what waited. */
+static void chat_on_history_end(struct chat *c, const struct ipc_msg *m)
+{
+    struct chat_member *mb = chat_replaying_member(c, m);
+    struct chat_conn *conn;
+    struct stream_id seam;
+    int has_seam;
+
+    if (mb == NULL)
+        return;
+    conn = mb->conn;
+    has_seam = stream_id_parse((const char *)m->f[2].p, m->f[2].len, &seam) == 0;
+    if (conn->typed && (m->flags & IPC_HISTORY_F_UNAVAILABLE))
+        chat_error(conn, "join", mb->room->name, mb->room->len, chat_id_of(conn, mb->join_req),
+                   "history unavailable");
+    else if (conn->typed)
+        chat_queue_event(conn->s, chat_ev_history(mb->room->name, mb->room->len,
+                                                  chat_conn_name(conn), conn->len,
+                                                  chat_member_replayed(mb),
+                                                  (m->flags & IPC_HISTORY_F_TRUNCATED) != 0,
+                                                  util_epoch_ms()));
+    chat_member_caught_up(mb, has_seam ? &seam : NULL);
+}
+
+/* The broker went away mid-replay: its end will not come. */
+static void chat_end_replays(const char *key, size_t keylen, void *val, void *arg)
+{
+    struct chat_room *r = val;
+    struct chat_member *mb;
+
+    (void)key;
+    (void)keylen;
+    (void)arg;
+    while ((mb = r->catching) != NULL) {
+        if (mb->conn->typed)
+            chat_error(mb->conn, "join", r->name, r->len, chat_id_of(mb->conn, mb->join_req),
+                       "history unavailable");
+        chat_member_caught_up(mb, NULL);
+    }
+}
+
+static void chat_on_publish_ok(struct chat *c, const struct ipc_msg *m)
+{
+    struct chat_member *mb = chat_member_for(c, m);
+
+    if (mb == NULL || !mb->conn->typed)
+        return;
+    chat_queue_event(mb->conn->s,
+                     chat_ev_ack(mb->room->name, mb->room->len, chat_conn_name(mb->conn),
+                                 mb->conn->len, m->f[2].len > 0 ? (const char *)m->f[2].p : NULL,
+                                 m->f[2].len, chat_id_of(mb->conn, m->id), util_epoch_ms()));
+}
+
 void chat_on_broker_msg(struct chat *c, const struct ipc_msg *m)
 {
+    struct chat_member *mb;
+    struct stream_id id;
+
     switch (m->type) {
     case IPC_DELIVER:
         chat_rooms_deliver(&c->rooms, (const char *)m->f[0].p, m->f[0].len, (const char *)m->f[1].p,
-                           m->f[1].len);
+                           m->f[1].len, (m->flags & IPC_DELIVER_F_TAGGED) != 0);
+        break;
+    case IPC_HISTORY:
+        if ((mb = chat_replaying_member(c, m)) != NULL)
+            chat_member_replay(mb, (const char *)m->f[2].p, m->f[2].len);
+        break;
+    case IPC_HISTORY_END:
+        chat_on_history_end(c, m);
+        break;
+    case IPC_PUBLISH_OK:
+        chat_on_publish_ok(c, m);
+        break;
+    case IPC_SEEN:
+        if (stream_id_parse((const char *)m->f[1].p, m->f[1].len, &id) == 0)
+            chat_rooms_seen(&c->rooms, (const char *)m->f[0].p, m->f[0].len, &id);
         break;
     case IPC_DELIVER_DIRECT:
         chat_rooms_deliver_direct(&c->rooms, (const char *)m->f[0].p, m->f[0].len,
@@ -824,6 +997,7 @@ void chat_on_broker_lost(struct chat *c)
     struct chat_member *m;
 
     c->redis_up = 0;
+    dict_foreach(&c->rooms.by_name, chat_end_replays, NULL);
     /* their JOIN_REPLY will never come: refuse them now */
     while ((m = dict_any(&c->pending)) != NULL) {
         dict_del(&c->pending, (const char *)&m->join_req, sizeof(m->join_req));

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "stream_id.h"
+
 static const char *const chat_req_names[] = {
     [CHAT_REQ_SEND] = "send", [CHAT_REQ_JOIN] = "join",     [CHAT_REQ_LEAVE] = "leave",
     [CHAT_REQ_WHO] = "who",   [CHAT_REQ_DIRECT] = "direct",
@@ -44,6 +46,28 @@ static int chat_req_string(json_t *root, const char *name, const char **p, size_
     return 0;
 }
 
+/* A join's "history" (a count) or "after" (a msg id): one of them at most. */
+static int chat_req_join_fields(struct chat_req *r, char *reason, size_t cap)
+{
+    json_t *h = json_object_get(r->root, "history");
+    struct stream_id id;
+
+    if (h != NULL) {
+        if (!json_is_integer(h) || json_integer_value(h) < 0 ||
+            json_integer_value(h) > CHAT_PROTO_HISTORY_MAX)
+            return chat_req_fail(reason, cap, CHAT_PROTO_BAD_HISTORY, "");
+        r->history = (long)json_integer_value(h);
+    }
+    if (chat_req_string(r->root, "after", &r->after, &r->after_len) == -1 ||
+        (r->after != NULL && stream_id_parse(r->after, r->after_len, &id) == -1)) {
+        r->after = NULL;
+        return chat_req_fail(reason, cap, "field \"after\" must be a message id", "");
+    }
+    if (h != NULL && r->after != NULL)
+        return chat_req_fail(reason, cap, "\"history\" and \"after\" exclude each other", "");
+    return 0;
+}
+
 int chat_req_parse(const char *text, size_t len, struct chat_req *r, char *reason, size_t cap)
 {
     json_error_t err;
@@ -80,6 +104,9 @@ int chat_req_parse(const char *text, size_t len, struct chat_req *r, char *reaso
         if (chat_req_string(r->root, "to", &r->to, &r->to_len) == -1 || r->to == NULL)
             return chat_req_bad_field(reason, cap, "to");
     }
+    r->history = -1;
+    if (r->type == CHAT_REQ_JOIN)
+        return chat_req_join_fields(r, reason, cap);
     return 0;
 }
 
@@ -151,6 +178,48 @@ char *chat_ev_message(const char *room, size_t rlen, const char *user, size_t ul
     if (to != NULL)
         o = chat_ev_set(o, "to", to, tolen);
     return chat_ev_dump(chat_ev_set(o, "text", text, tlen));
+}
+
+char *chat_ev_message_stored(const char *room, size_t rlen, const char *user, size_t ulen,
+                             const char *text, size_t tlen, const char *msg_id, size_t idlen,
+                             uint64_t ts)
+{
+    json_t *o = chat_ev_new("message", room, rlen, user, ulen, ts);
+
+    o = chat_ev_set(o, "msg_id", msg_id, idlen);
+    return chat_ev_dump(chat_ev_set(o, "text", text, tlen));
+}
+
+char *chat_ev_ack(const char *room, size_t rlen, const char *user, size_t ulen, const char *msg_id,
+                  size_t idlen, json_t *id, uint64_t ts)
+{
+    json_t *o = chat_ev_new("ack", room, rlen, user, ulen, ts);
+
+    o = chat_ev_set(o, "request", "send", 4);
+    if (o != NULL && msg_id == NULL && json_object_set_new(o, "msg_id", json_null()) != 0) {
+        json_decref(o);
+        o = NULL;
+    } else if (msg_id != NULL) {
+        o = chat_ev_set(o, "msg_id", msg_id, idlen);
+    }
+    if (o != NULL && id != NULL && json_object_set(o, "id", id) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return chat_ev_dump(o);
+}
+
+char *chat_ev_history(const char *room, size_t rlen, const char *user, size_t ulen, long count,
+                      int truncated, uint64_t ts)
+{
+    json_t *o = chat_ev_new("history", room, rlen, user, ulen, ts);
+
+    if (o != NULL && (json_object_set_new(o, "count", json_integer(count)) != 0 ||
+                      json_object_set_new(o, "truncated", json_boolean(truncated)) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return chat_ev_dump(o);
 }
 
 char *chat_ev_joined(const char *room, size_t rlen, const char *user, size_t ulen, uint64_t ts)

@@ -11,6 +11,9 @@
 
 #define CHAT_PROTO_NAME "redis-chat.v1" /* the WebSocket subprotocol */
 #define CHAT_PROTO_ID_MAX 64            /* bytes of a string "id" */
+/* a join's "history" out of range (the bound is the configuration's) */
+#define CHAT_PROTO_HISTORY_MAX 100000 /* history-on-join-max's own bound */
+#define CHAT_PROTO_BAD_HISTORY "field \"history\" must be an integer from 0 to history-on-join-max"
 
 enum chat_req_type {
     CHAT_REQ_SEND = 0,
@@ -31,6 +34,9 @@ struct chat_req {
     size_t text_len;
     const char *to; /* direct */
     size_t to_len;
+    long history;      /* join: messages to replay, -1 when not given */
+    const char *after; /* join: resume after this msg id (a valid one), or NULL */
+    size_t after_len;
     json_t *id; /* a valid "id" to repeat in errors, or NULL */
     json_t *root;
 };
@@ -52,6 +58,17 @@ char *chat_ev_welcome(const char *room, size_t rlen, const char *user, size_t ul
 /* `to` NULL: a room message; else a direct message to `to`. */
 char *chat_ev_message(const char *room, size_t rlen, const char *user, size_t ulen,
                       const char *text, size_t tlen, const char *to, size_t tolen, uint64_t ts);
+/* A room message kept in its history, with its id. */
+char *chat_ev_message_stored(const char *room, size_t rlen, const char *user, size_t ulen,
+                             const char *text, size_t tlen, const char *msg_id, size_t idlen,
+                             uint64_t ts);
+/* A send accepted by Redis: msg_id NULL without history; id: the request's. */
+char *chat_ev_ack(const char *room, size_t rlen, const char *user, size_t ulen, const char *msg_id,
+                  size_t idlen, json_t *id, uint64_t ts);
+/* The replay of a join is over: `count` messages, `truncated` when some
+ * asked for are no longer kept. */
+char *chat_ev_history(const char *room, size_t rlen, const char *user, size_t ulen, long count,
+                      int truncated, uint64_t ts);
 char *chat_ev_joined(const char *room, size_t rlen, const char *user, size_t ulen, uint64_t ts);
 char *chat_ev_left(const char *room, size_t rlen, const char *user, size_t ulen, uint64_t ts);
 /* names: '\n'-separated (nameslen 0: none); count: the room's size. */

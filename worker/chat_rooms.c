@@ -6,6 +6,7 @@
 
 #include "chat_payload.h"
 #include "chat_proto.h"
+#include "chat_text.h"
 #include "log.h"
 #include "util.h"
 #include "ws_frame.h"
@@ -13,6 +14,23 @@
 
 #define CHAT_LABEL_LEN (sizeof("user=") - 1)
 #define CHAT_LINE_MAX 512 /* a rendered notice: a name of at most 128 bytes and a fixed text */
+#define CHAT_HELD_MAX 10000 /* live messages one member may have waiting during a replay */
+
+/* A live message waiting for a member's replay to end. */
+struct chat_held {
+    struct ws_frame *f;
+    struct stream_id id;
+    int has_id;
+};
+
+/* A member replaying history: on its room's `catching` list. */
+struct chat_catchup {
+    struct chat_member *prev, *next;
+    struct chat_held *held;
+    size_t n, cap;
+    long replayed;
+    int closed; /* held too much: the connection is closing */
+};
 
 const char *chat_conn_name(const struct chat_conn *c)
 {
@@ -113,11 +131,11 @@ struct chat_member *chat_member_new(struct chat_rooms *rs, struct chat_conn *con
     return m;
 }
 
-void chat_member_joined(struct chat_member *m)
+/* m gets the room's live messages from now on. */
+static void chat_member_live(struct chat_member *m)
 {
     struct chat_room *r = m->room;
 
-    m->joined = 1;
     if (!m->conn->typed) {
         wss_subscribe(m->conn->s, &r->log); /* messages from now on, after the welcome */
         r->nplain++;
@@ -131,13 +149,105 @@ void chat_member_joined(struct chat_member *m)
     r->ntyped++;
 }
 
+void chat_member_joined(struct chat_member *m)
+{
+    m->joined = 1;
+    chat_member_live(m);
+}
+
+int chat_member_catch_up(struct chat_member *m)
+{
+    struct chat_room *r = m->room;
+    struct chat_catchup *cu = calloc(1, sizeof(*cu));
+
+    if (cu == NULL)
+        return -1;
+    m->joined = 1;
+    m->cu = cu;
+    cu->next = r->catching;
+    if (r->catching != NULL)
+        r->catching->cu->prev = m;
+    r->catching = m;
+    return 0;
+}
+
+long chat_member_replayed(const struct chat_member *m)
+{
+    return m->cu != NULL ? m->cu->replayed : 0;
+}
+
+/* Off the catching list, what waited dropped. */
+static void chat_catchup_free(struct chat_member *m)
+{
+    struct chat_catchup *cu = m->cu;
+    size_t i;
+
+    if (cu->prev != NULL)
+        cu->prev->cu->next = cu->next;
+    else
+        m->room->catching = cu->next;
+    if (cu->next != NULL)
+        cu->next->cu->prev = cu->prev;
+    for (i = 0; i < cu->n; i++)
+        ws_frame_unref(cu->held[i].f);
+    free(cu->held);
+    free(cu);
+    m->cu = NULL;
+}
+
+void chat_member_caught_up(struct chat_member *m, const struct stream_id *seam)
+{
+    struct chat_catchup *cu = m->cu;
+    size_t i;
+
+    if (cu == NULL)
+        return;
+    for (i = 0; i < cu->n; i++) {
+        const struct chat_held *h = &cu->held[i];
+        if (h->has_id && seam != NULL && stream_id_cmp(&h->id, seam) <= 0)
+            continue; /* replayed already */
+        wss_queue_frame(m->conn->s, h->f);
+    }
+    chat_catchup_free(m);
+    chat_member_live(m);
+}
+
+/* A live message waits for m's replay to end. */
+static void chat_catchup_hold(struct chat_member *m, struct ws_frame *f, const struct stream_id *id)
+{
+    struct chat_catchup *cu = m->cu;
+
+    if (cu->closed)
+        return;
+    if (cu->n == cu->cap) {
+        size_t cap = cu->cap ? cu->cap * 2 : 16;
+        struct chat_held *h = cu->n < CHAT_HELD_MAX ? realloc(cu->held, cap * sizeof(*h)) : NULL;
+        if (h == NULL) {
+            wss_log(LOG_WARN, m->conn->s, "too many messages while replaying history: closing");
+            wss_close(m->conn->s, CHAT_CLOSE_TRY_AGAIN_LATER, "too many messages during replay");
+            cu->closed = 1;
+            return;
+        }
+        cu->held = h;
+        cu->cap = cap;
+    }
+    ws_frame_ref(f);
+    cu->held[cu->n].f = f;
+    cu->held[cu->n].has_id = id != NULL;
+    if (id != NULL)
+        cu->held[cu->n].id = *id;
+    cu->n++;
+}
+
 void chat_member_free(struct chat_rooms *rs, struct chat_member *m)
 {
     struct chat_room *r = m->room;
     struct chat_conn *conn = m->conn;
     struct chat_member **pp;
 
-    if (m->joined && conn->typed) {
+    if (m->cu != NULL) {
+        chat_catchup_free(m);
+    } else if (m->joined && conn->typed) {
         if (m->tprev != NULL)
             m->tprev->tnext = m->tnext;
         else
@@ -156,6 +266,7 @@ void chat_member_free(struct chat_rooms *rs, struct chat_member *m)
             break;
         }
     dict_del(&r->members, chat_conn_name(conn), conn->len);
+    free(m->join_arg);
     free(m);
     chat_room_maybe_free(rs, r);
 }
@@ -185,9 +296,16 @@ static struct ws_frame *chat_plain_frame(const struct chat_event *ev)
     return n < 0 ? NULL : ws_frame_new(WSLAY_TEXT_FRAME, line, (size_t)n);
 }
 
-static char *chat_typed_event(const struct chat_room *r, const struct chat_event *ev)
+/* ts of a stored message: when Redis stored it (its id's milliseconds). */
+static uint64_t chat_event_ts(const struct chat_event *ev, const struct stream_id *id)
 {
-    uint64_t now = util_epoch_ms();
+    return ev->id != NULL ? id->ms : util_epoch_ms();
+}
+
+static char *chat_typed_event(const struct chat_room *r, const struct chat_event *ev,
+                              const struct stream_id *id)
+{
+    uint64_t now = chat_event_ts(ev, id);
 
     switch (ev->kind) {
     case CHAT_EV_JOINED:
@@ -195,6 +313,9 @@ static char *chat_typed_event(const struct chat_room *r, const struct chat_event
     case CHAT_EV_LEFT:
         return chat_ev_left(r->name, r->len, ev->user, ev->ulen, now);
     case CHAT_EV_MESSAGE:
+        if (ev->id != NULL)
+            return chat_ev_message_stored(r->name, r->len, ev->user, ev->ulen, ev->text, ev->tlen,
+                                          ev->id, ev->idlen, now);
         return chat_ev_message(r->name, r->len, ev->user, ev->ulen, ev->text, ev->tlen, NULL, 0,
                                now);
     case CHAT_EV_LINE: /* an outside publisher's line: a message from nobody */
@@ -203,49 +324,121 @@ static char *chat_typed_event(const struct chat_room *r, const struct chat_event
     return NULL;
 }
 
+static struct ws_frame *chat_typed_frame(const struct chat_room *r, const struct chat_event *ev,
+                                         const struct stream_id *id)
+{
+    char *json = chat_typed_event(r, ev, id);
+    struct ws_frame *f = json != NULL ? ws_frame_new(WSLAY_TEXT_FRAME, json, strlen(json)) : NULL;
+
+    free(json);
+    if (f == NULL)
+        log_msg(LOG_WARN,
+                "room '%s': a message could not be given to typed clients "
+                "(not UTF-8, or out of memory)",
+                r->name);
+    return f;
+}
+
+/* Parse a payload and its stored id: 0, or -1 (logged) when malformed. */
+static int chat_rooms_parse(const struct chat_room *r, enum chat_payload_form form,
+                            const char *payload, size_t plen, struct chat_event *ev,
+                            struct stream_id *id)
+{
+    if (chat_payload_parse(form, payload, plen, ev) == -1 ||
+        (ev->id != NULL && stream_id_parse(ev->id, ev->idlen, id) == -1)) {
+        log_msg(LOG_WARN, "room '%s': dropping a malformed %zu-byte payload", r->name, plen);
+        return -1;
+    }
+    return 0;
+}
+
+void chat_member_replay(struct chat_member *m, const char *payload, size_t len)
+{
+    struct chat_event ev;
+    struct stream_id id;
+    struct ws_frame *f;
+
+    if (m->cu == NULL || chat_rooms_parse(m->room, CHAT_PAYLOAD_TAGGED, payload, len, &ev, &id) == -1)
+        return;
+    f = m->conn->typed ? chat_typed_frame(m->room, &ev, &id) : chat_plain_frame(&ev);
+    if (f != NULL) {
+        wss_queue_frame(m->conn->s, f);
+        ws_frame_unref(f);
+        m->cu->replayed++;
+    }
+}
+
+/* Members replaying history keep the message for later (not its sender). */
+static void chat_rooms_hold(struct chat_room *r, const struct chat_member *sender, int typed,
+                            struct ws_frame *f, const struct stream_id *id)
+{
+    struct chat_member *m, *next;
+
+    for (m = r->catching; m != NULL; m = next) {
+        next = m->cu->next;
+        if (m != sender && (m->conn->typed != 0) == typed)
+            chat_catchup_hold(m, f, id);
+    }
+}
+
 void chat_rooms_deliver(struct chat_rooms *rs, const char *name, size_t len, const char *payload,
-                        size_t plen)
+                        size_t plen, int tagged)
 {
     struct chat_room *r = chat_rooms_get(rs, name, len);
     const struct chat_member *sender = NULL, *m;
     struct chat_event ev;
+    struct stream_id sid, *id = NULL;
     struct ws_frame *f;
-    char *json;
 
     if (r == NULL)
         return; /* its last member here left meanwhile */
-    if (chat_payload_parse(chat_payload_form_of(len), payload, plen, &ev) == -1) {
-        log_msg(LOG_WARN, "room '%s': dropping a malformed %zu-byte payload", r->name, plen);
+    if (chat_rooms_parse(r, tagged ? CHAT_PAYLOAD_TAGGED : chat_payload_form_of(len), payload, plen,
+                         &ev, &sid) == -1)
         return;
+    if (ev.id != NULL) {
+        if (r->have_last && stream_id_cmp(&sid, &r->last) <= 0)
+            return; /* a copy: a restarted broker filled a gap we had seen */
+        r->last = r->pos = sid;
+        r->have_last = r->have_pos = 1;
+        id = &sid;
     }
     if (ev.user != NULL)
         sender = dict_get(&r->members, ev.user, ev.ulen);
     if (sender != NULL && !sender->joined)
         sender = NULL;
-    if (r->nplain > 0) {
+    if (r->nplain > 0 || r->catching != NULL) {
         f = chat_plain_frame(&ev);
         if (f == NULL ||
-            wss_broadcast(rs->srv, &r->log, f,
-                          sender && !sender->conn->typed ? sender->conn->s->id : 0) != 0)
+            (r->nplain > 0 && wss_broadcast(rs->srv, &r->log, f,
+                                            sender && !sender->conn->typed ? sender->conn->s->id
+                                                                           : 0) != 0))
             log_msg(LOG_ERROR, "out of memory: a message was not delivered");
+        if (f != NULL && r->catching != NULL)
+            chat_rooms_hold(r, sender, 0, f, id);
         ws_frame_unref(f);
     }
-    if (r->ntyped == 0 || (r->ntyped == 1 && sender != NULL && sender->conn->typed))
+    if (r->catching == NULL &&
+        (r->ntyped == 0 || (r->ntyped == 1 && sender != NULL && sender->conn->typed)))
         return;
-    json = chat_typed_event(r, &ev);
-    f = json != NULL ? ws_frame_new(WSLAY_TEXT_FRAME, json, strlen(json)) : NULL;
-    free(json);
-    if (f == NULL) {
-        log_msg(LOG_WARN,
-                "room '%s': a message could not be given to typed clients "
-                "(not UTF-8, or out of memory)",
-                r->name);
+    f = chat_typed_frame(r, &ev, id);
+    if (f == NULL)
         return;
-    }
     for (m = r->typed; m != NULL; m = m->tnext)
         if (m != sender)
             wss_queue_frame(m->conn->s, f);
+    if (r->catching != NULL)
+        chat_rooms_hold(r, sender, 1, f, id);
     ws_frame_unref(f);
+}
+
+void chat_rooms_seen(struct chat_rooms *rs, const char *name, size_t len, const struct stream_id *id)
+{
+    struct chat_room *r = chat_rooms_get(rs, name, len);
+
+    if (r != NULL && (!r->have_pos || stream_id_cmp(id, &r->pos) > 0)) {
+        r->pos = *id;
+        r->have_pos = 1;
+    }
 }
 
 void chat_rooms_deliver_direct(struct chat_rooms *rs, const char *room, size_t rlen, const char *to,

@@ -17,11 +17,13 @@
 #include "bcast_log.h"
 #include "dict.h"
 #include "room.h"
+#include "stream_id.h"
 
 struct wss_server;
 struct wss_session;
 struct chat_conn;
 struct chat_req_id;
+struct chat_catchup;
 
 /* One connection's place in one room. */
 struct chat_member {
@@ -30,9 +32,12 @@ struct chat_member {
     struct chat_member *conn_next;     /* the connection's other rooms */
     struct chat_member *tprev, *tnext; /* the room's typed members (joined) */
     uint32_t join_req;
+    struct chat_catchup *cu;   /* replaying history: live messages wait there */
     unsigned joined : 1;       /* holds its name in the room, here and in Redis */
     unsigned join_pending : 1; /* asked: listed in the chat's pending joins */
     unsigned url_room : 1;     /* the room of the URL: the connection's first */
+    unsigned join_mode : 2;    /* enum ipc_join_mode: the history it asks for, */
+    char *join_arg;            /* with this argument (malloc'd; until the answer) */
 };
 
 struct chat_room {
@@ -42,6 +47,11 @@ struct chat_room {
     struct bcast_log log; /* what its plain members read */
     struct chat_member *typed;
     size_t ntyped, nplain;
+    struct chat_member *catching; /* members replaying history */
+    /* its stored messages: the last one delivered (copies are dropped),
+     * and how far its stream is known to be seen (for a restarted broker) */
+    struct stream_id last, pos;
+    unsigned have_last : 1, have_pos : 1;
 };
 
 /* What a connection is, as far as fan-out cares. */
@@ -84,13 +94,26 @@ struct chat_member *chat_member_of(const struct chat_conn *conn, const char *nam
 /* The broker granted the name: plain members start reading the room's
  * stream, typed ones get its events. */
 void chat_member_joined(struct chat_member *m);
+/* The same, but m replays history first: live messages wait until
+ * chat_member_caught_up. -1 out of memory (m is then as before). */
+int chat_member_catch_up(struct chat_member *m);
+/* One replayed message (a stored payload) for m. */
+void chat_member_replay(struct chat_member *m, const char *payload, size_t len);
+/* Messages replayed to m so far. */
+long chat_member_replayed(const struct chat_member *m);
+/* The replay is over: what waited goes out but for the messages up to
+ * `seam` (the last replayed; NULL: none), then m is live. */
+void chat_member_caught_up(struct chat_member *m, const struct stream_id *seam);
 /* Remove and free m (the caller has told the broker); the room goes with
  * its last member. */
 void chat_member_free(struct chat_rooms *rs, struct chat_member *m);
 
-/* A payload delivered on room's channel: to every member but its sender. */
+/* A payload delivered on room's channel: to every member but its sender.
+ * `tagged`: in the tagged form even in the default room. */
 void chat_rooms_deliver(struct chat_rooms *rs, const char *name, size_t len, const char *payload,
-                        size_t plen);
+                        size_t plen, int tagged);
+/* The broker knows the room's stream is seen up to id at least. */
+void chat_rooms_seen(struct chat_rooms *rs, const char *name, size_t len, const struct stream_id *id);
 /* A direct message for `to` in room. */
 void chat_rooms_deliver_direct(struct chat_rooms *rs, const char *room, size_t rlen, const char *to,
                                size_t tolen, const char *from, size_t flen, const char *text,

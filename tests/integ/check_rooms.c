@@ -42,8 +42,8 @@ static void rooms_setup(void)
 {
     fx_tmp_enter();
     ck_assert_int_eq(h_redis_start(&redis, 1, "s3cret"), 0);
-    fx_chat_ready(&chat_a, &redis, 2, NULL);
-    fx_chat_ready(&chat_b, &redis, 2, NULL);
+    fx_chat_ready(&chat_a, &redis, 2, "history-on-join 0\n");
+    fx_chat_ready(&chat_b, &redis, 2, "history-on-join 0\n");
 }
 
 static void rooms_teardown(void)
@@ -205,7 +205,9 @@ START_TEST(test_default_room_is_the_seed)
     ck_assert_msg(strstr(out, "message\nchat\nseed_db: has joined the chat!\n") != NULL, "spy: %s",
                   out);
     ck_assert_msg(strstr(out, "message\nchat:{seedroom}\njseed_rb\n") != NULL, "spy: %s", out);
-    ck_assert_msg(strstr(out, "message\nchat:{seedroom}\nmseed_ra: room secret\n") != NULL,
+    /* with history, a message carries its id: 'M' id '\n' "user: text" */
+    ck_assert_msg(strstr(out, "message\nchat:{seedroom}\nM") != NULL &&
+                      strstr(out, "\nseed_ra: room secret\n") != NULL,
                   "spy: %s", out);
     ck_assert_msg(strstr(out, "message\nchat:{seedroom}\nlseed_rb\n") != NULL, "spy: %s", out);
     /* the room's traffic once, only there: nothing of it on `chat` */
@@ -503,8 +505,8 @@ START_TEST(test_worker_kill_rooms)
     pid_t old;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&a, &r, 2, NULL);
-    fx_chat_ready(&b, &r, 2, NULL);
+    fx_chat_ready(&a, &r, 2, "history-on-join 0\n");
+    fx_chat_ready(&b, &r, 2, "history-on-join 0\n");
     JOIN(&w[0], b.port, "one", "w1");
     JOIN(&w[1], b.port, "two", "w2");
     JOIN(&wd, b.port, NULL, "u0"); /* the default room has a u0 of its own */
@@ -600,8 +602,8 @@ START_TEST(test_instance_crash_rooms)
     int n, i, ok;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&a, &r, 2, "instance-ttl 2s\n");
-    fx_chat_ready(&b, &r, 2, "instance-ttl 2s\n");
+    fx_chat_ready(&a, &r, 2, "history-on-join 0\ninstance-ttl 2s\n");
+    fx_chat_ready(&b, &r, 2, "history-on-join 0\ninstance-ttl 2s\n");
     fx_instance_id(a.log, id, sizeof(id));
     JOIN(&w1, b.port, "one", "w1");
     JOIN(&w2, b.port, "two", "w2");
@@ -682,8 +684,8 @@ START_TEST(test_redis_restart_rooms)
     long n;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&a, &r, 2, NULL);
-    fx_chat_ready(&b, &r, 2, NULL);
+    fx_chat_ready(&a, &r, 2, "history-on-join 0\n");
+    fx_chat_ready(&b, &r, 2, "history-on-join 0\n");
     fx_instance_id(a.log, id, sizeof(id));
     JOIN(&r1, a.port, "one", "r1");
     JOIN(&r2, a.port, "one", "r2");
@@ -748,8 +750,8 @@ START_TEST(test_redis_outbox_rooms)
     int down, avail_b;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&a, &r, 2, NULL);
-    fx_chat_ready(&b, &r, 2, NULL);
+    fx_chat_ready(&a, &r, 2, "history-on-join 0\n");
+    fx_chat_ready(&b, &r, 2, "history-on-join 0\n");
     JOIN(&r1, a.port, "one", "r1");
     JOIN(&r2, a.port, "one", "r2");
     JOIN(&w1, b.port, "one", "w1");
@@ -802,8 +804,8 @@ START_TEST(test_broker_kill_rooms)
     pid_t old;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&a, &r, 2, NULL);
-    fx_chat_ready(&b, &r, 2, NULL);
+    fx_chat_ready(&a, &r, 2, "history-on-join 0\n");
+    fx_chat_ready(&b, &r, 2, "history-on-join 0\n");
     JOIN(&r1, a.port, "one", "r1");
     JOIN(&r2, a.port, "one", "r2");
     JOIN(&w1, b.port, "one", "w1");
@@ -849,8 +851,8 @@ START_TEST(test_sigterm_rooms)
     int st;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&a, &r, 2, NULL);
-    fx_chat_ready(&b, &r, 2, NULL);
+    fx_chat_ready(&a, &r, 2, "history-on-join 0\n");
+    fx_chat_ready(&b, &r, 2, "history-on-join 0\n");
     fx_instance_id(a.log, id, sizeof(id));
     JOIN(&w1, b.port, "one", "w1");
     JOIN(&w2, b.port, "two", "w2");

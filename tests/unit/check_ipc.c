@@ -28,12 +28,12 @@ struct type_spec {
 
 static const struct type_spec specs[] = {
     { IPC_HELLO, "HELLO", 2, 0 },
-    { IPC_JOIN, "JOIN", 2, 1 },
+    { IPC_JOIN, "JOIN", 3, 3 },
     { IPC_JOIN_REPLY, "JOIN_REPLY", 2, 3 },
     { IPC_LEAVE, "LEAVE", 2, 1 },
-    { IPC_PUBLISH, "PUBLISH", 3, 0 },
+    { IPC_PUBLISH, "PUBLISH", 3, 1 },
     { IPC_PUBLISH_FAIL, "PUBLISH_FAIL", 3, 1 },
-    { IPC_DELIVER, "DELIVER", 2, 0 },
+    { IPC_DELIVER, "DELIVER", 2, 1 },
     { IPC_LINK, "LINK", 1, 1 },
     { IPC_PING, "PING", 1, 0 },
     { IPC_PONG, "PONG", 1, 0 },
@@ -41,6 +41,10 @@ static const struct type_spec specs[] = {
     { IPC_DELIVER_DIRECT, "DELIVER_DIRECT", 4, 0 },
     { IPC_WHO, "WHO", 2, 0 },
     { IPC_WHO_REPLY, "WHO_REPLY", 4, 1 },
+    { IPC_PUBLISH_OK, "PUBLISH_OK", 3, 0 },
+    { IPC_HISTORY, "HISTORY", 3, 0 },
+    { IPC_HISTORY_END, "HISTORY_END", 3, 3 },
+    { IPC_SEEN, "SEEN", 2, 0 },
 };
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
 #define NVARIANTS 4
@@ -559,7 +563,7 @@ START_TEST(test_bad_version_or_type)
     struct raw w;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        raw_valid(&w, IPC_JOIN, 0);
+        raw_valid(&w, IPC_LEAVE, 0);
         w.b[bad[i].at] = bad[i].val;
         assert_decodes_from(&w, bad[i].at + 1, -IPC_EPROTO);
     }
@@ -589,7 +593,7 @@ START_TEST(test_field_past_frame)
     struct raw w;
 
     for (size_t i = 0; i < sizeof(bad_lens) / sizeof(bad_lens[0]); i++) {
-        raw_valid(&w, IPC_JOIN, 0); /* the first field claims too much */
+        raw_valid(&w, IPC_LEAVE, 0); /* the first field claims too much */
         raw_set32(&w, 12, bad_lens[i]);
         assert_decodes_from(&w, 16, -IPC_EPROTO);
         raw_valid(&w, IPC_PUBLISH, 0); /* the last one does */
@@ -598,7 +602,7 @@ START_TEST(test_field_past_frame)
     }
     /* One byte too long: the first field eats a byte of the second one's
      * length, which then reads as 0x00000362 and runs past the frame. */
-    raw_valid(&w, IPC_JOIN, 0);
+    raw_valid(&w, IPC_LEAVE, 0);
     raw_set32(&w, 12, 5);
     assert_decodes_from(&w, 25, -IPC_EPROTO);
 }
@@ -631,10 +635,10 @@ START_TEST(test_field_count)
     raw_valid(&w, IPC_PING, 0); /* 20 bytes, one field "chat" */
     w.b[5] = IPC_PUBLISH;       /* too short for 3 field headers: known from the type */
     assert_decodes_from(&w, 6, -IPC_EPROTO);
-    w.b[5] = IPC_JOIN; /* room for 2 headers, but "chat" leaves none for the second */
+    w.b[5] = IPC_LEAVE; /* room for 2 headers, but "chat" leaves none for the second */
     assert_decodes_from(&w, 16, -IPC_EPROTO);
-    raw_valid(&w, IPC_PUBLISH, 0); /* a JOIN with three fields */
-    w.b[5] = IPC_JOIN;
+    raw_valid(&w, IPC_PUBLISH, 0); /* a LEAVE with three fields */
+    w.b[5] = IPC_LEAVE;
     assert_decodes_from(&w, 24, -IPC_EPROTO);
 }
 END_TEST
@@ -663,9 +667,9 @@ START_TEST(test_encode_invalid)
         m.flags = 0x8000;
         ck_assert_int_eq(ipc_encode(buf, sizeof(buf), &m), -IPC_EINVAL);
     }
-    ipc_msg_set(&m, IPC_JOIN, 1, 0, "chat", 4, NULL, 1, NULL, 0);
+    ipc_msg_set(&m, IPC_LEAVE, 1, 0, "chat", 4, NULL, 1, NULL, 0);
     ck_assert_int_eq(ipc_encode(buf, sizeof(buf), &m), -IPC_EINVAL);
-    ipc_msg_set(&m, IPC_JOIN, 1, 0, "chat", 4, NULL, 0, NULL, 0);
+    ipc_msg_set(&m, IPC_LEAVE, 1, 0, "chat", 4, NULL, 0, NULL, 0);
     ck_assert_int_eq(ipc_encode(buf, sizeof(buf), &m), 12 + 8 + 4);
 }
 END_TEST

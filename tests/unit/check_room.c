@@ -400,8 +400,11 @@ START_TEST(test_of_channel)
     expect_of_channel(&c, "chat:{lobby}", "lobby");
     expect_of_channel(&c, "chat:{a}", "a");
     expect_of_channel(&c, "chat:{x.y-z_~}", "x.y-z_~");
+    /* the default room's feed (history on) */
+    expect_of_channel(&c, "chat:{}", "");
     /* not a room's channel */
-    expect_of_channel(&c, "chat:{}", NULL);
+    expect_of_channel(&c, "chat:{}x", NULL);
+    expect_of_channel(&c, "chat:{}:history", NULL);
     expect_of_channel(&c, "chat:{a/b}", NULL);
     expect_of_channel(&c, "chat:{a b}", NULL);
     expect_of_channel(&c, "chat:{a}b}", NULL);
