@@ -9,8 +9,9 @@
  *     user, a notice exactly when the text is the seed's; a LINE has no
  *     "user: "; building the parsed event again gives the same bytes.
  *   - chat_payload_parse, tagged form: 0 exactly when the first byte is
- *     m/j/l with a name behind it ("user: text" for m); the views inside;
- *     building it again gives the same bytes.
+ *     m/j/l with a name behind it ("user: text" for m), or M with a
+ *     non-empty id, a '\n' and "user: text"; the views inside; building it
+ *     again gives the same bytes (for M also through the template).
  *   - chat_payload_sender agrees with the first ':'.
  *   - chat_payload_direct_parse: 0 exactly when there are three '\n' and
  *     from and to are not empty; building it again gives the same bytes.
@@ -119,6 +120,47 @@ static void fz_seed(const char *p, size_t len)
         FZ_REBUILD(chat_payload_left(CHAT_PAYLOAD_SEED, b, cap_, ev.user, ev.ulen), b, p, len);
 }
 
+/* 'M' id '\n' "user: text": 0 exactly when the id is not empty and the
+ * rest is "user: text"; rebuilt by chat_payload_stored, and by the template
+ * with the id put in at *id_at. */
+static void fz_stored(const char *p, size_t len, int rc, const struct chat_event *ev)
+{
+    const char *nl = memchr(p + 1, '\n', len - 1), *line, *colon;
+    size_t llen;
+    int want;
+
+    line = nl != NULL ? nl + 1 : NULL;
+    llen = nl != NULL ? len - (size_t)(line - p) : 0;
+    colon = line != NULL && llen > 0 ? memchr(line, ':', llen) : NULL;
+    want = nl != NULL && nl > p + 1 && colon != NULL && colon > line &&
+                   (size_t)(colon - line) + 2 <= llen && colon[1] == ' '
+               ? 0
+               : -1;
+    FUZZ_CHECK(rc == want);
+    if (rc == -1)
+        return;
+    FUZZ_CHECK(ev->kind == CHAT_EV_MESSAGE);
+    FUZZ_CHECK(ev->id == p + 1 && ev->idlen == (size_t)(nl - p - 1));
+    FUZZ_CHECK(ev->line == line && ev->line_len == llen);
+    FUZZ_CHECK(ev->user == line && ev->ulen == (size_t)(colon - line));
+    FUZZ_CHECK(ev->text == colon + 2 && ev->tlen == llen - ev->ulen - 2);
+    FUZZ_CHECK(fz_inside(ev->text, ev->tlen, p, len));
+    FZ_REBUILD(chat_payload_stored(b, cap_, ev->id, ev->idlen, ev->user, ev->ulen, ev->text,
+                                   ev->tlen),
+               b, p, len);
+    {
+        size_t tlen = len - ev->idlen, at = 0;
+        char *t = malloc(tlen);
+        ssize_t n;
+
+        FUZZ_CHECK(t != NULL);
+        n = chat_payload_stored_template(t, tlen, ev->user, ev->ulen, ev->text, ev->tlen, &at);
+        FUZZ_CHECK(n == (ssize_t)tlen && at == 1);
+        FUZZ_CHECK(memcmp(t, p, at) == 0 && memcmp(t + at, p + at + ev->idlen, tlen - at) == 0);
+        free(t);
+    }
+}
+
 static void fz_tagged(const char *p, size_t len)
 {
     struct chat_event ev;
@@ -127,6 +169,10 @@ static void fz_tagged(const char *p, size_t len)
 
     memset(&ev, 0x5a, sizeof(ev));
     rc = chat_payload_parse(CHAT_PAYLOAD_TAGGED, p, len, &ev);
+    if (len >= 2 && p[0] == CHAT_PAYLOAD_TAG_STORED) {
+        fz_stored(p, len, rc, &ev);
+        return;
+    }
     if (len < 2)
         want = -1;
     else if (p[0] == 'j' || p[0] == 'l')
@@ -226,7 +272,11 @@ static void fz_channel(const struct cfg *c, const char *p, size_t len)
     ssize_t want, n = room_of_channel(c, p, len, &room);
     char key[ROOM_KEY_MAX];
 
+    int feed = len == cl + 3 && memcmp(p, c->channel, cl) == 0 && memcmp(p + cl, ":{}", 3) == 0;
+
     if (len == cl && memcmp(p, c->channel, cl) == 0)
+        want = 0;
+    else if (feed) /* the default room's feed channel */
         want = 0;
     else if (len >= cl + 3 && memcmp(p, c->channel, cl) == 0 && p[cl] == ':' &&
              p[cl + 1] == '{' && p[len - 1] == '}' && fz_room_ok(p + cl + 2, len - cl - 3))
@@ -241,8 +291,8 @@ static void fz_channel(const struct cfg *c, const char *p, size_t len)
     else
         FUZZ_CHECK(room == p + cl + 2 && fz_inside(room, (size_t)n, p, len));
     /* and back */
-    FUZZ_CHECK(room_key(key, sizeof(key), c, room, (size_t)n, ROOM_KEY_CHANNEL, NULL) ==
-               (ssize_t)len);
+    FUZZ_CHECK(room_key(key, sizeof(key), c, room, (size_t)n,
+                        feed ? ROOM_KEY_FEED : ROOM_KEY_CHANNEL, NULL) == (ssize_t)len);
     FUZZ_CHECK(memcmp(key, p, len) == 0);
 }
 

@@ -154,7 +154,12 @@ static void fz_request(const uint8_t *data, size_t size)
                    strcmp(reason, "unknown request type") == 0 ||
                    strcmp(reason, "field \"room\" must be a string") == 0 ||
                    strcmp(reason, "field \"text\" must be a string") == 0 ||
-                   strcmp(reason, "field \"to\" must be a string") == 0);
+                   strcmp(reason, "field \"to\" must be a string") == 0 ||
+                   /* a join's history / after */
+                   (r.type == CHAT_REQ_JOIN &&
+                    (strcmp(reason, CHAT_PROTO_BAD_HISTORY) == 0 ||
+                     strcmp(reason, "field \"after\" must be a message id") == 0 ||
+                     strcmp(reason, "\"history\" and \"after\" exclude each other") == 0)));
         /* no request type unless the frame was an object with a string type */
         if (fz_starts(reason, "bad JSON: ") || fz_starts(reason, "a request must"))
             FUZZ_CHECK(r.type_name == NULL);

@@ -520,6 +520,9 @@ static void gen_chat_corpus(void)
     gen_request("nul", "{\"type\":\"send\",\"text\":\"a\\u0000b\"}");
     gen_request("escapes", "{\"type\":\"send\",\"text\":\"\\u00e9\\n\\\"\",\"id\":-1}");
     gen_request("bad_json", "{\"type\":\"send\",");
+    gen_request("join_history", "{\"type\":\"join\",\"room\":\"lobby\",\"history\":50}");
+    gen_request("join_after",
+                "{\"type\":\"join\",\"room\":\"lobby\",\"after\":\"1733448000000-0\"}");
     gen_event("events", ev_plain, 2);
     gen_event("events_default_room", ev_default, 0);
     gen_event("events_escapes", ev_escapes, 1000);
@@ -531,6 +534,9 @@ static void gen_chat_corpus(void)
     gen_text("fuzz_chat_payload", "tagged_message", "malice: hi: there");
     gen_text("fuzz_chat_payload", "tagged_joined", "jalice");
     gen_text("fuzz_chat_payload", "tagged_left", "lalice");
+    gen_text("fuzz_chat_payload", "stored_message", "M1733448000000-0\nalice: hello");
+    gen_text("fuzz_chat_payload", "stored_max_id",
+             "M18446744073709551615-18446744073709551615\nbob: a\nb: c");
     gen_text("fuzz_chat_payload", "direct", "lobby\nbob\nalice\npsst");
     gen_text("fuzz_chat_payload", "direct_default_room", "\nbob\nalice\n");
     gen_text("fuzz_chat_payload", "channel_room", "chat:{lobby}");

@@ -356,7 +356,7 @@ static int cfg_value_set(struct cfg *cfg, const struct cfg_directive *d, const c
         } else if (d->type == CFG_MSEC) {
             units = cfg_units_msec;
             what = "duration";
-            hint = " (milliseconds, or suffixes: ms, s, m, h)";
+            hint = " (milliseconds, or suffixes: ms, s, m, h, d)";
         }
         if (cfg_parse_number(v, units, &n) == -1) {
             cfg_err(why, whylen, "invalid %s '%s'%s", what, cfg_quote(v, q, sizeof q), hint);

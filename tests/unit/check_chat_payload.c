@@ -289,6 +289,7 @@ static int parse_copy(enum chat_payload_form form, const char *p, size_t len,
         REBASE(ev->user, ev->ulen);
         REBASE(ev->text, ev->tlen);
         REBASE(ev->line, ev->line_len);
+        REBASE(ev->id, ev->idlen);
     }
 #undef REBASE
     free(copy);
@@ -464,6 +465,213 @@ START_TEST(test_parse_what_was_built)
             ck_assert_uint_eq(ev.ulen, ul);
             ck_assert_mem_eq(ev.user, users[u], ul);
         }
+}
+END_TEST
+
+/* ---- the stored form: 'M' id '\n' "user: text" -------------------------------- */
+
+static void expect_stored(const char *id, const char *user, const char *text, size_t tlen,
+                          size_t cap, const char *want, size_t wlen)
+{
+    char *buf = malloc(cap + 1);
+    ssize_t n;
+
+    ck_assert_ptr_nonnull(buf);
+    buf[cap] = (char)CANARY;
+    n = chat_payload_stored(buf, cap, id, strlen(id), user, strlen(user), text, tlen);
+    expect_built(n, buf, cap, want, wlen);
+    free(buf);
+}
+
+START_TEST(test_stored_build)
+{
+    ck_assert_int_eq(CHAT_PAYLOAD_TAG_STORED, 'M');
+    expect_stored("1-0", "foo", V("hello"), 64, V("M1-0\nfoo: hello"));
+    expect_stored("1526919030474-55", "bob", V(""), 64, V("M1526919030474-55\nbob: "));
+    expect_stored("18446744073709551615-18446744073709551615", "u", V("a\0b"), 128,
+                  V("M18446744073709551615-18446744073709551615\nu: a\0b"));
+    /* a text with line breaks and what a notice says stays as it is */
+    expect_stored("2-3", "foo", V("has left the chat!\nx"), 64,
+                  V("M2-3\nfoo: has left the chat!\nx"));
+    /* bounds: exact fit, then every shorter cap fails without writing past it */
+    {
+        static const char want[] = "M1-0\nfoo: hello";
+        size_t wlen = sizeof(want) - 1;
+
+        expect_stored("1-0", "foo", V("hello"), wlen, want, wlen);
+        for (size_t cap = 0; cap < wlen; cap++)
+            expect_stored("1-0", "foo", V("hello"), cap, NULL, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_stored_huge_lengths)
+{
+    char buf[32];
+    size_t at = 12345;
+
+    ck_assert_int_eq(chat_payload_stored(buf, sizeof(buf), "1-0", SIZE_MAX, "u", 1, "x", 1), -1);
+    ck_assert_int_eq(chat_payload_stored(buf, sizeof(buf), "1-0", 3, "u", SIZE_MAX, "x", 1), -1);
+    ck_assert_int_eq(chat_payload_stored(buf, sizeof(buf), "1-0", 3, "u", 1, "x", SIZE_MAX - 5),
+                     -1);
+    ck_assert_int_eq(chat_payload_stored_template(buf, sizeof(buf), "u", SIZE_MAX, "x", 1, &at),
+                     -1);
+    ck_assert_int_eq(chat_payload_stored_template(buf, sizeof(buf), "u", 1, "x", SIZE_MAX - 4, &at),
+                     -1);
+}
+END_TEST
+
+/* The template with an id inserted at *id_at is exactly chat_payload_stored's
+ * output; and the template's own bounds. */
+START_TEST(test_stored_template)
+{
+    static const char *const ids[] = {"0-1", "1526919030474-55",
+                                      "18446744073709551615-18446744073709551615"};
+    static const char *const users[] = {"a", "foo", "\xc3\xa9l\xc3\xa8ve"};
+    static const char *const texts[] = {"", "hello", "a: b\nc", "has joined the chat!"};
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        for (size_t u = 0; u < sizeof(users) / sizeof(users[0]); u++)
+            for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+                char tpl[128], full[192], want[192];
+                size_t il = strlen(ids[i]), ul = strlen(users[u]), tl = strlen(texts[t]);
+                size_t at = (size_t)-1;
+                ssize_t n = chat_payload_stored_template(tpl, sizeof(tpl), users[u], ul,
+                                                         texts[t], tl, &at);
+                ssize_t w = chat_payload_stored(want, sizeof(want), ids[i], il, users[u], ul,
+                                                texts[t], tl);
+
+                ck_assert_int_eq(n, (ssize_t)(1 + 1 + ul + 2 + tl));
+                ck_assert_uint_eq(at, 1); /* right after the tag */
+                ck_assert_int_eq(w, n + (ssize_t)il);
+                memcpy(full, tpl, at);
+                memcpy(full + at, ids[i], il);
+                memcpy(full + at + il, tpl + at, (size_t)n - at);
+                ck_assert_mem_eq(full, want, (size_t)w);
+            }
+    /* exact fit and one short, canary intact */
+    {
+        static const char want[] = "M\nfoo: hi";
+        size_t wlen = sizeof(want) - 1;
+
+        for (size_t cap = 0; cap <= wlen; cap++) {
+            char *buf = malloc(cap + 1);
+            size_t at = 0;
+            ssize_t n;
+
+            ck_assert_ptr_nonnull(buf);
+            buf[cap] = (char)CANARY;
+            n = chat_payload_stored_template(buf, cap, "foo", 3, "hi", 2, &at);
+            expect_built(n, buf, cap, cap == wlen ? want : NULL, wlen);
+            free(buf);
+        }
+    }
+}
+END_TEST
+
+static void expect_stored_event(const char *p, size_t len, const char *id, size_t idlen,
+                                const char *user, size_t ulen, const char *text, size_t tlen,
+                                const char *line, size_t line_len)
+{
+    struct chat_event ev;
+
+    memset(&ev, 0x5a, sizeof(ev));
+    ck_assert_msg(parse_copy(CHAT_PAYLOAD_TAGGED, p, len, &ev) == 0, "'%.*s' refused", (int)len,
+                  p);
+    ck_assert_int_eq(ev.kind, CHAT_EV_MESSAGE);
+    expect_view(ev.id, ev.idlen, id, idlen);
+    expect_view(ev.user, ev.ulen, user, ulen);
+    expect_view(ev.text, ev.tlen, text, tlen);
+    expect_view(ev.line, ev.line_len, line, line_len);
+}
+
+START_TEST(test_parse_stored)
+{
+    expect_stored_event(V("M1-0\nfoo: hello"), V("1-0"), V("foo"), V("hello"), V("foo: hello"));
+    expect_stored_event(V("M1526919030474-55\nbob: "), V("1526919030474-55"), V("bob"), V(""),
+                        V("bob: "));
+    /* only the first line break ends the id; the text may hold more */
+    expect_stored_event(V("M2-3\nfoo: a\nb: c"), V("2-3"), V("foo"), V("a\nb: c"),
+                        V("foo: a\nb: c"));
+    /* a stored message that says what a notice says is a message */
+    expect_stored_event(V("M9-9\nfoo: has left the chat!"), V("9-9"), V("foo"),
+                        V("has left the chat!"), V("foo: has left the chat!"));
+    expect_stored_event(V("M1-1\nu: a\0b"), V("1-1"), V("u"), V("a\0b"), V("u: a\0b"));
+    /* the other tags carry no id */
+    {
+        struct chat_event ev;
+
+        memset(&ev, 0x5a, sizeof(ev));
+        ck_assert_int_eq(chat_payload_parse(CHAT_PAYLOAD_TAGGED, "mfoo: hi", 8, &ev), 0);
+        ck_assert_ptr_null(ev.id);
+        ck_assert_uint_eq(ev.idlen, 0);
+        memset(&ev, 0x5a, sizeof(ev));
+        ck_assert_int_eq(chat_payload_parse(CHAT_PAYLOAD_TAGGED, "jfoo", 4, &ev), 0);
+        ck_assert_ptr_null(ev.id);
+        memset(&ev, 0x5a, sizeof(ev));
+        ck_assert_int_eq(chat_payload_parse(CHAT_PAYLOAD_SEED, "foo: hi", 7, &ev), 0);
+        ck_assert_ptr_null(ev.id);
+    }
+}
+END_TEST
+
+START_TEST(test_parse_stored_malformed)
+{
+    const enum chat_payload_form f = CHAT_PAYLOAD_TAGGED;
+
+    expect_refused(f, V("M"));
+    /* no line break after the id */
+    expect_refused(f, V("M1-0"));
+    expect_refused(f, V("M1-0 foo: hi"));
+    expect_refused(f, V("M1-0foo: hi"));
+    /* an empty id */
+    expect_refused(f, V("M\nfoo: hi"));
+    expect_refused(f, V("M\n"));
+    /* no "user: " after the id */
+    expect_refused(f, V("M1-0\n"));
+    expect_refused(f, V("M1-0\nfoo"));
+    expect_refused(f, V("M1-0\nfoo:hi"));
+    expect_refused(f, V("M1-0\n: hi"));
+    expect_refused(f, V("M1-0\nfoo:"));
+    /* the tag is case-sensitive */
+    expect_refused(f, V("N1-0\nfoo: hi"));
+}
+END_TEST
+
+START_TEST(test_parse_stored_what_was_built)
+{
+    static const char *const ids[] = {"0-1", "1526919030474-55"};
+    static const char *const users[] = {"a", "x-1.y_z"};
+    static const char *const texts[] = {"", "hello", "a: b", "x\ny"};
+    char buf[128];
+    struct chat_event ev;
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        for (size_t u = 0; u < sizeof(users) / sizeof(users[0]); u++)
+            for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+                size_t il = strlen(ids[i]), ul = strlen(users[u]), tl = strlen(texts[t]);
+                ssize_t n = chat_payload_stored(buf, sizeof(buf), ids[i], il, users[u], ul,
+                                                texts[t], tl);
+
+                ck_assert_int_gt(n, 0);
+                ck_assert_int_eq(chat_payload_parse(CHAT_PAYLOAD_TAGGED, buf, (size_t)n, &ev), 0);
+                ck_assert_int_eq(ev.kind, CHAT_EV_MESSAGE);
+                ck_assert_uint_eq(ev.idlen, il);
+                ck_assert_mem_eq(ev.id, ids[i], il);
+                ck_assert_uint_eq(ev.ulen, ul);
+                ck_assert_mem_eq(ev.user, users[u], ul);
+                ck_assert_uint_eq(ev.tlen, tl);
+                ck_assert_mem_eq(ev.text, texts[t], tl);
+                /* the line is what chat_payload_message writes in the seed form */
+                {
+                    char line[128];
+                    ssize_t ln = chat_payload_message(CHAT_PAYLOAD_SEED, line, sizeof(line),
+                                                      users[u], ul, texts[t], tl);
+
+                    ck_assert_int_eq((ssize_t)ev.line_len, ln);
+                    ck_assert_mem_eq(ev.line, line, (size_t)ln);
+                }
+            }
 }
 END_TEST
 
@@ -655,6 +863,15 @@ static Suite *chat_payload_suite(void)
     tcase_add_test(tc, test_tagged_bounds);
     tcase_add_test(tc, test_tagged_huge_lengths);
     tcase_add_test(tc, test_left_affixes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stored");
+    tcase_add_test(tc, test_stored_build);
+    tcase_add_test(tc, test_stored_huge_lengths);
+    tcase_add_test(tc, test_stored_template);
+    tcase_add_test(tc, test_parse_stored);
+    tcase_add_test(tc, test_parse_stored_malformed);
+    tcase_add_test(tc, test_parse_stored_what_was_built);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("direct");

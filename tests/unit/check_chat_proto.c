@@ -427,6 +427,141 @@ START_TEST(test_req_type_names)
 }
 END_TEST
 
+/* ---- join's "history" and "after" ------------------------------------------------ */
+
+#define REASON_AFTER "field \"after\" must be a message id"
+#define REASON_EXCLUDE "\"history\" and \"after\" exclude each other"
+
+/* A good join: its history (-1: none) and after (NULL: none). */
+static void expect_join(const char *text, long history, const char *after)
+{
+    struct chat_req r;
+    char reason[256] = "";
+
+    ck_assert_msg(parse(text, &r, reason, sizeof(reason)) == 0, "%s: %s", text, reason);
+    ck_assert_int_eq(r.type, CHAT_REQ_JOIN);
+    ck_assert_msg(r.history == history, "%s: history %ld, want %ld", text, r.history, history);
+    expect_view(r.after, r.after_len, after);
+    chat_req_free(&r);
+}
+
+START_TEST(test_req_join_history)
+{
+    char text[128];
+
+    ck_assert_int_eq(CHAT_PROTO_HISTORY_MAX, 100000);
+    /* absent: -1, never 0 (0 means "none, explicitly") */
+    expect_join("{\"type\":\"join\"}", -1, NULL);
+    expect_join("{\"type\":\"join\",\"room\":\"lobby\"}", -1, NULL);
+    expect_join("{\"type\":\"join\",\"history\":0}", 0, NULL);
+    expect_join("{\"type\":\"join\",\"history\":1}", 1, NULL);
+    expect_join("{\"type\":\"join\",\"room\":\"r\",\"history\":50}", 50, NULL);
+    snprintf(text, sizeof(text), "{\"type\":\"join\",\"history\":%d}", CHAT_PROTO_HISTORY_MAX);
+    expect_join(text, CHAT_PROTO_HISTORY_MAX, NULL);
+    /* out of range or not an integer */
+    snprintf(text, sizeof(text), "{\"type\":\"join\",\"history\":%d}", CHAT_PROTO_HISTORY_MAX + 1);
+    expect_fail(text, CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":-1}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":-9223372036854775808}", CHAT_PROTO_BAD_HISTORY,
+                "join");
+    expect_fail("{\"type\":\"join\",\"history\":9223372036854775807}", CHAT_PROTO_BAD_HISTORY,
+                "join");
+    expect_fail("{\"type\":\"join\",\"history\":4294967346}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":1.0}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":1e2}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":\"5\"}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":true}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":null}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":[1]}", CHAT_PROTO_BAD_HISTORY, "join");
+    expect_fail("{\"type\":\"join\",\"history\":{}}", CHAT_PROTO_BAD_HISTORY, "join");
+}
+END_TEST
+
+START_TEST(test_req_join_after)
+{
+    expect_join("{\"type\":\"join\",\"after\":\"1-0\"}", -1, "1-0");
+    expect_join("{\"type\":\"join\",\"room\":\"lobby\",\"after\":\"1733448000000-0\"}", -1,
+                "1733448000000-0");
+    expect_join("{\"type\":\"join\",\"after\":\"0-0\"}", -1, "0-0");
+    expect_join("{\"type\":\"join\",\"after\":"
+                "\"18446744073709551615-18446744073709551615\"}",
+                -1, "18446744073709551615-18446744073709551615");
+    /* not a stream id */
+    expect_fail("{\"type\":\"join\",\"after\":\"\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"1\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"1-\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"-1\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"$\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\" 1-0\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"1-0 \"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"1-0-0\"}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"18446744073709551616-0\"}", REASON_AFTER, "join");
+    /* a NUL inside a string is refused by the JSON reader, before "after" is read */
+    expect_fail("{\"type\":\"join\",\"after\":\"1-0\\u0000\"}", "bad JSON: ...", NULL);
+    /* not a string */
+    expect_fail("{\"type\":\"join\",\"after\":10}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":null}", REASON_AFTER, "join");
+    expect_fail("{\"type\":\"join\",\"after\":[\"1-0\"]}", REASON_AFTER, "join");
+    /* a refused after leaves no view behind */
+    {
+        struct chat_req r;
+        char reason[256];
+
+        ck_assert_int_eq(parse("{\"type\":\"join\",\"after\":\"x\"}", &r, reason, sizeof(reason)),
+                         -1);
+        ck_assert_ptr_null(r.after);
+        chat_req_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(test_req_join_history_and_after)
+{
+    expect_fail("{\"type\":\"join\",\"history\":5,\"after\":\"1-0\"}", REASON_EXCLUDE, "join");
+    expect_fail("{\"type\":\"join\",\"after\":\"1-0\",\"history\":0}", REASON_EXCLUDE, "join");
+    /* each one's own error comes first */
+    expect_fail("{\"type\":\"join\",\"history\":-1,\"after\":\"1-0\"}", CHAT_PROTO_BAD_HISTORY,
+                "join");
+    expect_fail("{\"type\":\"join\",\"history\":5,\"after\":\"x\"}", REASON_AFTER, "join");
+    /* the id is still echoed */
+    {
+        struct chat_req r;
+        char reason[256];
+
+        ck_assert_int_eq(parse("{\"type\":\"join\",\"id\":\"j1\",\"history\":5,\"after\":\"1-0\"}",
+                               &r, reason, sizeof(reason)),
+                         -1);
+        ck_assert(json_is_string(r.id) && strcmp(json_string_value(r.id), "j1") == 0);
+        chat_req_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(test_req_history_after_other_types)
+{
+    /* only a join reads them: elsewhere they are ignored, whatever they hold */
+    static const char *const texts[] = {
+        "{\"type\":\"send\",\"text\":\"x\",\"history\":-5,\"after\":\"nope\"}",
+        "{\"type\":\"send\",\"text\":\"x\",\"history\":5,\"after\":\"1-0\"}",
+        "{\"type\":\"leave\",\"history\":\"x\"}",
+        "{\"type\":\"who\",\"after\":7}",
+        "{\"type\":\"direct\",\"to\":\"b\",\"text\":\"x\",\"history\":1000000}",
+    };
+
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct chat_req r;
+        char reason[256] = "";
+
+        ck_assert_msg(parse(texts[i], &r, reason, sizeof(reason)) == 0, "%s: %s", texts[i],
+                      reason);
+        ck_assert_msg(r.history == -1, "%s: history %ld", texts[i], r.history);
+        ck_assert_ptr_null(r.after);
+        ck_assert_uint_eq(r.after_len, 0);
+        chat_req_free(&r);
+    }
+}
+END_TEST
+
 /* ---- events -------------------------------------------------------------------- */
 
 /* Read an event back: a JSON object with exactly nkeys members, the given
@@ -737,6 +872,98 @@ START_TEST(test_ev_invalid_utf8)
 }
 END_TEST
 
+START_TEST(test_ev_message_stored)
+{
+    json_t *o;
+
+    o = ev_read(chat_ev_message_stored(LIT("lobby"), LIT("bob"), LIT("hello"),
+                                       LIT("1733448000000-0"), TS),
+                6, "message", LIT("lobby"), LIT("bob"));
+    expect_str(o, "text", LIT("hello"));
+    expect_str(o, "msg_id", LIT("1733448000000-0"));
+    ck_assert_ptr_null(json_object_get(o, "to"));
+    json_decref(o);
+    /* the default room; lengths, not NULs, end the strings */
+    o = ev_read(chat_ev_message_stored("", 0, "bobX", 3, "hiYY", 2, "5-6ZZ", 3, TS), 6, "message",
+                LIT(""), LIT("bob"));
+    expect_str(o, "text", LIT("hi"));
+    expect_str(o, "msg_id", LIT("5-6"));
+    json_decref(o);
+    ck_assert_ptr_null(chat_ev_message_stored(LIT("r"), LIT("u"), LIT("\xff"), LIT("1-0"), TS));
+    ck_assert_ptr_null(chat_ev_message_stored(LIT("r"), LIT("\xc3"), LIT("x"), LIT("1-0"), TS));
+}
+END_TEST
+
+START_TEST(test_ev_ack)
+{
+    json_t *o, *id;
+
+    /* with history: the message's id; no "id" when the request had none */
+    o = ev_read(chat_ev_ack(LIT("lobby"), LIT("alice"), LIT("1733448000000-0"), NULL, TS), 6,
+                "ack", LIT("lobby"), LIT("alice"));
+    expect_str(o, "request", LIT("send"));
+    expect_str(o, "msg_id", LIT("1733448000000-0"));
+    ck_assert_ptr_null(json_object_get(o, "id"));
+    json_decref(o);
+    /* without history: msg_id is there, and null */
+    o = ev_read(chat_ev_ack(LIT(""), LIT("alice"), NULL, 0, NULL, TS), 6, "ack", LIT(""),
+                LIT("alice"));
+    expect_str(o, "request", LIT("send"));
+    ck_assert_ptr_nonnull(json_object_get(o, "msg_id"));
+    ck_assert(json_is_null(json_object_get(o, "msg_id")));
+    json_decref(o);
+    /* the request's id as given, string or integer; the caller keeps its reference */
+    id = json_string("s-1");
+    o = ev_read(chat_ev_ack(LIT("r"), LIT("u"), LIT("1-2"), id, TS), 7, "ack", LIT("r"), LIT("u"));
+    expect_str(o, "id", LIT("s-1"));
+    expect_str(o, "msg_id", LIT("1-2"));
+    json_decref(o);
+    ck_assert_int_eq(id->refcount, 1);
+    json_decref(id);
+    id = json_integer(77);
+    o = ev_read(chat_ev_ack(LIT("r"), LIT("u"), NULL, 0, id, TS), 7, "ack", LIT("r"), LIT("u"));
+    ck_assert(json_is_integer(json_object_get(o, "id")));
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "id")), 77);
+    ck_assert(json_is_null(json_object_get(o, "msg_id")));
+    json_decref(o);
+    ck_assert_int_eq(id->refcount, 1);
+    json_decref(id);
+    /* lengths end the id */
+    o = ev_read(chat_ev_ack(LIT("r"), LIT("u"), "9-9XX", 3, NULL, TS), 6, "ack", LIT("r"),
+                LIT("u"));
+    expect_str(o, "msg_id", LIT("9-9"));
+    json_decref(o);
+    ck_assert_ptr_null(chat_ev_ack(LIT("r"), LIT("\xff"), LIT("1-0"), NULL, TS));
+    ck_assert_ptr_null(chat_ev_ack(LIT("r"), LIT("\xff"), NULL, 0, NULL, TS));
+}
+END_TEST
+
+START_TEST(test_ev_history)
+{
+    json_t *o, *v;
+
+    o = ev_read(chat_ev_history(LIT("lobby"), LIT("alice"), 12, 0, TS), 6, "history",
+                LIT("lobby"), LIT("alice"));
+    v = json_object_get(o, "count");
+    ck_assert(json_is_integer(v));
+    ck_assert_int_eq(json_integer_value(v), 12);
+    ck_assert(json_is_false(json_object_get(o, "truncated")));
+    json_decref(o);
+    o = ev_read(chat_ev_history(LIT(""), LIT("alice"), 0, 1, TS), 6, "history", LIT(""),
+                LIT("alice"));
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "count")), 0);
+    ck_assert(json_is_true(json_object_get(o, "truncated")));
+    json_decref(o);
+    /* any non-zero truncated is true */
+    o = ev_read(chat_ev_history(LIT("r"), LIT("u"), 100000, 42, TS), 6, "history", LIT("r"),
+                LIT("u"));
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "count")), 100000);
+    ck_assert(json_is_true(json_object_get(o, "truncated")));
+    json_decref(o);
+    ck_assert_ptr_null(chat_ev_history(LIT("r"), LIT("\xed\xa0\x80"), 1, 0, TS));
+}
+END_TEST
+
 static Suite *chat_proto_suite(void)
 {
     Suite *s = suite_create("chat_proto");
@@ -757,6 +984,16 @@ static Suite *chat_proto_suite(void)
     tcase_add_test(tc, test_req_reason_capacity);
     tcase_add_test(tc, test_req_len_is_the_frame);
     tcase_add_test(tc, test_req_type_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("history");
+    tcase_add_test(tc, test_req_join_history);
+    tcase_add_test(tc, test_req_join_after);
+    tcase_add_test(tc, test_req_join_history_and_after);
+    tcase_add_test(tc, test_req_history_after_other_types);
+    tcase_add_test(tc, test_ev_message_stored);
+    tcase_add_test(tc, test_ev_ack);
+    tcase_add_test(tc, test_ev_history);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("events");

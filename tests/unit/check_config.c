@@ -110,6 +110,10 @@ START_TEST(test_defaults_all_fields)
     ck_assert_int_eq(cfg.outbox_size, 1000);
     ck_assert_int_eq(cfg.outbox_timeout, 10000);
     ck_assert_int_eq(cfg.instance_ttl, 10000);
+    ck_assert_int_eq(cfg.history_size, 1000);
+    ck_assert_int_eq(cfg.history_ttl, 0);
+    ck_assert_int_eq(cfg.history_on_join, 50);
+    ck_assert_int_eq(cfg.history_on_join_max, 1000);
 }
 END_TEST
 
@@ -213,7 +217,11 @@ static const char full_conf[] = "# every directive, none at its default\n"
                                 "flush-interval 20ms\n"
                                 "outbox-size 0\n"
                                 "outbox-timeout 30s\n"
-                                "instance-ttl 1m\n";
+                                "instance-ttl 1m\n"
+                                "history-size 5000\n"
+                                "history-ttl 7d\n"
+                                "history-on-join 20\n"
+                                "history-on-join-max 200\n";
 
 START_TEST(test_values_every_directive)
 {
@@ -257,6 +265,10 @@ START_TEST(test_values_every_directive)
     ck_assert_int_eq(cfg.outbox_size, 0);
     ck_assert_int_eq(cfg.outbox_timeout, 30000);
     ck_assert_int_eq(cfg.instance_ttl, 60000);
+    ck_assert_int_eq(cfg.history_size, 5000);
+    ck_assert_int_eq(cfg.history_ttl, 7L * 86400000);
+    ck_assert_int_eq(cfg.history_on_join, 20);
+    ck_assert_int_eq(cfg.history_on_join_max, 200);
 }
 END_TEST
 
@@ -480,9 +492,9 @@ static const struct err_case err_cases[] = {
     { "flush-interval 1001\n", "x.conf:1: flush-interval: must be 0 (off) or 1..1000 ms" },
     { "handshake-timeout 5x\n",
       "x.conf:1: handshake-timeout: invalid duration '5x' (milliseconds, or suffixes: ms, s, m, "
-      "h)" },
+      "h, d)" },
     { "shutdown-timeout s\n",
-      "x.conf:1: shutdown-timeout: invalid duration 's' (milliseconds, or suffixes: ms, s, m, h)" },
+      "x.conf:1: shutdown-timeout: invalid duration 's' (milliseconds, or suffixes: ms, s, m, h, d)" },
     { "daemonize maybe\n", "x.conf:1: daemonize: must be yes or no" },
     { "redis-tls 1\n", "x.conf:1: redis-tls: must be yes or no" },
     { "log-level loud\n", "x.conf:1: log-level: must be debug, info, warn or error" },
@@ -613,6 +625,135 @@ START_TEST(test_errors_finalize_checks_values_set_in_code)
     ck_assert_str_eq(err, "redis-tls-key: needs redis-tls-cert");
     cfg.redis_tls_cert = strdup("/c.pem");
     finalize_ok();
+}
+END_TEST
+
+/* ---- history ----------------------------------------------------------- */
+
+#define DAY_MS 86400000L
+
+/* on history-ttl (0 = off, or 1 s .. 366 d) */
+static const struct num_case ttl_cases[] = {
+    { "0", 0 },
+    { "0ms", 0 },
+    { "0d", 0 },
+    { "1000", 1000 },
+    { "1000ms", 1000 },
+    { "1s", 1000 },
+    { "90s", 90000 },
+    { "30m", 1800000 },
+    { "2h", 7200000 },
+    { "1d", DAY_MS },
+    { "1D", DAY_MS },
+    { "7d", 7 * DAY_MS },
+    { "366d", 366 * DAY_MS },
+    { "8784h", 366 * DAY_MS },
+    { "31622400000", 366 * DAY_MS },
+};
+
+START_TEST(test_history_ttl_values)
+{
+    char text[64];
+
+    snprintf(text, sizeof text, "history-ttl %s\n", ttl_cases[_i].text);
+    parse_ok(text);
+    ck_assert_msg(cfg.history_ttl == ttl_cases[_i].want, "%s: got %ld want %ld",
+                  ttl_cases[_i].text, cfg.history_ttl, ttl_cases[_i].want);
+    finalize_ok();
+}
+END_TEST
+
+static const struct err_case history_err_cases[] = {
+    { "history-ttl 999\n", "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-ttl 999ms\n", "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-ttl 1\n", "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-ttl 367d\n", "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-ttl 31622400001\n",
+      "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-ttl 99999999999999999d\n",
+      "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-ttl -1d\n", "x.conf:1: history-ttl: must be 0 (off) or 1000..31622400000 ms" },
+    { "history-size -1\n", "x.conf:1: history-size: must be 0..10000000" },
+    { "history-size 10000001\n", "x.conf:1: history-size: must be 0..10000000" },
+    { "history-size 1k\n", "x.conf:1: history-size: invalid number '1k'" },
+    { "history-on-join -1\n", "x.conf:1: history-on-join: must be 0..100000" },
+    { "history-on-join 100001\n", "x.conf:1: history-on-join: must be 0..100000" },
+    { "history-on-join-max -1\n", "x.conf:1: history-on-join-max: must be 0..100000" },
+    { "history-on-join-max 100001\n", "x.conf:1: history-on-join-max: must be 0..100000" },
+    /* the day suffix is a duration's: not a count's */
+    { "history-on-join 1d\n", "x.conf:1: history-on-join: invalid number '1d'" },
+    /* and it does not stretch other durations past their bounds */
+    { "instance-ttl 1d\n", "x.conf:1: instance-ttl: must be 1000..3600000 ms" },
+};
+
+START_TEST(test_history_errors)
+{
+    const struct err_case *c = &history_err_cases[_i];
+    int rc = cfg_parse_buffer(&cfg, c->text, strlen(c->text), "x.conf", err, sizeof err);
+
+    ck_assert_msg(rc == -1, "case %d: parse succeeded", _i);
+    ck_assert_msg(strcmp(err, c->msg) == 0, "case %d:\n got  '%s'\n want '%s'", _i, err, c->msg);
+}
+END_TEST
+
+START_TEST(test_history_edges)
+{
+    /* 0 is allowed for each count: no history, no replay */
+    parse_ok("history-size 0\nhistory-on-join 0\nhistory-on-join-max 0\nhistory-ttl 0\n");
+    ck_assert_int_eq(cfg.history_size, 0);
+    ck_assert_int_eq(cfg.history_on_join, 0);
+    ck_assert_int_eq(cfg.history_on_join_max, 0);
+    ck_assert_int_eq(cfg.history_ttl, 0);
+    finalize_ok();
+    reset();
+    parse_ok("history-size 10000000\nhistory-on-join 100000\nhistory-on-join-max 100000\n"
+             "history-ttl 1s\n");
+    ck_assert_int_eq(cfg.history_size, 10000000);
+    ck_assert_int_eq(cfg.history_on_join, 100000);
+    ck_assert_int_eq(cfg.history_on_join_max, 100000);
+    ck_assert_int_eq(cfg.history_ttl, 1000);
+    finalize_ok();
+    /* the join bound is the protocol's: CHAT_PROTO_HISTORY_MAX (worker/chat_proto.h) */
+}
+END_TEST
+
+START_TEST(test_history_on_join_above_max)
+{
+    /* finalize, not the parser, compares them: the order in the file does not matter */
+    parse_ok("history-on-join 1500\nhistory-on-join-max 2000\n");
+    finalize_ok();
+    reset();
+    parse_ok("history-on-join-max 2000\nhistory-on-join 2000\n");
+    finalize_ok();
+    reset();
+    parse_ok("history-on-join 1001\n"); /* above the default max */
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "history-on-join: 1001 is above history-on-join-max 1000");
+    reset();
+    parse_ok("history-on-join-max 10\n"); /* below the default on-join */
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "history-on-join: 50 is above history-on-join-max 10");
+    reset();
+    parse_ok("history-on-join-max 0\nhistory-on-join 1\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "history-on-join: 1 is above history-on-join-max 0");
+    /* values set in code are checked too */
+    reset();
+    finalize_ok();
+    cfg.history_on_join = 1000;
+    cfg.history_on_join_max = 999;
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "history-on-join: 1000 is above history-on-join-max 999");
+    cfg.history_on_join_max = 1000;
+    finalize_ok();
+}
+END_TEST
+
+/* The hint of an invalid duration names every suffix, "d" too. */
+START_TEST(test_history_ttl_hint_names_days)
+{
+    ck_assert_int_eq(parse("history-ttl 2w\n"), -1);
+    ck_assert_msg(strstr(err, "h, d)") != NULL, "%s", err);
 }
 END_TEST
 
@@ -824,6 +965,15 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_errors_load_missing_file);
     tcase_add_test(tc, test_errors_load_file_names_file_and_line);
     tcase_add_test(tc, test_errors_finalize_checks_values_set_in_code);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("history");
+    tcase_add_checked_fixture(tc, cfg_setup, cfg_teardown);
+    tcase_add_loop_test(tc, test_history_ttl_values, 0, NELEM(ttl_cases));
+    tcase_add_loop_test(tc, test_history_errors, 0, NELEM(history_err_cases));
+    tcase_add_test(tc, test_history_edges);
+    tcase_add_test(tc, test_history_on_join_above_max);
+    tcase_add_test(tc, test_history_ttl_hint_names_days);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("env");

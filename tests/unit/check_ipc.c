@@ -772,6 +772,122 @@ START_TEST(test_garbage_loop)
 }
 END_TEST
 
+/* ---- history messages ----------------------------------------------------- */
+
+/* m encodes to exactly the bytes of w (written by hand), and decodes back. */
+static void assert_golden(const struct ipc_msg *m, const struct raw *w)
+{
+    uint8_t buf[BUF_MAX];
+    struct ipc_msg d;
+    size_t n = encode_ok(buf, sizeof(buf), m);
+
+    ck_assert_uint_eq(n, w->n);
+    ck_assert_mem_eq(buf, w->b, n);
+    ck_assert_int_eq(decode_copy(buf, n, IPC_FRAME_MAX, &d), (ssize_t)n);
+    memset(&d, 0x5a, sizeof(d));
+    ck_assert_int_eq(ipc_decode(buf, n, IPC_FRAME_MAX, &d), (ssize_t)n);
+    assert_msg_eq(&d, m);
+}
+
+START_TEST(test_join_after_roundtrip)
+{
+    static const char msg_id[] = "1733448000000-0";
+    struct ipc_msg m;
+    struct raw w;
+
+    ck_assert_int_eq(IPC_JOIN_PLAIN, 0);
+    ck_assert_int_eq(IPC_JOIN_REREGISTER, 1);
+    ck_assert_int_eq(IPC_JOIN_LAST, 2);
+    ck_assert_int_eq(IPC_JOIN_AFTER, 3);
+    ipc_msg_set(&m, IPC_JOIN, 0x01020304u, IPC_JOIN_AFTER, "lobby", 5, "alice", 5, msg_id,
+                strlen(msg_id));
+    ck_assert_uint_eq(m.nfields, 3);
+    raw_header(&w, 0, IPC_VERSION, IPC_JOIN, IPC_JOIN_AFTER, 0x01020304u);
+    raw_field(&w, "lobby");
+    raw_field(&w, "alice");
+    raw_field(&w, msg_id);
+    raw_set32(&w, 0, (uint32_t)w.n);
+    ck_assert_uint_eq(w.n, 12 + 4 + 5 + 4 + 5 + 4 + 15);
+    assert_golden(&m, &w);
+    /* the other modes: a count, and the default room with no history */
+    ipc_msg_set(&m, IPC_JOIN, 9, IPC_JOIN_LAST, "", 0, "bob", 3, "50", 2);
+    raw_header(&w, 0, IPC_VERSION, IPC_JOIN, IPC_JOIN_LAST, 9);
+    raw_field(&w, "");
+    raw_field(&w, "bob");
+    raw_field(&w, "50");
+    raw_set32(&w, 0, (uint32_t)w.n);
+    assert_golden(&m, &w);
+    ipc_msg_set(&m, IPC_JOIN, 10, IPC_JOIN_PLAIN, "", 0, "bob", 3, "", 0);
+    raw_header(&w, 0, IPC_VERSION, IPC_JOIN, IPC_JOIN_PLAIN, 10);
+    raw_field(&w, "");
+    raw_field(&w, "bob");
+    raw_field(&w, "");
+    raw_set32(&w, 0, (uint32_t)w.n);
+    assert_golden(&m, &w);
+}
+END_TEST
+
+START_TEST(test_history_end_roundtrip)
+{
+    const uint16_t both = IPC_HISTORY_F_TRUNCATED | IPC_HISTORY_F_UNAVAILABLE;
+    struct ipc_msg m;
+    struct raw w;
+
+    ck_assert_int_eq(IPC_HISTORY_F_TRUNCATED, 1);
+    ck_assert_int_eq(IPC_HISTORY_F_UNAVAILABLE, 2);
+    ipc_msg_set(&m, IPC_HISTORY_END, 0xfffffffeu, both, "lobby", 5, "alice", 5, "12-3", 4);
+    raw_header(&w, 0, IPC_VERSION, IPC_HISTORY_END, 3, 0xfffffffeu);
+    raw_field(&w, "lobby");
+    raw_field(&w, "alice");
+    raw_field(&w, "12-3");
+    raw_set32(&w, 0, (uint32_t)w.n);
+    ck_assert_uint_eq(w.b[6], 0x00);
+    ck_assert_uint_eq(w.b[7], 0x03);
+    assert_golden(&m, &w);
+    /* no last id (nothing replayed) */
+    ipc_msg_set(&m, IPC_HISTORY_END, 1, IPC_HISTORY_F_UNAVAILABLE, "", 0, "bob", 3, "", 0);
+    raw_header(&w, 0, IPC_VERSION, IPC_HISTORY_END, 2, 1);
+    raw_field(&w, "");
+    raw_field(&w, "bob");
+    raw_field(&w, "");
+    raw_set32(&w, 0, (uint32_t)w.n);
+    assert_golden(&m, &w);
+}
+END_TEST
+
+START_TEST(test_history_types_flags_above_max)
+{
+    /* each new type's flags one above its max, encoded and decoded */
+    static const struct {
+        unsigned type;
+        unsigned bad;
+    } k[] = {
+        { IPC_JOIN, IPC_JOIN_AFTER + 1 },
+        { IPC_HISTORY_END, (IPC_HISTORY_F_TRUNCATED | IPC_HISTORY_F_UNAVAILABLE) + 1 },
+        { IPC_HISTORY_END, 0x8003 },
+        { IPC_PUBLISH, IPC_PUBLISH_F_ACK + 1 },
+        { IPC_PUBLISH_OK, 1 },
+        { IPC_HISTORY, 1 },
+        { IPC_SEEN, 1 },
+    };
+    uint8_t buf[BUF_MAX];
+    struct ipc_msg m;
+    struct raw w;
+
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        ipc_msg_set(&m, (enum ipc_type)k[i].type, 5, (uint16_t)k[i].bad, "r", 1, "u", 1, "1-0", 3);
+        ck_assert_msg(ipc_encode(buf, sizeof(buf), &m) == -IPC_EINVAL, "%s flags %u encoded",
+                      ipc_type_name(k[i].type), k[i].bad);
+        raw_valid(&w, k[i].type, k[i].bad);
+        assert_decodes_from(&w, 8, -IPC_EPROTO);
+        /* one less is fine */
+        ipc_msg_set(&m, (enum ipc_type)k[i].type, 5, (uint16_t)((k[i].bad & 0xff) - 1), "r", 1,
+                    "u", 1, "1-0", 3);
+        ck_assert_int_gt(ipc_encode(buf, sizeof(buf), &m), 0);
+    }
+}
+END_TEST
+
 static Suite *ipc_suite(void)
 {
     Suite *s = suite_create("ipc");
@@ -782,6 +898,12 @@ static Suite *ipc_suite(void)
     tcase_add_test(tc, test_golden_bytes);
     tcase_add_test(tc, test_roundtrip_all_types);
     tcase_add_test(tc, test_back_to_back);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("history");
+    tcase_add_test(tc, test_join_after_roundtrip);
+    tcase_add_test(tc, test_history_end_roundtrip);
+    tcase_add_test(tc, test_history_types_flags_above_max);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("split");

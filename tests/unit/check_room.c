@@ -495,6 +495,121 @@ START_TEST(test_of_channel_round_trip)
 }
 END_TEST
 
+START_TEST(test_keys_history_and_feed)
+{
+    struct cfg c;
+
+    cfg_make(&c, NULL, NULL);
+    /* the default room: under the channel directive, not users-key */
+    expect_key(&c, "", ROOM_KEY_HISTORY, NULL, 64, "chat:history");
+    expect_key(&c, "", ROOM_KEY_FEED, NULL, 64, "chat:{}");
+    /* a room: its stream under its hash tag; its feed is its channel */
+    expect_key(&c, "lobby", ROOM_KEY_HISTORY, NULL, 64, "chat:{lobby}:history");
+    expect_key(&c, "lobby", ROOM_KEY_FEED, NULL, 64, "chat:{lobby}");
+    cfg_free(&c);
+
+    cfg_make(&c, "prod-chat", "prod-users");
+    expect_key(&c, "", ROOM_KEY_HISTORY, NULL, 64, "prod-chat:history");
+    expect_key(&c, "", ROOM_KEY_FEED, NULL, 64, "prod-chat:{}");
+    expect_key(&c, "games", ROOM_KEY_HISTORY, NULL, 64, "prod-chat:{games}:history");
+    expect_key(&c, "games", ROOM_KEY_FEED, NULL, 64, "prod-chat:{games}");
+    cfg_free(&c);
+
+    /* bounds: exact fit, one short (no room for the NUL), canary intact */
+    cfg_make(&c, NULL, NULL);
+    {
+        static const struct {
+            const char *room;
+            enum room_key which;
+            const char *want;
+        } k[] = {
+            {"", ROOM_KEY_HISTORY, "chat:history"},
+            {"", ROOM_KEY_FEED, "chat:{}"},
+            {"lobby", ROOM_KEY_HISTORY, "chat:{lobby}:history"},
+            {"lobby", ROOM_KEY_FEED, "chat:{lobby}"},
+        };
+
+        for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+            size_t len = strlen(k[i].want);
+
+            expect_key(&c, k[i].room, k[i].which, NULL, len + 1, k[i].want);
+            expect_key(&c, k[i].room, k[i].which, NULL, len, NULL);
+            expect_key(&c, k[i].room, k[i].which, NULL, 1, NULL);
+        }
+    }
+    /* a room's history shares its hash tag with its other keys */
+    {
+        char key[ROOM_KEY_MAX];
+        const char *tag;
+        size_t len;
+
+        ck_assert_int_gt(room_key(key, sizeof(key), &c, "x.y-z_~", 7, ROOM_KEY_HISTORY, NULL), 0);
+        hash_tag(key, &tag, &len);
+        ck_assert(len == 7 && memcmp(tag, "x.y-z_~", 7) == 0);
+    }
+    /* the longest channel and room fit in ROOM_KEY_MAX */
+    cfg_free(&c);
+    {
+        char chan[CFG_NAME_MAX + 1], room[ROOM_NAME_MAX + 1], buf[ROOM_KEY_MAX];
+
+        memset(chan, 'c', CFG_NAME_MAX);
+        chan[CFG_NAME_MAX] = '\0';
+        memset(room, 'r', ROOM_NAME_MAX);
+        room[ROOM_NAME_MAX] = '\0';
+        cfg_make(&c, chan, NULL);
+        ck_assert_int_eq(room_key(buf, sizeof(buf), &c, room, ROOM_NAME_MAX, ROOM_KEY_HISTORY,
+                                  NULL),
+                         (ssize_t)(CFG_NAME_MAX + 2 + ROOM_NAME_MAX + 1 + 8));
+        ck_assert_int_eq(room_key(buf, sizeof(buf), &c, room, ROOM_NAME_MAX + 1, ROOM_KEY_HISTORY,
+                                  NULL),
+                         -1);
+        ck_assert_int_eq(room_key(buf, sizeof(buf), &c, room, ROOM_NAME_MAX + 1, ROOM_KEY_FEED,
+                                  NULL),
+                         -1);
+        cfg_free(&c);
+    }
+}
+END_TEST
+
+/* The feed is where a room's messages with ids are heard: each one maps back
+ * to its room; the history stream is a key, no channel. */
+START_TEST(test_of_channel_feed_and_history)
+{
+    static const char *const rooms[] = {"", "a", "lobby", "x.y-z_~"};
+    struct cfg c[2];
+
+    cfg_make(&c[0], NULL, NULL);
+    cfg_make(&c[1], "prod-chat", "prod-users");
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
+            char key[ROOM_KEY_MAX];
+            const char *room = NULL;
+            ssize_t n = room_key(key, sizeof(key), &c[k], rooms[i], strlen(rooms[i]),
+                                 ROOM_KEY_FEED, NULL);
+
+            ck_assert_int_gt(n, 0);
+            ck_assert_int_eq(room_of_channel(&c[k], key, (size_t)n, &room),
+                             (ssize_t)strlen(rooms[i]));
+            ck_assert_ptr_nonnull(room);
+            ck_assert_mem_eq(room, rooms[i], strlen(rooms[i]));
+            n = room_key(key, sizeof(key), &c[k], rooms[i], strlen(rooms[i]), ROOM_KEY_HISTORY,
+                         NULL);
+            ck_assert_int_gt(n, 0);
+            ck_assert_int_eq(room_of_channel(&c[k], key, (size_t)n, &room), -1);
+        }
+    /* the default room's feed: "chat:{}", not a room named "" */
+    expect_of_channel(&c[0], "chat:{}", "");
+    expect_of_channel(&c[1], "prod-chat:{}", "");
+    expect_of_channel(&c[1], "chat:{}", NULL);
+    expect_of_channel(&c[0], "chat:{}}", NULL);
+    expect_of_channel(&c[0], "chat{}", NULL);
+    expect_of_channel(&c[0], "chat:[]", NULL);
+    expect_of_channel(&c[0], "chat:history", NULL);
+    cfg_free(&c[0]);
+    cfg_free(&c[1]);
+}
+END_TEST
+
 static Suite *room_suite(void)
 {
     Suite *s = suite_create("room");
@@ -516,12 +631,14 @@ static Suite *room_suite(void)
     tcase_add_test(tc, test_keys_too_small);
     tcase_add_test(tc, test_keys_room_too_long);
     tcase_add_test(tc, test_keys_instance_rooms_and_direct);
+    tcase_add_test(tc, test_keys_history_and_feed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("channel");
     tcase_add_test(tc, test_of_channel);
     tcase_add_test(tc, test_of_channel_too_long);
     tcase_add_test(tc, test_of_channel_round_trip);
+    tcase_add_test(tc, test_of_channel_feed_and_history);
     suite_add_tcase(s, tc);
     return s;
 }
