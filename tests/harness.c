@@ -551,6 +551,7 @@ static int h_redis_launch(struct h_redis *r)
     const char *srcdir = getenv("SRCDIR");
     char script[PATH_MAX], port[16], out[256] = "", errlog[320], *ping = h_unconst("PING");
     char *argv[] = { h_unconst("env"), h_unconst(r->tls ? "REDIS_TLS=yes" : "REDIS_TLS=no"),
+                     h_unconst(r->aof ? "REDIS_APPENDONLY=yes" : "REDIS_APPENDONLY=no"),
                      h_unconst("bash"), script, r->dir, port, r->password,
                      h_unconst("--foreground"), NULL };
     long long deadline = h_now_ms() + H_START_TIMEOUT_MS;
@@ -582,11 +583,12 @@ static int h_redis_launch(struct h_redis *r)
     return -1;
 }
 
-int h_redis_start(struct h_redis *r, int tls, const char *password)
+static int h_redis_start_ex(struct h_redis *r, int tls, const char *password, int aof)
 {
     memset(r, 0, sizeof(*r));
     r->owner = getpid();
     r->tls = tls ? 1 : 0;
+    r->aof = aof ? 1 : 0;
     if (password != NULL && (strlen(password) >= sizeof(r->password) || strchr(password, ' '))) {
         fprintf(stderr, "h_redis_start: password too long or has a space\n");
         return -1;
@@ -605,8 +607,38 @@ int h_redis_start(struct h_redis *r, int tls, const char *password)
     return 0;
 }
 
+int h_redis_start(struct h_redis *r, int tls, const char *password)
+{
+    return h_redis_start_ex(r, tls, password, 0);
+}
+
+int h_redis_start_aof(struct h_redis *r, int tls, const char *password)
+{
+    return h_redis_start_ex(r, tls, password, 1);
+}
+
 int h_redis_restart(struct h_redis *r)
 {
+    /* the AOF (a directory since Redis 7, a file before) and any RDB snapshot */
+    static const char *const data[] = { "appendonlydir", "appendonly.aof", "dump.rdb" };
+    char path[PATH_MAX];
+    size_t i;
+
+    h_redis_stop(r);
+    for (i = 0; r->aof && i < sizeof(data) / sizeof(data[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", r->dir, data[i]);
+        h_rmrf(path);
+    }
+    return h_redis_launch(r);
+}
+
+int h_redis_restart_keep(struct h_redis *r)
+{
+    if (!r->aof) {
+        fprintf(stderr, "h_redis_restart_keep: the server on port %d has no persistence "
+                        "(start it with h_redis_start_aof)\n", r->port);
+        return -1;
+    }
     h_redis_stop(r);
     return h_redis_launch(r);
 }

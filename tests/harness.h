@@ -57,6 +57,7 @@ struct h_redis {
     pid_t pid;         /* redis-server (exec'd by tests/redis-tls.sh), 0 when stopped */
     int port;          /* tls-port, or port when tls == 0 */
     int tls;           /* 1: TLS only; 0: plain TCP */
+    int aof;           /* 1: AOF persistence on (h_redis_start_aof) */
     char dir[256];     /* temp dir: redis.conf, redis.log, redis.pid, stderr.log, tls/ */
     char password[64]; /* requirepass; "" = none */
     char ca[320];      /* dir/tls/ca.crt when tls, else "" */
@@ -70,9 +71,21 @@ struct h_redis {
  * (the server stopped, the dir removed, its log shown on stderr). */
 int h_redis_start(struct h_redis *r, int tls, const char *password);
 
+/* h_redis_start with AOF persistence on (REDIS_APPENDONLY=yes for
+ * tests/redis-tls.sh: `appendonly yes`, the AOF files below r->dir), so that
+ * h_redis_restart_keep brings the data set back. */
+int h_redis_start_aof(struct h_redis *r, int tls, const char *password);
+
 /* Stop the server (h_redis_stop) and start it again on the same port and dir
- * (same certificates, empty data set). Returns 0 or -1. */
+ * (same certificates, empty data set: the AOF files of an h_redis_start_aof
+ * server are removed first). Returns 0 or -1. */
 int h_redis_restart(struct h_redis *r);
+
+/* Stop the server (SIGTERM: Redis writes and syncs its AOF as it shuts down)
+ * and start it again on the same port and dir with AOF on, keeping the data
+ * set: it loads its AOF. Only for an h_redis_start_aof server (else -1 and a
+ * message: without persistence the data would be lost). Returns 0 or -1. */
+int h_redis_restart_keep(struct h_redis *r);
 
 /* SIGTERM, wait, SIGKILL after H_REDIS_STOP_MS. Also stops the process named
  * in dir/redis.pid when that one is alive and runs in dir (a server restarted

@@ -14,7 +14,10 @@
 # the pid (the test harness does this).
 #
 # Environment: REDIS_TLS=no starts a plain TCP server (`port PORT`) instead;
-# REDIS_SERVER and REDIS_CLI override the binaries.
+# REDIS_APPENDONLY=yes turns AOF persistence on (`appendonly yes`, files below
+# DIR, which a restart in the same DIR loads again; default no: nothing is
+# persisted, a restart starts empty); REDIS_SERVER and REDIS_CLI override the
+# binaries.
 set -euo pipefail
 
 usage() {
@@ -40,6 +43,11 @@ tls=${REDIS_TLS:-yes}
 case $tls in
     yes | no) ;;
     *) echo "$0: REDIS_TLS must be yes or no" >&2; exit 2 ;;
+esac
+appendonly=${REDIS_APPENDONLY:-no}
+case $appendonly in
+    yes | no) ;;
+    *) echo "$0: REDIS_APPENDONLY must be yes or no" >&2; exit 2 ;;
 esac
 redis_server=${REDIS_SERVER:-redis-server}
 redis_cli=${REDIS_CLI:-redis-cli}
@@ -133,7 +141,7 @@ fi
     fi
     [ -z "$password" ] || echo "requirepass $(q "$password")"
     echo 'save ""'
-    echo "appendonly no"
+    echo "appendonly $appendonly"
     echo "dir $(q "$dir")"
     echo "logfile $(q "$dir/redis.log")"
     echo "pidfile $(q "$dir/redis.pid")"

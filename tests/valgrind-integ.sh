@@ -5,9 +5,10 @@
 # Usage: tests/valgrind-integ.sh BUILD_DIR [TEST ...]
 # (default: the chat, error-path, typed-protocol, history and RFC 6455 suites, and
 # the backpressure suite, which finds processes through the master's log; the process, crash,
-# reload/drain, Redis-fault and storm suites find processes by their ps
+# reload/drain, Redis-fault, storm and chaos suites find processes by their ps
 # titles and time restarts, drains and outages, which valgrind hides and
-# slows)
+# slows; the chaos suite also needs a steady message rate that valgrind
+# cannot keep)
 set -u
 build=$1
 shift
