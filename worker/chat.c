@@ -41,18 +41,23 @@ static struct chat_conn *chat_conn_of(const struct wss_session *s)
 /* A typed request's "id", kept under the request id it went to the broker
  * with, so that an error the broker answers repeats it. A ring of the
  * last few: a send that succeeds gets no answer to clear its entry. */
+static void chat_error(struct chat_conn *conn, const char *request, const char *room, size_t rlen,
+                       json_t *id, const char *reason);
+
 struct chat_req_id {
     uint32_t req;
     json_t *id;
+    struct chat_member *send; /* a send not answered yet: its member */
 };
 
 #define CHAT_REQ_IDS 64 /* sends held while Redis restarts are answered late */
 
-static void chat_remember_id(struct chat_conn *conn, uint32_t req, json_t *id)
+static void chat_remember_req(struct chat_conn *conn, uint32_t req, json_t *id,
+                              struct chat_member *send)
 {
     struct chat_req_id *e;
 
-    if (id == NULL)
+    if (id == NULL && send == NULL)
         return;
     if (conn->ids == NULL && (conn->ids = calloc(CHAT_REQ_IDS, sizeof(*conn->ids))) == NULL)
         return;
@@ -60,6 +65,42 @@ static void chat_remember_id(struct chat_conn *conn, uint32_t req, json_t *id)
     json_decref(e->id);
     e->req = req;
     e->id = json_incref(id);
+    e->send = send;
+}
+
+static void chat_remember_id(struct chat_conn *conn, uint32_t req, json_t *id)
+{
+    chat_remember_req(conn, req, id, NULL);
+}
+
+/* Send req was answered (ack or error). */
+static void chat_send_answered(const struct chat_conn *conn, uint32_t req)
+{
+    size_t i;
+
+    for (i = 0; conn->ids != NULL && i < CHAT_REQ_IDS; i++)
+        if (conn->ids[i].send != NULL && conn->ids[i].req == req)
+            conn->ids[i].send = NULL;
+}
+
+/* The broker went away: the sends it did not answer never will be (they
+ * may or may not have been stored: a resume tells). */
+static void chat_fail_unanswered(struct chat_conn *conn)
+{
+    struct chat_member *m;
+    size_t i;
+
+    for (i = 0; conn->ids != NULL && i < CHAT_REQ_IDS; i++) {
+        struct chat_req_id *e = &conn->ids[i];
+        if (e->send == NULL)
+            continue;
+        for (m = conn->rooms; m != NULL && m != e->send; m = m->conn_next)
+            ;
+        if (m != NULL)
+            chat_error(conn, "send", m->room->name, m->room->len, e->id,
+                       "chat service unavailable");
+        e->send = NULL;
+    }
 }
 
 /* The id of request req, or NULL (borrowed: the ring keeps it). */
@@ -538,7 +579,7 @@ static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct c
     if (chat_send(c, IPC_PUBLISH, ++c->next_req, IPC_PUBLISH_F_ACK, m, r->text, r->text_len) == -1)
         chat_error(conn, "send", m->room->name, m->room->len, r->id, "chat service unavailable");
     else
-        chat_remember_id(conn, c->next_req, r->id);
+        chat_remember_req(conn, c->next_req, r->id, m);
 }
 
 static void chat_req_join(struct chat *c, struct chat_conn *conn, const struct chat_req *r)
@@ -855,6 +896,7 @@ static void chat_on_publish_fail(struct chat *c, const struct ipc_msg *m)
         return;
     }
     snprintf(reason, sizeof(reason), "%.*s", (int)m->f[2].len, (const char *)m->f[2].p);
+    chat_send_answered(mb->conn, m->id);
     chat_error(mb->conn, m->flags & IPC_FAIL_F_DIRECT ? "direct" : "send", mb->room->name,
                mb->room->len, chat_id_of(mb->conn, m->id), reason);
 }
@@ -920,7 +962,10 @@ static void chat_end_replays(const char *key, size_t keylen, void *val, void *ar
     (void)key;
     (void)keylen;
     (void)arg;
+    for (mb = r->typed; mb != NULL; mb = mb->tnext)
+        chat_fail_unanswered(mb->conn);
     while ((mb = r->catching) != NULL) {
+        chat_fail_unanswered(mb->conn);
         if (mb->conn->typed)
             chat_error(mb->conn, "join", r->name, r->len, chat_id_of(mb->conn, mb->join_req),
                        "history unavailable");
@@ -934,6 +979,7 @@ static void chat_on_publish_ok(struct chat *c, const struct ipc_msg *m)
 
     if (mb == NULL || !mb->conn->typed)
         return;
+    chat_send_answered(mb->conn, m->id);
     chat_queue_event(mb->conn->s,
                      chat_ev_ack(mb->room->name, mb->room->len, chat_conn_name(mb->conn),
                                  mb->conn->len, m->f[2].len > 0 ? (const char *)m->f[2].p : NULL,
