@@ -948,24 +948,13 @@ static void broker_on_direct_message(const char *payload, size_t len)
     }
 }
 
-/* A default-room message came on the feed: its seed copy follows at once
- * (one script published both), to be dropped. */
-static void broker_expect_echo(const char *payload, size_t len)
-{
-    struct chat_event ev;
-
-    if (chat_payload_parse(CHAT_PAYLOAD_TAGGED, payload, len, &ev) == -1 || ev.id == NULL ||
-        ev.line_len > B.scratch_cap)
-        return;
-    memcpy(B.echo, ev.line, ev.line_len);
-    B.echo_len = ev.line_len;
-    B.echo_pending = 1;
-}
-
 static void broker_on_redis_message(const char *channel, size_t chlen, const char *payload,
                                     size_t len, void *arg)
 {
     struct broker_room *room;
+    struct stream_id id, *idp = NULL;
+    const char *sid, *line;
+    size_t sidlen, line_len;
     int seed;
 
     (void)arg;
@@ -978,13 +967,23 @@ static void broker_on_redis_message(const char *channel, size_t chlen, const cha
         B.echo_pending = 0;
         if (len == B.echo_len && memcmp(payload, B.echo, len) == 0)
             return; /* the seed copy of the message the feed just brought */
-    } else if (B.feed_len > 0 && chlen == B.feed_len && memcmp(channel, B.feed, chlen) == 0) {
-        broker_expect_echo(payload, len);
+    } else if (!seed &&
+               chat_payload_stored_split(payload, len, &sid, &sidlen, &line, &line_len) == 0 &&
+               stream_id_parse(sid, sidlen, &id) == 0) {
+        idp = &id;
+        if (B.feed_len > 0 && chlen == B.feed_len && memcmp(channel, B.feed, chlen) == 0 &&
+            line_len <= B.scratch_cap) {
+            /* a default-room message: the same script publishes its seed
+             * copy next, to be dropped */
+            memcpy(B.echo, line, line_len);
+            B.echo_len = line_len;
+            B.echo_pending = 1;
+        }
     }
     room = brooms_of_channel(&B.rooms, channel, chlen);
     if (room == NULL)
         return; /* the default room with no member here, or a room just left */
-    bfill_on_message(&B.fill, room, payload, len, !seed);
+    bfill_on_message(&B.fill, room, payload, len, !seed, idp);
 }
 
 /* A message for the room's workers (live, or from a gap). */

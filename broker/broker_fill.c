@@ -15,6 +15,8 @@ struct bfill_held {
     struct bfill_held *next;
     size_t len;
     int tagged;
+    int has_id;
+    struct stream_id id;
     char payload[];
 };
 
@@ -26,30 +28,19 @@ struct bfill_read {
     char room[ROOM_NAME_MAX + 1];
 };
 
-/* The stored id of a payload, or -1 when it has none. */
-static int bfill_id_of(const char *payload, size_t len, int tagged, struct stream_id *id)
+/* Deliver unless it is a copy of a message delivered already; 1 when
+ * delivered. */
+static int bfill_pass(struct bfill *f, struct broker_room *r, const char *payload, size_t len,
+                      int tagged, const struct stream_id *id)
 {
-    struct chat_event ev;
-
-    if (!tagged || len == 0 || payload[0] != CHAT_PAYLOAD_TAG_STORED ||
-        chat_payload_parse(CHAT_PAYLOAD_TAGGED, payload, len, &ev) == -1)
-        return -1;
-    return stream_id_parse(ev.id, ev.idlen, id);
-}
-
-/* Deliver unless it is a copy of a message delivered already. */
-static void bfill_pass(struct bfill *f, struct broker_room *r, const char *payload, size_t len,
-                       int tagged)
-{
-    struct stream_id id;
-
-    if (bfill_id_of(payload, len, tagged, &id) == 0) {
-        if (r->have_last && stream_id_cmp(&id, &r->last) <= 0)
-            return;
-        r->last = r->pos = id;
+    if (id != NULL) {
+        if (r->have_last && stream_id_cmp(id, &r->last) <= 0)
+            return 0;
+        r->last = r->pos = *id;
         r->have_last = r->have_pos = 1;
     }
     f->deliver(r, payload, len, tagged, f->arg);
+    return 1;
 }
 
 /* The gap is read (or given up): what waited goes out, copies dropped. */
@@ -61,7 +52,7 @@ static void bfill_end(struct bfill *f, struct broker_room *r)
     r->fill_gen++;
     while ((h = r->held) != NULL) {
         r->held = h->next;
-        bfill_pass(f, r, h->payload, h->len, h->tagged);
+        bfill_pass(f, r, h->payload, h->len, h->tagged, h->has_id ? &h->id : NULL);
         free(h);
     }
     r->held_tail = &r->held;
@@ -69,12 +60,12 @@ static void bfill_end(struct bfill *f, struct broker_room *r)
 }
 
 void bfill_on_message(struct bfill *f, struct broker_room *r, const char *payload, size_t len,
-                      int tagged)
+                      int tagged, const struct stream_id *id)
 {
     struct bfill_held *h;
 
     if (!r->filling) {
-        bfill_pass(f, r, payload, len, tagged);
+        bfill_pass(f, r, payload, len, tagged, id);
         return;
     }
     if (r->held_bytes + len > f->max_held || (h = malloc(sizeof(*h) + len)) == NULL) {
@@ -83,12 +74,15 @@ void bfill_on_message(struct bfill *f, struct broker_room *r, const char *payloa
                 "now, the gap may stay open",
                 r->name, f->max_held);
         bfill_end(f, r);
-        bfill_pass(f, r, payload, len, tagged);
+        bfill_pass(f, r, payload, len, tagged, id);
         return;
     }
     h->next = NULL;
     h->len = len;
     h->tagged = tagged;
+    h->has_id = id != NULL;
+    if (id != NULL)
+        h->id = *id;
     memcpy(h->payload, payload, len);
     *r->held_tail = h;
     r->held_tail = &h->next;
@@ -123,7 +117,7 @@ static void bfill_on_gap(int ok, const struct history_entry *e, size_t n, int tr
     struct bfill_read *q = pd;
     struct bfill *f = q->f;
     struct broker_room *r = bfill_read_room(q);
-    size_t i;
+    size_t i, delivered = 0;
 
     free(q);
     if (r == NULL || !r->filling)
@@ -135,20 +129,22 @@ static void bfill_on_gap(int ok, const struct history_entry *e, size_t n, int tr
         return;
     }
     if (truncated)
-        log_msg(LOG_WARN, "room '%s': messages of the gap were trimmed from its history before "
-                          "they could be read (history-size)", r->name);
+        log_msg(LOG_WARN, "room '%s': part of the gap is no longer in its history (trimmed by "
+                          "history-size, expired by history-ttl, or the stream was deleted)",
+                r->name);
     for (i = 0; i < n; i++) {
+        struct stream_id id;
         ssize_t len = chat_payload_stored(f->scratch, f->scratch_cap, e[i].id, e[i].idlen,
                                           e[i].user, e[i].ulen, e[i].text, e[i].tlen);
-        if (len < 0) {
-            log_msg(LOG_WARN, "room '%s': a %zu-byte history entry is over the limit", r->name,
-                    e[i].tlen);
+        if (len < 0 || stream_id_parse(e[i].id, e[i].idlen, &id) == -1) {
+            log_msg(LOG_WARN, "room '%s': skipping a history entry: over the size limit or "
+                              "with a bad id", r->name);
             continue;
         }
-        bfill_pass(f, r, f->scratch, (size_t)len, 1);
+        delivered += (size_t)bfill_pass(f, r, f->scratch, (size_t)len, 1, &id);
     }
-    if (n > 0)
-        log_msg(LOG_INFO, "room '%s': %zu message(s) of the gap delivered", r->name, n);
+    if (delivered > 0)
+        log_msg(LOG_INFO, "room '%s': %zu message(s) of the gap delivered", r->name, delivered);
     if (n == BFILL_PAGE && stream_id_parse(e[n - 1].id, e[n - 1].idlen, &r->pos) == 0)
         bfill_read_gap(f, r); /* more */
     else

@@ -37,10 +37,10 @@ struct bfill {
     void *arg;
 };
 
-/* A live message on the room's channel: delivered, held (a gap is being
- * read) or dropped (a copy). */
+/* A live message on the room's channel, with its stream id (NULL: it has
+ * none): delivered, held (a gap is being read) or dropped (a copy). */
 void bfill_on_message(struct bfill *f, struct broker_room *r, const char *payload, size_t len,
-                      int tagged);
+                      int tagged, const struct stream_id *id);
 
 /* r's subscription is confirmed (first, or again after a reconnect): read
  * where its stream is, or the gap since r->pos. */

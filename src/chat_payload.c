@@ -138,6 +138,21 @@ static int chat_payload_split(const char *p, size_t len, struct chat_event *ev)
     return 0;
 }
 
+int chat_payload_stored_split(const void *payload, size_t len, const char **id, size_t *idlen,
+                              const char **line, size_t *line_len)
+{
+    const char *p = payload, *nl;
+
+    if (len < 2 || p[0] != CHAT_PAYLOAD_TAG_STORED || (nl = memchr(p + 1, '\n', len - 1)) == NULL ||
+        nl == p + 1)
+        return -1;
+    *id = p + 1;
+    *idlen = (size_t)(nl - (p + 1));
+    *line = nl + 1;
+    *line_len = len - (size_t)(nl + 1 - p);
+    return 0;
+}
+
 static int chat_payload_is(const struct chat_event *ev, const char *text)
 {
     return ev->tlen == strlen(text) && memcmp(ev->text, text, ev->tlen) == 0;
@@ -166,16 +181,10 @@ int chat_payload_parse(enum chat_payload_form form, const void *payload, size_t 
     if (len < 2)
         return -1;
     switch (p[0]) {
-    case CHAT_PAYLOAD_TAG_STORED: {
-        const char *nl = memchr(p + 1, '\n', len - 1);
-        if (nl == NULL || nl == p + 1)
+    case CHAT_PAYLOAD_TAG_STORED:
+        if (chat_payload_stored_split(p, len, &ev->id, &ev->idlen, &ev->line, &ev->line_len) == -1)
             return -1;
-        ev->id = p + 1;
-        ev->idlen = (size_t)(nl - (p + 1));
-        ev->line = nl + 1;
-        ev->line_len = len - (size_t)(nl + 1 - p);
         return chat_payload_split(ev->line, ev->line_len, ev);
-    }
     case CHAT_PAYLOAD_TAG_MESSAGE:
         ev->line = p + 1;
         ev->line_len = len - 1;

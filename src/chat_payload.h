@@ -70,6 +70,11 @@ ssize_t chat_payload_stored(char *out, size_t cap, const char *id, size_t idlen,
 ssize_t chat_payload_stored_template(char *out, size_t cap, const char *user, size_t ulen,
                                      const void *text, size_t tlen, size_t *id_at);
 
+/* A stored message's id and its seed line ("user: text", not looked
+ * into: the broker needs no more). -1 when the payload is not one. */
+int chat_payload_stored_split(const void *payload, size_t len, const char **id, size_t *idlen,
+                              const char **line, size_t *line_len);
+
 /* What Redis scripts put around a name to announce the leaves of a whole
  * instance: prefix .. user .. suffix. */
 void chat_payload_left_affixes(enum chat_payload_form form, const char **prefix,

@@ -638,6 +638,32 @@ START_TEST(test_parse_stored_malformed)
 }
 END_TEST
 
+/* The broker's reader: the id and the line, the line not looked into. */
+START_TEST(test_stored_split)
+{
+    const char *id, *line;
+    size_t idlen, line_len;
+
+    ck_assert_int_eq(chat_payload_stored_split(V("M17-3\nfoo: hi"), &id, &idlen, &line,
+                                               &line_len), 0);
+    ck_assert_int_eq((int)idlen, 4);
+    ck_assert(memcmp(id, "17-3", 4) == 0);
+    ck_assert_int_eq((int)line_len, 7);
+    ck_assert(memcmp(line, "foo: hi", 7) == 0);
+    /* a line that is not "user: text" still has its id */
+    ck_assert_int_eq(chat_payload_stored_split(V("M1-0\n"), &id, &idlen, &line, &line_len), 0);
+    ck_assert_int_eq((int)line_len, 0);
+    ck_assert_int_eq(chat_payload_stored_split(V("M\nfoo: hi"), &id, &idlen, &line, &line_len),
+                     -1);
+    ck_assert_int_eq(chat_payload_stored_split(V("M1-0"), &id, &idlen, &line, &line_len), -1);
+    ck_assert_int_eq(chat_payload_stored_split(V("Mfoo: hi"), &id, &idlen, &line, &line_len), -1);
+    ck_assert_int_eq(chat_payload_stored_split(V("mfoo: hi"), &id, &idlen, &line, &line_len), -1);
+    ck_assert_int_eq(chat_payload_stored_split(V("M"), &id, &idlen, &line, &line_len), -1);
+    ck_assert_int_eq(chat_payload_stored_split(V("1-0\nfoo: hi"), &id, &idlen, &line,
+                                               &line_len), -1);
+}
+END_TEST
+
 START_TEST(test_parse_stored_what_was_built)
 {
     static const char *const ids[] = {"0-1", "1526919030474-55"};
@@ -872,6 +898,7 @@ static Suite *chat_payload_suite(void)
     tcase_add_test(tc, test_parse_stored);
     tcase_add_test(tc, test_parse_stored_malformed);
     tcase_add_test(tc, test_parse_stored_what_was_built);
+    tcase_add_test(tc, test_stored_split);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("direct");
