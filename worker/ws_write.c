@@ -97,19 +97,23 @@ int ws_out_unsubscribe(struct ws_out *o, int keep)
     return rc;
 }
 
-/* Own output as iovecs; *all is set when every byte of it fits. */
+/* Own output as iovecs; *all is set when every byte of it fits. (Asked
+ * for "all" with fewer iovecs than chains, evbuffer_peek fills them and
+ * returns their number, not the number needed: so compare bytes.) */
 static int ws_out_iov_own(struct ws_out *o, struct iovec *iov, int max, size_t *bytes, int *all)
 {
     struct evbuffer_iovec v[WS_WRITE_IOV];
     int n = o->own != NULL ? evbuffer_peek(o->own, -1, NULL, v, max) : 0, i;
     int k = n < max ? n : max;
+    size_t got = 0;
 
     for (i = 0; i < k; i++) {
         iov[i].iov_base = v[i].iov_base;
         iov[i].iov_len = v[i].iov_len;
-        *bytes += v[i].iov_len;
+        got += v[i].iov_len;
     }
-    *all = n <= max;
+    *bytes += got;
+    *all = got == ws_out_own_len(o);
     return k;
 }
 

@@ -414,6 +414,52 @@ START_TEST(test_broadcast_batched)
 }
 END_TEST
 
+/* Queue `own` frames for the session and broadcast `cast`, flush once, and
+ * check the client gets them all, each kind in order. */
+static void t_own_and_cast(int fd, int own_n, int cast_n)
+{
+    int k, op, own = 0, cast = 0;
+    char buf[16384], text[16];
+    const char *p;
+    size_t n, len;
+
+    for (k = 0; k < own_n + cast_n; k++) {
+        struct ws_frame *f;
+        snprintf(text, sizeof(text), k < own_n ? "q%d" : "m%d", k < own_n ? k : k - own_n);
+        f = ws_frame_new(1, text, strlen(text));
+        if (k < own_n)
+            wss_queue_frame(app_rec.s, f);
+        else
+            ck_assert_int_eq(wss_broadcast(&srv, &stream, f, 0), 0);
+        ws_frame_unref(f);
+    }
+    wss_flush_dirty(&srv);
+    n = t_read(fd, buf, sizeof(buf));
+    for (k = 0; t_nth_frame(buf, n, k, &op, &p, &len); k++) {
+        ck_assert_int_eq(op, 1);
+        snprintf(text, sizeof(text), p[0] == 'q' ? "q%d" : "m%d", p[0] == 'q' ? own++ : cast++);
+        ck_assert_msg(len == strlen(text) && memcmp(p, text, len) == 0, "frame %d: %.*s, want %s",
+                      k, (int)len, p, text);
+    }
+    ck_assert_int_eq(own, own_n);
+    ck_assert_int_eq(cast, cast_n);
+}
+
+/* More frames queued for one session than a write takes iovecs: all go
+ * out, in order (frames past the 64th were once dropped when nothing of
+ * the stream was pending: the own buffer was taken as written whole). */
+START_TEST(test_many_own_frames_in_one_flush)
+{
+    int fd = t_upgrade("/t/many");
+
+    t_own_and_cast(fd, 300, 0);
+    t_own_and_cast(fd, 65, 0);
+    t_own_and_cast(fd, 200, 150);
+    close(fd);
+    spin();
+}
+END_TEST
+
 /* A client that does not read is dropped past max-pending-bytes, and the
  * others go on. */
 START_TEST(test_slow_reader_capped)
@@ -458,6 +504,7 @@ int main(void)
     tcase_add_test(tc, test_close_by_server_and_binary_refused);
     tcase_add_test(tc, test_broadcast_batched);
     tcase_add_test(tc, test_slow_reader_capped);
+    tcase_add_test(tc, test_many_own_frames_in_one_flush);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
