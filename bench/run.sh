@@ -30,10 +30,16 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --reps N            repetitions per scenario (default 3)
   --only SCENARIO[,SCENARIO...]
                       one or more of fanout-fixed reference fanout-max latency idle churn
-                      rooms idle100k (reference: the fanout-fixed run against
+                      rooms resume idle100k (reference: the fanout-fixed run against
                       bench/refcast, a trivial one-process broadcaster, for a
                       ratio that does not move with the host; rooms: many
-                      small rooms, /chat/{room}/{user}, see below)
+                      small rooms, /chat/{room}/{user}, see below; resume:
+                      --resume-clients typed clients of one room, split over
+                      the two instances, leave, --resume-gap messages are said,
+                      and all reconnect at once resuming after the last one
+                      they saw: the time until all are live again, every
+                      message of the gap checked once and in order; needs
+                      node and the ws module, as wscat does)
   --full              all scenarios including idle100k
   --announce yes|no   write "announce yes|no" into the redis-chat configs
                       (default: not written, the server's default applies;
@@ -47,6 +53,13 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --set 'DIRECTIVE VALUE'
                       add a line to both redis-chat configs (repeatable), for
                       A/B runs such as --set 'flush-interval 0'
+  --set-new 'DIRECTIVE VALUE'
+                      the same for this build's instances only (in an A/B run,
+                      a directive the old build does not know)
+  --set-old 'DIRECTIVE VALUE'
+                      the same for the --ab build's instances only (an A/B of
+                      one build against itself with a setting changed: pass a
+                      copy of its redis-chat in another directory as --ab)
   --keep              keep the temporary directory (configs, logs)
   --ab OLD_BUILD_DIR  A/B: run each repetition of each scenario on this build's
                       redis-chat too, alternately, and print new/old per pair
@@ -57,6 +70,8 @@ its own room, from the right sender):
   --rooms N           rooms (default 1000; --smoke 20)
   --room-size U       users per room (default 10; --smoke 4)
   --room-rate M       messages/s over all rooms (default 200; --smoke 20)
+  --resume-clients N  clients of the resume scenario (default 1000; --smoke 50)
+  --resume-gap G      messages said while they are away (default 100; --smoke 10)
   --rooms-default-room
                       everyone joins the default room (/chat/{user}), for
                       servers without rooms: each message then reaches all
@@ -68,7 +83,7 @@ EOF
 
 SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT="" MAX_GIVEN=""
 AB_DIR="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
-EXTRA_CONF=()
+EXTRA_CONF=() NEW_CONF=() OLD_CONF=() RESUME_N="" RESUME_GAP=""
 BUILD_ARG=""
 while (($#)); do
     case $1 in
@@ -85,6 +100,10 @@ while (($#)); do
     --max-deliv) MAX_GIVEN=${2:?}; shift ;;
     --out) OUT=${2:?}; shift ;;
     --set) EXTRA_CONF+=("${2:?}"); shift ;;
+    --set-new) NEW_CONF+=("${2:?}"); shift ;;
+    --set-old) OLD_CONF+=("${2:?}"); shift ;;
+    --resume-clients) RESUME_N=${2:?}; shift ;;
+    --resume-gap) RESUME_GAP=${2:?}; shift ;;
     --keep) KEEP=1 ;;
     --ab) AB_DIR=${2:?}; shift ;;
     --ab=*) AB_DIR=${1#*=} ;;
@@ -114,13 +133,14 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "bad --reps $REPS"
 [[ -z $MAX_GIVEN || $MAX_GIVEN =~ ^[1-9][0-9]*$ ]] || die "bad --max-deliv $MAX_GIVEN"
 [[ -z $ANNOUNCE || $ANNOUNCE == yes || $ANNOUNCE == no ]] || die "--announce yes|no"
-for v in "$ROOMS_N" "$ROOMS_U" "$ROOMS_RATE"; do
-    [[ -z $v || $v =~ ^[1-9][0-9]*$ ]] || die "bad --rooms / --room-size / --room-rate $v"
+for v in "$ROOMS_N" "$ROOMS_U" "$ROOMS_RATE" "$RESUME_N"; do
+    [[ -z $v || $v =~ ^[1-9][0-9]*$ ]] || die "bad --rooms / --room-size / --room-rate / --resume-clients $v"
 done
+[[ -z $RESUME_GAP || $RESUME_GAP =~ ^[0-9]+$ ]] || die "bad --resume-gap $RESUME_GAP"
 IFS=, read -ra ONLY_LIST <<<"$ONLY"
 for v in "${ONLY_LIST[@]}"; do
     case $v in
-    fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | idle100k) ;;
+    fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | resume | idle100k) ;;
     *) die "unknown scenario $v" ;;
     esac
 done
@@ -133,11 +153,11 @@ fi
 
 if ((SMOKE)); then
     REPS=1
-    SCENARIOS=(fanout-fixed reference idle churn rooms)
+    SCENARIOS=(fanout-fixed reference idle churn rooms resume)
 elif [[ -n $ONLY ]]; then
     SCENARIOS=("${ONLY_LIST[@]}")
 else
-    SCENARIOS=(fanout-fixed reference fanout-max latency churn idle rooms)
+    SCENARIOS=(fanout-fixed reference fanout-max latency churn idle rooms resume)
     ((FULL)) && SCENARIOS+=(idle100k)
 fi
 [[ -n $ONLY ]] && SCENARIOS=("${ONLY_LIST[@]}")
@@ -266,6 +286,8 @@ rate-limit 0
 EOF
     [[ -n $announce ]] && echo "announce $announce" >>"$conf"
     ((${#EXTRA_CONF[@]} == 0)) || printf '%s\n' "${EXTRA_CONF[@]}" >>"$conf"
+    [[ $REDIS_CHAT != "$NEW_CHAT" || ${#NEW_CONF[@]} == 0 ]] || printf '%s\n' "${NEW_CONF[@]}" >>"$conf"
+    [[ $REDIS_CHAT != "$OLD_CHAT" || ${#OLD_CONF[@]} == 0 ]] || printf '%s\n' "${OLD_CONF[@]}" >>"$conf"
     if ! "$REDIS_CHAT" -t -c "$conf" >"$TMP/$name.check" 2>&1; then
         cat "$TMP/$name.check" >&2
         die "redis-chat refuses the generated config $conf"
@@ -908,6 +930,65 @@ scen_rooms() {
     fi
 }
 
+# the ws module for bench/resume.js: NODE_PATH, else wscat's
+resume_node_path() {
+    local d
+    for d in ${NODE_PATH:+${NODE_PATH//:/ }} /usr/lib/node_modules/wscat/node_modules \
+        /usr/local/lib/node_modules/wscat/node_modules "$(npm root -g 2>/dev/null)/wscat/node_modules"; do
+        [[ -d $d/ws ]] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+
+scen_resume() {
+    local n=${RESUME_N:-1000} gap=${RESUME_GAP:-100} fd line res="" rc=0 modules pid
+    local c0=0 c1=0 r0=0 r1=0 chat_s redis_s
+    ((SMOKE)) && n=${RESUME_N:-50} gap=${RESUME_GAP:-10}
+    command -v node >/dev/null || { fail "resume: no node"; return; }
+    modules=$(resume_node_path) || { fail "resume: no ws module (install wscat)"; return; }
+    if ! rooms_supported; then
+        say "   (this redis-chat has no rooms: skipped)"
+        return
+    fi
+    wait_quiet 30
+    echo "## resume.js --clients $n --gap $gap" >>"$OUT/loadgen.log"
+    exec {fd}< <(NODE_PATH=$modules exec node "$(dirname "$0")/resume.js" --hold \
+        --target "127.0.0.1:${INST_PORT[a]}" --target "127.0.0.1:${INST_PORT[b]}" \
+        --clients "$n" --gap "$gap" --room "resume$REP$RANDOM" 2>"$TMP/resume.err")
+    pid=$!
+    while IFS= read -r -u "$fd" line; do
+        case $line in
+        ready)
+            c0=$(chat_cpu) r0=$(cpu_ticks "$RPID")
+            kill -USR2 "$pid"
+            ;;
+        resumed) c1=$(chat_cpu) r1=$(cpu_ticks "$RPID") ;;
+        clients=*) res=$line ;;
+        esac
+    done
+    exec {fd}<&-
+    wait "$pid" || rc=$?
+    cat "$TMP/resume.err" >>"$OUT/loadgen.log"
+    if ((rc != 0)) || [[ -z $res ]]; then
+        say "   resume.js failed (exit $rc): $(tail -3 "$TMP/resume.err" | tr '\n' ' ')"
+        server_log_tail
+        fail "resume did not run"
+        return
+    fi
+    echo "$SCEN$AB_SUFFIX rep=$REP $res" >>"$RESULTS"
+    chat_s=$(calc "($c1 - $c0) / $TCK" 2) redis_s=$(calc "($r1 - $r0) / $TCK" 2)
+    say "   $n clients resume after $gap messages: all live in $(kv "$res" all_live_ms) ms (each: p50 $(kv "$res" live_p50_ms), p99 $(kv "$res" live_p99_ms) ms; welcome p50 $(kv "$res" welcome_p50_ms), max $(kv "$res" welcome_max_ms) ms)"
+    say "     replayed $(kv "$res" replayed): lost $(kv "$res" lost), duplicated $(kv "$res" dup), out of order $(kv "$res" ooo); redis-chat CPU ${chat_s}s, redis-server ${redis_s}s, the client (node, one process) $(kv "$res" client_cpu_s)s"
+    record resume all_live_ms "$(kv "$res" all_live_ms)" "ms ($n clients reconnect at once, $gap messages behind, until every one has its replay)"
+    record resume live_p50_ms "$(kv "$res" live_p50_ms)" "ms (one client: reconnect to live)"
+    record resume live_p99_ms "$(kv "$res" live_p99_ms)" ms
+    record resume chat_cpu_ms_per_resume "$(calc "$chat_s * 1000 / $n" 3)" "ms (redis-chat, all processes: connect, join, replay)"
+    record resume redis_cpu_us_per_resume "$(calc "$redis_s * 1e6 / $n" 1)" "us (redis-server: join, XRANGE)"
+    record resume client_cpu_s "$(kv "$res" client_cpu_s)" "s (bench/resume.js, one node process, same window: a bound on how fast it can go)"
+    record resume lost "$(kv "$res" lost)" "messages (of the gap, all clients)"
+    record resume duplicated "$(kv "$res" dup)" messages
+}
+
 # ---- A/B -------------------------------------------------------------------------
 CUR_SIDE=new
 # use_build new|old: the redis-chat of that build, on fresh instances
@@ -950,6 +1031,8 @@ say "host: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/c
 say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1) ($BUILD); 2 instances x $WORKERS workers; announce ${ANNOUNCE:-(server default)}; loadgen processes $LG_PROCS"
 [[ -z $OLD_CHAT ]] || say "A/B against: $("$OLD_CHAT" -v 2>&1 | head -1) ($AB_DIR), alternately, fresh instances for each run"
 ((${#EXTRA_CONF[@]} == 0)) || say "extra config: $(printf "%s; " "${EXTRA_CONF[@]}")"
+((${#NEW_CONF[@]} == 0)) || say "extra config of this build only: $(printf "%s; " "${NEW_CONF[@]}")"
+((${#OLD_CONF[@]} == 0)) || say "extra config of the --ab build only: $(printf "%s; " "${OLD_CONF[@]}")"
 say "scenarios: ${SCENARIOS[*]}; repetitions $REPS; raw results in $RESULTS"
 start_redis
 start_pair
