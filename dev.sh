@@ -3,7 +3,8 @@
 #
 #   ./dev.sh up      install dependencies, build, start a throwaway TLS redis-server
 #                    (generated CA, password) and run redis-chat on port 8080
-#   ./dev.sh check   install dependencies, build with -Werror, run `make check`,
+#   ./dev.sh check   install dependencies, build with -Werror, run `make check`
+#                    (the web page's tests in headless Chromium included),
 #                    the unit tests and the chat integration suites under
 #                    valgrind (every server process), the same suite again in an
 #                    ASan/UBSan build, then each libFuzzer target for 60 s;
@@ -54,6 +55,8 @@ add_backports() {
 # libFuzzer's runtime comes with the compiler-rt package of clang's version
 clang_major() { apt-cache policy clang 2>/dev/null | awk '/Candidate/ {split($2, v, ":"); split(v[2], w, "."); print w[1]; exit}'; }
 
+PUPPETEER_VERSION=25.19.0 # puppeteer-core from npm, pinned
+
 apt_updated=""
 apt_update() {
     [ -n "$apt_updated" ] && return 0
@@ -86,6 +89,14 @@ deps() {
         say "installing wscat (npm)"
         as_root npm install -g --silent wscat >/dev/null 2>&1 || say "warning: npm install wscat failed; the wscat test will be skipped"
     fi
+    # the browser tests: Debian's chromium, driven by puppeteer-core (which
+    # downloads no browser)
+    command -v chromium >/dev/null 2>&1 ||
+        as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    if [ ! -d "$(npm root -g)/puppeteer-core" ]; then
+        say "installing puppeteer-core (npm)"
+        as_root npm install -g --silent "puppeteer-core@$PUPPETEER_VERSION" >/dev/null
+    fi
 }
 
 # have_deps: skip apt when everything is already installed (fast re-runs)
@@ -94,6 +105,7 @@ have_deps() {
         pkg-config --exists 'hiredis >= 1.0' hiredis_ssl libevent_openssl openssl check liburing jansson 2>/dev/null &&
         [ -f /usr/include/wslay/wslay.h ] && [ -f /usr/share/aclocal/ax_check_compile_flag.m4 ] &&
         command -v wscat >/dev/null && command -v clang >/dev/null && command -v valgrind >/dev/null &&
+        command -v chromium >/dev/null && [ -d "$(npm root -g 2>/dev/null)/puppeteer-core" ] &&
         echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
             clang -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null
 }
@@ -118,6 +130,10 @@ cmd_check() {
     build build --enable-werror
     say "make check"
     (cd build && make -s -j"$(jobs)" check) || { cat build/test-suite.log 2>/dev/null | tail -200; exit 1; }
+    if ! grep -q ':test-result: PASS' build/tests/browser/check_browser.sh.trs 2>/dev/null; then
+        say "the browser tests did not run: $(grep -m1 SKIP build/tests/browser/check_browser.sh.log 2>/dev/null)"
+        exit 1
+    fi
     say "benchmark smoke: each load generator mode for a few seconds"
     (cd build && make -s bench-smoke)
     say "unit tests under valgrind"
@@ -162,7 +178,7 @@ redis-tls-ca-cert $run/tls/ca.crt
 redis-tls-server-name localhost
 CONF
     trap 'kill "$(cat "$run/redis.pid")" 2>/dev/null || true' EXIT
-    say "redis-chat on ws://localhost:8080/chat/<name> (Ctrl-C stops)"
+    say "redis-chat: open http://localhost:8080/ in a browser, or wscat -c ws://localhost:8080/chat/<name> (Ctrl-C stops)"
     "$top/build/redis-chat" -c "$run/redis-chat.conf"
 }
 

@@ -84,6 +84,12 @@ for src in "$top"/src/*.c "$top"/worker/*.c; do
     $cc $cflags -c -o "$obj" "$src"
     objs="$objs $obj"
 done
+# the web page's files, compiled in as the Makefile does (web/embed.sh)
+(cd "$top" && sh web/embed.sh) >"$out/web_assets.c"
+echo "  CC       web_assets.c"
+# shellcheck disable=SC2086
+$cc $cflags -c -o "$objdir/web_assets.o" "$out/web_assets.c"
+objs="$objs $objdir/web_assets.o"
 rm -f "$out/libfuzzsrc.a"
 # shellcheck disable=SC2086
 ar rcs "$out/libfuzzsrc.a" $objs

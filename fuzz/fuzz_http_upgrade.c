@@ -179,10 +179,10 @@ static void fuzz_check_helpers(const struct upg_request *req)
     static const char *const tokens[] = {"websocket", "upgrade", "keep-alive", ""};
     const struct upg_str *key;
     static const struct http_route table[] = {
-        {"/", HTTP_ROUTE_TEXT, "root", NULL},
-        {"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL},
-        {"/chat/", HTTP_ROUTE_WS, NULL, NULL},
-        {"/echo", HTTP_ROUTE_WS, NULL, NULL},
+        {"/", HTTP_ROUTE_TEXT, "root", NULL, NULL},
+        {"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL, NULL},
+        {"/chat/", HTTP_ROUTE_WS, NULL, NULL, NULL},
+        {"/echo", HTTP_ROUTE_WS, NULL, NULL, NULL},
     };
     static const struct http_site site = {table, 4, NULL, NULL, NULL, NULL, 0};
     const struct http_route *route;

@@ -403,6 +403,26 @@ static const char *chat_parse_hist(const struct chat *c, const struct upg_reques
     return NULL;
 }
 
+/* What is wrong with a chat URL (room, name, history parameters), or NULL. */
+static const char *chat_check_url(struct chat *c, const struct upg_request *req,
+                                  const struct upg_str *param, char *room, size_t *rlen,
+                                  char *user, size_t *ulen, struct chat_hist *hist)
+{
+    const char *why = chat_parse_path(param, room, rlen, user, ulen);
+
+    return why != NULL ? why : chat_parse_hist(c, req, hist);
+}
+
+static const char *chat_check(const struct upg_request *req, const struct upg_str *param,
+                              void *arg)
+{
+    char room[ROOM_NAME_MAX * 3 + 1], user[UPG_USER_MAX_BYTES + 1];
+    size_t rlen, ulen;
+    struct chat_hist hist;
+
+    return chat_check_url(arg, req, param, room, &rlen, user, &ulen, &hist);
+}
+
 /* GET /chat/[{room}/]{user}: the room, the name and the token are checked
  * before the 101 where HTTP can say what is wrong; a token refused after
  * it, with a close code, since browsers can read a close code but not a
@@ -416,12 +436,10 @@ static void chat_open(struct wss_session *s, const struct upg_request *req,
     size_t rlen, ulen;
     const struct upg_str *protos = upg_header_get(req, "Sec-WebSocket-Protocol");
     int typed = protos != NULL && upg_has_token(protos, CHAT_PROTO_NAME);
-    const char *why = chat_parse_path(param, room, &rlen, user, &ulen);
     struct chat_conn *conn;
     struct chat_hist hist;
+    const char *why = chat_check_url(c, req, param, room, &rlen, user, &ulen, &hist);
 
-    if (why == NULL)
-        why = chat_parse_hist(c, req, &hist);
     if (why != NULL) {
         wss_http_reply(s, 400, NULL, why);
         return;
@@ -1057,6 +1075,7 @@ void chat_init(struct chat *c, const struct cfg *cfg, struct wss_server *srv, ch
 {
     memset(c, 0, sizeof(*c));
     c->app.open = chat_open;
+    c->app.check = chat_check;
     c->app.text = chat_text;
     c->app.gone = chat_gone;
     c->app.arg = c;

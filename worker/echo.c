@@ -24,4 +24,4 @@ static void echo_binary(struct wss_session *s, const uint8_t *data, size_t len, 
     wss_queue_binary(s, data, len);
 }
 
-const struct ws_app echo_app = {echo_open, echo_text, echo_binary, NULL, NULL};
+const struct ws_app echo_app = {echo_open, NULL, echo_text, echo_binary, NULL, NULL};

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "access.h"
+#include "web.h"
+#include "ws_app.h"
 
 static int http_str_eq(const struct upg_str *a, const char *b)
 {
@@ -84,6 +86,14 @@ static void http_health(const struct http_site *site, struct http_answer *a)
         http_answer(a, 200, NULL, "ok");
 }
 
+static void http_asset(const struct upg_request *req, const struct web_asset *asset,
+                       struct http_answer *a)
+{
+    a->asset = asset;
+    a->not_modified = web_not_modified(req, asset);
+    a->status = a->not_modified ? 304 : 200;
+}
+
 void http_route_request(const struct http_site *site, const struct upg_request *req,
                         struct http_answer *a)
 {
@@ -94,17 +104,26 @@ void http_route_request(const struct http_site *site, const struct upg_request *
     const struct http_route *r = http_route_find(site, &req->target, &a->param);
 
     a->app = NULL;
+    a->asset = NULL;
+    a->not_modified = 0;
     if (!http_str_eq(&req->method, "GET")) {
         http_answer(a, 405, "Allow: GET\r\n", "only GET is supported");
         return;
     }
     if (!is_upgrade) {
+        const char *why;
         if (r == NULL)
             http_answer(a, 404, NULL, "not found");
+        else if (r->kind == HTTP_ROUTE_ASSET ||
+                 (r->kind == HTTP_ROUTE_TEXT && r->asset != NULL && web_wants_html(req)))
+            http_asset(req, r->asset, a);
         else if (r->kind == HTTP_ROUTE_TEXT)
             http_answer(a, 200, NULL, r->body);
         else if (r->kind == HTTP_ROUTE_HEALTH)
             http_health(site, a);
+        else if (r->app != NULL && r->app->check != NULL &&
+                 (why = r->app->check(req, &a->param, r->app->arg)) != NULL)
+            http_answer(a, 400, NULL, why); /* what a browser's refused upgrade cannot read */
         else
             http_answer(a, 426, "Upgrade: websocket\r\n",
                         "this is a WebSocket endpoint: connect with a WebSocket client");

@@ -14,11 +14,13 @@
 
 struct cfg;
 struct ws_app;
+struct web_asset;
 
 enum http_route_kind {
     HTTP_ROUTE_TEXT,   /* a plain 200 answer (body) */
     HTTP_ROUTE_HEALTH, /* 200 "ok", or 503 with why the server cannot serve */
     HTTP_ROUTE_WS,     /* a WebSocket endpoint of app */
+    HTTP_ROUTE_ASSET,  /* a file of the web page (asset) */
 };
 
 struct http_route {
@@ -26,6 +28,7 @@ struct http_route {
     enum http_route_kind kind;
     const char *body;         /* TEXT */
     const struct ws_app *app; /* WS */
+    const struct web_asset *asset; /* ASSET; TEXT: what a browser asking for a page gets */
 };
 
 /* What routing needs to know about the server. */
@@ -41,11 +44,14 @@ struct http_site {
     int closing; /* shutting down: upgrades are refused with 503 */
 };
 
-/* The decision: app set, upgrade to it with param; else answer status,
- * with `extra` header lines (or NULL) and body. */
+/* The decision: app set, upgrade to it with param; asset set, answer
+ * with that file (or 304 when not_modified); else answer status, with
+ * `extra` header lines (or NULL) and body. */
 struct http_answer {
     const struct ws_app *app;
     struct upg_str param;
+    const struct web_asset *asset;
+    int not_modified;
     int status;
     const char *extra;
     const char *body;

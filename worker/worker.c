@@ -27,6 +27,7 @@
 #include "log.h"
 #include "net.h"
 #include "util.h"
+#include "web.h"
 #include "ws_session.h"
 
 #define WORKER_ACCEPT_BATCH 64
@@ -330,11 +331,19 @@ static void worker_routes(void)
 {
     size_t n = 0;
 
-    W.routes[n++] = (struct http_route){"/", HTTP_ROUTE_TEXT, "you are good to go!", NULL};
-    W.routes[n++] = (struct http_route){"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL};
-    W.routes[n++] = (struct http_route){"/chat/", HTTP_ROUTE_WS, NULL, &W.chat.app};
+    size_t i;
+
+    /* a browser asking for / gets the chat page; anything else the seed's text */
+    W.routes[n++] = (struct http_route){"/", HTTP_ROUTE_TEXT, "you are good to go!", NULL,
+                                        web_asset_find("/index.html")};
+    W.routes[n++] = (struct http_route){"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL, NULL};
+    W.routes[n++] = (struct http_route){"/chat/", HTTP_ROUTE_WS, NULL, &W.chat.app, NULL};
     if (W.cfg->echo_endpoint)
-        W.routes[n++] = (struct http_route){"/echo", HTTP_ROUTE_WS, NULL, &echo_app};
+        W.routes[n++] = (struct http_route){"/echo", HTTP_ROUTE_WS, NULL, &echo_app, NULL};
+    for (i = 0; i < web_nassets && n < WORKER_ROUTES_MAX; i++)
+        if (strcmp(web_assets[i].path, "/index.html") != 0)
+            W.routes[n++] =
+                (struct http_route){web_assets[i].path, HTTP_ROUTE_ASSET, NULL, NULL, &web_assets[i]};
     W.srv.site.routes = W.routes;
     W.srv.site.nroutes = n;
     W.srv.site.ws_not_found = "not found: chat endpoints are /chat/{user}";

@@ -28,7 +28,7 @@ struct event_base;
 struct event;
 struct ipc_link;
 
-#define WORKER_ROUTES_MAX 4
+#define WORKER_ROUTES_MAX 16
 
 /* The worker's state; one per process: the transport with its
  * applications, the broker link, the signals and timers. */

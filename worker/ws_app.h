@@ -22,6 +22,11 @@ struct ws_app {
      * after a prefix route (still percent-encoded), empty otherwise. */
     void (*open)(struct wss_session *s, const struct upg_request *req,
                  const struct upg_str *param, void *arg);
+    /* What is wrong with a request for the app's route (the body of a
+     * 400), or NULL. Asked for a plain GET, no upgrade: a browser learns
+     * this way why its WebSocket was refused, which it cannot read from
+     * the refused upgrade. May be NULL. */
+    const char *(*check)(const struct upg_request *req, const struct upg_str *param, void *arg);
     /* A complete text message (valid UTF-8) on an open session. */
     void (*text)(struct wss_session *s, const char *text, size_t len, void *arg);
     /* A complete binary message; NULL: binary is refused with 1003. */

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "send_batch.h"
 #include "util.h"
+#include "web.h"
 #include "ws_app.h"
 #include "ws_frame.h"
 
@@ -635,19 +636,38 @@ static const struct wslay_event_callbacks wss_callbacks = {
 
 /* ---- the HTTP upgrade ---------------------------------------------------- */
 
+/* The request is answered: nothing more is read, the answer is written,
+ * then the connection closes. */
+static void wss_http_final(struct wss_session *s)
+{
+    event_del(s->rev);
+    free(s->head);
+    s->head = NULL;
+    s->headoff = s->headlen = 0;
+    s->state = WSS_FINAL_WRITE;
+    wss_mark_dirty(s);
+}
+
 void wss_http_reply(struct wss_session *s, int status, const char *extra, const char *body)
 {
     char buf[1024];
     size_t n = upg_response(buf, sizeof(buf), status, extra, body);
 
     wss_log(status >= 400 ? LOG_INFO : LOG_DEBUG, s, "HTTP %d: %s", status, body);
-    event_del(s->rev);
-    free(s->head);
-    s->head = NULL;
-    s->headoff = s->headlen = 0;
-    s->state = WSS_FINAL_WRITE;
     ws_out_add(&s->out, buf, n);
-    wss_mark_dirty(s);
+    wss_http_final(s);
+}
+
+void wss_http_reply_asset(struct wss_session *s, const struct web_asset *asset, int not_modified)
+{
+    char head[1024];
+    size_t n = web_response_head(head, sizeof(head), asset, not_modified);
+
+    wss_log(LOG_DEBUG, s, "HTTP %d: %s", not_modified ? 304 : 200, asset->path);
+    if (n == 0 || ws_out_add(&s->out, head, n) != 0 ||
+        (!not_modified && ws_out_add_static(&s->out, asset->data, asset->len) != 0))
+        wss_doom(s); /* out of memory */
+    wss_http_final(s);
 }
 
 int wss_upgrade(struct wss_session *s, const struct upg_request *req,
@@ -700,6 +720,10 @@ static void wss_on_request(struct wss_session *s, const struct upg_request *req,
     struct http_answer a;
 
     http_route_request(&s->srv->site, req, &a);
+    if (a.asset != NULL) {
+        wss_http_reply_asset(s, a.asset, a.not_modified);
+        return;
+    }
     if (a.app == NULL) {
         wss_http_reply(s, a.status, a.extra, a.body);
         return;

@@ -19,6 +19,7 @@
 #include "ws_write.h"
 
 struct cfg;
+struct web_asset;
 struct ccount;
 struct event;
 struct event_base;
@@ -127,6 +128,8 @@ void wss_flush_dirty(struct wss_server *srv);
 
 /* Answer the request with an HTTP status and close after the write. */
 void wss_http_reply(struct wss_session *s, int status, const char *extra, const char *body);
+/* Answer with a file of the web page (or 304), then close. */
+void wss_http_reply_asset(struct wss_session *s, const struct web_asset *asset, int not_modified);
 /* Answer 101 (naming protocol, if not NULL) and become UPGRADED: reading
  * stays paused until wss_open(). 0, or -1 when the session is failing. */
 int wss_upgrade(struct wss_session *s, const struct upg_request *req,

@@ -16,6 +16,13 @@ int ws_out_add(struct ws_out *o, const void *data, size_t len)
     return evbuffer_add(o->own, data, len);
 }
 
+int ws_out_add_static(struct ws_out *o, const void *data, size_t len)
+{
+    if (o->own == NULL && (o->own = evbuffer_new()) == NULL)
+        return -1;
+    return evbuffer_add_reference(o->own, data, len, NULL, NULL);
+}
+
 size_t ws_out_own_len(const struct ws_out *o)
 {
     return o->own != NULL ? evbuffer_get_length(o->own) : 0;

@@ -42,6 +42,8 @@ enum {
 
 /* Append to the own output. 0, or -1 out of memory. */
 int ws_out_add(struct ws_out *o, const void *data, size_t len);
+/* The same for bytes that live as long as the process (no copy). */
+int ws_out_add_static(struct ws_out *o, const void *data, size_t len);
 /* Append a shared frame to the own output, by reference. 0, or -1. */
 int ws_out_add_frame(struct ws_out *o, struct ws_frame *f);
 size_t ws_out_own_len(const struct ws_out *o);

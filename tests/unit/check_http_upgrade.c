@@ -634,10 +634,10 @@ START_TEST(test_route_targets)
 {
     enum { NONE, ROOT, HEALTH, CHAT, ECHO };
     static const struct http_route table[] = {
-        { "/", HTTP_ROUTE_TEXT, "root", NULL },
-        { "/healthz", HTTP_ROUTE_HEALTH, NULL, NULL },
-        { "/chat/", HTTP_ROUTE_WS, NULL, NULL },
-        { "/echo", HTTP_ROUTE_WS, NULL, NULL },
+        { "/", HTTP_ROUTE_TEXT, "root", NULL, NULL },
+        { "/healthz", HTTP_ROUTE_HEALTH, NULL, NULL, NULL },
+        { "/chat/", HTTP_ROUTE_WS, NULL, NULL, NULL },
+        { "/echo", HTTP_ROUTE_WS, NULL, NULL, NULL },
     };
     static const struct http_site site = { table, NELEM(table), NULL, NULL, NULL, NULL, 0 };
     static const struct {

@@ -69,7 +69,7 @@ static void t_gone(struct wss_session *s, void *arg)
         app_rec.s = NULL;
 }
 
-static const struct ws_app test_app = {t_open, t_text, NULL, t_gone, NULL};
+static const struct ws_app test_app = {t_open, NULL, t_text, NULL, t_gone, NULL};
 
 static const char *t_unavailable(void *arg)
 {
@@ -83,9 +83,9 @@ static struct event_base *base;
 static struct wss_server srv;
 static struct ccount *cc;
 static struct http_route routes[] = {
-    {"/", HTTP_ROUTE_TEXT, "hello", NULL},
-    {"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL},
-    {"/t/", HTTP_ROUTE_WS, NULL, &test_app},
+    {"/", HTTP_ROUTE_TEXT, "hello", NULL, NULL},
+    {"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL, NULL},
+    {"/t/", HTTP_ROUTE_WS, NULL, &test_app, NULL},
 };
 
 static void setup_with(long max_pending)
