@@ -434,6 +434,24 @@ const tests = {
     await alice.waitForFunction(() => location.hash === '', { timeout: WAIT_MS, polling: 50 });
     await shot(alice, 'redis-chat-page');
   },
+
+  // leaving a room: its tab goes, the page shows another room, and the
+  // others see the leave
+  async leaveRoom() {
+    const alice = this.alice;
+    const watcher = await openPage(B, '#lobby');
+    await login(watcher, 'wanda');
+    await alice.bringToFront();
+    await alice.click('nav li button[data-room="lobby"]');
+    await alice.waitForFunction(() => location.hash === '#lobby', { timeout: WAIT_MS, polling: 50 });
+    await alice.click('#leave');
+    await alice.waitForFunction(() => !document.querySelector('nav li button[data-room="lobby"]') &&
+      document.querySelector('#room-title').textContent === 'main chat', { timeout: WAIT_MS, polling: 50 });
+    await waitLine(watcher, 'lobby', 'alice left');
+    await waitPeople(watcher, (p) => !p.includes('alice'), 'drops alice');
+    await shot(alice, 'left-room');
+    await watcher.close();
+  },
 };
 
 async function main() {
