@@ -473,6 +473,8 @@ static struct broker_room *broker_room_ref(const char *name, size_t len, int lim
 
     if (r != NULL && is_new && broker_redis_usable())
         bfill_on_subscribed(&B.fill, r);
+    else if (r != NULL && is_new)
+        bfill_hold(&B.fill, r); /* until the link is up and its gap read */
     return r;
 }
 

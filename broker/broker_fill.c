@@ -49,6 +49,7 @@ static void bfill_end(struct bfill *f, struct broker_room *r)
     struct bfill_held *h;
 
     r->filling = 0;
+    r->holding = 0;
     r->fill_gen++;
     while ((h = r->held) != NULL) {
         r->held = h->next;
@@ -64,7 +65,7 @@ void bfill_on_message(struct bfill *f, struct broker_room *r, const char *payloa
 {
     struct bfill_held *h;
 
-    if (!r->filling) {
+    if (!r->filling && !r->holding) {
         bfill_pass(f, r, payload, len, tagged, id);
         return;
     }
@@ -198,6 +199,8 @@ void bfill_on_subscribed(struct bfill *f, struct broker_room *r)
         bfill_read_gap(f, r);
         return;
     }
+    if (r->holding)
+        bfill_end(f, r); /* nothing was delivered before: no gap to read */
     /* the first subscription: live messages go out as they come; only
      * where the stream is now is needed, should the link break before the
      * first message (a live message racing this read is not dropped: the
@@ -212,6 +215,13 @@ void bfill_on_link_down(struct bfill *f, struct broker_room *r)
     r->fill_gen++; /* whatever read is out answers into nothing */
     if (r->filling)
         bfill_end(f, r);
+    bfill_hold(f, r);
+}
+
+void bfill_hold(struct bfill *f, struct broker_room *r)
+{
+    if (history_enabled(f->history))
+        r->holding = 1;
 }
 
 void bfill_seen(struct broker_room *r, const struct stream_id *id)

@@ -47,8 +47,16 @@ void bfill_on_message(struct bfill *f, struct broker_room *r, const char *payloa
 void bfill_on_subscribed(struct bfill *f, struct broker_room *r);
 
 /* The Redis link went down: a gap read in progress is given up (the next
- * subscription reads it again) and what it held is delivered. */
+ * subscription reads it again) and what it held is delivered; live
+ * messages wait from now until the next subscription's gap is read. */
 void bfill_on_link_down(struct bfill *f, struct broker_room *r);
+
+/* Live messages of r wait until its gap is read: the default room's feed
+ * is subscribed with the link, and its messages can arrive before the link
+ * is up (the subscriber connection is ready before the command one) and
+ * the gap read begins; delivered then, they would make the gap's older
+ * messages look like copies. No-op with history off. */
+void bfill_hold(struct bfill *f, struct broker_room *r);
 
 /* A worker of a restarted broker has seen r's messages up to id: the gap
  * starts there at the latest. */

@@ -54,6 +54,8 @@ struct broker_room {
                             * the subscription began */
     unsigned have_last : 1, have_pos : 1;
     unsigned filling : 1;  /* reading a gap: live messages wait in `held` */
+    unsigned holding : 1;  /* a gap is due but not read yet (the link is
+                            * coming back): live messages wait too */
     unsigned fill_gen;     /* tells a stale read's answer from the current one */
     struct bfill_held *held, **held_tail;
     size_t held_bytes;
