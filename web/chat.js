@@ -18,6 +18,7 @@ const S = {
   welcomed: false,
   attempt: 0,        // failed connects in a row (backoff)
   timer: null,
+  countdown: null,   // the interval showing the seconds left of a wait
   stopped: true,     // no reconnecting (logged out, name taken, token refused)
   seq: 0,            // request ids
   sends: new Map(),  // request id -> the entry of a message waiting for its ack
@@ -184,9 +185,15 @@ function replayArgs(r) {
   return r && r.lastId ? { after: r.lastId } : { history: HISTORY_ON_JOIN };
 }
 
-function connect() {
+// No wait pending: neither the reconnect nor its countdown.
+function cancelWait() {
   clearTimeout(S.timer);
-  S.timer = null;
+  clearInterval(S.countdown);
+  S.timer = S.countdown = null;
+}
+
+function connect() {
+  cancelWait();
   if (S.stopped) return;
   const home = S.current !== null ? S.current : '';
   const r = S.rooms.get(home);
@@ -400,22 +407,16 @@ function schedule(reason) {
   S.attempt++;
   let left = Math.ceil(wait / 1000);
   setStatus('waiting', `${reason}: reconnecting in ${left} s`);
-  const tick = () => {
-    left--;
-    if (left > 0 && S.timer) setStatus('waiting', `${reason}: reconnecting in ${left} s`);
-  };
-  const iv = setInterval(tick, 1000);
-  S.timer = setTimeout(() => {
-    clearInterval(iv);
-    connect();
-  }, wait);
+  S.countdown = setInterval(() => {
+    if (--left > 0) setStatus('waiting', `${reason}: reconnecting in ${left} s`);
+  }, 1000);
+  S.timer = setTimeout(connect, wait);
 }
 
 // No more reconnecting: back to the form with why.
 function stop(why) {
   S.stopped = true;
-  clearTimeout(S.timer);
-  S.timer = null;
+  cancelWait();
   if (S.ws) S.ws.close(1000);
   S.ws = null;
   setStatus('offline', 'not connected');
