@@ -84,6 +84,18 @@ deps() {
             "libclang-rt-$(clang_major)-dev" >/dev/null 2>&1 ||
             as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libhiredis-dev >/dev/null
     fi
+    # nginx + nchan: the benchmark's peer (bench/run.sh --vs nchan); its
+    # service is not started (a policy-rc.d that says no, for the install only)
+    if [ ! -f /usr/share/nginx/modules/ngx_nchan_module.so ]; then
+        local policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+            as_root chmod 755 "$policy"
+        fi
+        as_root apt-get install -y -qq --no-install-recommends nginx-light libnginx-mod-nchan >/dev/null
+        [ -z "$policy" ] || as_root rm -f "$policy"
+    fi
     # wscat drives the real-client test
     if ! command -v wscat >/dev/null 2>&1; then
         say "installing wscat (npm)"
@@ -106,6 +118,7 @@ have_deps() {
         [ -f /usr/include/wslay/wslay.h ] && [ -f /usr/share/aclocal/ax_check_compile_flag.m4 ] &&
         command -v wscat >/dev/null && command -v clang >/dev/null && command -v valgrind >/dev/null &&
         command -v chromium >/dev/null && [ -d "$(npm root -g 2>/dev/null)/puppeteer-core" ] &&
+        [ -f /usr/share/nginx/modules/ngx_nchan_module.so ] &&
         echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
             clang -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null
 }
@@ -135,7 +148,7 @@ cmd_check() {
         exit 1
     fi
     say "benchmark smoke: each load generator mode for a few seconds"
-    (cd build && make -s bench-smoke)
+    (cd build && make -s bench-smoke BENCH_FLAGS='--vs nchan')
     say "unit tests under valgrind"
     tests/valgrind-unit.sh build
     say "integration tests with every redis-chat process under valgrind"

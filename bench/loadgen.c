@@ -29,6 +29,12 @@
  *           the delivery latency and the join time (connect to welcome) of
  *           every connection.
  *
+ * Peers: --peer nchan drives nginx + nchan (a pub/sub location, bench/run.sh
+ * --vs nchan) with the same scenarios: no welcome (the 101 is the join), each
+ * sender writes its own "name: " before the text (nchan relays the text as
+ * it is), and a sender's own messages, which nchan sends back to it, are
+ * counted apart (self_echoes) and not as deliveries.
+ *
  * Process layout: the parent forks --procs K children (always at least one);
  * each child owns an even share of the connections and runs its own epoll
  * loop; the parent coordinates phases over pipes, aggregates the reports and
@@ -120,6 +126,7 @@ static struct {
     long rooms, room_size; /* rooms */
     int one_room;          /* rooms: everyone in the default room */
     double baseline;       /* rooms: quiet seconds between "baseline" and "sending" */
+    int peer_nchan;        /* --peer nchan: see "Peers" above */
 } O = {
     .mode = -1,
     .procs = 1,
@@ -229,6 +236,7 @@ struct stats {
     uint64_t ooo;            /* fanout: sequence gaps or decreases per (sender, receiver) */
     uint64_t other_texts;    /* texts that were neither deliveries nor welcomes */
     uint64_t srv_errors;     /* "message not delivered: ..." and such */
+    uint64_t self_echoes;    /* --peer nchan: a sender's own messages, sent back to it */
     uint64_t pings;          /* pings answered */
     uint64_t unexpected_close; /* server closed a connection we held */
     uint64_t sessions;       /* churn: completed sessions */
@@ -658,6 +666,10 @@ static void on_delivery(struct conn *c, const char *p, size_t n, uint64_t now)
     ts = parse_u64(&q, e, &ok);
     if (!ok || idx >= (uint64_t)O.senders)
         goto other;
+    if (O.peer_nchan && c->role == R_SEND && c->idx == idx) {
+        W.st.self_echoes++;
+        return;
+    }
     W.st.delivered++;
     if (now < W.t_end)
         W.st.delivered_win++;
@@ -702,6 +714,10 @@ static void on_room_delivery(struct conn *c, const char *p, size_t n, uint64_t n
             W.st.srv_errors++;
         else
             W.st.other_texts++;
+        return;
+    }
+    if (O.peer_nchan && from_user == c->idx && from_room == c->room) {
+        W.st.self_echoes++;
         return;
     }
     v = rl_record(&W.plan, c->bits, c->room, c->idx, from_room, from_user, k);
@@ -854,6 +870,11 @@ static long conn_parse(struct conn *c, char *buf, size_t len, uint64_t now)
         }
         c->state = C_WELCOME;
         off = (size_t)(end - buf) + 4;
+        if (O.peer_nchan) {
+            on_welcome(c, now);
+            if (c->state != C_OPEN && c->state != C_CLOSING)
+                return -1;
+        }
     }
     while (len - off >= 2) {
         uint8_t b0 = (uint8_t)buf[off], b1 = (uint8_t)buf[off + 1];
@@ -1026,6 +1047,20 @@ static uint64_t room_due(uint64_t k)
     return W.t0 + (uint64_t)((double)k * W.interval_ns);
 }
 
+/* What a sender writes before its text: nothing for redis-chat, which names
+ * the sender itself; "name: " for nchan, which relays the text as it is. */
+static size_t sender_tag(const struct conn *c, char *buf, size_t cap)
+{
+    size_t n;
+
+    if (!O.peer_nchan)
+        return 0;
+    n = conn_name(c, buf, cap - 2);
+    buf[n++] = ':';
+    buf[n++] = ' ';
+    return n;
+}
+
 static void send_due_rooms(uint64_t now)
 {
     while (W.r_lo < W.r_hi) {
@@ -1041,7 +1076,8 @@ static void send_due_rooms(uint64_t now)
         c = &W.c[(rl_room_of(&W.plan, k) - W.r_lo) * (uint32_t)O.room_size +
                  rl_sender_of(&W.plan, k)];
         ts = now_ns();
-        len = (size_t)snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64 " ", k, ts);
+        len = sender_tag(c, text, sizeof(text));
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%" PRIu64 " %" PRIu64 " ", k, ts);
         if (len < (size_t)O.size) {
             memset(text + len, 'x', (size_t)O.size - len);
             len = (size_t)O.size;
@@ -1075,8 +1111,10 @@ static void send_due(uint64_t now)
             char text[8192];
             uint8_t fr[8192 + 16];
             uint64_t ts = now_ns();
-            int tl = snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64 " ", c->j + 1, ts);
-            size_t len = (size_t)tl;
+            size_t len = sender_tag(c, text, sizeof(text));
+
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%" PRIu64 " %" PRIu64 " ",
+                                    c->j + 1, ts);
 
             if (len < (size_t)O.size) {
                 memset(text + len, 'x', (size_t)O.size - len);
@@ -1674,6 +1712,7 @@ static void aggregate(struct stats *a)
         a->ooo += s->ooo;
         a->other_texts += s->other_texts;
         a->srv_errors += s->srv_errors;
+        a->self_echoes += s->self_echoes;
         a->pings += s->pings;
         a->unexpected_close += s->unexpected_close;
         a->sessions += s->sessions;
@@ -1807,14 +1846,14 @@ static void report_rooms(const struct stats *a, double setup_s, double cpu, doub
            " ooo=%" PRIu64 " rate=%.1f offered=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f cross=%" PRIu64
            " xp99_ms=%.3f join_p50_ms=%.3f join_p99_ms=%.3f join_max_ms=%.3f welcomed=%" PRIu64
            " lag_ms=%.3f closes=%" PRIu64 " srv_errors=%" PRIu64 " lg_cpu_s=%.3f lg_busy=%.3f"
-           " setup_s=%.3f\n",
+           " setup_s=%.3f self_echoes=%" PRIu64 "\n",
            O.rooms, O.room_size, O.one_room, nconn, O.rate, O.size, O.duration, a->sent,
            a->expected, a->delivered, a->delivered_win, ok, lost, loss_pct, a->verdict[RL_DUP],
            a->verdict[RL_CROSS], a->verdict[RL_WRONG], a->verdict[RL_SELF], a->ooo,
            (double)a->delivered_win / dur, (double)a->expected / dur, p50, p99,
            (double)a->max_lat_us / 1000, a->delivered_x, xp99, j50, j99,
            (double)a->max_join_us / 1000, a->welcomed, (double)a->max_lag_us / 1000,
-           a->unexpected_close, a->srv_errors, cpu, win_busy, setup_s);
+           a->unexpected_close, a->srv_errors, cpu, win_busy, setup_s, a->self_echoes);
 }
 
 static void usage(void)
@@ -1834,6 +1873,8 @@ static void usage(void)
         "           --size BYTES (64)  --settle S (0.5)  --drain-timeout, --drain-max as fanout\n"
         "           --one-room (everyone in the default room: /chat/{user})\n"
         "           --baseline S (0: seconds between the 'baseline' and 'sending' lines)\n"
+        "  --peer nchan: drive nginx + nchan (no welcome, senders name themselves, own\n"
+        "           messages that come back are counted as self_echoes)\n"
         "stdout: phase lines (ready conns=N / joined / baseline / sending / done / drained) and one 'result k=v ...'\n",
         stderr);
     exit(2);
@@ -1849,7 +1890,7 @@ int main(int argc, char **argv)
         {"conns", 1, 0, 'N'},        {"concurrency", 1, 0, 'C'}, {"setup-timeout", 1, 0, 'T'},
         {"drain-timeout", 1, 0, 'D'}, {"timeout", 1, 0, 'o'},    {"settle", 1, 0, 'e'},
         {"drain-max", 1, 0, 'X'},    {"rooms", 1, 0, 'Y'},       {"room-size", 1, 0, 'U'},
-        {"one-room", 0, 0, '1'},     {"baseline", 1, 0, 'B'},
+        {"one-room", 0, 0, '1'},     {"baseline", 1, 0, 'B'},       {"peer", 1, 0, 'p'},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int opt, i;
     struct rlimit rl;
@@ -1936,6 +1977,11 @@ int main(int argc, char **argv)
             break;
         case 'B':
             O.baseline = num("baseline", optarg, 0, 600);
+            break;
+        case 'p':
+            if (strcmp(optarg, "nchan") != 0)
+                die("--peer: only nchan");
+            O.peer_nchan = 1;
             break;
         default:
             usage();
@@ -2136,12 +2182,14 @@ int main(int argc, char **argv)
                    " rate=%.1f offered=%.1f mean_ms=%.3f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
                    "p999_ms=%.3f max_ms=%.3f cross=%" PRIu64 " xp50_ms=%.3f xp99_ms=%.3f "
                    "xmax_ms=%.3f lag_ms=%.3f backlog=%" PRIu64 " closes=%" PRIu64
-                   " srv_errors=%" PRIu64 " lg_cpu_s=%.3f lg_busy=%.3f setup_s=%.3f\n",
+                   " srv_errors=%" PRIu64 " lg_cpu_s=%.3f lg_busy=%.3f setup_s=%.3f"
+                   " self_echoes=%" PRIu64 "\n",
                    O.receivers, O.senders, O.rate, O.size, O.duration, a.sent, expected,
                    a.delivered, a.delivered_win, lost, loss_pct, a.ooo, rate, offered, mean, p50,
                    p90, p99, p999, (double)a.max_lat_us / 1000, a.delivered_x, xp50, xp99,
                    (double)a.max_lat_x_us / 1000, (double)a.max_lag_us / 1000,
-                   a.max_backlog, a.unexpected_close, a.srv_errors, cpu, win_busy, setup_s);
+                   a.max_backlog, a.unexpected_close, a.srv_errors, cpu, win_busy, setup_s,
+                   a.self_echoes);
         } else if (O.mode == MODE_IDLE) {
             fprintf(stderr,
                     "idle: %ld connections over %d target(s): setup %.3f s (%.0f conns/s), held "

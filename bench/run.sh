@@ -19,6 +19,12 @@
 # repetitions), with BUILD_DIR's loadgen; the figures of the old build are
 # shown as "SCENARIO (old)", and a table gives new/old for each pair of runs
 # and for the medians.
+#
+# With --vs nchan the other side is nginx + nchan instead of an old build: two
+# nginx instances with W workers each, one Redis-backed pub/sub location that
+# mirrors the chat (/chat/{user} is channel "chat", /chat/{room}/{user} is
+# channel {room}; every client subscribes and publishes), the same loadgen
+# with --peer nchan, the same figures, and redis-chat/nchan ratios.
 set -euo pipefail
 
 usage() {
@@ -64,6 +70,10 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --ab OLD_BUILD_DIR  A/B: run each repetition of each scenario on this build's
                       redis-chat too, alternately, and print new/old per pair
                       (a build without rooms skips the rooms scenario)
+  --vs nchan          side by side: the other side is nginx + nchan (Debian's
+                      nginx-light and libnginx-mod-nchan), not an old build;
+                      fanout-fixed fanout-max latency churn idle rooms run on it
+  --fan-rate M        messages/s of fanout-fixed (default 60; --smoke 20)
 rooms scenario (users of each room split evenly over the two instances; the
 rate spread evenly over the rooms; every delivery checked: exactly once, in
 its own room, from the right sender):
@@ -82,7 +92,7 @@ EOF
 }
 
 SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT="" MAX_GIVEN=""
-AB_DIR="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
+AB_DIR="" VS="" FAN_RATE="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
 EXTRA_CONF=() NEW_CONF=() OLD_CONF=() RESUME_N="" RESUME_GAP=""
 BUILD_ARG=""
 while (($#)); do
@@ -107,6 +117,9 @@ while (($#)); do
     --keep) KEEP=1 ;;
     --ab) AB_DIR=${2:?}; shift ;;
     --ab=*) AB_DIR=${1#*=} ;;
+    --vs) VS=${2:?}; shift ;;
+    --vs=*) VS=${1#*=} ;;
+    --fan-rate) FAN_RATE=${2:?}; shift ;;
     --rooms) ROOMS_N=${2:?}; shift ;;
     --room-size) ROOMS_U=${2:?}; shift ;;
     --room-rate) ROOMS_RATE=${2:?}; shift ;;
@@ -144,11 +157,22 @@ for v in "${ONLY_LIST[@]}"; do
     *) die "unknown scenario $v" ;;
     esac
 done
-NEW_CHAT=$REDIS_CHAT OLD_CHAT=""
-if [[ -n $AB_DIR ]]; then
+[[ -z $FAN_RATE || $FAN_RATE =~ ^[1-9][0-9]*$ ]] || die "bad --fan-rate $FAN_RATE"
+# OLD_CHAT: the other side of an A/B run, a redis-chat binary or "nchan";
+# OLD_TAG names it in figures and tables
+NEW_CHAT=$REDIS_CHAT OLD_CHAT="" OLD_TAG=old
+NCHAN_MODULE=/usr/share/nginx/modules/ngx_nchan_module.so
+if [[ -n $AB_DIR && -n $VS ]]; then
+    die "--ab and --vs: one other side at a time"
+elif [[ -n $AB_DIR ]]; then
     AB_DIR=$(cd "$AB_DIR" && pwd) || die "no directory $AB_DIR"
     OLD_CHAT=$AB_DIR/redis-chat
     [[ -x $OLD_CHAT ]] || die "no $OLD_CHAT (build the other tree first)"
+elif [[ -n $VS ]]; then
+    [[ $VS == nchan ]] || die "--vs: only nchan"
+    command -v nginx >/dev/null || die "--vs nchan: no nginx (apt-get install nginx-light libnginx-mod-nchan)"
+    [[ -f $NCHAN_MODULE ]] || die "--vs nchan: no $NCHAN_MODULE (apt-get install libnginx-mod-nchan)"
+    OLD_CHAT=nchan OLD_TAG=nchan
 fi
 
 if ((SMOKE)); then
@@ -268,6 +292,10 @@ healthz() {
 # write the config of instance NAME (WORKERS [ANNOUNCE]) and start it
 start_instance() {
     local name=$1 workers=$2 announce=${3:-} conf pid i ok=0
+    if [[ $REDIS_CHAT == nchan ]]; then
+        start_nchan_instance "$name" "$workers"
+        return
+    fi
     free_port
     conf=$TMP/$name.conf
     cat >"$conf" <<EOF
@@ -309,6 +337,78 @@ EOF
         sleep 0.1
     done
     die "instance $name (port $PORT) never became healthy: $(tail -5 "$TMP/$name.out")"
+}
+
+# the peer: nginx + nchan, W workers, the chat's URLs as pub/sub channels in
+# Redis (nchan's default storage keeps a short message buffer per channel
+# there, as redis-chat keeps a history); a new subscriber starts at the newest
+# message, as a chat client does
+start_nchan_instance() {
+    local name=$1 workers=$2 conf pid i ok=0 dir=$TMP/$1.nginx
+    free_port
+    mkdir -p "$dir"
+    conf=$dir/nginx.conf
+    cat >"$conf" <<EOF
+# written by bench/run.sh
+load_module $NCHAN_MODULE;
+daemon off;
+master_process on;
+worker_processes $workers;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $TMP/$name.log warn;
+events { worker_connections 19000; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    upstream chat_redis { nchan_redis_server redis://127.0.0.1:$RPORT; }
+    map \$uri \$chat_channel {
+        ~^/chat/([^/]+)/[^/]+\$ \$1;
+        default chat;
+    }
+    server {
+        listen 127.0.0.1:$PORT reuseport;
+        location = /healthz { return 200 "ok\n"; }
+        location ~ ^/chat/(?:[^/]+/)?[^/]+\$ {
+            nchan_pubsub websocket;
+            nchan_channel_id \$chat_channel;
+            nchan_subscriber_first_message newest;
+            nchan_redis_pass chat_redis;
+        }
+    }
+}
+EOF
+    nginx -q -t -p "$dir" -c "$conf" >"$TMP/$name.check" 2>&1 ||
+        { cat "$TMP/$name.check" >&2; die "nginx refuses the generated config $conf"; }
+    nginx -p "$dir" -c "$conf" >"$TMP/$name.out" 2>&1 &
+    pid=$!
+    INST_PORT[$name]=$PORT
+    INST_PID[$name]=$pid
+    INSTANCES+=("$name")
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "nginx $name exited: $(tail -5 "$TMP/$name.out" "$TMP/$name.log" 2>/dev/null)"
+        if healthz "$PORT"; then
+            ok=$((ok + 1))
+            ((ok >= 2 * workers)) && return 0
+            continue
+        fi
+        ok=0
+        sleep 0.1
+    done
+    die "nginx $name (port $PORT) never became healthy: $(tail -5 "$TMP/$name.log")"
+}
+
+# one line naming the server of a side
+side_version() { # binary or "nchan"
+    if [[ $1 == nchan ]]; then
+        echo "$(nginx -v 2>&1 | sed 's/^nginx version: //') + nchan $(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+    else
+        "$1" -v 2>&1 | head -1
+    fi
 }
 
 stop_instance() {
@@ -438,6 +538,7 @@ run_lg() {
     LG_RESULT="" LG_RC=0
     C0=0 C1=0 R0=0 R1=0 T0=0 T1=0 CJ1=0 RJ1=0 TJ1=0 CB0=0 RB0=0 TB0=0
     CJ0=$(chat_cpu) RJ0=$(cpu_ticks "$RPID") TJ0=$EPOCHREALTIME
+    [[ $REDIS_CHAT != nchan ]] || set -- "$@" --peer nchan
     echo "## loadgen $*" >>"$OUT/loadgen.log"
     exec {fd}< <(exec "$LOADGEN" "$@" 2>"$TMP/lg.err")
     LG_PID=$!
@@ -484,7 +585,7 @@ server_log_tail() {
 }
 
 # figures: VALS[scenario|figure] = "v1 v2 ...", in first-recorded order; in
-# an A/B run the old build's go to "scenario (old)" (AB_SUFFIX)
+# an A/B run the old build's go to "scenario (old)" or "scenario (nchan)" (AB_SUFFIX)
 declare -A VALS=() UNIT=()
 ORDER=()
 AB_SUFFIX=""
@@ -553,8 +654,8 @@ fanout_run() {
 }
 
 scen_fanout_fixed() {
-    local rate=60 dur=10
-    ((SMOKE)) && rate=20 dur=4
+    local rate=${FAN_RATE:-60} dur=10
+    ((SMOKE)) && rate=${FAN_RATE:-20} dur=4
     fanout_run "$rate" "$dur" || { fail "fanout-fixed did not run"; return; }
     record fanout-fixed deliveries_per_s "$F_RATE" "/s (offered $(fmt_g "$F_OFFERED")/s)"
     record fanout-fixed chat_cpu_us_per_delivery "$F_CHAT_US" "us (all redis-chat processes)"
@@ -995,7 +1096,7 @@ CUR_SIDE=new
 use_build() {
     CUR_SIDE=$1
     if [[ $1 == old ]]; then
-        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" (old)"
+        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" ($OLD_TAG)"
     else
         REDIS_CHAT=$NEW_CHAT AB_SUFFIX=""
     fi
@@ -1009,7 +1110,7 @@ ab_rows() { # scenario
     local key okey i pairs nm om nv ov
     for key in "${ORDER[@]}"; do
         [[ $key == "$1|"* ]] || continue
-        okey="$1 (old)|${key#*|}"
+        okey="$1 ($OLD_TAG)|${key#*|}"
         [[ -v "VALS[$okey]" ]] || continue
         read -ra nv <<<"${VALS[$key]}"
         read -ra ov <<<"${VALS[$okey]}"
@@ -1022,14 +1123,18 @@ ab_rows() { # scenario
         echo "| $1 | ${key#*|} | $(fmt_g "$nm") | $(fmt_g "$om") | ${pairs% } | $(awk -v a="$nm" -v b="$om" 'BEGIN { if (b == 0) printf "-"; else printf "%.3f", a / b }') | ${UNIT[$key]} |"
     done
 }
-AB_HEAD="| scenario | figure | new (median) | old (median) | new/old per pair | new/old medians | unit |"
+if [[ $OLD_TAG == old ]]; then
+    AB_HEAD="| scenario | figure | new (median) | old (median) | new/old per pair | new/old medians | unit |"
+else
+    AB_HEAD="| scenario | figure | redis-chat (median) | $OLD_TAG (median) | redis-chat/$OLD_TAG per pair | redis-chat/$OLD_TAG medians | unit |"
+fi
 AB_RULE="|---|---|---:|---:|---|---:|---|"
 
 # ---- main ---------------------------------------------------------------------------
 say "# redis-chat benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
 say "host: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $("$REDIS_SERVER" --version | awk '{ print $3 }')"
 say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1) ($BUILD); 2 instances x $WORKERS workers; announce ${ANNOUNCE:-(server default)}; loadgen processes $LG_PROCS"
-[[ -z $OLD_CHAT ]] || say "A/B against: $("$OLD_CHAT" -v 2>&1 | head -1) ($AB_DIR), alternately, fresh instances for each run"
+[[ -z $OLD_CHAT ]] || say "A/B against: $(side_version "$OLD_CHAT") (${AB_DIR:-2 nginx instances x $WORKERS workers, the same Redis}), alternately, fresh instances for each run"
 ((${#EXTRA_CONF[@]} == 0)) || say "extra config: $(printf "%s; " "${EXTRA_CONF[@]}")"
 ((${#NEW_CONF[@]} == 0)) || say "extra config of this build only: $(printf "%s; " "${NEW_CONF[@]}")"
 ((${#OLD_CONF[@]} == 0)) || say "extra config of the --ab build only: $(printf "%s; " "${OLD_CONF[@]}")"
@@ -1049,7 +1154,11 @@ for SCEN in "${SCENARIOS[@]}"; do
         fi
         for SIDE in "${SIDES[@]}"; do
             [[ -z $OLD_CHAT ]] || use_build "$SIDE"
-            say " - repetition $REP/$REPS${OLD_CHAT:+ ($SIDE build)}"
+            say " - repetition $REP/$REPS${OLD_CHAT:+ ($SIDE side)}"
+            if [[ $REDIS_CHAT == nchan && " reference resume idle100k " == *" $SCEN "* ]]; then
+                say "   (not a scenario for nchan: skipped)"
+                continue
+            fi
             "scen_${SCEN//-/_}"
             # the scenario is left while its connections close: let it settle
             wait_quiet 60
@@ -1058,14 +1167,14 @@ for SCEN in "${SCENARIOS[@]}"; do
     say " $SCEN over $REPS repetition(s):"
     show_figures "$SCEN"
     if [[ -n $OLD_CHAT ]]; then
-        if [[ " ${ORDER[*]}" == *" $SCEN (old)|"* ]]; then
-            say " $SCEN on the old build:"
-            show_figures "$SCEN (old)"
+        if [[ " ${ORDER[*]}" == *" $SCEN ($OLD_TAG)|"* ]]; then
+            say " $SCEN on the $OLD_TAG side:"
+            show_figures "$SCEN ($OLD_TAG)"
         else
-            say " $SCEN on the old build: nothing recorded"
+            say " $SCEN on the $OLD_TAG side: nothing recorded"
         fi
         if [[ -n $(ab_rows "$SCEN") ]]; then
-            say " new/old:"
+            say " $([[ $OLD_TAG == old ]] && echo new/old || echo "redis-chat/$OLD_TAG"):"
             ab_rows "$SCEN" | awk -F' [|] ' '{ printf "   %-28s new %-10s old %-10s pairs %-24s medians %s\n", $2, $3, $4, $5, $6 }'
         fi
     fi
@@ -1092,7 +1201,11 @@ fi
     done
     if [[ -n $OLD_CHAT ]]; then
         echo ""
-        echo "A/B: new = $BUILD ($("$NEW_CHAT" -v 2>&1 | head -1)), old = $AB_DIR ($("$OLD_CHAT" -v 2>&1 | head -1)); each repetition on both, alternately, on fresh instances."
+        if [[ $OLD_TAG == old ]]; then
+            echo "A/B: new = $BUILD ($(side_version "$NEW_CHAT")), old = $AB_DIR ($(side_version "$OLD_CHAT")); each repetition on both, alternately, on fresh instances."
+        else
+            echo "Side by side: redis-chat = $BUILD ($(side_version "$NEW_CHAT")), $OLD_TAG = $(side_version "$OLD_CHAT"), 2 instances x $WORKERS workers on the same Redis; each repetition on both, alternately, on fresh instances."
+        fi
         echo ""
         echo "$AB_HEAD"
         echo "$AB_RULE"
