@@ -1,9 +1,14 @@
 /* ws_session.c -- a client connection from accept() to close().
  *
  * State machine: HANDSHAKE (read the request head, bounded in size and by
- * handshake-timeout) -> an HTTP error reply, or the 101 and UPGRADED
- * (reading paused until the application opens the session) -> OPEN (wslay
- * session) -> CLOSING (close handshake, bounded by a timeout) -> freed.
+ * handshake-timeout) -> an HTTP error reply, or the 101 and UPGRADED (the
+ * 101 held until the application opens the session, so that it and the
+ * welcome leave in one write; input kept meanwhile) -> OPEN (wslay session)
+ * -> CLOSING (close handshake, bounded by a timeout) -> freed.
+ *
+ * The read event is registered once, at accept, and removed at close:
+ * deadlines move only its timer (no epoll_ctl), and reading never pauses on
+ * the way to OPEN.
  *
  * Output: wslay's send callback always accepts everything into the
  * session's own output, so wslay never holds half a frame and shared
@@ -31,6 +36,11 @@
 #include "ws_frame.h"
 
 #define WSS_CLOSE_TIMEOUT_MS 5000
+/* The longest a 101 waits for the app's open (the broker's join answer, in
+ * the chat: well under a millisecond normally); past it the 101 goes alone. */
+#define WSS_HOLD_101_MS 1000
+/* Input kept for the app before its open; past it reading pauses. */
+#define WSS_EARLY_MAX 65536
 
 static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -44,14 +54,21 @@ static struct {
     size_t len;
 } wss_req;
 
-/* (Re)start reading, with a timeout in ms or none (0). A persistent event
- * keeps its old timeout across event_add(ev, NULL), so it is assigned
+/* (Re)start reading, with a timeout in ms or none (0). On an event already
+ * reading only the timer moves (no epoll_ctl). A persistent event keeps its
+ * old timeout across event_add(ev, NULL), so a stopped one is assigned
  * afresh: a handshake timeout must not outlive the handshake. */
 static void wss_arm_read(struct wss_session *s, long ms)
 {
     struct timeval tv = util_ms_tv(ms);
 
-    event_del(s->rev);
+    if (event_pending(s->rev, EV_READ, NULL)) {
+        if (ms > 0)
+            event_add(s->rev, &tv);
+        else
+            event_remove_timer(s->rev);
+        return;
+    }
     event_assign(s->rev, s->srv->base, s->fd, EV_READ | EV_PERSIST, wss_read_cb, s);
     event_add(s->rev, ms > 0 ? &tv : NULL);
 }
@@ -360,7 +377,7 @@ static int wss_written(struct wss_session *s)
 /* Write what is queued. Returns 1 when the session was destroyed. */
 static int wss_flush_one(struct wss_session *s)
 {
-    int rc;
+    int rc, last;
 
     if (s->doomed) {
         wss_destroy(s, "slow reader: output queue over max-pending-bytes");
@@ -370,7 +387,12 @@ static int wss_flush_one(struct wss_session *s)
         wss_destroy(s, "send failed");
         return 1;
     }
-    rc = ws_out_write(&s->out, s->fd);
+    /* the close echo after the peer's close is the last thing said (RFC
+     * 6455: nothing follows a close frame, so no unread input turns the
+     * close() into a reset that would discard it) */
+    last = s->ws != NULL && wslay_event_get_close_sent(s->ws) &&
+           wslay_event_get_close_received(s->ws);
+    rc = ws_out_write(&s->out, s->fd, last);
     if (rc == WS_OUT_BLOCKED)
         return wss_wait_writable(s);
     if (rc < 0)
@@ -686,9 +708,6 @@ int wss_upgrade(struct wss_session *s, const struct upg_request *req,
         wss_http_reply(s, 503, NULL, "out of memory");
         return -1;
     }
-    /* on the wire at once: the answer must not count against the output
-     * cap of what follows (errors show at the next flush) */
-    ws_out_write(&s->out, s->fd);
     if (wss_req.len > req->head_len) { /* frames sent right behind the request head */
         s->headlen = wss_req.len - req->head_len;
         s->head = malloc(s->headlen);
@@ -700,18 +719,55 @@ int wss_upgrade(struct wss_session *s, const struct upg_request *req,
         memcpy(s->head, wss_req.buf + req->head_len, s->headlen);
         s->headoff = 0;
     }
-    event_del(s->rev);
     s->state = WSS_UPGRADED;
-    wss_mark_dirty(s);
+    s->deadline_ms = 0; /* the hold's timer is not a deadline to enforce */
+    wss_arm_read(s, WSS_HOLD_101_MS);
     return 0;
+}
+
+/* The app did not open within WSS_HOLD_101_MS: the 101 goes alone. */
+static void wss_hold_expired(struct wss_session *s)
+{
+    event_remove_timer(s->rev);
+    wss_log(LOG_DEBUG, s, "no open within %d ms: the 101 goes alone", WSS_HOLD_101_MS);
+    wss_unlink_dirty(s);
+    wss_flush_one(s);
+}
+
+/* Input before the open: kept with the bytes that came behind the request
+ * head, for wslay once the app opens. Reading stops at EOF or past
+ * WSS_EARLY_MAX until then. */
+static void wss_read_early(struct wss_session *s)
+{
+    char buf[4096];
+    ssize_t n = recv(s->fd, buf, sizeof(buf), 0);
+    char *grown;
+
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {
+        grown = realloc(s->head, s->headlen + (size_t)n);
+        if (grown == NULL) {
+            wss_destroy(s, "out of memory");
+            return;
+        }
+        memcpy(grown + s->headlen, buf, (size_t)n);
+        s->head = grown;
+        s->headlen += (size_t)n;
+        if (s->headlen - s->headoff <= WSS_EARLY_MAX)
+            return;
+    }
+    /* EOF or an error is read again after the open, by wslay */
+    event_del(s->rev);
 }
 
 void wss_open(struct wss_session *s)
 {
     s->state = WSS_OPEN;
-    wss_set_read_timeout(s, 0);
-    if (s->headoff < s->headlen) /* a frame arrived with the request head */
+    wss_set_read_timeout(s, 0); /* reading again if it stopped before the open */
+    if (s->headoff < s->headlen) /* frames arrived before the open */
         event_active(s->rev, EV_READ, 0);
+    wss_mark_dirty(s); /* the held 101, with what the app queued */
 }
 
 static void wss_on_request(struct wss_session *s, const struct upg_request *req, const char *buf,
@@ -789,6 +845,8 @@ static void wss_read_head(struct wss_session *s)
     default:
         return;
     }
+    if (s->state == WSS_UPGRADED)
+        return; /* the 101 waits for the open */
     wss_unlink_dirty(s);
     wss_flush_one(s);
 }
@@ -798,6 +856,13 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
     struct wss_session *s = arg;
 
     (void)fd;
+    if (s->state == WSS_UPGRADED) {
+        if (what & EV_TIMEOUT)
+            wss_hold_expired(s);
+        else
+            wss_read_early(s);
+        return;
+    }
     if ((what & EV_TIMEOUT) || wss_deadline_passed(s)) {
         wss_destroy(s, s->state == WSS_HANDSHAKE ? "handshake timeout" : "close timeout");
         return;

@@ -30,7 +30,7 @@ struct ws_frame;
 enum wss_state {
     WSS_HANDSHAKE = 0, /* reading the HTTP request head */
     WSS_FINAL_WRITE,   /* answered (HTTP error, protocol error): closing after the write */
-    WSS_UPGRADED,      /* past the 101; reading paused until the app opens it */
+    WSS_UPGRADED,      /* 101 queued, held until the app opens it; input kept for then */
     WSS_OPEN,          /* messages flow */
     WSS_CLOSING,       /* close frame queued or received; finishing the handshake */
 };
@@ -130,8 +130,10 @@ void wss_flush_dirty(struct wss_server *srv);
 void wss_http_reply(struct wss_session *s, int status, const char *extra, const char *body);
 /* Answer with a file of the web page (or 304), then close. */
 void wss_http_reply_asset(struct wss_session *s, const struct web_asset *asset, int not_modified);
-/* Answer 101 (naming protocol, if not NULL) and become UPGRADED: reading
- * stays paused until wss_open(). 0, or -1 when the session is failing. */
+/* Answer 101 (naming protocol, if not NULL) and become UPGRADED. The 101 is
+ * held until wss_open() (or a close) so it leaves with what the app says
+ * first, at most WSS_HOLD_101_MS; input that arrives meanwhile is kept for
+ * the app. 0, or -1 when the session is failing. */
 int wss_upgrade(struct wss_session *s, const struct upg_request *req,
                 const struct upg_str *protocol);
 /* Open an upgraded session: messages flow to the app from now on. */

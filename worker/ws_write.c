@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "bcast_log.h"
 #include "send_batch.h"
@@ -232,18 +234,22 @@ static int ws_out_done(struct ws_out *o)
     return WS_OUT_DONE;
 }
 
-int ws_out_write(struct ws_out *o, int fd)
+int ws_out_write(struct ws_out *o, int fd, int last)
 {
     struct iovec iov[WS_WRITE_IOV];
+    struct msghdr msg;
     struct ws_out_wr wr;
     int n, rc;
     ssize_t k;
 
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
     do {
         n = ws_out_prepare(o, &wr, iov, WS_WRITE_IOV);
         if (n == 0)
             break;
-        k = writev(fd, iov, n);
+        msg.msg_iovlen = (size_t)n;
+        k = sendmsg(fd, &msg, last ? MSG_MORE | MSG_NOSIGNAL : MSG_NOSIGNAL);
         if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return WS_OUT_BLOCKED;
         if (k <= 0) /* 0 cannot happen with bytes to write: never spin on it */

@@ -62,10 +62,12 @@ void ws_out_subscribe(struct ws_out *o, struct bcast_log *log);
  * corrupt and the connection must be dropped. */
 int ws_out_unsubscribe(struct ws_out *o, int keep);
 
-/* Write what is pending to fd with writev() until done or the socket is
- * full. Returns WS_OUT_DONE (the own buffer is given back), WS_OUT_BLOCKED,
- * or -errno when the write failed (EPIPE for a 0-byte write). */
-int ws_out_write(struct ws_out *o, int fd);
+/* Write what is pending to fd until done or the socket is full. With
+ * `last`, only close() follows: the bytes are sent with MSG_MORE, so the
+ * FIN that close() adds leaves in the same TCP segment. Returns WS_OUT_DONE
+ * (the own buffer is given back), WS_OUT_BLOCKED, or -errno when the write
+ * failed (EPIPE for a 0-byte write). */
+int ws_out_write(struct ws_out *o, int fd, int last);
 
 /* One write's iovecs, kept to account for its result later (batches). */
 struct ws_out_wr {
