@@ -73,7 +73,7 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --vs nchan          side by side: the other side is nginx + nchan (Debian's
                       nginx-light and libnginx-mod-nchan), not an old build;
                       fanout-fixed fanout-max latency churn idle rooms run on it
-  --fan-rate M        messages/s of fanout-fixed (default 60; --smoke 20)
+  --fan-rate M        messages/s of fanout-fixed and reference (default 60; --smoke 20)
 rooms scenario (users of each room split evenly over the two instances; the
 rate spread evenly over the rooms; every delivery checked: exactly once, in
 its own room, from the right sender):
@@ -695,8 +695,8 @@ stop_reference() {
 }
 
 scen_reference() {
-    local rate=60 dur=10 saved=("${TARGETS[@]}")
-    ((SMOKE)) && rate=20 dur=4
+    local rate=${FAN_RATE:-60} dur=10 saved=("${TARGETS[@]}")
+    ((SMOKE)) && rate=${FAN_RATE:-20} dur=4
     start_reference
     TARGETS=(--target "127.0.0.1:$PORT")
     REF_ONLY=1

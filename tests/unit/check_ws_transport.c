@@ -136,16 +136,22 @@ static void spin(void)
     }
 }
 
-/* A new connection: returns the client's end. */
-static int t_connect(void)
+/* A new connection of a socket type: returns the client's end. On
+ * SOCK_SEQPACKET each server write arrives as one record. */
+static int t_connect_type(int type)
 {
     int sv[2];
 
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, type, 0, sv), 0);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     ccount_add(cc, srv.ccount_row, 0, 1);
     wss_accept(&srv, sv[0], "test", 0);
     return sv[1];
+}
+
+static int t_connect(void)
+{
+    return t_connect_type(SOCK_STREAM);
 }
 
 /* Everything the server wrote so far (waits briefly for the first byte). */
@@ -191,17 +197,24 @@ static void t_frame(int fd, int fin, int opcode, const void *payload, size_t len
     t_send(fd, out, h + len);
 }
 
-static int t_upgrade(const char *path)
+static void t_request(int fd, const char *path)
 {
-    int fd = t_connect();
-    char req[512], buf[1024];
-    size_t n;
+    char req[512];
 
     snprintf(req, sizeof(req),
              "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
              path);
     t_send(fd, req, strlen(req));
+}
+
+static int t_upgrade(const char *path)
+{
+    int fd = t_connect();
+    char buf[1024];
+    size_t n;
+
+    t_request(fd, path);
     n = t_read(fd, buf, sizeof(buf) - 1);
     buf[n] = '\0';
     ck_assert_msg(strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "no 101: %s", buf);
@@ -491,6 +504,98 @@ START_TEST(test_slow_reader_capped)
 }
 END_TEST
 
+/* The 101 waits for the app's open and leaves with the app's first words
+ * in one write (one record on a SOCK_SEQPACKET pair); a frame the client
+ * sends meanwhile reaches the app after the open. */
+START_TEST(test_101_held_until_open)
+{
+    char buf[1024];
+    const char *p, *frames;
+    size_t n, len;
+    ssize_t k;
+    int fd = t_connect_type(SOCK_SEQPACKET), op;
+
+    app_rec.no_open = 1;
+    t_request(fd, "/t/held");
+    ck_assert_int_eq(app_rec.opens, 1);
+    ck_assert_int_lt(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0); /* nothing yet */
+    t_frame(fd, 1, 1, "early", 5);
+    ck_assert_int_eq(app_rec.texts, 0);
+    ck_assert_ptr_nonnull(app_rec.s);
+    wss_queue_text(app_rec.s, "welcome", 7);
+    wss_open(app_rec.s);
+    spin();
+    k = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    ck_assert_int_gt(k, 0);
+    n = (size_t)k;
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "no 101: %s", buf);
+    frames = strstr(buf, "\r\n\r\n");
+    ck_assert_ptr_nonnull(frames);
+    frames += 4;
+    ck_assert_msg(t_nth_frame(frames, n - (size_t)(frames - buf), 0, &op, &p, &len),
+                  "the welcome is not in the 101's write");
+    ck_assert(op == 1 && len == 7 && memcmp(p, "welcome", 7) == 0);
+    ck_assert_int_eq(app_rec.texts, 1); /* the early frame, once open */
+    ck_assert(app_rec.lastlen == 5 && memcmp(app_rec.last, "early", 5) == 0);
+    close(fd);
+    spin();
+    ck_assert_int_eq(app_rec.gones, 1);
+}
+END_TEST
+
+/* An app that does not open in time: the 101 goes alone after the hold,
+ * and the session still opens later. */
+START_TEST(test_101_hold_expires)
+{
+    char buf[1024];
+    const char *p;
+    size_t n, len;
+    int fd = t_connect(), op;
+    struct timeval tv = {0, 50 * 1000};
+    int i;
+
+    app_rec.no_open = 1;
+    t_request(fd, "/t/late");
+    ck_assert_int_lt(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0);
+    for (i = 0; i < 60 && recv(fd, buf, 1, MSG_PEEK | MSG_DONTWAIT) <= 0; i++) {
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+        wss_flush_dirty(&srv);
+    }
+    ck_assert_msg(i >= 15, "the 101 came after %d ms, before the hold ended", i * 50);
+    n = t_read(fd, buf, sizeof(buf) - 1);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "no 101 after the hold: %s", buf);
+    ck_assert_ptr_null(strstr(buf, "welcome"));
+    wss_queue_text(app_rec.s, "welcome", 7);
+    wss_open(app_rec.s);
+    n = t_read(fd, buf, sizeof(buf));
+    ck_assert(t_nth_frame(buf, n, 0, &op, &p, &len));
+    ck_assert(op == 1 && len == 7 && memcmp(p, "welcome", 7) == 0);
+    close(fd);
+    spin();
+}
+END_TEST
+
+/* A client gone before the open: the session ends once the app opens it. */
+START_TEST(test_eof_before_open)
+{
+    int fd = t_connect();
+
+    app_rec.no_open = 1;
+    t_request(fd, "/t/gone");
+    close(fd);
+    spin();
+    ck_assert_int_eq(app_rec.gones, 0);
+    ck_assert_ptr_nonnull(app_rec.s);
+    wss_open(app_rec.s);
+    spin();
+    ck_assert_int_eq(app_rec.gones, 1);
+    ck_assert_uint_eq(srv.nsessions, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ws_transport");
@@ -505,6 +610,9 @@ int main(void)
     tcase_add_test(tc, test_broadcast_batched);
     tcase_add_test(tc, test_slow_reader_capped);
     tcase_add_test(tc, test_many_own_frames_in_one_flush);
+    tcase_add_test(tc, test_101_held_until_open);
+    tcase_add_test(tc, test_101_hold_expires);
+    tcase_add_test(tc, test_eof_before_open);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
