@@ -50,7 +50,8 @@
  *           16-bit length form), masked with a fixed key.
  *
  * Checked after every input (abort() on violation): the server's bytes are
- * the 101 and then well-formed server frames (unmasked, RSV 0, known
+ * the 101 (or nothing, when the join is never answered while the session
+ * lives: the 101 waits for the open) and then well-formed server frames (unmasked, RSV 0, known
  * opcodes, short final control frames, nothing after a close); everything
  * sent to the broker is well-formed IPC of the expected types (one JOIN with
  * the session's request id, PUBLISH texts valid UTF-8 within
@@ -438,14 +439,18 @@ static void fz_dump(const char *what, const struct fz_rx *rx)
 /* ---- checks --------------------------------------------------------------------------- */
 
 /* What the client received: exactly the 101 (naming the token's protocol
- * entry when one was offered and usable) and well-formed server frames. */
-static void fz_check_client_stream(const struct fz_rx *rx, const char *proto, size_t protolen)
+ * entry when one was offered and usable) and well-formed server frames.
+ * The 101 waits for the app's open (at most WSS_HOLD_101_MS): a session
+ * that ends before it (`may_be_silent`: a join never answered) may have
+ * sent nothing at all. */
+static void fz_check_client_stream(const struct fz_rx *rx, const char *proto, size_t protolen,
+                                   int may_be_silent)
 {
     static char want[FZ_TOKEN_MAX + 512];
     const uint8_t *p = rx->p, *end;
     int closed = 0, n;
 
-    if (rx->truncated)
+    if (rx->truncated || (may_be_silent && rx->len == 0))
         return;
     /* the request is always valid: the answer is a 101 (it is flushed
      * before anything that could kill the session) */
@@ -657,10 +662,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fz_srv.on_gone = fz_on_session_gone;
         fz_srv.arg = &fz_srv;
         chat_init(&fz_chat, &fz_cfg_plain, &fz_srv, fz_send_broker, &fz_chat);
-        fz_routes[n++] = (struct http_route){"/", HTTP_ROUTE_TEXT, "you are good to go!", NULL};
-        fz_routes[n++] = (struct http_route){"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL};
-        fz_routes[n++] = (struct http_route){"/chat/", HTTP_ROUTE_WS, NULL, &fz_chat.app};
-        fz_routes[n++] = (struct http_route){"/echo", HTTP_ROUTE_WS, NULL, &echo_app};
+        fz_routes[n++] = (struct http_route){"/", HTTP_ROUTE_TEXT, "you are good to go!", NULL,
+                                             NULL};
+        fz_routes[n++] = (struct http_route){"/healthz", HTTP_ROUTE_HEALTH, NULL, NULL, NULL};
+        fz_routes[n++] = (struct http_route){"/chat/", HTTP_ROUTE_WS, NULL, &fz_chat.app, NULL};
+        fz_routes[n++] = (struct http_route){"/echo", HTTP_ROUTE_WS, NULL, &echo_app, NULL};
         FUZZ_CHECK(fz_cfg_plain.echo_endpoint && fz_cfg_strict.echo_endpoint);
         fz_srv.site.routes = fz_routes;
         fz_srv.site.nroutes = n;
@@ -958,7 +964,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_check_client_stream(&fz_client_rx,
                            (flags & FZ_PROTOCOL) && !ex.echo && protolen <= FZ_TOKEN_MAX ? proto
                                                                                          : NULL,
-                           protolen);
+                           protolen, !ex.echo && answer == FZ_ANSWER_NONE);
     /* /echo sessions are outside the chat: no broadcast reaches them (unless
      * the client sent that text itself, to have it echoed) */
     if (ex.echo && !fz_client_rx.truncated &&

@@ -195,10 +195,11 @@ static size_t wss_pending(const struct wss_session *s)
 }
 
 /* Over max-pending-bytes: the peer does not read. Close it rather than let
- * one slow reader grow the worker's memory. */
+ * one slow reader grow the worker's memory. A 101 held for the open has not
+ * been offered to the peer yet: it does not count. */
 static int wss_over_cap(struct wss_session *s)
 {
-    size_t pending = wss_pending(s);
+    size_t pending = wss_pending(s) - (s->state == WSS_UPGRADED ? s->held_101 : 0);
 
     if (pending <= (size_t)s->srv->cfg->max_pending_bytes)
         return 0;
@@ -692,6 +693,8 @@ void wss_http_reply_asset(struct wss_session *s, const struct web_asset *asset, 
     wss_http_final(s);
 }
 
+_Static_assert(UPG_HEAD_MAX + 256 <= UINT16_MAX, "a 101's length fits held_101");
+
 int wss_upgrade(struct wss_session *s, const struct upg_request *req,
                 const struct upg_str *protocol)
 {
@@ -708,6 +711,7 @@ int wss_upgrade(struct wss_session *s, const struct upg_request *req,
         wss_http_reply(s, 503, NULL, "out of memory");
         return -1;
     }
+    s->held_101 = (uint16_t)n;
     if (wss_req.len > req->head_len) { /* frames sent right behind the request head */
         s->headlen = wss_req.len - req->head_len;
         s->head = malloc(s->headlen);
@@ -730,6 +734,7 @@ static void wss_hold_expired(struct wss_session *s)
 {
     event_remove_timer(s->rev);
     wss_log(LOG_DEBUG, s, "no open within %d ms: the 101 goes alone", WSS_HOLD_101_MS);
+    s->held_101 = 0; /* offered now: what the peer leaves unread counts */
     wss_unlink_dirty(s);
     wss_flush_one(s);
 }
@@ -764,6 +769,7 @@ static void wss_read_early(struct wss_session *s)
 void wss_open(struct wss_session *s)
 {
     s->state = WSS_OPEN;
+    s->held_101 = 0;
     wss_set_read_timeout(s, 0); /* reading again if it stopped before the open */
     if (s->headoff < s->headlen) /* frames arrived before the open */
         event_active(s->rev, EV_READ, 0);

@@ -578,6 +578,41 @@ START_TEST(test_101_hold_expires)
 }
 END_TEST
 
+/* The held 101 is not the peer's backlog: the app's first words may fill
+ * max-pending-bytes on their own (a 4 KiB token echoed in the 101 used to
+ * drop the session as a slow reader before it had written a byte). */
+START_TEST(test_held_101_not_counted_as_backlog)
+{
+    char text[1000], buf[4096];
+    const char *p, *frames;
+    size_t n, len;
+    int fd, op;
+
+    teardown();
+    setup_with(1024);
+    fd = t_connect();
+    app_rec.no_open = 1;
+    t_request(fd, "/t/capped");
+    ck_assert_ptr_nonnull(app_rec.s);
+    memset(text, 'w', sizeof(text));
+    wss_queue_text(app_rec.s, text, sizeof(text)); /* 1004 bytes + the 101 > 1024 */
+    wss_open(app_rec.s);
+    spin();
+    ck_assert_int_eq(app_rec.gones, 0);
+    n = t_read(fd, buf, sizeof(buf));
+    ck_assert_msg(n > 13 && strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "no 101");
+    frames = memmem(buf, n, "\r\n\r\n", 4);
+    ck_assert_ptr_nonnull(frames);
+    frames += 4;
+    ck_assert_msg(t_nth_frame(frames, n - (size_t)(frames - buf), 0, &op, &p, &len),
+                  "the app's text did not follow the 101");
+    ck_assert(op == 1 && len == sizeof(text) && memcmp(p, text, len) == 0);
+    close(fd);
+    spin();
+    ck_assert_int_eq(app_rec.gones, 1);
+}
+END_TEST
+
 /* A client gone before the open: the session ends once the app opens it. */
 START_TEST(test_eof_before_open)
 {
@@ -613,6 +648,7 @@ int main(void)
     tcase_add_test(tc, test_101_held_until_open);
     tcase_add_test(tc, test_101_hold_expires);
     tcase_add_test(tc, test_eof_before_open);
+    tcase_add_test(tc, test_held_101_not_counted_as_backlog);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
