@@ -57,7 +57,12 @@ static struct {
 /* (Re)start reading, with a timeout in ms or none (0). On an event already
  * reading only the timer moves (no epoll_ctl). A persistent event keeps its
  * old timeout across event_add(ev, NULL), so a stopped one is assigned
- * afresh: a handshake timeout must not outlive the handshake. */
+ * afresh: a handshake timeout must not outlive the handshake. A timeout that
+ * has fired but whose callback has not run yet (libevent takes the event out
+ * of epoll and queues it as active; an open in the same loop turn lands
+ * here) is dropped first: event_assign on a queued event corrupts libevent's
+ * active queue, which kills the process ("event_queue_remove_active: not on
+ * queue"), and the deadline it enforced is re-armed here anyway. */
 static void wss_arm_read(struct wss_session *s, long ms)
 {
     struct timeval tv = util_ms_tv(ms);
@@ -69,6 +74,7 @@ static void wss_arm_read(struct wss_session *s, long ms)
             event_remove_timer(s->rev);
         return;
     }
+    event_del(s->rev); /* no syscall: not in epoll */
     event_assign(s->rev, s->srv->base, s->fd, EV_READ | EV_PERSIST, wss_read_cb, s);
     event_add(s->rev, ms > 0 ? &tv : NULL);
 }

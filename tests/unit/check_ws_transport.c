@@ -613,6 +613,63 @@ START_TEST(test_held_101_not_counted_as_backlog)
 }
 END_TEST
 
+/* Opens the held session (the broker's join answer, in the worker). */
+static void t_open_now(evutil_socket_t fd, short what, void *arg)
+{
+    char c;
+
+    (void)what;
+    (void)arg;
+    ck_assert_int_eq(recv(fd, &c, 1, 0), 1);
+    wss_queue_text(app_rec.s, "welcome", 7);
+    wss_open(app_rec.s);
+}
+
+/* The open comes in the loop turn where the hold's timeout fired but its
+ * callback has not run yet (libevent queues the timed-out event as active):
+ * the session opens, its read event intact. This exited the worker with
+ * "event_queue_remove_active: not on queue 8" during 10,000 announced
+ * joins, where joins take longer than the hold. */
+START_TEST(test_open_as_hold_times_out)
+{
+    char buf[1024];
+    const char *p, *frames;
+    size_t n, len;
+    int fd = t_connect(), sv[2], op;
+    struct event *answer;
+
+    app_rec.no_open = 1;
+    app_rec.echo = 1;
+    t_request(fd, "/t/race");
+    ck_assert_ptr_nonnull(app_rec.s);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    answer = event_new(base, sv[0], EV_READ, t_open_now, NULL);
+    ck_assert_ptr_nonnull(answer);
+    event_add(answer, NULL);
+    ck_assert_int_eq(write(sv[1], "j", 1), 1); /* not t_send: it runs the loop */
+    usleep(1100 * 1000); /* past the hold: its timeout and the answer fire in one turn */
+    event_base_loop(base, EVLOOP_ONCE);
+    wss_flush_dirty(&srv);
+    n = t_read(fd, buf, sizeof(buf));
+    ck_assert_msg(n > 13 && strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "no 101");
+    frames = memmem(buf, n, "\r\n\r\n", 4);
+    ck_assert_ptr_nonnull(frames);
+    frames += 4;
+    ck_assert(t_nth_frame(frames, n - (size_t)(frames - buf), 0, &op, &p, &len));
+    ck_assert(op == 1 && len == 7 && memcmp(p, "welcome", 7) == 0);
+    t_frame(fd, 1, 1, "still reading", 13); /* the read event survived */
+    n = t_read(fd, buf, sizeof(buf));
+    ck_assert(t_nth_frame(buf, n, 0, &op, &p, &len));
+    ck_assert(op == 1 && len == 13 && memcmp(p, "still reading", 13) == 0);
+    event_free(answer);
+    close(sv[0]);
+    close(sv[1]);
+    close(fd);
+    spin();
+    ck_assert_int_eq(app_rec.gones, 1);
+}
+END_TEST
+
 /* A client gone before the open: the session ends once the app opens it. */
 START_TEST(test_eof_before_open)
 {
@@ -649,6 +706,7 @@ int main(void)
     tcase_add_test(tc, test_101_hold_expires);
     tcase_add_test(tc, test_eof_before_open);
     tcase_add_test(tc, test_held_101_not_counted_as_backlog);
+    tcase_add_test(tc, test_open_as_hold_times_out);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
