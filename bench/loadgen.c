@@ -2115,7 +2115,8 @@ int main(int argc, char **argv)
             pump(end);
         ctl_all(CTL_QUIT, 0);
         say("done");
-        if (wait_all('s', now_ns() + 30000000000ull) < 0)
+        /* the children close every connection first: a million take minutes */
+        if (wait_all('s', now_ns() + (uint64_t)((30 + O.conns / 5000) * 1e9)) < 0)
             setup_failure(setup_s);
     } else {
         t0 = now_ns();

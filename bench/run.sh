@@ -36,7 +36,7 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --reps N            repetitions per scenario (default 3)
   --only SCENARIO[,SCENARIO...]
                       one or more of fanout-fixed reference fanout-max latency idle churn
-                      rooms resume idle100k (reference: the fanout-fixed run against
+                      rooms resume idle100k idle1m (reference: the fanout-fixed run against
                       bench/refcast, a trivial one-process broadcaster, for a
                       ratio that does not move with the host; rooms: many
                       small rooms, /chat/{room}/{user}, see below; resume:
@@ -45,12 +45,14 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       and all reconnect at once resuming after the last one
                       they saw: the time until all are live again, every
                       message of the gap checked once and in order; needs
-                      node and the ws module, as wscat does)
-  --full              all scenarios including idle100k
+                      node and the ws module, as wscat does; idle1m: a million
+                      joined connections on one instance of 60 workers, 60
+                      generator processes)
+  --full              all scenarios including idle100k and idle1m
   --announce yes|no   write "announce yes|no" into the redis-chat configs
                       (default: not written, the server's default applies;
-                      idle100k uses "no" unless this is given)
-  --workers W         workers per instance (default 2; idle100k uses 6)
+                      idle100k and idle1m use "no" unless this is given)
+  --workers W         workers per instance (default 2; idle100k uses 6, idle1m 60)
   --lg-procs K        loadgen processes for the fan-out and rooms scenarios
                       (default 1; rooms: whole rooms per process)
   --max-deliv N       take N deliveries/s as the max sustained rate for the
@@ -153,7 +155,7 @@ done
 IFS=, read -ra ONLY_LIST <<<"$ONLY"
 for v in "${ONLY_LIST[@]}"; do
     case $v in
-    fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | resume | idle100k) ;;
+    fanout-fixed | reference | fanout-max | latency | idle | churn | rooms | resume | idle100k | idle1m) ;;
     *) die "unknown scenario $v" ;;
     esac
 done
@@ -182,7 +184,7 @@ elif [[ -n $ONLY ]]; then
     SCENARIOS=("${ONLY_LIST[@]}")
 else
     SCENARIOS=(fanout-fixed reference fanout-max latency churn idle rooms resume)
-    ((FULL)) && SCENARIOS+=(idle100k)
+    ((FULL)) && SCENARIOS+=(idle100k idle1m)
 fi
 [[ -n $ONLY ]] && SCENARIOS=("${ONLY_LIST[@]}")
 [[ " ${SCENARIOS[*]} " != *" reference "* || -x $REFCAST ]] || die "no $REFCAST (make bench/refcast)"
@@ -873,33 +875,61 @@ scen_idle() {
     record idle loadgen_cpu_s "$I_LGCPU" s
 }
 
-scen_idle100k() {
-    local ann=$ANNOUNCE
+# Many idle joined connections on one instance: idle_big SCENARIO CONNS
+# WORKERS PROCS [LOADGEN OPTIONS]. Each worker and each loadgen process stays within the
+# per-process descriptor limit (20,000 here): CONNS / WORKERS and CONNS /
+# PROCS below it. Source addresses across 127.0.0.2-200 (28k ports each).
+idle_big() {
+    local scen=$1 n=$2 workers=$3 procs=$4 ann=$ANNOUNCE
+    shift 4
     if [[ -z $ann ]]; then
         if printf 'announce no\n' >"$TMP/probe.conf" && "$REDIS_CHAT" -t -c "$TMP/probe.conf" >/dev/null 2>&1; then
             ann=no
-            say "   (announce no: with notices 100k joins would cost ~5e9 frames)"
+            say "   (announce no: with notices N joins would cost ~N^2/2 frames)"
         else
             say "   (this redis-chat has no 'announce' directive: joins are announced, expect a long setup)"
         fi
     fi
     stop_all_instances
-    start_instance big 6 "$ann"
+    start_instance big "$workers" "$ann"
     TARGETS=(--target "127.0.0.1:${INST_PORT[big]}")
-    # no --connect-rate: each loadgen process keeps at most 2000 handshakes in flight
-    idle_run 100000 --procs 6 --src 127.0.0.2-127.0.0.200 --setup-timeout 600 ||
-        { fail "idle100k did not run"; stop_all_instances; start_pair; return; }
-    record idle100k conns "$I_CONNS" "(welcomed)"
-    record idle100k anon_kib_per_conn "$I_ANON" "KiB (delta private memory RssAnon / conns)"
-    record idle100k rss_kib_per_conn "$I_DRSS" "KiB (delta RSS / conns)"
-    record idle100k rss_after_kib_per_conn "$I_RSS" "KiB (RSS after / conns)"
-    record idle100k kernel_kib_per_conn "$I_TCP" "KiB (host slab + TCP buffers, both ends; not in RSS)"
-    record idle100k setup_s "$I_SETUP" s
-    record idle100k conns_per_s "$I_CRATE" "/s"
-    record idle100k loadgen_cpu_s "$I_LGCPU" s
-    wait_quiet 60
+    # Redis and the broker are one process each among 2 x PROCS busy ones
+    # on the same two cores: at an equal share they fall behind the joins
+    # (each passes the broker and Redis) and the joins wait on them. A
+    # deployment gives Redis its own host; here both get priority.
+    local prio
+    prio=("$RPID" $(ps -o pid=,args= --ppid "${INST_PID[big]}" | awk '/broker/ { print $1 }'))
+    renice -n -10 -p "${prio[@]}" >/dev/null
+    # each loadgen process keeps at most 2000 handshakes in flight
+    idle_run "$n" --procs "$procs" --src 127.0.0.2-127.0.0.200 --setup-timeout 1200 "$@" ||
+        { fail "$scen did not run"; renice -n 0 -p "$RPID" >/dev/null; stop_all_instances; start_pair; return; }
+    renice -n 0 -p "$RPID" >/dev/null
+    record "$scen" conns "$I_CONNS" "(welcomed)"
+    record "$scen" anon_kib_per_conn "$I_ANON" "KiB (delta private memory RssAnon / conns)"
+    record "$scen" rss_kib_per_conn "$I_DRSS" "KiB (delta RSS / conns)"
+    record "$scen" rss_after_kib_per_conn "$I_RSS" "KiB (RSS after / conns)"
+    record "$scen" kernel_kib_per_conn "$I_TCP" "KiB (host slab + TCP buffers, both ends; not in RSS)"
+    record "$scen" setup_s "$I_SETUP" s
+    record "$scen" conns_per_s "$I_CRATE" "/s"
+    record "$scen" loadgen_cpu_s "$I_LGCPU" s
+    wait_quiet 120
     stop_all_instances
     start_pair
+}
+
+scen_idle100k() {
+    idle_big idle100k 100000 6 6
+}
+
+# The million (issue 14's stretch): 60 workers and 60 generator processes,
+# 16,667 connections each, joining at 10,000/s. On two cores shared by 120
+# busy processes a generator can fall seconds behind its sockets: the
+# handshake gets 60 s instead of 10, and pings go every 5 minutes instead of
+# 30 s (at 30 s a million connections are 33,000 pings/s; the unread ones
+# fill the kernel's TCP memory, tcp_mem, and stall the host).
+scen_idle1m() {
+    local EXTRA_CONF=("${EXTRA_CONF[@]}" "handshake-timeout 60000" "ping-interval 300000")
+    idle_big idle1m 1000000 60 60 --connect-rate 10000
 }
 
 # ---- churn ------------------------------------------------------------------------
@@ -1155,7 +1185,7 @@ for SCEN in "${SCENARIOS[@]}"; do
         for SIDE in "${SIDES[@]}"; do
             [[ -z $OLD_CHAT ]] || use_build "$SIDE"
             say " - repetition $REP/$REPS${OLD_CHAT:+ ($SIDE side)}"
-            if [[ $REDIS_CHAT == nchan && " reference resume idle100k " == *" $SCEN "* ]]; then
+            if [[ $REDIS_CHAT == nchan && " reference resume idle100k idle1m " == *" $SCEN "* ]]; then
                 say "   (not a scenario for nchan: skipped)"
                 continue
             fi
@@ -1191,7 +1221,7 @@ fi
     echo ""
     echo "### redis-chat benchmark ($(date -u +%Y-%m-%d))"
     echo ""
-    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); redis-server and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts; rooms: $ROOMS_N rooms x $ROOMS_U users, $ROOMS_RATE msg/s over all rooms."
+    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); redis-server and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, idle1m: 1 x 60, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts; rooms: $ROOMS_N rooms x $ROOMS_U users, $ROOMS_RATE msg/s over all rooms."
     echo ""
     echo "| scenario | figure | min | median | max | unit |"
     echo "|---|---|---:|---:|---:|---|"

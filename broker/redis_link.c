@@ -34,7 +34,7 @@
 #define RLINK_BACKOFF_BASE_MS 100
 #define RLINK_BACKOFF_MAX_MS 5000
 #define RLINK_PING_EVERY_MS 1000   /* the command connection's heartbeat */
-#define RLINK_PING_TIMEOUT_MS 3000 /* no PONG this long: the link is dead */
+#define RLINK_PING_TIMEOUT_MS 3000 /* no reply this long: the link is dead */
 #define RLINK_KEEPALIVE_S 5        /* TCP keepalive: idle, interval */
 
 enum rconn_kind { RCONN_CMD = 0, RCONN_SUB };
@@ -56,6 +56,8 @@ struct rlink {
     struct rlink_handlers h;
     struct event *ping_ev;
     uint64_t ping_sent_ms; /* 0: no PING outstanding */
+    uint64_t replies;      /* replies read on the command connection */
+    uint64_t replies_seen; /* ... when the PING's wait was last judged */
     int up;
     int stopping;
     char direct[ROOM_KEY_MAX]; /* the direct messages' channel */
@@ -65,6 +67,7 @@ struct rlink {
 };
 
 struct rlink_req {
+    struct rlink *r;
     rlink_reply_fn fn;
     rlink_raw_fn raw;
     void *pd;
@@ -312,7 +315,9 @@ static void rlink_on_pong(redisAsyncContext *ac, void *reply, void *pd)
 }
 
 /* Redis that stops answering (hung, partitioned) is dropped and reconnected;
- * losing the command connection means the subscriber is suspect too. */
+ * losing the command connection means the subscriber is suspect too. A PING
+ * queued behind many commands (a join storm) waits while Redis works through
+ * them: replies still coming is an answer (rlink_ping_overdue). */
 static void rlink_ping_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct rlink *r = arg;
@@ -325,9 +330,17 @@ static void rlink_ping_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (r->ping_sent_ms != 0) {
-        if (now - r->ping_sent_ms < RLINK_PING_TIMEOUT_MS)
+        switch (rlink_ping_overdue(r->ping_sent_ms, now, r->replies != r->replies_seen)) {
+        case RLINK_PING_WAIT:
             return;
-        log_msg(LOG_WARN, "redis: no answer to PING for %d ms: reconnecting",
+        case RLINK_PING_BUSY:
+            r->replies_seen = r->replies;
+            r->ping_sent_ms = now; /* judged again after another full wait */
+            return;
+        case RLINK_PING_DEAD:
+            break;
+        }
+        log_msg(LOG_WARN, "redis: no answer to PING nor any other reply for %d ms: reconnecting",
                 RLINK_PING_TIMEOUT_MS);
         r->ping_sent_ms = 0;
         redisAsyncDisconnect(r->cmd.ac);
@@ -335,8 +348,17 @@ static void rlink_ping_cb(evutil_socket_t fd, short what, void *arg)
             redisAsyncDisconnect(r->sub.ac);
         return;
     }
-    if (redisAsyncCommand(r->cmd.ac, rlink_on_pong, r, "PING") == REDIS_OK)
+    if (redisAsyncCommand(r->cmd.ac, rlink_on_pong, r, "PING") == REDIS_OK) {
         r->ping_sent_ms = now;
+        r->replies_seen = r->replies;
+    }
+}
+
+enum rlink_ping_verdict rlink_ping_overdue(uint64_t sent_ms, uint64_t now_ms, int replied_since)
+{
+    if (now_ms - sent_ms < RLINK_PING_TIMEOUT_MS)
+        return RLINK_PING_WAIT;
+    return replied_since ? RLINK_PING_BUSY : RLINK_PING_DEAD;
 }
 
 static SSL_CTX *rlink_ssl_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
@@ -446,6 +468,7 @@ static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
     long long result = -1;
 
     (void)ac;
+    req->r->replies += reply != NULL;
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
         log_msg(LOG_ERROR, "redis command failed: %s", reply->str);
     if (req->raw != NULL) {
@@ -471,6 +494,7 @@ static int rlink_send(struct rlink *r, rlink_reply_fn fn, rlink_raw_fn raw, void
     req = malloc(sizeof(*req));
     if (req == NULL)
         return -1;
+    req->r = r;
     req->fn = fn;
     req->raw = raw;
     req->pd = pd;

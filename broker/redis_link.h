@@ -8,6 +8,7 @@
 #define RC_REDIS_LINK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -69,5 +70,12 @@ int rlink_command_raw(struct rlink *r, rlink_raw_fn fn, void *pd, int argc, cons
 int rlink_eval(struct rlink *r, const char *script, int nkeys, const char *const *keys, int nargs,
                const char *const *args, const size_t *arglens, rlink_reply_fn fn, rlink_raw_fn raw,
                void *pd);
+
+/* The heartbeat's rule, for a PING sent at sent_ms and not answered by
+ * now_ms: wait up to its timeout; past it, Redis that answered other
+ * commands meanwhile is busy, not gone (the PING sits behind them), and
+ * only one silent for the whole wait is dead. */
+enum rlink_ping_verdict { RLINK_PING_WAIT, RLINK_PING_BUSY, RLINK_PING_DEAD };
+enum rlink_ping_verdict rlink_ping_overdue(uint64_t sent_ms, uint64_t now_ms, int replied_since);
 
 #endif
