@@ -880,7 +880,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sin.sin_addr.s_addr = htonl(0x7f000001);
     bucket = ccount_bucket((const struct sockaddr *)&sin);
     ccount_add(fz_srv.ccount, fz_srv.ccount_row, bucket, 1);
-    wss_accept(&fz_srv, cv[0], "fuzz", bucket);
+    wss_accept(&fz_srv, cv[0], "fuzz", bucket, 0);
     FUZZ_CHECK(fz_srv.sessions != NULL && fz_srv.sessions->fd == cv[0]);
 
     /* the head (with the frames, in mode WITH_HEAD) in one write */

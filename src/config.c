@@ -64,6 +64,10 @@ static const struct cfg_directive cfg_directives[] = {
     { "port", CFG_UINT, CFG_OFF(port), 0, 65535, 0, 8080, NULL },
     { "workers", CFG_UINT, CFG_OFF(workers), 1, CFG_WORKERS_MAX, 0, 1, NULL },
     { "broker-socket", CFG_STR, CFG_OFF(broker_socket), 1, CFG_SUN_PATH_MAX, 0, 0, NULL },
+    { "tls-port", CFG_UINT, CFG_OFF(tls_port), 1, 65535, CFG_F_ZERO_OFF, 0, NULL },
+    { "tls-cert", CFG_STR, CFG_OFF(tls_cert), 0, CFG_PATH_MAX, 0, 0, NULL },
+    { "tls-key", CFG_STR, CFG_OFF(tls_key), 0, CFG_PATH_MAX, 0, 0, NULL },
+    { "tls-ca-cert", CFG_STR, CFG_OFF(tls_ca_cert), 0, CFG_PATH_MAX, 0, 0, NULL },
     /* process */
     { "pidfile", CFG_STR, CFG_OFF(pidfile), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "daemonize", CFG_BOOL, CFG_OFF(daemonize), 0, 1, 0, 0, NULL },
@@ -636,6 +640,23 @@ void cfg_init(struct cfg *cfg)
     (void)cfg_broker_socket_derive(cfg);
 }
 
+int cfg_equal(const struct cfg *a, const struct cfg *b)
+{
+    size_t i;
+
+    for (i = 0; i < CFG_NDIRECTIVES; i++) {
+        const struct cfg_directive *d = &cfg_directives[i];
+        if (d->type == CFG_STR) {
+            const char *x = *cfg_str_at((struct cfg *)a, d), *y = *cfg_str_at((struct cfg *)b, d);
+            if ((x == NULL) != (y == NULL) || (x != NULL && strcmp(x, y) != 0))
+                return 0;
+        } else if (cfg_num_get(a, d) != cfg_num_get(b, d)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void cfg_free(struct cfg *cfg)
 {
     size_t i;
@@ -800,6 +821,19 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
         cfg_err(err, errlen, "%s",
                 cfg->redis_tls_cert != NULL ? "redis-tls-cert: needs redis-tls-key"
                                             : "redis-tls-key: needs redis-tls-cert");
+        return -1;
+    }
+    if (cfg->tls_port != 0 && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
+        cfg_err(err, errlen, "tls-port: needs tls-cert and tls-key");
+        return -1;
+    }
+    if (cfg->tls_port != 0 && cfg->tls_port == cfg->port) {
+        cfg_err(err, errlen, "tls-port: %d is also the plain port", cfg->tls_port);
+        return -1;
+    }
+    if (cfg->tls_port == 0 && (cfg->tls_cert != NULL || cfg->tls_key != NULL ||
+                               cfg->tls_ca_cert != NULL)) {
+        cfg_err(err, errlen, "tls-cert, tls-key and tls-ca-cert need tls-port");
         return -1;
     }
     cfg->channel_len = strlen(cfg->channel);

@@ -28,7 +28,7 @@
 #define CFG_ERR_LEN 256
 #define CFG_NAME_MAX 256       /* channel, users-key: bytes */
 #define CFG_PRESENCE_MAX 1000  /* presence-max: the names must fit one IPC frame */
-#define CFG_DIRECTIVES_MAX 48  /* size of the private set_line[] table */
+#define CFG_DIRECTIVES_MAX 64  /* size of the private set_line[] table */
 
 enum cfg_log_level { CFG_LOG_DEBUG = 0, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
 
@@ -42,6 +42,10 @@ struct cfg {
     char *broker_socket;         /* default "/tmp/redis-chat-<port>.sock", set by
                                   * cfg_finalize from the final port; with port 0
                                   * "/tmp/redis-chat-<pid>.sock"; <= 107 bytes */
+    int tls_port;                /* 0 = no wss:// listener */
+    char *tls_cert;              /* PEM chain, leaf first; needed with tls_port */
+    char *tls_key;               /* PEM private key; needed with tls_port */
+    char *tls_ca_cert;           /* NULL; set: clients must present a certificate it signed */
     /* process */
     char *pidfile;               /* NULL */
     int daemonize;               /* 0 */
@@ -110,6 +114,9 @@ void cfg_init(struct cfg *cfg);
 
 /* Free owned strings; the struct may be cfg_init()ed again. */
 void cfg_free(struct cfg *cfg);
+
+/* 1 when every directive has the same value in a and b. */
+int cfg_equal(const struct cfg *a, const struct cfg *b);
 
 /* Parse `len` bytes of config text into cfg (which must be cfg_init()ed:
  * values in the text override the defaults). `fname` is used in error

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "net.h"
 #include "proctitle.h"
+#include "tls_server.h"
 #include "util.h"
 #include "worker.h"
 
@@ -61,7 +62,7 @@ struct master_proc {
  * exits if no slot uses it any more. */
 struct master_retired {
     pid_t pid;
-    int close_fd;
+    int close_fd, close_tls_fd; /* -1: still a slot's */
     int row;
 };
 
@@ -69,6 +70,7 @@ static struct {
     struct cfg *cfg;
     const char *conf_path;
     int listen_fd[MASTER_SLOTS_MAX];
+    int tls_fd[MASTER_SLOTS_MAX]; /* the wss:// listener beside it, -1 without tls-port */
     int nslots;
     struct ccount *ccount; /* shared with the workers */
     struct master_proc broker;
@@ -89,7 +91,16 @@ int master_load_config(struct cfg *cfg, const char *conf_path, char *err, size_t
         return -1;
     if (cfg_apply_env(cfg, cfg_getenv, err, errlen) == -1)
         return -1;
-    return cfg_finalize(cfg, err, errlen);
+    if (cfg_finalize(cfg, err, errlen) == -1)
+        return -1;
+    /* a certificate that does not load fails here, not at the first handshake */
+    if (cfg->tls_port != 0) {
+        struct tls_server *t = tls_server_new(cfg, err, errlen);
+        if (t == NULL)
+            return -1;
+        tls_server_free(t);
+    }
+    return 0;
 }
 
 static const char *master_role_name(const struct master_proc *p, char *buf, size_t cap)
@@ -101,7 +112,17 @@ static const char *master_role_name(const struct master_proc *p, char *buf, size
     return buf;
 }
 
+/* Close a slot's listeners (-1: none). */
+static void master_close_listeners(int fd, int tls_fd)
+{
+    if (fd != -1)
+        close(fd);
+    if (tls_fd != -1)
+        close(tls_fd);
+}
+
 /* In the child, right after fork: a clean signal state, only our socket. */
+
 static void master_child_setup(const struct master_proc *p)
 {
     struct sigaction sa;
@@ -113,11 +134,12 @@ static void master_child_setup(const struct master_proc *p)
     sa.sa_handler = SIG_DFL;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* a reload's SIGHUP before the worker's handler is set is not a death */
+    sigaction(SIGHUP, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 #if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_PDEATHSIG)
@@ -128,10 +150,9 @@ static void master_child_setup(const struct master_proc *p)
         _exit(RC_EXIT_RUNTIME);
     for (i = 0; i < M.nslots; i++)
         if (p->role != ROLE_WORKER || i != p->slot)
-            close(M.listen_fd[i]);
+            master_close_listeners(M.listen_fd[i], M.tls_fd[i]);
     for (i = 0; i < M.nretired; i++)
-        if (M.retired[i].close_fd != -1)
-            close(M.retired[i].close_fd);
+        master_close_listeners(M.retired[i].close_fd, M.retired[i].close_tls_fd);
     master_role_name(p, name, sizeof(name));
     snprintf(title, sizeof(title), "redis-chat: %s", name);
     proctitle_set(title);
@@ -169,7 +190,8 @@ static int master_spawn(struct master_proc *p)
         if (p->role == ROLE_BROKER)
             rc = broker_main(M.cfg, M.instance_id);
         else
-            rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot], M.ccount, p->row);
+            rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot], M.tls_fd[p->slot], M.ccount,
+                             p->row);
         log_close();
         exit(rc);
     }
@@ -287,8 +309,7 @@ static void master_reap(void)
                 continue;
             log_msg(LOG_INFO, "old worker pid %d finished", (int)pid);
             ccount_row_release(M.ccount, M.retired[i].row);
-            if (M.retired[i].close_fd != -1)
-                close(M.retired[i].close_fd);
+            master_close_listeners(M.retired[i].close_fd, M.retired[i].close_tls_fd);
             M.retired[i] = M.retired[--M.nretired];
             break;
         }
@@ -393,9 +414,9 @@ static void master_on_kill_request(const siginfo_t *si)
 /* SO_REUSEPORT lets a second server of the same user bind our port too and
  * silently take half the connections: make sure the port is free first, with
  * a socket that does not share. */
-static int master_port_free(const struct cfg *cfg, char *err)
+static int master_port_free(const struct cfg *cfg, int port, char *err)
 {
-    int fd = net_tcp_listen_exclusive(cfg->bind, cfg->port, err);
+    int fd = net_tcp_listen_exclusive(cfg->bind, port, err);
 
     if (fd == -1)
         return 0;
@@ -403,11 +424,17 @@ static int master_port_free(const struct cfg *cfg, char *err)
     return 1;
 }
 
-static int master_open_listeners(const struct cfg *cfg, int *fds, int from, int to, char *err)
+/* Open the listeners of slots from..to-1: the plain port's and, with
+ * tls-port, the wss:// port's (tfds[i] = -1 without). On failure none of
+ * them stays open. */
+static int master_open_listeners(const struct cfg *cfg, int *fds, int *tfds, int from, int to,
+                                 char *err)
 {
     int i, port = cfg->port;
 
-    if (from == 0 && cfg->port != 0 && !master_port_free(cfg, err))
+    if (from == 0 && cfg->port != 0 && !master_port_free(cfg, cfg->port, err))
+        return -1;
+    if (from == 0 && cfg->tls_port != 0 && !master_port_free(cfg, cfg->tls_port, err))
         return -1;
     if (port == 0 && from > 0) /* port 0: the kernel picked one for slot 0 */
         port = net_local_port(fds[0]);
@@ -415,16 +442,22 @@ static int master_open_listeners(const struct cfg *cfg, int *fds, int from, int 
         fds[i] = net_tcp_listen(cfg->bind, port, err);
         if (port == 0 && fds[i] != -1)
             port = net_local_port(fds[i]);
+        tfds[i] = -1;
+        if (fds[i] != -1 && cfg->tls_port != 0 &&
+            (tfds[i] = net_tcp_listen(cfg->bind, cfg->tls_port, err)) == -1) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
         if (fds[i] == -1) {
             while (--i >= from)
-                close(fds[i]);
+                master_close_listeners(fds[i], tfds[i]);
             return -1;
         }
     }
     return 0;
 }
 
-static void master_retire(pid_t pid, int close_fd, int row)
+static void master_retire(pid_t pid, int close_fd, int close_tls_fd, int row)
 {
     if (M.nretired == (int)ARRAY_SIZE(M.retired)) {
         /* too many reloads in flight: stop waiting politely for the oldest */
@@ -434,6 +467,7 @@ static void master_retire(pid_t pid, int close_fd, int row)
     }
     M.retired[M.nretired].pid = pid;
     M.retired[M.nretired].close_fd = close_fd;
+    M.retired[M.nretired].close_tls_fd = close_tls_fd;
     M.retired[M.nretired].row = row;
     M.nretired++;
     if (pid > 0)
@@ -471,7 +505,7 @@ static void master_reload(void)
 {
     struct cfg *n = malloc(sizeof(*n)), *old = M.cfg;
     char err[CFG_ERR_LEN + NET_ERR_LEN];
-    int fds[MASTER_SLOTS_MAX];
+    int fds[MASTER_SLOTS_MAX], tfds[MASTER_SLOTS_MAX];
     int i, old_slots = M.nslots, new_sockets;
 
     log_msg(LOG_INFO, "received SIGHUP, reloading %s", M.conf_path ? M.conf_path : "(no file)");
@@ -484,9 +518,23 @@ static void master_reload(void)
         }
         return;
     }
-    new_sockets = master_str_differs(old->bind, n->bind) || old->port != n->port;
+    if (cfg_equal(old, n)) {
+        /* nothing to replace the workers for: they re-read what lives outside
+         * the config (the TLS certificate and key, the log file) and every
+         * connection stays up */
+        log_msg(LOG_INFO, "configuration unchanged: workers re-read the certificate and the log");
+        log_open((enum log_level)n->log_level, n->logfile);
+        for (i = 0; i < M.nslots; i++)
+            if (M.workers[i].pid > 0)
+                kill(M.workers[i].pid, SIGHUP);
+        cfg_free(n);
+        free(n);
+        return;
+    }
+    new_sockets = master_str_differs(old->bind, n->bind) || old->port != n->port ||
+                  old->tls_port != n->tls_port;
     if (new_sockets) {
-        if (master_open_listeners(n, fds, 0, n->workers, err) == -1) {
+        if (master_open_listeners(n, fds, tfds, 0, n->workers, err) == -1) {
             log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
             cfg_free(n);
             free(n);
@@ -494,8 +542,9 @@ static void master_reload(void)
         }
     } else {
         memcpy(fds, M.listen_fd, sizeof(int) * (size_t)old_slots);
+        memcpy(tfds, M.tls_fd, sizeof(int) * (size_t)old_slots);
         if (n->workers > old_slots &&
-            master_open_listeners(n, fds, old_slots, n->workers, err) == -1) {
+            master_open_listeners(n, fds, tfds, old_slots, n->workers, err) == -1) {
             log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
             cfg_free(n);
             free(n);
@@ -508,9 +557,10 @@ static void master_reload(void)
     for (i = 0; i < old_slots; i++) {
         int gone = new_sockets || i >= n->workers;
         if (M.workers[i].pid > 0)
-            master_retire(M.workers[i].pid, gone ? M.listen_fd[i] : -1, M.workers[i].row);
+            master_retire(M.workers[i].pid, gone ? M.listen_fd[i] : -1, gone ? M.tls_fd[i] : -1,
+                          M.workers[i].row);
         else if (gone)
-            close(M.listen_fd[i]);
+            master_close_listeners(M.listen_fd[i], M.tls_fd[i]);
     }
     if (master_broker_changed(old, n) && M.broker.pid > 0) {
         log_msg(LOG_INFO, "broker settings changed: restarting the broker");
@@ -519,6 +569,7 @@ static void master_reload(void)
     M.cfg = n;
     M.nslots = n->workers;
     memcpy(M.listen_fd, fds, sizeof(int) * (size_t)M.nslots);
+    memcpy(M.tls_fd, tfds, sizeof(int) * (size_t)M.nslots);
     for (i = 0; i < M.nslots; i++) {
         memset(&M.workers[i], 0, sizeof(M.workers[i]));
         M.workers[i].role = ROLE_WORKER;
@@ -616,7 +667,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
         log_msg(LOG_WARN, "max-connections %ld cannot fit: %d worker(s) x %ld open files each",
                 cfg->max_connections, cfg->workers, nofile);
 
-    if (master_open_listeners(cfg, M.listen_fd, 0, M.nslots, err) == -1) {
+    if (master_open_listeners(cfg, M.listen_fd, M.tls_fd, 0, M.nslots, err) == -1) {
         log_msg(LOG_ERROR, "%s", err);
         return RC_EXIT_RUNTIME;
     }
@@ -646,8 +697,9 @@ int master_run(struct cfg *cfg, const char *conf_path)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     proctitle_set("redis-chat: master");
-    log_msg(LOG_INFO, "redis-chat %s starting: %s:%d, %d worker(s)", PACKAGE_VERSION,
-            cfg->bind, net_local_port(M.listen_fd[0]), M.nslots);
+    log_msg(LOG_INFO, "redis-chat %s starting: %s:%d%s%.0d, %d worker(s)", PACKAGE_VERSION,
+            cfg->bind, net_local_port(M.listen_fd[0]), cfg->tls_port ? ", wss:// on " : "",
+            cfg->tls_port, M.nslots);
 
     M.broker.role = ROLE_BROKER;
     master_spawn(&M.broker);
@@ -686,7 +738,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
         }
     }
     for (i = 0; i < M.nslots; i++)
-        close(M.listen_fd[i]);
+        master_close_listeners(M.listen_fd[i], M.tls_fd[i]);
     if (M.cfg->pidfile != NULL)
         unlink(M.cfg->pidfile);
     log_msg(LOG_INFO, "stopped");

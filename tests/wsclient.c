@@ -18,7 +18,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +54,8 @@ static int wsc_left(long long deadline)
 }
 
 static int wsc_violation(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static ssize_t wsc_recv_some(struct wsc *c, void *buf, size_t len);
+static ssize_t wsc_tls_send(struct wsc *c, const void *p, size_t n);
 
 /* Report a protocol violation by the server; returns -1 for the caller. */
 static int wsc_violation(struct wsc *c, const char *fmt, ...)
@@ -210,12 +216,13 @@ static int wsc_fill(struct wsc *c, long long deadline)
         c->cap = ncap;
     }
     for (;;) {
-        r = poll(&pfd, 1, wsc_left(deadline));
+        /* bytes OpenSSL already decrypted do not show on the socket */
+        r = c->ssl != NULL && SSL_pending(c->ssl) > 0 ? 1 : poll(&pfd, 1, wsc_left(deadline));
         if (r == -1 && errno == EINTR)
             continue;
         if (r == 0)
             return 0;
-        n = r == -1 ? -1 : recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+        n = r == -1 ? -1 : wsc_recv_some(c, c->buf + c->len, c->cap - c->len);
         if (n == -1 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n > 0) {
@@ -234,7 +241,7 @@ static int wsc_write(struct wsc *c, const void *p, size_t n)
     const uint8_t *b = p;
 
     while (n > 0 && c->fd != -1) {
-        ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+        ssize_t w = c->ssl != NULL ? wsc_tls_send(c, b, n) : send(c->fd, b, n, MSG_NOSIGNAL);
 
         if (w == -1 && errno == EINTR)
             continue;
@@ -247,6 +254,122 @@ static int wsc_write(struct wsc *c, const void *p, size_t n)
         n -= (size_t)w;
     }
     return n == 0 ? 0 : -1;
+}
+
+/* ---- wss:// (OpenSSL) ------------------------------------------------- */
+
+static SSL_CTX *wsc_tls_ctx; /* set: every new connection speaks TLS */
+
+int wsc_tls(const char *ca_file)
+{
+    SSL_CTX *ctx;
+    static const unsigned char alpn[] = "\x08http/1.1";
+
+    if (wsc_tls_ctx != NULL)
+        SSL_CTX_free(wsc_tls_ctx);
+    wsc_tls_ctx = NULL;
+    if (ca_file == NULL)
+        return 0;
+    signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(): a closed peer is EPIPE */
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        fprintf(stderr, "wsc: cannot load CA %s\n", ca_file);
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1); /* as browsers do */
+    wsc_tls_ctx = ctx;
+    return 0;
+}
+
+/* Wait up to the deadline for the socket to be ready for what OpenSSL wants. */
+static int wsc_tls_wait(struct wsc *c, int rc, long long deadline)
+{
+    int e = SSL_get_error(c->ssl, rc), r;
+    struct pollfd pfd = { c->fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 0 };
+
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return -1;
+    while ((r = poll(&pfd, 1, wsc_left(deadline))) == -1 && errno == EINTR)
+        ;
+    return r > 0 ? 0 : -1;
+}
+
+/* TLS over c->fd (non-blocking from here on), the server's certificate
+ * checked against the CA and 127.0.0.1. */
+static int wsc_tls_start(struct wsc *c, int timeout_ms)
+{
+    long long deadline = wsc_now_ms() + timeout_ms;
+    int rc;
+
+    c->ssl = SSL_new(wsc_tls_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+        return -1;
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), "127.0.0.1");
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    while ((rc = SSL_connect(c->ssl)) != 1) {
+        if (wsc_tls_wait(c, rc, deadline) == -1) {
+            unsigned long e = ERR_get_error();
+            fprintf(stderr, "wsc: TLS handshake failed: %s\n",
+                    e ? ERR_reason_error_string(e) : "timeout or closed");
+            ERR_clear_error();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static ssize_t wsc_tls_send(struct wsc *c, const void *p, size_t n)
+{
+    long long deadline = wsc_now_ms() + WSC_SEND_TIMEOUT_MS;
+    size_t done = 0;
+    int rc;
+
+    while ((rc = SSL_write_ex(c->ssl, p, n, &done)) != 1) {
+        if (wsc_tls_wait(c, rc, deadline) == -1) {
+            ERR_clear_error();
+            errno = SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+            return -1;
+        }
+    }
+    return (ssize_t)done;
+}
+
+/* recv(MSG_DONTWAIT) for ws:// and wss:// alike (0 = EOF) */
+static ssize_t wsc_recv_some(struct wsc *c, void *buf, size_t len)
+{
+    size_t got = 0;
+    int rc, e;
+
+    if (c->ssl == NULL)
+        return recv(c->fd, buf, len, MSG_DONTWAIT);
+    rc = SSL_read_ex(c->ssl, buf, len, &got);
+    if (rc == 1)
+        return (ssize_t)got;
+    e = SSL_get_error(c->ssl, rc);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return 0;
+    if (e != SSL_ERROR_SYSCALL)
+        errno = EPROTO;
+    return -1;
+}
+
+int wsc_tls_peer_cn(const struct wsc *c, char *out, size_t cap)
+{
+    X509 *cert = c->ssl != NULL ? SSL_get1_peer_certificate(c->ssl) : NULL;
+    int n;
+
+    if (cert == NULL)
+        return -1;
+    n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out, (int)cap);
+    X509_free(cert);
+    return n < 0 ? -1 : 0;
 }
 
 /* ---- handshake ------------------------------------------------------- */
@@ -315,6 +438,13 @@ static int wsc_open(struct wsc *c, int port, int timeout_ms)
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (wsc_tls_ctx != NULL && wsc_tls_start(c, timeout_ms) == -1) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
     return 0;
 fail:
     fprintf(stderr, "wsc: connect 127.0.0.1:%d: %s\n", port, strerror(errno));
@@ -817,6 +947,9 @@ int wsc_wait_close(struct wsc *c, int timeout_ms)
 
 void wsc_free(struct wsc *c)
 {
+    if (c->ssl != NULL)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd != -1)
         close(c->fd);
     c->fd = -1;

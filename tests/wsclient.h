@@ -69,6 +69,7 @@ struct wsc {
     int proto_error;    /* the server violated RFC 6455 (reason on stderr) */
     int timed_out;      /* the last receive call ended by its timeout */
     uint64_t rng;       /* masking keys */
+    void *ssl;          /* wss:// (an OpenSSL SSL *); NULL for ws:// */
 };
 
 struct wsc_frame {
@@ -143,5 +144,12 @@ int wsc_wait_eof(struct wsc *c, int timeout_ms);
 
 /* Close the socket and free the buffers (idempotent). */
 void wsc_free(struct wsc *c);
+
+/* wss://: with a CA file, every connection opened from now on speaks TLS
+ * (offering ALPN http/1.1, the server's certificate checked against the CA
+ * and 127.0.0.1) before its HTTP; NULL: plain again. 0 or -1. */
+int wsc_tls(const char *ca_file);
+/* The common name of the certificate the server presented; -1 without. */
+int wsc_tls_peer_cn(const struct wsc *c, char *out, size_t cap);
 
 #endif

@@ -91,30 +91,45 @@ static void worker_peer_name(const struct sockaddr_storage *ss, char *out, size_
 /* Instance-wide limits, checked before a byte is read: every connection,
  * mid-handshake or chatting, counts (that bounds the memory half-open
  * handshakes can hold). A refused client gets a status line, not silence. */
-static void worker_admit(int fd, const struct sockaddr *sa, const char *peer)
+static void worker_admit(int fd, const struct sockaddr *sa, const char *peer, int tls)
 {
     const struct cfg *cfg = W.cfg;
     uint32_t bucket = ccount_bucket(sa);
 
     if (W.stopping) {
-        wss_refuse(&W.srv, fd, peer, 503, "server is shutting down, please reconnect");
+        wss_refuse(&W.srv, fd, peer, 503, "server is shutting down, please reconnect", tls);
     } else if (ccount_total(W.srv.ccount) >= (uint32_t)cfg->max_connections) {
-        wss_refuse(&W.srv, fd, peer, 503, "server is full: too many connections, retry later");
+        wss_refuse(&W.srv, fd, peer, 503, "server is full: too many connections, retry later",
+                   tls);
     } else if (cfg->max_connections_per_ip > 0 &&
                ccount_ip(W.srv.ccount, bucket) >= (uint32_t)cfg->max_connections_per_ip) {
-        wss_refuse(&W.srv, fd, peer, 429, "too many connections from your address");
+        wss_refuse(&W.srv, fd, peer, 429, "too many connections from your address", tls);
     } else {
         ccount_add(W.srv.ccount, W.srv.ccount_row, bucket, 1);
-        wss_accept(&W.srv, fd, peer, bucket);
+        wss_accept(&W.srv, fd, peer, bucket, tls);
     }
 }
 
+/* Both listeners (ws:// and wss://) on or off. */
+static void worker_accepting(int on)
+{
+    if (on) {
+        event_add(W.accept_ev, NULL);
+        if (W.tls_accept_ev != NULL)
+            event_add(W.tls_accept_ev, NULL);
+    } else {
+        event_del(W.accept_ev);
+        if (W.tls_accept_ev != NULL)
+            event_del(W.tls_accept_ev);
+    }
+}
+
+/* arg: non-NULL for the wss:// listener */
 static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     int i;
 
     (void)what;
-    (void)arg;
     for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -125,7 +140,7 @@ static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* out of descriptors: stop accepting for a moment instead of spinning */
                 log_errno(LOG_WARN, errno, "accept: pausing for %d ms", WORKER_ACCEPT_RETRY_MS);
-                event_del(W.accept_ev);
+                worker_accepting(0);
                 worker_timer_add(W.accept_retry_ev, WORKER_ACCEPT_RETRY_MS);
             } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                        errno != ECONNABORTED) {
@@ -134,7 +149,7 @@ static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         worker_peer_name(&ss, peer, sizeof(peer));
-        worker_admit(cfd, (struct sockaddr *)&ss, peer);
+        worker_admit(cfd, (struct sockaddr *)&ss, peer, arg != NULL);
     }
 }
 
@@ -144,7 +159,7 @@ static void worker_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     if (!W.stopping)
-        event_add(W.accept_ev, NULL);
+        worker_accepting(1);
 }
 
 /* ---- broker link ------------------------------------------------------------- */
@@ -291,7 +306,7 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
         return;
     }
     if (W.stopping == 0) {
-        event_del(W.accept_ev);
+        worker_accepting(0);
         event_del(W.accept_retry_ev);
         worker_timer_add(W.stop_ev, W.cfg->shutdown_timeout);
     }
@@ -309,6 +324,17 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_msg(LOG_INFO, "stopping: closing %zu connection(s)", W.srv.nsessions);
     worker_close_all();
     worker_maybe_exit();
+}
+
+/* SIGHUP from the master: the config is unchanged, the certificate may
+ * have been renewed. */
+static void worker_signal_reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_open((enum log_level)W.cfg->log_level, W.cfg->logfile);
+    wss_server_reload_tls(&W.srv);
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -351,8 +377,8 @@ static void worker_routes(void)
     W.srv.site.unavailable = worker_unavailable;
 }
 
-static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount,
-                        int row)
+static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, int tls_fd,
+                        struct ccount *ccount, int row)
 {
     memset(&W, 0, sizeof(W));
     W.cfg = cfg;
@@ -368,6 +394,10 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     chat_init(&W.chat, cfg, &W.srv, worker_send_broker, NULL);
     worker_routes();
     W.accept_ev = event_new(W.base, listen_fd, EV_READ | EV_PERSIST, worker_accept_cb, NULL);
+    if (tls_fd != -1 && (W.tls_accept_ev = event_new(W.base, tls_fd, EV_READ | EV_PERSIST,
+                                                     worker_accept_cb, &W.tls_accept_ev)) == NULL)
+        return -1;
+    W.reload_ev = evsignal_new(W.base, SIGHUP, worker_signal_reload_cb, NULL);
     W.accept_retry_ev = evtimer_new(W.base, worker_accept_retry_cb, NULL);
     W.broker_retry_ev = evtimer_new(W.base, worker_broker_retry_cb, NULL);
     W.ping_ev = event_new(W.base, -1, EV_PERSIST, worker_ping_cb, NULL);
@@ -376,9 +406,10 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     W.quit_ev = evsignal_new(W.base, SIGQUIT, worker_signal_cb, NULL);
     W.stop_ev = evtimer_new(W.base, worker_stop_timer_cb, NULL);
     if (!W.accept_ev || !W.accept_retry_ev || !W.broker_retry_ev || !W.ping_ev || !W.term_ev ||
-        !W.int_ev || !W.quit_ev || !W.stop_ev)
+        !W.int_ev || !W.quit_ev || !W.stop_ev || !W.reload_ev)
         return -1;
-    event_add(W.accept_ev, NULL);
+    worker_accepting(1);
+    event_add(W.reload_ev, NULL);
     event_add(W.term_ev, NULL);
     event_add(W.quit_ev, NULL);
     event_add(W.int_ev, NULL);
@@ -389,12 +420,13 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, struct c
     return 0;
 }
 
-int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount, int row)
+int worker_main(const struct cfg *cfg, int slot, int listen_fd, int tls_fd, struct ccount *ccount,
+                int row)
 {
     int rc = RC_EXIT_OK;
 
-    if (worker_setup(cfg, slot, listen_fd, ccount, row) == -1) {
-        log_msg(LOG_ERROR, "out of memory at start");
+    if (worker_setup(cfg, slot, listen_fd, tls_fd, ccount, row) == -1) {
+        log_msg(LOG_ERROR, "cannot start (out of memory, or the TLS certificate)");
         return RC_EXIT_RUNTIME;
     }
     worker_broker_connect();
@@ -414,6 +446,9 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     wss_server_deinit(&W.srv);
     chat_deinit(&W.chat);
     event_free(W.accept_ev);
+    if (W.tls_accept_ev != NULL)
+        event_free(W.tls_accept_ev);
+    event_free(W.reload_ev);
     event_free(W.accept_retry_ev);
     event_free(W.broker_retry_ev);
     event_free(W.ping_ev);
@@ -423,6 +458,8 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *c
     event_free(W.stop_ev);
     event_base_free(W.base);
     close(listen_fd);
+    if (tls_fd != -1)
+        close(tls_fd);
     log_msg(LOG_INFO, "stopped");
     return rc;
 }

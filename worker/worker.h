@@ -8,9 +8,11 @@
 struct ccount;
 
 /* Entry point of worker `slot` (called in the child after fork), serving
- * listen_fd, a SO_REUSEPORT socket owned by the master, counting its
- * connections in row `row` of the shared counts. Returns RC_EXIT_*. */
-int worker_main(const struct cfg *cfg, int slot, int listen_fd, struct ccount *ccount, int row);
+ * listen_fd and, with tls-port, tls_fd (else -1): SO_REUSEPORT sockets
+ * owned by the master; counting its connections in row `row` of the shared
+ * counts. SIGHUP re-reads the TLS certificate. Returns RC_EXIT_*. */
+int worker_main(const struct cfg *cfg, int slot, int listen_fd, int tls_fd, struct ccount *ccount,
+                int row);
 
 #endif
 
@@ -38,6 +40,8 @@ struct worker {
     int slot;
     int listen_fd;
     struct event *accept_ev, *accept_retry_ev; /* retry: after EMFILE/ENFILE */
+    struct event *tls_accept_ev;               /* the wss:// listener; NULL without */
+    struct event *reload_ev;                   /* SIGHUP: re-read the TLS certificate */
     struct event *broker_retry_ev;
     struct event *ping_ev;
     struct event *term_ev, *int_ev, *quit_ev, *stop_ev;

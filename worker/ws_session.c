@@ -30,6 +30,7 @@
 #include "conn_count.h"
 #include "log.h"
 #include "send_batch.h"
+#include "tls_server.h"
 #include "util.h"
 #include "web.h"
 #include "ws_app.h"
@@ -46,6 +47,8 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
 static const struct wslay_event_callbacks wss_callbacks;
 static int wss_flush_one(struct wss_session *s);
+static void wss_tls_step(struct wss_session *s);
+static void wss_read_head(struct wss_session *s);
 
 /* The request being answered, for wss_upgrade() called by an app's open():
  * one at a time, so it need not live in every session. */
@@ -186,6 +189,7 @@ void wss_destroy(struct wss_session *s, const char *why)
     if (s->upgraded)
         srv->nupgraded--;
     free(s->head);
+    tls_conn_free(s->tls);
     close(s->fd);
     free(s);
     if (srv->on_gone != NULL)
@@ -381,6 +385,11 @@ static int wss_written(struct wss_session *s)
     return 0;
 }
 
+static ssize_t wss_tls_writev(void *ssl, const struct iovec *iov, int n)
+{
+    return tls_writev(ssl, iov, n);
+}
+
 /* Write what is queued. Returns 1 when the session was destroyed. */
 static int wss_flush_one(struct wss_session *s)
 {
@@ -399,7 +408,10 @@ static int wss_flush_one(struct wss_session *s)
      * close() into a reset that would discard it) */
     last = s->ws != NULL && wslay_event_get_close_sent(s->ws) &&
            wslay_event_get_close_received(s->ws);
-    rc = ws_out_write(&s->out, s->fd, last);
+    if (s->tls_handshaking)
+        return 0; /* nothing can be said before the handshake is done */
+    rc = s->tls ? ws_out_write_via(&s->out, wss_tls_writev, s->tls)
+                : ws_out_write(&s->out, s->fd, last);
     if (rc == WS_OUT_BLOCKED)
         return wss_wait_writable(s);
     if (rc < 0)
@@ -488,7 +500,7 @@ static void wss_stream_write(struct wss_server *srv)
             if (s->blocked) {
                 if (wss_over_cap(s))
                     wss_flush_one(s); /* doomed: dropped */
-            } else if (srv->batch != NULL) {
+            } else if (srv->batch != NULL && s->tls == NULL) {
                 wss_batch_add(srv, s);
             } else {
                 wss_flush_one(s);
@@ -568,8 +580,55 @@ static void wss_write_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     s->blocked = 0; /* wev is not persistent: it fired, it is no longer added */
+    if (s->tls_handshaking) {
+        wss_tls_step(s);
+        return;
+    }
+    if (s->tls != NULL && tls_io_wants(s->tls) == TLS_WANT_WRITE)
+        event_active(s->rev, EV_READ, 0); /* a read that waited for the socket */
     wss_unlink_dirty(s);
     wss_flush_one(s);
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* recv() for ws:// and wss:// alike. OpenSSL may hold decrypted bytes the
+ * socket no longer shows: the read event is made active again for them. */
+static ssize_t wss_recv(struct wss_session *s, void *buf, size_t len)
+{
+    ssize_t n;
+
+    if (s->tls == NULL)
+        return recv(s->fd, buf, len, 0);
+    n = tls_recv(s->tls, buf, len);
+    if (n > 0 && tls_pending(s->tls))
+        event_active(s->rev, EV_READ, 0);
+    else if (n == -1 && errno == EAGAIN && tls_io_wants(s->tls) == TLS_WANT_WRITE)
+        event_add(s->wev, NULL); /* the write callback reads again */
+    return n;
+}
+
+/* Advance a wss:// handshake; once done, the HTTP request is read as on
+ * ws:// (it may already be inside OpenSSL). */
+static void wss_tls_step(struct wss_session *s)
+{
+    char why[160], msg[200];
+
+    switch (tls_handshake(s->tls, why, sizeof(why))) {
+    case TLS_DONE:
+        s->tls_handshaking = 0;
+        wss_read_head(s);
+        return;
+    case TLS_WANT_READ:
+        return;
+    case TLS_WANT_WRITE:
+        event_add(s->wev, NULL);
+        return;
+    case TLS_FAILED:
+        snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
+        wss_destroy(s, msg);
+        return;
+    }
 }
 
 /* ---- wslay callbacks ----------------------------------------------------- */
@@ -595,7 +654,7 @@ static ssize_t wss_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len
         }
         return (ssize_t)k;
     }
-    n = recv(s->fd, buf, len, 0);
+    n = wss_recv(s, buf, len);
     if (n > 0) {
         s->awaiting_pong = 0; /* any traffic proves the peer is alive */
         wsb_feed(&s->inb, buf, (size_t)n);
@@ -751,7 +810,7 @@ static void wss_hold_expired(struct wss_session *s)
 static void wss_read_early(struct wss_session *s)
 {
     char buf[4096];
-    ssize_t n = recv(s->fd, buf, sizeof(buf), 0);
+    ssize_t n = wss_recv(s, buf, sizeof(buf));
     char *grown;
 
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -816,7 +875,7 @@ static void wss_read_head(struct wss_session *s)
      * costs the session an allocation; a partial one keeps only its bytes */
     if (s->headlen > 0)
         memcpy(buf, s->head, s->headlen);
-    n = recv(s->fd, buf + s->headlen, UPG_HEAD_MAX - s->headlen, 0);
+    n = wss_recv(s, buf + s->headlen, UPG_HEAD_MAX - s->headlen);
     if (n == 0) {
         wss_destroy(s, "closed during the handshake");
         return;
@@ -876,7 +935,13 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if ((what & EV_TIMEOUT) || wss_deadline_passed(s)) {
-        wss_destroy(s, s->state == WSS_HANDSHAKE ? "handshake timeout" : "close timeout");
+        wss_destroy(s, s->state != WSS_HANDSHAKE ? "close timeout"
+                       : s->tls_handshaking     ? "TLS handshake timeout"
+                                                : "handshake timeout");
+        return;
+    }
+    if (s->tls_handshaking) {
+        wss_tls_step(s);
         return;
     }
     if (s->state == WSS_HANDSHAKE) {
@@ -944,7 +1009,7 @@ static struct wss_session *wss_new(struct wss_server *srv, int fd, const char *p
     return s;
 }
 
-void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bucket)
+void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bucket, int tls)
 {
     struct wss_session *s = wss_new(srv, fd, peer);
 
@@ -954,14 +1019,30 @@ void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bu
     }
     s->counted = 1;
     s->ip_bucket = ip_bucket;
+    if (tls) {
+        s->tls = srv->tls != NULL ? tls_conn_new(srv->tls, fd) : NULL;
+        if (s->tls == NULL) {
+            wss_destroy(s, "out of memory (TLS)");
+            return;
+        }
+        s->tls_handshaking = 1;
+    }
     wss_set_read_timeout(s, srv->cfg->handshake_timeout);
 }
 
-void wss_refuse(struct wss_server *srv, int fd, const char *peer, int status, const char *body)
+void wss_refuse(struct wss_server *srv, int fd, const char *peer, int status, const char *body,
+                int tls)
 {
-    struct wss_session *s = wss_new(srv, fd, peer);
+    struct wss_session *s;
     char junk[4096];
 
+    if (tls) {
+        log_msg(LOG_INFO, "%s: wss:// connection refused (%d %s): closed without an answer",
+                peer, status, body);
+        close(fd);
+        return;
+    }
+    s = wss_new(srv, fd, peer);
     if (s == NULL)
         return;
     /* read what already arrived: closing with unread input would send a
@@ -1016,7 +1097,27 @@ int wss_server_init(struct wss_server *srv, struct event_base *base, const struc
     if (cfg->io_uring && srv->batch == NULL)
         log_msg(LOG_INFO, "io_uring not available (kernel or build): one writev per socket");
     srv->pass_ev = evtimer_new(base, wss_pass_cb, srv);
+    if (cfg->tls_port != 0) {
+        char err[256];
+        srv->tls = tls_server_new(cfg, err, sizeof(err));
+        if (srv->tls == NULL) {
+            log_msg(LOG_ERROR, "wss://: %s", err);
+            return -1;
+        }
+    }
     return srv->pass_ev != NULL ? 0 : -1;
+}
+
+void wss_server_reload_tls(struct wss_server *srv)
+{
+    char err[256];
+
+    if (srv->tls == NULL)
+        return;
+    if (tls_server_reload(srv->tls, srv->cfg, err, sizeof(err)) == -1)
+        log_msg(LOG_ERROR, "wss://: keeping the certificate in use: %s", err);
+    else
+        log_msg(LOG_INFO, "wss://: certificate and key re-read (%s)", srv->cfg->tls_cert);
 }
 
 void wss_server_deinit(struct wss_server *srv)
@@ -1025,6 +1126,8 @@ void wss_server_deinit(struct wss_server *srv)
         wss_destroy(srv->sessions, "worker exiting");
     send_batch_free(srv->batch);
     srv->batch = NULL;
+    tls_server_free(srv->tls);
+    srv->tls = NULL;
     if (srv->pass_ev != NULL)
         event_free(srv->pass_ev);
     srv->pass_ev = NULL;

@@ -18,6 +18,9 @@
 #include "ws_boundary.h"
 #include "ws_write.h"
 
+typedef struct ssl_st SSL;
+struct tls_server;
+
 struct cfg;
 struct web_asset;
 struct ccount;
@@ -50,6 +53,7 @@ struct wss_server {
     uint64_t last_pass_us;        /* when the last stream pass began */
     struct event *pass_ev;        /* a stream pass held back by flush-interval */
     struct send_batch *batch;     /* io_uring sends of a stream pass; NULL: writev */
+    struct tls_server *tls;       /* wss://: the TLS context; NULL without tls-port */
     uint64_t next_conn_id;
     /* called after a session was freed (a stopping worker exits after its last) */
     void (*on_gone)(void *arg);
@@ -70,11 +74,13 @@ struct wss_session {
     unsigned proto_error : 1; /* input wslay let through but RFC 6455 forbids */
     unsigned upgraded : 1;    /* past the 101: a WebSocket session */
     unsigned blocked : 1;     /* the socket is full: waiting for EV_WRITE */
+    unsigned tls_handshaking : 1; /* wss://: the TLS handshake is not done yet */
     uint16_t held_101;        /* UPGRADED: bytes of the 101 held in out until the open */
     uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */
     uint64_t id;
     struct event *rev, *wev;
+    SSL *tls;                 /* wss://: its TLS connection; NULL for ws:// */
     char *head;               /* partial request head (HANDSHAKE); then bytes sent behind it */
     size_t headlen, headoff;  /* headoff: bytes after the head, fed to wslay first */
     wslay_event_context_ptr ws; /* only while a message is being read or a close
@@ -101,10 +107,18 @@ int wss_server_init(struct wss_server *srv, struct event_base *base, const struc
 void wss_server_deinit(struct wss_server *srv);
 
 /* Accept a new connection (fd non-blocking), counted in the shared counts
- * under ip_bucket. */
-void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bucket);
-/* Answer a connection that is over a limit with an HTTP error and close it. */
-void wss_refuse(struct wss_server *srv, int fd, const char *peer, int status, const char *body);
+ * under ip_bucket; with tls, from the wss:// listener (the TLS handshake
+ * comes first, within handshake-timeout). */
+void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bucket, int tls);
+/* Answer a connection that is over a limit with an HTTP error and close it
+ * (from the wss:// listener: closed with a log line, as no TLS is set up
+ * to carry an answer). */
+void wss_refuse(struct wss_server *srv, int fd, const char *peer, int status, const char *body,
+                int tls);
+/* Re-read the TLS certificate and key (SIGHUP with an unchanged config):
+ * new handshakes use them, established connections keep theirs; when they
+ * do not load, the old ones stay and the reason is logged. */
+void wss_server_reload_tls(struct wss_server *srv);
 
 /* Keepalive, every ping-interval: a session that has sent nothing since the
  * last ping is dropped, the others get a new ping. */

@@ -234,22 +234,18 @@ static int ws_out_done(struct ws_out *o)
     return WS_OUT_DONE;
 }
 
-int ws_out_write(struct ws_out *o, int fd, int last)
+int ws_out_write_via(struct ws_out *o, ws_out_writev_fn writev_fn, void *arg)
 {
     struct iovec iov[WS_WRITE_IOV];
-    struct msghdr msg;
     struct ws_out_wr wr;
     int n, rc;
     ssize_t k;
 
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = iov;
     do {
         n = ws_out_prepare(o, &wr, iov, WS_WRITE_IOV);
         if (n == 0)
             break;
-        msg.msg_iovlen = (size_t)n;
-        k = sendmsg(fd, &msg, last ? MSG_MORE | MSG_NOSIGNAL : MSG_NOSIGNAL);
+        k = writev_fn(arg, iov, n);
         if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return WS_OUT_BLOCKED;
         if (k <= 0) /* 0 cannot happen with bytes to write: never spin on it */
@@ -259,6 +255,28 @@ int ws_out_write(struct ws_out *o, int fd, int last)
             return rc;
     } while (rc == WS_OUT_MORE);
     return ws_out_done(o);
+}
+
+struct ws_out_sock {
+    int fd, flags;
+};
+
+static ssize_t ws_out_sendmsg(void *arg, const struct iovec *iov, int n)
+{
+    const struct ws_out_sock *sock = arg;
+    struct msghdr msg;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = (size_t)n;
+    return sendmsg(sock->fd, &msg, sock->flags);
+}
+
+int ws_out_write(struct ws_out *o, int fd, int last)
+{
+    struct ws_out_sock sock = {fd, last ? MSG_MORE | MSG_NOSIGNAL : MSG_NOSIGNAL};
+
+    return ws_out_write_via(o, ws_out_sendmsg, &sock);
 }
 
 int ws_out_batch_add(struct ws_out *o, struct ws_out_wr *wr, struct send_batch *b, int fd,

@@ -69,6 +69,12 @@ int ws_out_unsubscribe(struct ws_out *o, int keep);
  * failed (EPIPE for a 0-byte write). */
 int ws_out_write(struct ws_out *o, int fd, int last);
 
+/* The same through another writer (TLS): it takes iov[0..n) and returns the
+ * bytes it took, or -1 with errno (EAGAIN: full, try again later with the
+ * same bytes in front). */
+typedef ssize_t (*ws_out_writev_fn)(void *arg, const struct iovec *iov, int n);
+int ws_out_write_via(struct ws_out *o, ws_out_writev_fn writev_fn, void *arg);
+
 /* One write's iovecs, kept to account for its result later (batches). */
 struct ws_out_wr {
     size_t own, stream; /* bytes of each in the iovecs */

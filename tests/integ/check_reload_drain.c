@@ -1,9 +1,10 @@
 /* check_reload_drain.c -- an instance stopped or reloaded under connected
  * users, end to end: SIGTERM drains (users get 1001, are removed and
  * announced, the master exits 0 within shutdown-timeout and unregisters),
- * SIGHUP replaces the workers while sessions keep coming (none fails; the
- * old workers' users chat on until shutdown-timeout, then get 1001), with
- * the same file or a new worker count. Every test runs its own redis-server
+ * SIGHUP with a changed file replaces the workers while sessions keep
+ * coming (none fails; the old workers' users chat on until
+ * shutdown-timeout, then get 1001); with the same file every connection
+ * stays. Every test runs its own redis-server
  * (TLS + password). What SIGHUP and SIGTERM do to the processes alone is in
  * check_process.c. */
 #include <check.h>
@@ -172,9 +173,12 @@ static int hup_round(int port, int first, char *why, size_t cap)
     return nfail;
 }
 
-/* _i == 0: SIGHUP with the same file; _i == 1: workers 2 -> 3. Sessions
- * keep coming through the reload and none fails; xavier and yvonne, on
- * old workers, chat on until shutdown-timeout and then get 1001. */
+/* _i == 0: SIGHUP with the same file: nothing is replaced, xavier and
+ * yvonne chat on past shutdown-timeout on the same workers (they only
+ * re-read the TLS files and the log). _i == 1: workers 2 -> 3: the workers
+ * are replaced; xavier and yvonne, on old workers, chat on until
+ * shutdown-timeout and then get 1001. Sessions keep coming through the
+ * reload and none fails, either way. */
 START_TEST(test_sighup_under_traffic)
 {
     struct h_redis r;
@@ -233,6 +237,28 @@ START_TEST(test_sighup_under_traffic)
 
     ck_assert_msg(nfail == 0, "%d of %d sessions failed; first: %s", nfail, HUP_SESSIONS,
                   first_why);
+    if (_i == 0) {
+        /* the same file: the workers stay, and every connection with them */
+        long long t_end = h_now_ms();
+
+        ASSERT_LOG(x.open && y.open, c.log);
+        ck_assert(h_file_contains(c.log, "configuration unchanged"));
+        ck_assert(!h_file_contains(c.log, "reloaded:"));
+        ck_assert_int_eq(h_child_titled(c.pid, "redis-chat: worker 0"), old0);
+        ck_assert_int_eq(h_child_titled(c.pid, "redis-chat: worker 1"), old1);
+        ck_assert_msg(y.bad_tick < 0, "yvonne: tick %d out of order", y.bad_tick);
+        for (i = 0; i < nticks; i++)
+            due_ticks += tick_at[i] < t_end - 500;
+        ck_assert_msg(y.next_tick >= due_ticks, "yvonne got ticks 0..%d, %d were sent in time",
+                      y.next_tick - 1, due_ticks);
+        ck_assert_msg(y.next_tick - ticks_before_hup >= 10, "only %d ticks after SIGHUP",
+                      y.next_tick - ticks_before_hup);
+        wsc_free(&x.c);
+        wsc_free(&y.c);
+        h_chat_free(&c);
+        h_redis_free(&r);
+        return;
+    }
     ASSERT_LOG(!x.open && !y.open, c.log);
     ck_assert_msg(x.close_code == 1001 && y.close_code == 1001, "close codes %d, %d", x.close_code,
                   y.close_code);

@@ -145,7 +145,7 @@ static int t_connect_type(int type)
     ck_assert_int_eq(socketpair(AF_UNIX, type, 0, sv), 0);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     ccount_add(cc, srv.ccount_row, 0, 1);
-    wss_accept(&srv, sv[0], "test", 0);
+    wss_accept(&srv, sv[0], "test", 0, 0);
     return sv[1];
 }
 
