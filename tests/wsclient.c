@@ -283,6 +283,17 @@ int wsc_tls(const char *ca_file)
     return 0;
 }
 
+int wsc_tls_cert(const char *cert, const char *key)
+{
+    if (wsc_tls_ctx == NULL || SSL_CTX_use_certificate_chain_file(wsc_tls_ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(wsc_tls_ctx, key, SSL_FILETYPE_PEM) != 1) {
+        fprintf(stderr, "wsc: cannot load client certificate %s / %s\n", cert, key);
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
 /* Wait up to the deadline for the socket to be ready for what OpenSSL wants. */
 static int wsc_tls_wait(struct wsc *c, int rc, long long deadline)
 {

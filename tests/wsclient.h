@@ -149,6 +149,8 @@ void wsc_free(struct wsc *c);
  * (offering ALPN http/1.1, the server's certificate checked against the CA
  * and 127.0.0.1) before its HTTP; NULL: plain again. 0 or -1. */
 int wsc_tls(const char *ca_file);
+/* After wsc_tls(): present this client certificate (PEM chain, key). */
+int wsc_tls_cert(const char *cert, const char *key);
 /* The common name of the certificate the server presented; -1 without. */
 int wsc_tls_peer_cn(const struct wsc *c, char *out, size_t cap);
 

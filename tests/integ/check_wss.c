@@ -10,6 +10,7 @@
  *   - SIGHUP with an unchanged config re-reads the certificate: a connected
  *     wss client stays and chats on, new handshakes get the new certificate;
  *     a certificate that does not load is logged and the old one kept;
+ *   - tls-ca-cert: only clients with a certificate that CA signed get in;
  *   - a config whose certificate does not load is refused at start (-t).
  * The server certificates are the test Redis's (tests/redis-tls.sh: a CA
  * and a certificate for 127.0.0.1) or made here with the openssl CLI. */
@@ -43,7 +44,7 @@
 static void start_wss(struct h_chat *c, const struct h_redis *r, const char *cert, const char *key,
                       const char *extra, int *tls_port)
 {
-    char conf[1024];
+    char conf[2048];
 
     *tls_port = h_free_port();
     snprintf(conf, sizeof(conf), "tls-port %d\ntls-cert %s\ntls-key %s\n%s", *tls_port, cert, key,
@@ -418,6 +419,60 @@ START_TEST(test_cert_reload)
 }
 END_TEST
 
+/* tls-ca-cert: a client without a certificate, or with one another CA
+ * signed, fails its handshake; one the CA signed chats. */
+START_TEST(test_client_certificates)
+{
+    struct h_redis r;
+    struct h_chat a;
+    struct wsc c;
+    char dir[256], cert[400], key[400], ca_key[400], csr[320], crt[320], ckey[320], serial[320];
+    char extra[600];
+    char *req[] = {U("openssl"), U("req"), U("-newkey"), U("ec"), U("-pkeyopt"),
+                   U("ec_paramgen_curve:prime256v1"), U("-nodes"), U("-keyout"), ckey,
+                   U("-out"), csr, U("-subj"), U("/CN=rc-client"), NULL};
+    char *sign[] = {U("openssl"), U("x509"), U("-req"), U("-in"), csr, U("-CA"), r.ca,
+                    U("-CAkey"), ca_key, U("-CAserial"), serial, U("-CAcreateserial"), U("-out"),
+                    crt, U("-days"), U("2"), NULL};
+    char other_crt[320], other_key[320];
+    int tls_a;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, PASSWORD), 0);
+    ck_assert_int_eq(h_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(cert, sizeof(cert), "%s/tls/redis.crt", r.dir);
+    snprintf(key, sizeof(key), "%s/tls/redis.key", r.dir);
+    snprintf(ca_key, sizeof(ca_key), "%s/tls/ca.key", r.dir);
+    snprintf(csr, sizeof(csr), "%s/client.csr", dir);
+    snprintf(crt, sizeof(crt), "%s/client.crt", dir);
+    snprintf(ckey, sizeof(ckey), "%s/client.key", dir);
+    snprintf(serial, sizeof(serial), "%s/ca.srl", dir);
+    ck_assert_int_eq(run_openssl(req), 0);
+    ck_assert_int_eq(run_openssl(sign), 0);
+    make_cert(dir, "other", "rc-other"); /* self-signed: not the CA's */
+    snprintf(other_crt, sizeof(other_crt), "%s/other.crt", dir);
+    snprintf(other_key, sizeof(other_key), "%s/other.key", dir);
+    snprintf(extra, sizeof(extra), "tls-ca-cert %s\n", r.ca);
+    start_wss(&a, &r, cert, key, extra, &tls_a);
+
+    ck_assert_int_eq(wsc_tls(r.ca), 0);
+    ck_assert_int_lt(wsc_connect(&c, tls_a, "/chat/nocert", NULL, T_MSG_MS), 0);
+    wsc_free(&c);
+    ck_assert(h_wait_log(a.log, "TLS handshake failed", 2000));
+    ck_assert_int_eq(wsc_tls_cert(other_crt, other_key), 0);
+    ck_assert_int_lt(wsc_connect(&c, tls_a, "/chat/othercert", NULL, T_MSG_MS), 0);
+    wsc_free(&c);
+    ck_assert_int_eq(wsc_tls(r.ca), 0);
+    ck_assert_int_eq(wsc_tls_cert(crt, ckey), 0);
+    ck_assert_int_eq(wsc_connect(&c, tls_a, "/chat/withcert", NULL, T_MSG_MS), 101);
+    ck_assert(wsc_expect_text(&c, "Welcome withcert!", T_MSG_MS));
+    wsc_free(&c);
+    wsc_tls(NULL);
+    h_chat_free(&a);
+    h_redis_free(&r);
+    h_rmrf(dir);
+}
+END_TEST
+
 /* A certificate that does not load, a key that does not match, tls-port
  * without files: refused before anything starts. */
 START_TEST(test_bad_tls_config)
@@ -470,6 +525,7 @@ static Suite *wss_suite(void)
     tcase_add_test(tc, test_slow_and_broken_handshakes);
     tcase_add_test(tc, test_per_ip_limit_counts_tls);
     tcase_add_test(tc, test_cert_reload);
+    tcase_add_test(tc, test_client_certificates);
     tcase_add_test(tc, test_bad_tls_config);
     suite_add_tcase(s, tc);
     return s;
