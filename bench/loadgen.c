@@ -70,6 +70,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "rooms_ledger.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -118,6 +121,7 @@ static struct {
     double duration;
     char prefix[24];
     double connect_rate; /* per second, all processes; 0 = unlimited */
+    int tls;             /* wss:// (the certificate is not checked: a benchmark) */
     int max_inflight;    /* handshakes in flight per process */
     long receivers, senders, conns, concurrency;
     double rate; /* fanout, rooms: messages per second, all senders together */
@@ -280,6 +284,7 @@ static void send_msg(int type, const void *p, uint32_t len)
 enum cstate {
     C_FREE,
     C_CONNECTING,
+    C_TLS, /* --tls: the TLS handshake */
     C_HTTP,
     C_WELCOME,
     C_OPEN,
@@ -290,6 +295,7 @@ enum role { R_RECV, R_SEND, R_IDLE, R_CHURN, R_ROOM };
 
 struct conn {
     int fd;
+    SSL *ssl; /* --tls */
     uint8_t state, role;
     uint8_t ev;      /* registered epoll events (EPOLLIN/EPOLLOUT bits) */
     uint8_t refusal; /* a refusal text seen before the welcome: reason + 1 */
@@ -327,6 +333,7 @@ static struct {
     uint32_t welcomed_now; /* currently welcomed (fanout/idle setup) */
     char *rd;              /* shared read buffer */
     size_t rdcap;
+    SSL_CTX *tls_ctx;      /* --tls */
     uint8_t mask[4];
     struct stats st;
     int setup_failed;
@@ -387,6 +394,11 @@ static void conn_set_events(struct conn *c, uint8_t want)
 
 static void conn_release(struct conn *c)
 {
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
     if (c->fd >= 0) {
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
@@ -404,7 +416,8 @@ static void conn_release(struct conn *c)
 
 static int conn_in_handshake(const struct conn *c)
 {
-    return c->state == C_CONNECTING || c->state == C_HTTP || c->state == C_WELCOME;
+    return c->state == C_CONNECTING || c->state == C_TLS || c->state == C_HTTP ||
+           c->state == C_WELCOME;
 }
 
 /* A connection failed: count it; in churn the slot starts again, elsewhere
@@ -438,11 +451,51 @@ static void conn_fail(struct conn *c, int reason, const char *fmt, ...)
     }
 }
 
+/* send() or SSL_write(): bytes taken, or -1 with errno (EAGAIN: full). */
+static ssize_t conn_send(struct conn *c, const void *p, size_t len)
+{
+    size_t done = 0;
+    int rc, e;
+
+    if (c->ssl == NULL)
+        return send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    rc = SSL_write_ex(c->ssl, p, len, &done);
+    if (rc == 1)
+        return (ssize_t)done;
+    e = SSL_get_error(c->ssl, rc);
+    ERR_clear_error();
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
+    return -1;
+}
+
+/* recv() or SSL_read(): bytes, 0 at EOF, -1 with errno (EAGAIN: nothing yet). */
+static ssize_t conn_recv(struct conn *c, void *p, size_t len)
+{
+    size_t got = 0;
+    int rc, e;
+
+    if (c->ssl == NULL)
+        return recv(c->fd, p, len, MSG_DONTWAIT);
+    rc = SSL_read_ex(c->ssl, p, len, &got);
+    if (rc == 1)
+        return (ssize_t)got;
+    e = SSL_get_error(c->ssl, rc);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
 /* Queue or write bytes; returns -1 when the connection died. */
 static int conn_write(struct conn *c, const void *p, size_t len)
 {
     if (c->wlen == 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_send(c, p, len);
 
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -479,7 +532,7 @@ static int conn_write(struct conn *c, const void *p, size_t len)
 static int conn_flush(struct conn *c)
 {
     while (c->wlen > 0) {
-        ssize_t n = send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_send(c, c->wbuf, c->wlen);
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -578,11 +631,33 @@ static void conn_start(struct conn *c)
         c->deadline = now_ns() + (uint64_t)(O.timeout * 1e9);
 }
 
+static void conn_send_request(struct conn *c);
+
+/* --tls: advance the handshake; the request goes once it is done. */
+static void conn_tls_step(struct conn *c)
+{
+    int rc = SSL_do_handshake(c->ssl), e;
+
+    if (rc == 1) {
+        conn_send_request(c);
+        return;
+    }
+    e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        conn_set_events(c, 1);
+    } else if (e == SSL_ERROR_WANT_WRITE) {
+        conn_set_events(c, 3);
+    } else {
+        unsigned long err = ERR_get_error();
+        ERR_clear_error();
+        conn_fail(c, F_CONNECT, "TLS handshake: %s",
+                  err ? ERR_reason_error_string(err) : "connection closed");
+    }
+}
+
 static void conn_connected(struct conn *c)
 {
-    char req[512], name[64], room[80] = "";
-    const struct target *t = &O.tgt[c->g % (uint32_t)O.ntgt];
-    int err = 0, n;
+    int err = 0;
     socklen_t el = sizeof(err);
 
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
@@ -591,6 +666,26 @@ static void conn_connected(struct conn *c)
         conn_fail(c, F_CONNECT, "%s", strerror(err));
         return;
     }
+    if (O.tls) {
+        c->ssl = SSL_new(W.tls_ctx);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+            conn_fail(c, F_CONNECT, "TLS: cannot set up");
+            return;
+        }
+        SSL_set_connect_state(c->ssl);
+        c->state = C_TLS;
+        conn_tls_step(c);
+        return;
+    }
+    conn_send_request(c);
+}
+
+static void conn_send_request(struct conn *c)
+{
+    char req[512], name[64], room[80] = "";
+    const struct target *t = &O.tgt[c->g % (uint32_t)O.ntgt];
+    int n;
+
     conn_name(c, name, sizeof(name));
     if (c->role == R_ROOM && !O.one_room) {
         size_t rl = rl_room_name(room, sizeof(room) - 1, O.prefix, c->room);
@@ -967,7 +1062,7 @@ static void conn_readable(struct conn *c, uint64_t now)
     }
     if (have)
         memcpy(W.rd, c->rbuf, have);
-    n = recv(c->fd, W.rd + have, W.rdcap - have, MSG_DONTWAIT);
+    n = conn_recv(c, W.rd + have, W.rdcap - have);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -1010,6 +1105,10 @@ static void conn_event(struct conn *c, uint32_t events, uint64_t now)
             conn_connected(c);
         return;
     }
+    if (c->state == C_TLS) {
+        conn_tls_step(c);
+        return;
+    }
     if ((events & EPOLLOUT) && c->wlen) {
         if (conn_flush(c) < 0) {
             conn_eof(c);
@@ -1017,6 +1116,9 @@ static void conn_event(struct conn *c, uint32_t events, uint64_t now)
         }
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        conn_readable(c, now);
+    /* records OpenSSL has read but not handed out do not wake epoll again */
+    while (c->fd >= 0 && c->ssl != NULL && SSL_pending(c->ssl) > 0)
         conn_readable(c, now);
 }
 
@@ -1263,6 +1365,16 @@ static void child_main(int id, int ctl_fd)
     W.id = id;
     W.ctl_fd = ctl_fd;
     W.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (O.tls) {
+        W.tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (W.tls_ctx == NULL)
+            die("TLS: cannot create a context");
+        SSL_CTX_set_verify(W.tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(W.tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                        SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                        SSL_MODE_RELEASE_BUFFERS);
+        SSL_CTX_set_alpn_protos(W.tls_ctx, (const unsigned char *)"\x08http/1.1", 9);
+    }
     if (W.ep < 0)
         die("epoll_create1: %s", strerror(errno));
     {
@@ -1863,6 +1975,7 @@ static void usage(void)
         "  common:  --duration S (10)  --procs K (1)  --src A.B.C.D-E.F.G.H\n"
         "           --name-prefix P (lg<pid>...)  --connect-rate N/s (unlimited)\n"
         "           --max-inflight N (2000 handshakes per process)  --setup-timeout S (60)\n"
+        "           --tls (wss://: TLS before the upgrade, the certificate not checked)\n"
         "  fanout:  --receivers N (100) --senders S (1) --rate MSGS/S (10, all senders)\n"
         "           --size BYTES (64)  --settle S (0.5)\n"
         "           --drain-timeout S (2: after the window, wait while deliveries still\n"
@@ -1891,6 +2004,7 @@ int main(int argc, char **argv)
         {"drain-timeout", 1, 0, 'D'}, {"timeout", 1, 0, 'o'},    {"settle", 1, 0, 'e'},
         {"drain-max", 1, 0, 'X'},    {"rooms", 1, 0, 'Y'},       {"room-size", 1, 0, 'U'},
         {"one-room", 0, 0, '1'},     {"baseline", 1, 0, 'B'},       {"peer", 1, 0, 'p'},
+        {"tls", 0, 0, 'L'},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int opt, i;
     struct rlimit rl;
@@ -1982,6 +2096,9 @@ int main(int argc, char **argv)
             if (strcmp(optarg, "nchan") != 0)
                 die("--peer: only nchan");
             O.peer_nchan = 1;
+            break;
+        case 'L':
+            O.tls = 1;
             break;
         default:
             usage();

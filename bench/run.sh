@@ -76,6 +76,10 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       nginx-light and libnginx-mod-nchan), not an old build;
                       fanout-fixed fanout-max latency churn idle rooms run on it
   --fan-rate M        messages/s of fanout-fixed and reference (default 60; --smoke 20)
+  --tls               the clients speak wss://: each instance gets a tls-port with a
+                      throwaway self-signed certificate, loadgen runs with --tls
+  --tls-old no        with --ab: the old side's clients speak ws:// (wss:// against
+                      ws:// in one run: pass a copy of this build as --ab)
 rooms scenario (users of each room split evenly over the two instances; the
 rate spread evenly over the rooms; every delivery checked: exactly once, in
 its own room, from the right sender):
@@ -94,6 +98,7 @@ EOF
 }
 
 SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT="" MAX_GIVEN=""
+TLS_NEW=0 TLS_OLD=0 TLS=0 # TLS: the side now running speaks wss://
 AB_DIR="" VS="" FAN_RATE="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
 EXTRA_CONF=() NEW_CONF=() OLD_CONF=() RESUME_N="" RESUME_GAP=""
 BUILD_ARG=""
@@ -117,6 +122,8 @@ while (($#)); do
     --resume-clients) RESUME_N=${2:?}; shift ;;
     --resume-gap) RESUME_GAP=${2:?}; shift ;;
     --keep) KEEP=1 ;;
+    --tls) TLS_NEW=1 TLS_OLD=1 ;;
+    --tls-old) [[ ${2:?} == no ]] || die "--tls-old: only no"; TLS_OLD=0; shift ;;
     --ab) AB_DIR=${2:?}; shift ;;
     --ab=*) AB_DIR=${1#*=} ;;
     --vs) VS=${2:?}; shift ;;
@@ -175,7 +182,9 @@ elif [[ -n $VS ]]; then
     command -v nginx >/dev/null || die "--vs nchan: no nginx (apt-get install nginx-light libnginx-mod-nchan)"
     [[ -f $NCHAN_MODULE ]] || die "--vs nchan: no $NCHAN_MODULE (apt-get install libnginx-mod-nchan)"
     OLD_CHAT=nchan OLD_TAG=nchan
+    ((TLS_NEW == 0)) || die "--tls: not with --vs nchan"
 fi
+TLS=$TLS_NEW
 
 if ((SMOKE)); then
     REPS=1
@@ -299,6 +308,13 @@ start_instance() {
         return
     fi
     free_port
+    local tls_port=""
+    if ((TLS)); then
+        tls_cert
+        local plain=$PORT
+        free_port
+        tls_port=$PORT PORT=$plain
+    fi
     conf=$TMP/$name.conf
     cat >"$conf" <<EOF
 # written by bench/run.sh
@@ -315,6 +331,8 @@ max-connections-per-ip 0
 rate-limit 0
 EOF
     [[ -n $announce ]] && echo "announce $announce" >>"$conf"
+    [[ -z $tls_port ]] || printf 'tls-port %s\ntls-cert %s\ntls-key %s\n' "$tls_port" \
+        "$TMP/tls.crt" "$TMP/tls.key" >>"$conf"
     ((${#EXTRA_CONF[@]} == 0)) || printf '%s\n' "${EXTRA_CONF[@]}" >>"$conf"
     [[ $REDIS_CHAT != "$NEW_CHAT" || ${#NEW_CONF[@]} == 0 ]] || printf '%s\n' "${NEW_CONF[@]}" >>"$conf"
     [[ $REDIS_CHAT != "$OLD_CHAT" || ${#OLD_CONF[@]} == 0 ]] || printf '%s\n' "${OLD_CONF[@]}" >>"$conf"
@@ -332,7 +350,8 @@ EOF
         kill -0 "$pid" 2>/dev/null || die "instance $name exited: $(tail -5 "$TMP/$name.out")"
         if healthz "$PORT"; then
             ok=$((ok + 1))
-            ((ok >= 2 * workers)) && return 0
+            # the clients go to the wss:// port when there is one
+            ((ok >= 2 * workers)) && INST_PORT[$name]=${tls_port:-$PORT} && return 0
             continue
         fi
         ok=0
@@ -535,12 +554,21 @@ kv() {
 # sampled at the start (J0), at the phase lines "joined" (J1), "baseline" (B0),
 # "sending" (C0) and "done" (C1); "ready conns=N" runs READY_HOOK
 READY_HOOK=""
+# A throwaway self-signed certificate for 127.0.0.1 (once per run).
+tls_cert() {
+    [[ -f $TMP/tls.crt ]] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TMP/tls.key" -out "$TMP/tls.crt" -days 2 -subj /CN=redis-chat-bench \
+        -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || die "openssl: cannot make a certificate"
+}
+
 run_lg() {
     local fd line
     LG_RESULT="" LG_RC=0
     C0=0 C1=0 R0=0 R1=0 T0=0 T1=0 CJ1=0 RJ1=0 TJ1=0 CB0=0 RB0=0 TB0=0
     CJ0=$(chat_cpu) RJ0=$(cpu_ticks "$RPID") TJ0=$EPOCHREALTIME
     [[ $REDIS_CHAT != nchan ]] || set -- "$@" --peer nchan
+    ((!TLS || REF_ONLY)) || set -- "$@" --tls
     echo "## loadgen $*" >>"$OUT/loadgen.log"
     exec {fd}< <(exec "$LOADGEN" "$@" 2>"$TMP/lg.err")
     LG_PID=$!
@@ -1126,9 +1154,9 @@ CUR_SIDE=new
 use_build() {
     CUR_SIDE=$1
     if [[ $1 == old ]]; then
-        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" ($OLD_TAG)"
+        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" ($OLD_TAG)" TLS=$TLS_OLD
     else
-        REDIS_CHAT=$NEW_CHAT AB_SUFFIX=""
+        REDIS_CHAT=$NEW_CHAT AB_SUFFIX="" TLS=$TLS_NEW
     fi
     stop_all_instances
     start_pair

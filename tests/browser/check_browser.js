@@ -4,7 +4,8 @@
 // Starts a TLS redis-server with a password (tests/redis-tls.sh) and real
 // redis-chat instances on free loopback ports, opens the page served by
 // them in Debian's chromium driven by puppeteer-core, and uses it as a
-// person would: forms, buttons, the Enter key. Each test saves a
+// person would: forms, buttons, the Enter key; one instance also serves the
+// page over https and its chat over wss://. Each test saves a
 // screenshot under $OUT (default: the build directory's
 // browser-screenshots/).
 //
@@ -67,15 +68,17 @@ async function startRedis() {
   execFileSync(path.join(SRCDIR, 'tests/redis-tls.sh'), [dir, String(port), PASSWORD],
                { stdio: 'inherit' });
   redisPid = Number(fs.readFileSync(path.join(dir, 'redis.pid'), 'utf8'));
-  return { port, ca: path.join(dir, 'tls/ca.crt') };
+  return { port, ca: path.join(dir, 'tls/ca.crt'), tlsDir: path.join(dir, 'tls') };
 }
 
 // A redis-chat instance; start() again after stop() reuses its port.
 class Instance {
-  constructor(name, redis, extra = '') {
+  // tls: a wss:// port too (the test Redis's certificate), where the page is served
+  constructor(name, redis, extra = '', { tls = false } = {}) {
     this.name = name;
     this.redis = redis;
     this.extra = extra;
+    this.tls = tls;
     this.dir = path.join(tmp, name);
     fs.mkdirSync(this.dir);
     this.proc = null;
@@ -83,6 +86,7 @@ class Instance {
 
   async start() {
     if (!this.port) this.port = await freePort();
+    if (this.tls && !this.tlsPort) this.tlsPort = await freePort();
     const conf = path.join(this.dir, 'redis-chat.conf');
     fs.writeFileSync(conf, [
       `port ${this.port}`, 'bind 127.0.0.1', 'workers 2',
@@ -90,6 +94,9 @@ class Instance {
       `logfile ${path.join(this.dir, 'redis-chat.log')}`, 'log-level info',
       'redis-host 127.0.0.1', `redis-port ${this.redis.port}`, `redis-password ${PASSWORD}`,
       'redis-tls yes', `redis-tls-ca-cert ${this.redis.ca}`, 'redis-tls-server-name localhost',
+      ...(this.tls ? [`tls-port ${this.tlsPort}`,
+        `tls-cert ${path.join(this.redis.tlsDir, 'redis.crt')}`,
+        `tls-key ${path.join(this.redis.tlsDir, 'redis.key')}`] : []),
       this.extra, ''].join('\n'));
     const out = fs.openSync(path.join(this.dir, 'stderr.log'), 'a');
     this.proc = spawn(BIN, ['-c', conf], { stdio: ['ignore', out, out] });
@@ -103,7 +110,7 @@ class Instance {
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}/`;
+    return this.tls ? `https://127.0.0.1:${this.tlsPort}/` : `http://127.0.0.1:${this.port}/`;
   }
 
   async stop() {
@@ -226,7 +233,7 @@ function assert(cond, msg) {
 
 // ---- tests --------------------------------------------------------------------------------
 
-let A, B, C;
+let A, B, C, D;
 let step = ''; // what a test was doing, for its failure
 
 const tests = {
@@ -453,6 +460,24 @@ const tests = {
     await shot(alice, 'left-room');
     await watcher.close();
   },
+
+  // the page over https (instance D's wss:// port): it connects with wss://
+  // and chats with a page on plain http (instance A)
+  async overTls() {
+    const erin = await openPage(D), frank = await openPage(A);
+    assert(erin.url().startsWith('https://'), `D's page is at ${erin.url()}`);
+    await login(erin, 'erin');
+    await login(frank, 'frank');
+    assert(await erin.evaluate(() => location.protocol) === 'https:', 'not over https');
+    await say(erin, 'hello from an https page');
+    await waitLine(frank, '', 'hello from an https page', 'erin');
+    await say(frank, 'hello from an http page');
+    await waitLine(erin, '', 'hello from an http page', 'frank');
+    await shot(erin, 'over-tls');
+    assert(erin.errors.length === 0, `page errors: ${erin.errors.join('; ')}`);
+    await erin.close();
+    await frank.close();
+  },
 };
 
 async function main() {
@@ -460,12 +485,15 @@ async function main() {
   A = new Instance('a', redis);
   B = new Instance('b', redis);
   C = new Instance('c', redis, `auth-secret ${SECRET}`);
-  instances.push(A, B, C);
+  D = new Instance('d', redis, '', { tls: true });
+  instances.push(A, B, C, D);
   await Promise.all(instances.map((i) => i.start()));
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+    // D's certificate is the test CA's, which this browser does not know
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+           '--ignore-certificate-errors'],
   });
   const ctx = {};
   let failed = 0;
