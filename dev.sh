@@ -66,7 +66,7 @@ apt_update() {
 
 deps() {
     local base=(build-essential autoconf automake autoconf-archive libtool pkg-config
-        libevent-dev libwslay-dev libssl-dev liburing-dev libjansson-dev check redis-server
+        libevent-dev libwslay-dev libssl-dev liburing-dev libjansson-dev zlib1g-dev check redis-server
         redis-tools openssl valgrind procps iproute2 clang)
     # node and npm (for wscat): Debian's packages unless a node with npm is already there
     command -v npm >/dev/null 2>&1 || base+=(nodejs npm)

@@ -21,7 +21,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     echo "$0: $cc not found: the fuzz targets need clang with libFuzzer" >&2
     exit 1
 fi
-for pc in libevent openssl jansson; do
+for pc in libevent openssl jansson zlib; do
     if ! pkg-config --exists "$pc"; then
         echo "$0: pkg-config cannot find $pc" >&2
         exit 1
@@ -58,10 +58,10 @@ fi
 cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Wno-unused-parameter"
 cflags="$cflags -include $out/autoconfig.h -I$top/src -I$top/worker -I$top/broker"
-cflags="$cflags $(pkg-config --cflags libevent openssl jansson) ${FUZZ_CFLAGS:-}"
+cflags="$cflags $(pkg-config --cflags libevent openssl jansson zlib) ${FUZZ_CFLAGS:-}"
 libs_event="$(pkg-config --libs libevent)"
 libs_ssl="$(pkg-config --libs openssl)"
-libs_json="$(pkg-config --libs jansson)"
+libs_json="$(pkg-config --libs jansson zlib)"
 
 # The server sources go into one archive, as libcommon.a and libworker.a do
 # in the Makefile, so each target pulls in only the objects it needs. Left
@@ -95,7 +95,7 @@ rm -f "$out/libfuzzsrc.a"
 ar rcs "$out/libfuzzsrc.a" $objs
 
 for target in fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt fuzz_chat_proto \
-    fuzz_chat_payload; do
+    fuzz_chat_payload fuzz_ws_deflate; do
     echo "  CCLD     $target"
     # shellcheck disable=SC2086
     $cc $cflags -o "$out/$target" "$top/fuzz/$target.c" "$out/libfuzzsrc.a" \

@@ -68,6 +68,8 @@ static const struct cfg_directive cfg_directives[] = {
     { "tls-cert", CFG_STR, CFG_OFF(tls_cert), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "tls-key", CFG_STR, CFG_OFF(tls_key), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "tls-ca-cert", CFG_STR, CFG_OFF(tls_ca_cert), 0, CFG_PATH_MAX, 0, 0, NULL },
+    { "deflate", CFG_BOOL, CFG_OFF(deflate), 0, 1, 0, 0, NULL },
+    { "deflate-threshold", CFG_SIZE, CFG_OFF(deflate_threshold), 0, CFG_MIB, 0, 256, NULL },
     /* process */
     { "pidfile", CFG_STR, CFG_OFF(pidfile), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "daemonize", CFG_BOOL, CFG_OFF(daemonize), 0, 1, 0, 0, NULL },

@@ -46,6 +46,8 @@ struct cfg {
     char *tls_cert;              /* PEM chain, leaf first; needed with tls_port */
     char *tls_key;               /* PEM private key; needed with tls_port */
     char *tls_ca_cert;           /* NULL; set: clients must present a certificate it signed */
+    int deflate;                 /* 0: permessage-deflate is not negotiated */
+    long deflate_threshold;      /* 256: shorter broadcasts go uncompressed */
     /* process */
     char *pidfile;               /* NULL */
     int daemonize;               /* 0 */

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define WSC_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WSC_BUF_INIT (64 * 1024)
@@ -537,8 +538,14 @@ static int wsc_read_answer(struct wsc *c, long long deadline, const char *key, i
             strcmp(val, want) != 0)
             return wsc_violation(c, "Sec-WebSocket-Accept is \"%s\", want \"%s\"", val, want);
     }
-    if (strict && wsc_header(c->head, "Sec-WebSocket-Extensions", val, sizeof(val)))
-        return wsc_violation(c, "101 names an extension we did not offer");
+    if (wsc_header(c->head, "Sec-WebSocket-Extensions", val, sizeof(val))) {
+        /* only permessage-deflate, and only when we offered it */
+        if (strict && (!c->deflate || strncasecmp(val, "permessage-deflate", 18) != 0))
+            return wsc_violation(c, "101 names an extension we did not offer: %s", val);
+        c->deflate = strncasecmp(val, "permessage-deflate", 18) == 0;
+    } else {
+        c->deflate = 0;
+    }
     if (wsc_header(c->head, "Sec-WebSocket-Protocol", val, sizeof(val))) {
         if (strict && !wsc_offered(offered, val))
             return wsc_violation(c, "101 names subprotocol \"%s\", we offered \"%s\"", val,
@@ -562,6 +569,8 @@ int wsc_connect(struct wsc *c, int port, const char *path, const char *extra_hea
 
     if (wsc_open(c, port, timeout_ms) == -1)
         return -1;
+    /* offered: the answer may accept it (wsc_read_answer) */
+    c->deflate = extra_headers != NULL && strcasestr(extra_headers, "permessage-deflate") != NULL;
     for (i = 0; i < 16; i++)
         raw[i] = (uint8_t)wsc_rand32(c);
     wsc_base64(raw, sizeof(raw), key);
@@ -693,8 +702,11 @@ static long wsc_parse(struct wsc *c, struct wsc_frame *f)
     if (c->len < 2)
         return 0;
     op = b[0] & 0x0F;
-    if (b[0] & 0x70)
-        return wsc_violation(c, "RSV bits 0x%x set, no extension negotiated", b[0] & 0x70);
+    if ((b[0] & 0x70) == 0x40 && c->deflate && (op == WSC_OP_TEXT || op == WSC_OP_BINARY))
+        ; /* RSV1: a compressed message's first frame */
+    else if (b[0] & 0x70)
+        return wsc_violation(c, "RSV bits 0x%x set on opcode %d%s", b[0] & 0x70, op,
+                             c->deflate ? "" : ", no extension negotiated");
     if (b[1] & 0x80)
         return wsc_violation(c, "masked frame (opcode %d)", op);
     if (op != WSC_OP_CONT && op != WSC_OP_TEXT && op != WSC_OP_BINARY && op != WSC_OP_CLOSE &&
@@ -732,6 +744,7 @@ static long wsc_parse(struct wsc *c, struct wsc_frame *f)
         return 0;
     f->fin = (b[0] & 0x80) != 0;
     f->opcode = op;
+    f->rsv1 = (b[0] & 0x40) != 0;
     f->payload = c->buf + hdr;
     f->len = (size_t)plen;
     f->close_code = -1;
@@ -797,6 +810,82 @@ static void wsc_echo_close(struct wsc *c)
 
 /* Next complete text message into c->msg[0..msglen). Returns 1, 0 timeout,
  * -1 close/EOF/error. */
+/* The assembled compressed message, inflated in place (RFC 7692 7.2.2). */
+static int wsc_inflate_msg(struct wsc *c)
+{
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    z_stream z;
+    uint8_t *out = malloc(WSC_FRAME_MAX + 1);
+    int rc, pass;
+
+    memset(&z, 0, sizeof(z));
+    if (out == NULL || inflateInit2(&z, -15) != Z_OK) {
+        free(out);
+        return -1;
+    }
+    z.next_out = out;
+    z.avail_out = WSC_FRAME_MAX;
+    for (pass = 0, rc = Z_OK; pass < 2 && rc != Z_STREAM_END; pass++) {
+        z.next_in = pass == 0 ? c->msg : (Bytef *)(uintptr_t)tail;
+        z.avail_in = (uInt)(pass == 0 ? c->msglen : sizeof(tail));
+        rc = inflate(&z, Z_SYNC_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && !(rc == Z_BUF_ERROR && z.avail_in == 0)) {
+            inflateEnd(&z);
+            free(out);
+            return wsc_violation(c, "a compressed message does not inflate (zlib %d)", rc);
+        }
+    }
+    c->msglen = WSC_FRAME_MAX - z.avail_out;
+    inflateEnd(&z);
+    out[c->msglen] = '\0';
+    free(c->msg);
+    c->msg = out;
+    c->msgcap = WSC_FRAME_MAX + 1;
+    c->compressed_in++;
+    return 0;
+}
+
+int wsc_deflate(const void *data, size_t len, uint8_t **out, size_t *outlen)
+{
+    z_stream z;
+    size_t bound;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    bound = deflateBound(&z, len) + 16;
+    *out = malloc(bound);
+    if (*out == NULL) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)(uintptr_t)data;
+    z.avail_in = (uInt)len;
+    z.next_out = *out;
+    z.avail_out = (uInt)bound;
+    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK) {
+        deflateEnd(&z);
+        free(*out);
+        return -1;
+    }
+    *outlen = bound - z.avail_out - 4; /* without the 00 00 ff ff tail */
+    deflateEnd(&z);
+    return 0;
+}
+
+int wsc_send_text_deflated(struct wsc *c, const char *s)
+{
+    uint8_t *z;
+    size_t n;
+    int rc;
+
+    if (wsc_deflate(s, strlen(s), &z, &n) == -1)
+        return -1;
+    rc = wsc_send_frame(c, 1, 4, WSC_OP_TEXT, z, n, 1);
+    free(z);
+    return rc;
+}
+
 static int wsc_next_text(struct wsc *c, int timeout_ms)
 {
     long long deadline = wsc_now_ms() + timeout_ms;
@@ -821,6 +910,7 @@ static int wsc_next_text(struct wsc *c, int timeout_ms)
         }
         if (f.opcode != WSC_OP_CONT) {
             c->msg_opcode = f.opcode;
+            c->msg_compressed = f.rsv1;
             c->msglen = 0;
         }
         if (c->msglen + f.len > WSC_FRAME_MAX)
@@ -840,6 +930,8 @@ static int wsc_next_text(struct wsc *c, int timeout_ms)
         c->msg_open = !f.fin;
         if (!f.fin)
             continue;
+        if (c->msg_compressed && wsc_inflate_msg(c) == -1)
+            return -1;
         if (c->msg_opcode == WSC_OP_BINARY) {
             fprintf(stderr, "wsc: skipped a binary message of %zu bytes\n", c->msglen);
             c->msglen = 0;

@@ -70,10 +70,14 @@ struct wsc {
     int timed_out;      /* the last receive call ended by its timeout */
     uint64_t rng;       /* masking keys */
     void *ssl;          /* wss:// (an OpenSSL SSL *); NULL for ws:// */
+    int deflate;        /* the 101 accepted our permessage-deflate offer */
+    int msg_compressed; /* the message being assembled came with RSV1 */
+    long compressed_in; /* messages that arrived compressed (and were inflated) */
 };
 
 struct wsc_frame {
     int fin, opcode;
+    int rsv1; /* compressed (permessage-deflate, first frame of a message) */
     uint8_t *payload; /* unmasked; points into c->buf: valid until the next call */
     size_t len;
     int close_code; /* close frames: code or -1 */
@@ -104,6 +108,11 @@ int wsc_connect_raw(struct wsc *c, int port, const char *request, int timeout_ms
 int wsc_send_frame(struct wsc *c, int fin, int rsv, int opcode, const void *payload, size_t len,
                    int masked);
 int wsc_send_text(struct wsc *c, const char *s);          /* one masked text frame */
+/* permessage-deflate: s compressed (a fresh raw deflate stream, the
+ * 00 00 ff ff tail cut) in one text frame with RSV1. */
+int wsc_send_text_deflated(struct wsc *c, const char *s);
+/* data compressed the same way into out (malloc'ed), for hand-made frames. */
+int wsc_deflate(const void *data, size_t len, uint8_t **out, size_t *outlen);
 int wsc_send_raw(struct wsc *c, const void *p, size_t n); /* bytes as they are */
 /* Close frame: code and reason (NULL = none; cut at 123 bytes); code < 0:
  * empty payload. */

@@ -571,15 +571,22 @@ size_t upg_response_101(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN 
 size_t upg_response_101_protocol(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1],
                                  const char *protocol, size_t protolen)
 {
+    return upg_response_101_ext(out, cap, accept, protocol, protolen, NULL);
+}
+
+size_t upg_response_101_ext(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1],
+                            const char *protocol, size_t protolen, const char *extra)
+{
     int n = snprintf(out, cap,
                      "HTTP/1.1 101 Switching Protocols\r\n"
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %.*s\r\n"
-                     "%s%.*s%s"
+                     "%s%.*s%s%s"
                      "\r\n",
                      UPG_ACCEPT_LEN, accept, protocol ? "Sec-WebSocket-Protocol: " : "",
-                     protocol ? (int)protolen : 0, protocol ? protocol : "", protocol ? "\r\n" : "");
+                     protocol ? (int)protolen : 0, protocol ? protocol : "", protocol ? "\r\n" : "",
+                     extra ? extra : "");
 
     return upg_clamp(n, out, cap);
 }

@@ -102,6 +102,9 @@ size_t upg_response(char *out, size_t cap, int status, const char *extra, const 
 size_t upg_response_101(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1]);
 size_t upg_response_101_protocol(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1],
                                  const char *protocol, size_t protolen);
+/* ... and complete header lines `extra` (NULL: none), the extensions'. */
+size_t upg_response_101_ext(char *out, size_t cap, const char accept[UPG_ACCEPT_LEN + 1],
+                            const char *protocol, size_t protolen, const char *extra);
 
 /* Find query parameter `name` in a request target ("/chat/foo?token=abc"):
  * 1 with *value set to its raw (still percent-encoded) value, else 0. */

@@ -36,6 +36,8 @@ struct ws_frame *ws_frame_new(uint8_t opcode, const void *payload, size_t len)
     if (len > 0)
         memcpy(f->data + hdr, payload, len);
     f->refs = 1;
+    f->deflate_tried = 0;
+    f->deflated = NULL;
     f->len = hdr + len;
     return f;
 }
@@ -47,6 +49,8 @@ void ws_frame_ref(struct ws_frame *f)
 
 void ws_frame_unref(struct ws_frame *f)
 {
-    if (f != NULL && --f->refs == 0)
+    if (f != NULL && --f->refs == 0) {
+        ws_frame_unref(f->deflated);
         free(f);
+    }
 }

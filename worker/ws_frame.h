@@ -14,6 +14,8 @@
 
 struct ws_frame {
     unsigned refs;
+    uint8_t deflate_tried;     /* ws_deflate_frame looked at it (deflated set or not worth it) */
+    struct ws_frame *deflated; /* its permessage-deflate twin, or NULL */
     size_t len;
     uint8_t data[]; /* frame header + payload */
 };

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "send_batch.h"
 #include "tls_server.h"
+#include "ws_deflate.h"
 #include "util.h"
 #include "web.h"
 #include "ws_app.h"
@@ -277,6 +278,8 @@ static int wss_ctx_ensure(struct wss_session *s)
         return -1;
     }
     wslay_event_config_set_max_recv_msg_length(s->ws, (uint64_t)s->srv->cfg->max_message_size);
+    if (s->deflate)
+        wslay_event_config_set_allowed_rsv_bits(s->ws, WSLAY_RSV1_BIT);
     wsb_reset(&s->inb);
     return 0;
 }
@@ -682,23 +685,67 @@ static ssize_t wss_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, siz
     return (ssize_t)len;
 }
 
+/* RFC 7692: RSV1 marks the first frame of a compressed data message, and
+ * nothing else. */
+static void wss_frame_start_cb(wslay_event_context_ptr ctx,
+                               const struct wslay_event_on_frame_recv_start_arg *arg,
+                               void *user_data)
+{
+    struct wss_session *s = user_data;
+
+    (void)ctx;
+    if ((arg->rsv & WSLAY_RSV1_BIT) && arg->opcode != WSLAY_TEXT_FRAME &&
+        arg->opcode != WSLAY_BINARY_FRAME)
+        s->proto_error = 1;
+}
+
+/* A compressed message's text, inflated (max-message-size applies to the
+ * result): 0 with *out to free, or -1 after closing the session. */
+static int wss_inflate(struct wss_session *s, const struct wslay_event_on_msg_recv_arg *arg,
+                       uint8_t **out, size_t *outlen)
+{
+    switch (ws_inflate_message(arg->msg, arg->msg_length, (size_t)s->srv->cfg->max_message_size,
+                               out, outlen)) {
+    case WS_INFLATE_OK:
+        return 0;
+    case WS_INFLATE_TOO_BIG:
+        wss_close(s, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big (inflated)");
+        return -1;
+    case WS_INFLATE_BAD:
+        wss_close(s, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "bad compressed data");
+        return -1;
+    default:
+        wss_close(s, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+        return -1;
+    }
+}
+
 static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                        void *user_data)
 {
     struct wss_session *s = user_data;
     const struct ws_app *app = s->app;
+    const uint8_t *msg = arg->msg;
+    size_t len = arg->msg_length;
+    uint8_t *inflated = NULL;
 
     (void)ctx;
+    if ((arg->rsv & WSLAY_RSV1_BIT) && (arg->opcode == WSLAY_TEXT_FRAME ||
+                                        arg->opcode == WSLAY_BINARY_FRAME)) {
+        if (s->state != WSS_OPEN || wss_inflate(s, arg, &inflated, &len) == -1)
+            return;
+        msg = inflated;
+    }
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
         if (s->state == WSS_OPEN)
-            app->text(s, (const char *)arg->msg, arg->msg_length, app->arg);
+            app->text(s, (const char *)msg, len, app->arg);
         break;
     case WSLAY_BINARY_FRAME:
         if (app->binary == NULL)
             wss_close(s, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not supported");
         else if (s->state == WSS_OPEN)
-            app->binary(s, arg->msg, arg->msg_length, app->arg);
+            app->binary(s, msg, len, app->arg);
         break;
     case WSLAY_CONNECTION_CLOSE:
         /* wslay queues the echo of the peer's close code itself, but takes
@@ -716,10 +763,11 @@ static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_
     default:
         break;
     }
+    free(inflated);
 }
 
 static const struct wslay_event_callbacks wss_callbacks = {
-    wss_recv_cb, wss_send_cb, NULL, NULL, NULL, NULL, wss_msg_cb,
+    wss_recv_cb, wss_send_cb, NULL, wss_frame_start_cb, NULL, NULL, wss_msg_cb,
 };
 
 /* ---- the HTTP upgrade ---------------------------------------------------- */
@@ -758,20 +806,22 @@ void wss_http_reply_asset(struct wss_session *s, const struct web_asset *asset, 
     wss_http_final(s);
 }
 
-_Static_assert(UPG_HEAD_MAX + 256 <= UINT16_MAX, "a 101's length fits held_101");
+_Static_assert(UPG_HEAD_MAX + 512 <= UINT16_MAX, "a 101's length fits held_101");
 
 int wss_upgrade(struct wss_session *s, const struct upg_request *req,
                 const struct upg_str *protocol)
 {
     const struct upg_str *key = upg_header_get(req, "Sec-WebSocket-Key");
-    char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX + 256]; /* the protocol echo is < head */
+    char accept[UPG_ACCEPT_LEN + 1], buf[UPG_HEAD_MAX + 512]; /* the protocol echo is < head */
     size_t n;
 
     s->upgraded = 1; /* the wslay context comes with the first input */
     s->srv->nupgraded++;
     upg_accept_key(key->p, key->len, accept);
-    n = upg_response_101_protocol(buf, sizeof(buf), accept, protocol ? protocol->p : NULL,
-                                  protocol ? protocol->len : 0);
+    s->deflate = s->srv->cfg->deflate && ws_deflate_negotiate(req);
+    s->out.deflate = s->deflate;
+    n = upg_response_101_ext(buf, sizeof(buf), accept, protocol ? protocol->p : NULL,
+                             protocol ? protocol->len : 0, s->deflate ? ws_deflate_response : NULL);
     if (ws_out_add(&s->out, buf, n) != 0) {
         wss_http_reply(s, 503, NULL, "out of memory");
         return -1;
@@ -1091,6 +1141,7 @@ int wss_server_init(struct wss_server *srv, struct event_base *base, const struc
 {
     srv->base = base;
     srv->cfg = cfg;
+    ws_out_deflate_threshold = (size_t)cfg->deflate_threshold;
     srv->ccount = ccount;
     srv->ccount_row = row;
     srv->batch = cfg->io_uring ? send_batch_new() : NULL;
@@ -1128,6 +1179,7 @@ void wss_server_deinit(struct wss_server *srv)
     srv->batch = NULL;
     tls_server_free(srv->tls);
     srv->tls = NULL;
+    ws_deflate_shutdown();
     if (srv->pass_ev != NULL)
         event_free(srv->pass_ev);
     srv->pass_ev = NULL;

@@ -75,6 +75,7 @@ struct wss_session {
     unsigned upgraded : 1;    /* past the 101: a WebSocket session */
     unsigned blocked : 1;     /* the socket is full: waiting for EV_WRITE */
     unsigned tls_handshaking : 1; /* wss://: the TLS handshake is not done yet */
+    unsigned deflate : 1;     /* permessage-deflate negotiated */
     uint16_t held_101;        /* UPGRADED: bytes of the 101 held in out until the open */
     uint64_t deadline_ms;     /* handshake or close handshake must end by then; 0 = none */
     uint32_t ip_bucket;       /* its client address's bucket there */

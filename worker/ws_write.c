@@ -9,7 +9,16 @@
 
 #include "bcast_log.h"
 #include "send_batch.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
+
+size_t ws_out_deflate_threshold = 256;
+
+/* The bytes of a stream frame this output sends. */
+static struct ws_frame *ws_out_variant(const struct ws_out *o, struct ws_frame *f)
+{
+    return o->deflate ? ws_deflate_frame(f, ws_out_deflate_threshold) : f;
+}
 
 int ws_out_add(struct ws_out *o, const void *data, size_t len)
 {
@@ -82,7 +91,7 @@ int ws_out_unsubscribe(struct ws_out *o, int keep)
     if (keep && off > 0 && (tmp = evbuffer_new()) == NULL) /* mid-frame: the rest goes first */
         keep = 0, rc = -1;
     for (; keep && n->frame != NULL; n = n->next, off = 0) {
-        struct ws_frame *f = n->frame;
+        struct ws_frame *f = ws_out_variant(o, n->frame);
         if (n->sender == o->self)
             continue;
         ws_frame_ref(f);
@@ -139,8 +148,9 @@ static int ws_out_iov_stream(struct ws_out *o, struct iovec *iov, int max, size_
             continue;
         if (k == max)
             break;
-        iov[k].iov_base = n->frame->data + off;
-        iov[k].iov_len = n->frame->len - off;
+        struct ws_frame *f = ws_out_variant(o, n->frame);
+        iov[k].iov_base = f->data + off;
+        iov[k].iov_len = f->len - off;
         *bytes += iov[k++].iov_len;
     }
     *all = n == NULL || n->frame == NULL;
@@ -161,7 +171,7 @@ static void ws_out_advance(struct ws_out *o, size_t k)
             n = n->next;
             continue;
         }
-        left = n->frame->len - off;
+        left = ws_out_variant(o, n->frame)->len - off;
         if (k < left) {
             off += (uint32_t)k;
             break;

@@ -30,8 +30,13 @@ struct ws_out {
     const struct bcast_log *log; /* the stream cur reads (NULL with cur) */
     struct bcast_reader reader;  /* listed among that stream's readers */
     uint32_t cur_off;            /* bytes of cur's frame already written */
+    uint8_t deflate;             /* permessage-deflate: the stream's compressed twins */
     uint64_t self;               /* sender id whose messages it skips */
 };
+
+/* Broadcasts shorter than this go uncompressed to deflate sessions too
+ * (deflate-threshold; set once per process). */
+extern size_t ws_out_deflate_threshold;
 
 /* Results of a write. */
 enum {
