@@ -72,6 +72,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <zlib.h>
 
 #include "rooms_ledger.h"
 
@@ -122,6 +123,7 @@ static struct {
     char prefix[24];
     double connect_rate; /* per second, all processes; 0 = unlimited */
     int tls;             /* wss:// (the certificate is not checked: a benchmark) */
+    int deflate;         /* offer permessage-deflate; inflate what comes compressed */
     int max_inflight;    /* handshakes in flight per process */
     long receivers, senders, conns, concurrency;
     double rate; /* fanout, rooms: messages per second, all senders together */
@@ -241,6 +243,8 @@ struct stats {
     uint64_t other_texts;    /* texts that were neither deliveries nor welcomes */
     uint64_t srv_errors;     /* "message not delivered: ..." and such */
     uint64_t self_echoes;    /* --peer nchan: a sender's own messages, sent back to it */
+    uint64_t rx_bytes_win;   /* fanout: bytes read while sending and draining (all connections) */
+    uint64_t compressed;     /* --deflate: messages that came compressed */
     uint64_t pings;          /* pings answered */
     uint64_t unexpected_close; /* server closed a connection we held */
     uint64_t sessions;       /* churn: completed sessions */
@@ -696,8 +700,10 @@ static void conn_send_request(struct conn *c)
     n = snprintf(req, sizeof(req),
                  "GET /chat/%s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 13\r\n\r\n",
-                 room, name, t->host);
+                 "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                 room, name, t->host,
+                 O.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                             "client_max_window_bits\r\n" : "");
     c->state = C_HTTP;
     conn_set_events(c, 1);
     if (conn_write(c, req, (size_t)n) < 0)
@@ -940,6 +946,39 @@ static int on_frame(struct conn *c, int fin, int op, char *p, size_t n, uint64_t
 }
 
 /* Consume what is in buf; returns bytes used, or -1 when the connection is gone. */
+/* --deflate: a message's payload inflated into a scratch buffer (valid
+ * until the next call), a fresh raw stream each time (the server takes no
+ * context over); NULL when it does not inflate. */
+static char *lg_inflate(const char *in, size_t len, size_t *outlen)
+{
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    static char *out;
+    static z_stream z;
+    static int ready;
+    int rc, pass;
+
+    if (out == NULL && (out = malloc(MAX_FRAME)) == NULL)
+        die("out of memory");
+    if (!ready) {
+        if (inflateInit2(&z, -15) != Z_OK)
+            die("zlib: inflateInit2");
+        ready = 1;
+    } else if (inflateReset(&z) != Z_OK) {
+        return NULL;
+    }
+    z.next_out = (Bytef *)out;
+    z.avail_out = MAX_FRAME;
+    for (pass = 0, rc = Z_OK; pass < 2 && rc != Z_STREAM_END; pass++) {
+        z.next_in = (Bytef *)(uintptr_t)(pass == 0 ? (const uint8_t *)in : tail);
+        z.avail_in = (uInt)(pass == 0 ? len : sizeof(tail));
+        rc = inflate(&z, Z_SYNC_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && !(rc == Z_BUF_ERROR && z.avail_in == 0))
+            return NULL;
+    }
+    *outlen = MAX_FRAME - z.avail_out;
+    return out;
+}
+
 static long conn_parse(struct conn *c, char *buf, size_t len, uint64_t now)
 {
     size_t off = 0;
@@ -1009,6 +1048,15 @@ static long conn_parse(struct conn *c, char *buf, size_t len, uint64_t now)
                 p[i] = (char)((uint8_t)p[i] ^ m[i & 3]);
         }
         off += h + pl;
+        if ((b0 & 0x40) && O.deflate) { /* a compressed message, in one frame here */
+            size_t zn = 0;
+            if (!(b0 & 0x80) || (p = lg_inflate(p, (size_t)pl, &zn)) == NULL) {
+                conn_fail(c, F_PROTO, "a compressed frame that does not inflate");
+                return -1;
+            }
+            pl = zn;
+            W.st.compressed++;
+        }
         if (on_frame(c, b0 & 0x80, b0 & 0x0f, p, (size_t)pl, now) < 0)
             return -1;
         if (c->state == C_FREE || c->state == C_DEAD)
@@ -1074,6 +1122,8 @@ static void conn_readable(struct conn *c, uint64_t now)
         return;
     }
     total = have + (size_t)n;
+    if (W.phase == P_SENDING || W.phase == P_DRAIN) /* WebSocket bytes (TLS: inside it) */
+        W.st.rx_bytes_win += (uint64_t)n;
     used = conn_parse(c, W.rd, total, now);
     if (used < 0)
         return;
@@ -1825,6 +1875,8 @@ static void aggregate(struct stats *a)
         a->other_texts += s->other_texts;
         a->srv_errors += s->srv_errors;
         a->self_echoes += s->self_echoes;
+        a->rx_bytes_win += s->rx_bytes_win;
+        a->compressed += s->compressed;
         a->pings += s->pings;
         a->unexpected_close += s->unexpected_close;
         a->sessions += s->sessions;
@@ -1976,6 +2028,7 @@ static void usage(void)
         "           --name-prefix P (lg<pid>...)  --connect-rate N/s (unlimited)\n"
         "           --max-inflight N (2000 handshakes per process)  --setup-timeout S (60)\n"
         "           --tls (wss://: TLS before the upgrade, the certificate not checked)\n"
+        "           --deflate (offer permessage-deflate, inflate compressed messages)\n"
         "  fanout:  --receivers N (100) --senders S (1) --rate MSGS/S (10, all senders)\n"
         "           --size BYTES (64)  --settle S (0.5)\n"
         "           --drain-timeout S (2: after the window, wait while deliveries still\n"
@@ -2004,7 +2057,7 @@ int main(int argc, char **argv)
         {"drain-timeout", 1, 0, 'D'}, {"timeout", 1, 0, 'o'},    {"settle", 1, 0, 'e'},
         {"drain-max", 1, 0, 'X'},    {"rooms", 1, 0, 'Y'},       {"room-size", 1, 0, 'U'},
         {"one-room", 0, 0, '1'},     {"baseline", 1, 0, 'B'},       {"peer", 1, 0, 'p'},
-        {"tls", 0, 0, 'L'},
+        {"tls", 0, 0, 'L'},          {"deflate", 0, 0, 'Z'},
         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int opt, i;
     struct rlimit rl;
@@ -2099,6 +2152,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             O.tls = 1;
+            break;
+        case 'Z':
+            O.deflate = 1;
             break;
         default:
             usage();
@@ -2301,13 +2357,13 @@ int main(int argc, char **argv)
                    "p999_ms=%.3f max_ms=%.3f cross=%" PRIu64 " xp50_ms=%.3f xp99_ms=%.3f "
                    "xmax_ms=%.3f lag_ms=%.3f backlog=%" PRIu64 " closes=%" PRIu64
                    " srv_errors=%" PRIu64 " lg_cpu_s=%.3f lg_busy=%.3f setup_s=%.3f"
-                   " self_echoes=%" PRIu64 "\n",
+                   " self_echoes=%" PRIu64 " rx_bytes_win=%" PRIu64 " compressed=%" PRIu64 "\n",
                    O.receivers, O.senders, O.rate, O.size, O.duration, a.sent, expected,
                    a.delivered, a.delivered_win, lost, loss_pct, a.ooo, rate, offered, mean, p50,
                    p90, p99, p999, (double)a.max_lat_us / 1000, a.delivered_x, xp50, xp99,
                    (double)a.max_lat_x_us / 1000, (double)a.max_lag_us / 1000,
                    a.max_backlog, a.unexpected_close, a.srv_errors, cpu, win_busy, setup_s,
-                   a.self_echoes);
+                   a.self_echoes, a.rx_bytes_win, a.compressed);
         } else if (O.mode == MODE_IDLE) {
             fprintf(stderr,
                     "idle: %ld connections over %d target(s): setup %.3f s (%.0f conns/s), held "

@@ -80,6 +80,9 @@ usage: bench/run.sh [options] [BUILD_DIR]
                       throwaway self-signed certificate, loadgen runs with --tls
   --tls-old no        with --ab: the old side's clients speak ws:// (wss:// against
                       ws:// in one run: pass a copy of this build as --ab)
+  --deflate           "deflate yes" in the configs, loadgen offers permessage-deflate
+                      (with --set 'deflate-threshold 0' the 64-byte texts are compressed too)
+  --deflate-old no    with --ab: the old side without (as --tls-old)
 rooms scenario (users of each room split evenly over the two instances; the
 rate spread evenly over the rooms; every delivery checked: exactly once, in
 its own room, from the right sender):
@@ -99,6 +102,7 @@ EOF
 
 SMOKE=0 REPS=3 ONLY="" FULL=0 ANNOUNCE="" WORKERS=2 LG_PROCS=1 KEEP=0 OUT="" MAX_GIVEN=""
 TLS_NEW=0 TLS_OLD=0 TLS=0 # TLS: the side now running speaks wss://
+DEFLATE_NEW=0 DEFLATE_OLD=0 DEFLATE=0 # DEFLATE: the side now running negotiates permessage-deflate
 AB_DIR="" VS="" FAN_RATE="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
 EXTRA_CONF=() NEW_CONF=() OLD_CONF=() RESUME_N="" RESUME_GAP=""
 BUILD_ARG=""
@@ -123,6 +127,8 @@ while (($#)); do
     --resume-gap) RESUME_GAP=${2:?}; shift ;;
     --keep) KEEP=1 ;;
     --tls) TLS_NEW=1 TLS_OLD=1 ;;
+    --deflate) DEFLATE_NEW=1 DEFLATE_OLD=1 ;;
+    --deflate-old) [[ ${2:?} == no ]] || die "--deflate-old: only no"; DEFLATE_OLD=0; shift ;;
     --tls-old) [[ ${2:?} == no ]] || die "--tls-old: only no"; TLS_OLD=0; shift ;;
     --ab) AB_DIR=${2:?}; shift ;;
     --ab=*) AB_DIR=${1#*=} ;;
@@ -182,9 +188,9 @@ elif [[ -n $VS ]]; then
     command -v nginx >/dev/null || die "--vs nchan: no nginx (apt-get install nginx-light libnginx-mod-nchan)"
     [[ -f $NCHAN_MODULE ]] || die "--vs nchan: no $NCHAN_MODULE (apt-get install libnginx-mod-nchan)"
     OLD_CHAT=nchan OLD_TAG=nchan
-    ((TLS_NEW == 0)) || die "--tls: not with --vs nchan"
+    ((TLS_NEW == 0 && DEFLATE_NEW == 0)) || die "--tls, --deflate: not with --vs nchan"
 fi
-TLS=$TLS_NEW
+TLS=$TLS_NEW DEFLATE=$DEFLATE_NEW
 
 if ((SMOKE)); then
     REPS=1
@@ -333,6 +339,7 @@ EOF
     [[ -n $announce ]] && echo "announce $announce" >>"$conf"
     [[ -z $tls_port ]] || printf 'tls-port %s\ntls-cert %s\ntls-key %s\n' "$tls_port" \
         "$TMP/tls.crt" "$TMP/tls.key" >>"$conf"
+    ((!DEFLATE)) || echo "deflate yes" >>"$conf"
     ((${#EXTRA_CONF[@]} == 0)) || printf '%s\n' "${EXTRA_CONF[@]}" >>"$conf"
     [[ $REDIS_CHAT != "$NEW_CHAT" || ${#NEW_CONF[@]} == 0 ]] || printf '%s\n' "${NEW_CONF[@]}" >>"$conf"
     [[ $REDIS_CHAT != "$OLD_CHAT" || ${#OLD_CONF[@]} == 0 ]] || printf '%s\n' "${OLD_CONF[@]}" >>"$conf"
@@ -569,6 +576,7 @@ run_lg() {
     CJ0=$(chat_cpu) RJ0=$(cpu_ticks "$RPID") TJ0=$EPOCHREALTIME
     [[ $REDIS_CHAT != nchan ]] || set -- "$@" --peer nchan
     ((!TLS || REF_ONLY)) || set -- "$@" --tls
+    ((!DEFLATE || REF_ONLY)) || set -- "$@" --deflate
     echo "## loadgen $*" >>"$OUT/loadgen.log"
     exec {fd}< <(exec "$LOADGEN" "$@" 2>"$TMP/lg.err")
     LG_PID=$!
@@ -672,6 +680,8 @@ fanout_run() {
     F_XP50=$(kv "$LG_RESULT" xp50_ms) F_XP99=$(kv "$LG_RESULT" xp99_ms) F_CROSS=$(kv "$LG_RESULT" cross)
     F_LGCPU=$(kv "$LG_RESULT" lg_cpu_s) F_LGBUSY=$(kv "$LG_RESULT" lg_busy)
     F_SETUP=$(kv "$LG_RESULT" setup_s)
+    F_RXB=$(kv "$LG_RESULT" rx_bytes_win) F_ZMSG=$(kv "$LG_RESULT" compressed)
+    F_BYTES=$(calc "${F_DELIV:-0} > 0 && ${F_RXB:-0} > 0 ? ${F_RXB:-0} / $F_DELIV : 0" 1)
     chat_s=$(calc "($C1 - $C0) / $TCK" 2) redis_s=$(calc "($R1 - $R0) / $TCK" 2)
     F_CHAT_S=$chat_s
     F_WIN_S=$(calc "$T1 - $T0" 2)
@@ -698,6 +708,8 @@ scen_fanout_fixed() {
     record fanout-fixed out_of_order "$F_OOO" ""
     record fanout-fixed loadgen_cpu_s "$F_LGCPU" "s (whole run)"
     record fanout-fixed loadgen_busy "$F_LGBUSY" "cores (busiest loadgen process, send window)"
+    record fanout-fixed ws_bytes_per_delivery "$F_BYTES" "B (WebSocket frames read by the clients, inside TLS)"
+    ((!DEFLATE)) || record fanout-fixed compressed_share "$(calc "${F_DELIV:-0} > 0 ? ${F_ZMSG:-0} / $F_DELIV : 0" 3)" "(deliveries that came compressed)"
     if [[ $F_LOST != 0 ]]; then fail "fanout-fixed lost $F_LOST of $F_EXP deliveries"; fi
 }
 
@@ -1154,9 +1166,9 @@ CUR_SIDE=new
 use_build() {
     CUR_SIDE=$1
     if [[ $1 == old ]]; then
-        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" ($OLD_TAG)" TLS=$TLS_OLD
+        REDIS_CHAT=$OLD_CHAT AB_SUFFIX=" ($OLD_TAG)" TLS=$TLS_OLD DEFLATE=$DEFLATE_OLD
     else
-        REDIS_CHAT=$NEW_CHAT AB_SUFFIX="" TLS=$TLS_NEW
+        REDIS_CHAT=$NEW_CHAT AB_SUFFIX="" TLS=$TLS_NEW DEFLATE=$DEFLATE_NEW
     fi
     stop_all_instances
     start_pair
