@@ -4,7 +4,8 @@
 # leak in any process fails.
 # Usage: tests/valgrind-integ.sh BUILD_DIR [TEST ...]
 # (default: the chat, error-path, typed-protocol, history and RFC 6455 suites, and
-# the backpressure suite, which finds processes through the master's log; the process, crash,
+# the backpressure suite, which finds processes through the master's log, and the wss:// and
+# permessage-deflate suites; the process, crash,
 # reload/drain, Redis-fault, storm and chaos suites find processes by their ps
 # titles and time restarts, drains and outages, which valgrind hides and
 # slows; the chaos suite also needs a steady message rate that valgrind
@@ -13,7 +14,8 @@ set -u
 build=$1
 shift
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(check_chat check_chat_errors check_typed check_history check_rfc6455 check_backpressure)
+[ ${#tests[@]} -gt 0 ] || tests=(check_chat check_chat_errors check_typed check_history check_rfc6455 check_backpressure
+    check_wss check_deflate)
 src=$(cd "$(dirname "$0")/.." && pwd)
 fail=0
 for t in "${tests[@]}"; do

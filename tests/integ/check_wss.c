@@ -268,15 +268,16 @@ START_TEST(test_slow_and_broken_handshakes)
     ck_assert_int_eq(h_redis_start(&r, 1, PASSWORD), 0);
     snprintf(cert, sizeof(cert), "%s/tls/redis.crt", r.dir);
     snprintf(key, sizeof(key), "%s/tls/redis.key", r.dir);
-    start_wss(&a, &r, cert, key, "handshake-timeout 800ms\n", &tls_a);
+    start_wss(&a, &r, cert, key, "handshake-timeout 3s\n", &tls_a);
 
+    /* (the bounds leave room for valgrind, which slows every handshake) */
     t0 = h_now_ms();
     silent = tcp_open(tls_a);
     join_wss(&alice, tls_a, r.ca, "alice", NULL);
-    ck_assert_msg(h_now_ms() - t0 < 700, "a silent handshake held up another for %lld ms",
+    ck_assert_msg(h_now_ms() - t0 < 2500, "a silent handshake held up another for %lld ms",
                   h_now_ms() - t0);
-    ms = closed_within(silent, 5000);
-    ck_assert_msg(ms >= 500 && ms <= 3000, "the silent connection closed after %lld ms", ms);
+    ms = closed_within(silent, 8000);
+    ck_assert_msg(ms >= 2000 && ms <= 6000, "the silent connection closed after %lld ms", ms);
     ck_assert(h_wait_log(a.log, "TLS handshake timeout", 2000));
     close(silent);
 
