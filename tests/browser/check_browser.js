@@ -86,7 +86,8 @@ class Instance {
 
   async start() {
     if (!this.port) this.port = await freePort();
-    if (this.tls && !this.tlsPort) this.tlsPort = await freePort();
+    // (two picks of a free port can be the same one)
+    while (this.tls && (!this.tlsPort || this.tlsPort === this.port)) this.tlsPort = await freePort();
     const conf = path.join(this.dir, 'redis-chat.conf');
     fs.writeFileSync(conf, [
       `port ${this.port}`, 'bind 127.0.0.1', 'workers 2',
