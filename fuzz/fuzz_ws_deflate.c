@@ -46,13 +46,6 @@ static int fz_negotiate(const char *v1, size_t l1, const char *v2, size_t l2)
     return ws_deflate_negotiate(&req);
 }
 
-static size_t fz_payload_at(const struct ws_frame *f)
-{
-    uint8_t l = f->data[1] & 0x7f;
-
-    return l < 126 ? 2 : l == 126 ? 4 : 10;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *copy = malloc(size > 0 ? size : 1);
@@ -92,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     z = ws_deflate_frame(f, 0);
     FUZZ_CHECK(ws_deflate_frame(f, 0) == z);
     if (z != f) {
-        size_t at = fz_payload_at(z);
+        size_t at = ws_frame_payload_at(z);
         FUZZ_CHECK(z->len < f->len);
         FUZZ_CHECK(z->data[0] == (0x80 | 0x40 | 0x1));
         out = NULL;

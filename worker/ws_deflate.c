@@ -180,13 +180,6 @@ int ws_deflate_negotiate(const struct upg_request *req)
 static z_stream wsd_z;
 static int wsd_z_ready;
 
-static size_t wsd_payload_at(const struct ws_frame *f)
-{
-    uint8_t l = f->data[1] & 0x7f;
-
-    return l < 126 ? 2 : l == 126 ? 4 : 10;
-}
-
 /* payload compressed into a new frame of opcode with RSV1, or NULL */
 static struct ws_frame *wsd_compress(uint8_t opcode, const uint8_t *in, size_t len)
 {
@@ -239,7 +232,7 @@ struct ws_frame *ws_deflate_frame(struct ws_frame *f, size_t threshold)
     f->deflate_tried = 1;
     if (opcode != 0x1 && opcode != 0x2) /* control frames are never compressed */
         return f;
-    at = wsd_payload_at(f);
+    at = ws_frame_payload_at(f);
     len = f->len - at;
     if (len < threshold)
         return f;

@@ -25,6 +25,13 @@ size_t ws_frame_header(uint8_t *p, uint8_t opcode, size_t len)
     return 10;
 }
 
+size_t ws_frame_payload_at(const struct ws_frame *f)
+{
+    uint8_t l = f->data[1] & 0x7f;
+
+    return l < 126 ? 2 : l == 126 ? 4 : 10;
+}
+
 struct ws_frame *ws_frame_new(uint8_t opcode, const void *payload, size_t len)
 {
     struct ws_frame *f = malloc(sizeof(*f) + WS_FRAME_HEADER_MAX + len);

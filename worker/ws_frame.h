@@ -24,6 +24,9 @@ struct ws_frame {
  * bytes into p (WS_FRAME_HEADER_MAX bytes); returns its length. */
 size_t ws_frame_header(uint8_t *p, uint8_t opcode, size_t len);
 
+/* Where f's payload starts (the length of its header). */
+size_t ws_frame_payload_at(const struct ws_frame *f);
+
 /* A final frame of `opcode` with a copy of payload, refs = 1 (the
  * creator's). NULL when out of memory. */
 struct ws_frame *ws_frame_new(uint8_t opcode, const void *payload, size_t len);

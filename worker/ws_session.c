@@ -402,6 +402,8 @@ static int wss_flush_one(struct wss_session *s)
         wss_destroy(s, "slow reader: output queue over max-pending-bytes");
         return 1;
     }
+    if (s->tls_handshaking)
+        return 0; /* nothing can be said before the TLS handshake is done */
     if (s->ws != NULL && wslay_event_want_write(s->ws) && wslay_event_send(s->ws) != 0) {
         wss_destroy(s, "send failed");
         return 1;
@@ -411,8 +413,6 @@ static int wss_flush_one(struct wss_session *s)
      * close() into a reset that would discard it) */
     last = s->ws != NULL && wslay_event_get_close_sent(s->ws) &&
            wslay_event_get_close_received(s->ws);
-    if (s->tls_handshaking)
-        return 0; /* nothing can be said before the handshake is done */
     rc = s->tls ? ws_out_write_via(&s->out, wss_tls_writev, s->tls)
                 : ws_out_write(&s->out, s->fd, last);
     if (rc == WS_OUT_BLOCKED)

@@ -13,13 +13,6 @@
 #include "check_run.h"
 #include "ws_frame.h"
 
-static size_t payload_at(const struct ws_frame *f)
-{
-    uint8_t l = f->data[1] & 0x7f;
-
-    return l < 126 ? 2 : l == 126 ? 4 : 10;
-}
-
 static char *repeat(const char *w, size_t n)
 {
     char *t = malloc(n + 1);
@@ -46,7 +39,7 @@ START_TEST(test_twin_made_once)
     ck_assert_uint_eq(z->data[0], 0x80 | 0x40 | 0x1); /* FIN, RSV1, text */
     z2 = ws_deflate_frame(f, 256);
     ck_assert_ptr_eq(z2, z); /* once */
-    at = payload_at(z);
+    at = ws_frame_payload_at(z);
     ck_assert_int_eq(ws_inflate_message(z->data + at, z->len - at, 1000, &out, &outlen),
                      WS_INFLATE_OK);
     ck_assert_uint_eq(outlen, 1000);
@@ -91,7 +84,7 @@ START_TEST(test_inflate_limit)
 
     z = ws_deflate_frame(f, 0);
     ck_assert_ptr_ne(z, f);
-    at = payload_at(z);
+    at = ws_frame_payload_at(z);
     ck_assert_uint_lt(z->len - at, 1000); /* a small bomb */
     ck_assert_int_eq(ws_inflate_message(z->data + at, z->len - at, 99999, &out, &outlen),
                      WS_INFLATE_TOO_BIG);
