@@ -96,6 +96,20 @@ deps() {
         as_root apt-get install -y -qq --no-install-recommends nginx-light libnginx-mod-nchan >/dev/null
         [ -z "$policy" ] || as_root rm -f "$policy"
     fi
+    # promtool (checks /metrics; from prometheus, whose service is not
+    # started, as above), sd_notify, and what builds and checks the .deb
+    if ! command -v promtool >/dev/null 2>&1; then
+        local policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+            as_root chmod 755 "$policy"
+        fi
+        as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+        [ -z "$policy" ] || as_root rm -f "$policy"
+    fi
+    as_root apt-get install -y -qq --no-install-recommends libsystemd-dev debhelper dh-autoreconf \
+        devscripts lintian fakeroot >/dev/null
     # wscat drives the real-client test
     if ! command -v wscat >/dev/null 2>&1; then
         say "installing wscat (npm)"
@@ -119,6 +133,9 @@ have_deps() {
         command -v wscat >/dev/null && command -v clang >/dev/null && command -v valgrind >/dev/null &&
         command -v chromium >/dev/null && [ -d "$(npm root -g 2>/dev/null)/puppeteer-core" ] &&
         [ -f /usr/share/nginx/modules/ngx_nchan_module.so ] &&
+        command -v promtool >/dev/null && pkg-config --exists libsystemd 2>/dev/null &&
+        command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v lintian >/dev/null &&
+        [ -f /usr/share/perl5/Debian/Debhelper/Sequence/autoreconf.pm ] &&
         echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
             clang -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null
 }
