@@ -2,6 +2,11 @@
  *
  * One write(2) per line, so lines from several processes sharing a file or
  * a terminal never interleave mid-line (O_APPEND keeps them whole).
+ *
+ * With no log file and stderr not a terminal, stderr is taken to be a
+ * journal stream (systemd, or any collector that stamps lines itself): each
+ * line starts with its syslog priority, "<4>", which journald strips and
+ * files as the priority, and carries no timestamp of our own.
  */
 #include "log.h"
 
@@ -20,8 +25,11 @@ enum log_level log_min_level = LOG_INFO;
 
 static char log_role[32] = "master";
 static int log_fd = -1;
+static int log_journal; /* stderr is a journal stream: "<N>" prefix, no time */
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+/* syslog priorities (sd-daemon.h's SD_DEBUG .. SD_ERR) of the levels above */
+static const char *const log_level_priorities[] = {"<7>", "<6>", "<4>", "<3>"};
 
 void log_set_role(const char *role)
 {
@@ -35,6 +43,7 @@ int log_open(enum log_level min, const char *logfile)
         close(log_fd);
         log_fd = -1;
     }
+    log_journal = logfile == NULL && !isatty(STDERR_FILENO);
     if (logfile == NULL)
         return 0;
     log_fd = open(logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -67,12 +76,18 @@ static void log_vformat(enum log_level level, int err, const char *fmt, va_list 
     size_t n;
     int r;
 
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s pid=%d: ", (int)(tv.tv_usec / 1000),
-                 log_level_names[level], log_role, (int)getpid());
-    n += (size_t)r;
+    if (log_journal) {
+        r = snprintf(line, sizeof(line), "%s%s %s pid=%d: ", log_level_priorities[level],
+                     log_level_names[level], log_role, (int)getpid());
+        n = (size_t)r;
+    } else {
+        gettimeofday(&tv, NULL);
+        gmtime_r(&tv.tv_sec, &tm);
+        n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+        r = snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s pid=%d: ", (int)(tv.tv_usec / 1000),
+                     log_level_names[level], log_role, (int)getpid());
+        n += (size_t)r;
+    }
     r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     n = r < 0 ? n : n + (size_t)r;
     if (n > sizeof(line) - 2)

@@ -2,7 +2,9 @@
  *
  * Every line: "2026-05-01T10:00:00.123Z warn worker[2] pid=4711: text".
  * Lines go to stderr and, when set, to the log file (opened O_APPEND, so
- * all processes of an instance can share it). log_raw() is the only call
+ * all processes of an instance can share it). With no log file and stderr
+ * not a terminal (journald), lines are "<4>warn worker[2] pid=4711: text":
+ * the syslog priority first, no timestamp. log_raw() is the only call
  * that is safe inside a signal handler.
  */
 #ifndef RC_LOG_H
@@ -22,7 +24,8 @@ extern enum log_level log_min_level;
 /* Set the role shown on each line ("master", "broker", "worker[2]"). */
 void log_set_role(const char *role);
 
-/* Set the minimum level and the log file (NULL = stderr only). Returns 0, or
+/* Set the minimum level and the log file (NULL = stderr only; then, when
+ * stderr is not a terminal, the journal format). Returns 0, or
  * -1 with errno set when the file cannot be opened (stderr keeps working). */
 int log_open(enum log_level min, const char *logfile);
 void log_close(void);

@@ -2,6 +2,8 @@
  * its broker and workers, respawns, signals, config errors, ports. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -388,6 +390,114 @@ START_TEST(test_daemonize_pidfile)
 }
 END_TEST
 
+/* 1 when every line of path starts with a syslog priority "<N>" and none
+ * carries a timestamp of ours ("2026-..T..Z"). */
+static int all_lines_journal(const char *path)
+{
+    char line[2048];
+    FILE *f = fopen(path, "r");
+    int ok = f != NULL, lines = 0;
+
+    while (ok && fgets(line, sizeof(line), f) != NULL) {
+        lines++;
+        ok = line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>' &&
+             strstr(line, "Z info") == NULL && strstr(line, "Z warn") == NULL;
+        if (!ok)
+            fprintf(stderr, "not a journal line: %s", line);
+    }
+    if (f != NULL)
+        fclose(f);
+    return ok && lines > 0;
+}
+
+/* Run the binary with stderr on a terminal until its output holds needle;
+ * what it wrote goes to out. 1 when seen. */
+static int run_on_tty(const char *conf, const char *needle, char *out, size_t cap)
+{
+    const char *bin = getenv("REDIS_CHAT") ? getenv("REDIS_CHAT") : "./redis-chat";
+    char *argv[] = { (char *)bin, (char *)"-c", (char *)conf, NULL };
+    long long end = h_now_ms() + 5000;
+    size_t len = 0;
+    int ptm, pts, seen = 0;
+    pid_t pid;
+
+    ptm = posix_openpt(O_RDWR | O_NOCTTY);
+    if (ptm == -1 || grantpt(ptm) == -1 || unlockpt(ptm) == -1)
+        return 0;
+    pts = open(ptsname(ptm), O_RDWR | O_NOCTTY);
+    if (pts == -1)
+        return 0;
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+
+        dup2(null, 0);
+        dup2(pts, 1);
+        dup2(pts, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pts);
+    while (pid > 0 && !seen && h_now_ms() < end) {
+        struct pollfd p = { .fd = ptm, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        n = read(ptm, out + len, cap - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = '\0';
+        seen = strstr(out, needle) != NULL || len == cap - 1;
+    }
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        h_wait_exit(pid, 10000, NULL);
+    }
+    close(ptm);
+    return seen && strstr(out, needle) != NULL;
+}
+
+/* Under systemd, stderr is the journal: no log file and stderr not a
+ * terminal gives "<N>" priorities and no timestamps; a terminal or a log
+ * file keeps the timestamped lines. */
+START_TEST(test_journal_log_format)
+{
+    char errlog[320], conf[320], text[1024], tty[8192];
+    struct h_chat c;
+
+    /* stderr a file, no logfile: the journal format; warn is <4>, info <6>,
+     * debug <7> (the harness sets log-level debug) */
+    ck_assert_int_eq(h_chat_start(&c, NULL, 1, "logfile \"\"\nredis-port 1\n"), 0);
+    snprintf(errlog, sizeof(errlog), "%s/stderr.log", c.dir);
+    ck_assert(h_wait_log(errlog, "<4>warn broker pid=", 5000));
+    ck_assert(h_wait_log(errlog, "<6>info worker[0] pid=", 5000));
+    ck_assert(h_wait_log(errlog, "cannot connect to 127.0.0.1:1", 5000));
+    ck_assert(h_wait_log(errlog, "<7>debug ", 5000));
+    ck_assert_int_eq(h_chat_stop(&c), 0);
+    ck_assert(all_lines_journal(errlog));
+
+    snprintf(conf, sizeof(conf), "%s", c.conf);
+    snprintf(text, sizeof(text), "port 0\nbind 127.0.0.1\nworkers 1\nbroker-socket %s/tty.sock\n"
+             "redis-port 1\nlog-level debug\n", c.dir);
+    write_file(conf, text);
+    /* stderr a terminal: timestamps, no priorities */
+    ck_assert(run_on_tty(conf, "accepting connections", tty, sizeof(tty)));
+    ck_assert_msg(strstr(tty, "Z info worker[0] pid=") != NULL, "%s", tty);
+    ck_assert_msg(strstr(tty, "<6>") == NULL, "%s", tty);
+    h_chat_free(&c);
+
+    /* a log file: timestamps in the file and on stderr, as before */
+    ck_assert_int_eq(h_chat_start(&c, NULL, 1, "redis-port 1\n"), 0);
+    snprintf(errlog, sizeof(errlog), "%s/stderr.log", c.dir);
+    ck_assert(h_wait_log(c.log, "Z info worker[0] pid=", 5000));
+    ck_assert(h_wait_log(errlog, "Z info worker[0] pid=", 5000));
+    ck_assert(!h_file_contains(errlog, "<6>"));
+    h_chat_free(&c);
+}
+END_TEST
+
 static Suite *process_suite(void)
 {
     Suite *s = suite_create("process");
@@ -404,6 +514,7 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_port_taken);
     tcase_add_test(tc, test_two_instances);
     tcase_add_test(tc, test_daemonize_pidfile);
+    tcase_add_test(tc, test_journal_log_format);
     suite_add_tcase(s, tc);
     return s;
 }
