@@ -32,6 +32,7 @@
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "metrics.h"
 #include "master.h"
 #include "net.h"
 #include "outbox.h"
@@ -451,6 +452,7 @@ static int broker_store(const char *room, size_t rlen, const char *user, size_t 
     if (history_publish(B.history, room, rlen, user, ulen, text, tlen, (char *)B.scratch,
                         B.scratch_cap, broker_on_stored, q) == -1)
         return -1;
+    metrics_inc(MS_PUBLISHED);
     B.inflight++;
     return 0;
 }
@@ -591,11 +593,13 @@ static void broker_on_publish(struct broker_worker *w, const struct ipc_msg *m)
             it = outbox_push(&B.outbox, OUTBOX_PUBLISH, w->id, m->id, h->room->name, h->room->len,
                              user->p, user->len, text->p, text->len,
                              util_now_ms() + (uint64_t)B.cfg->outbox_timeout);
-        if (it != NULL)
+        if (it != NULL) {
             it->flags = m->flags;
-        else
+        } else {
+            metrics_inc(MS_OUTBOX_DROPPED);
             broker_send_publish_fail(w, m->id, 0, h->room->name, h->room->len,
                                      (const char *)user->p, user->len, "chat service unavailable");
+        }
         return;
     }
     q = broker_req_new(w->id, m->id, h->room->name, h->room->len, user->p, user->len);
@@ -849,6 +853,7 @@ static void broker_on_ipc_close(struct ipc_link *l, const char *why, void *arg)
         w->next->prev = w->prev;
     ipc_link_free(w->link);
     free(w);
+    metrics_sub(MS_WORKERS_CONNECTED, 1);
     broker_maybe_exit();
 }
 
@@ -884,6 +889,7 @@ static void broker_accept_cb(evutil_socket_t fd, short what, void *arg)
         if (B.workers != NULL)
             B.workers->prev = w;
         B.workers = w;
+        metrics_inc(MS_WORKERS_CONNECTED);
     }
 }
 
@@ -901,6 +907,7 @@ static void broker_drop_behind(struct broker_worker *w)
             "worker %d (pid %d) left %zu bytes unread (max-worker-backlog %zu): dropping it and "
             "its %zu user(s)",
             w->slot, (int)w->pid, ipc_link_pending(w->link), B.max_backlog, w->users.count);
+    metrics_inc(MS_WORKERS_BEHIND);
     if (w->pid <= 0)
         log_msg(LOG_ERROR, "worker %d: pid unknown, the master cannot restart it", w->slot);
     else if (master_request_worker_kill(w->pid) == -1)
@@ -1003,6 +1010,7 @@ static void broker_deliver(const struct broker_room *room, const char *payload, 
         log_msg(LOG_WARN, "dropping a %zu-byte message from redis: larger than the limit", len);
         return;
     }
+    metrics_inc(MS_FANNED_OUT);
     broker_fan_out(room, (size_t)n); /* encoded once */
 }
 
@@ -1182,6 +1190,7 @@ static void broker_outbox_tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     while ((it = outbox_pop_expired(&B.outbox, now)) != NULL) {
         struct broker_worker *w = broker_find_worker(it->worker_id);
+        metrics_inc(MS_OUTBOX_DROPPED);
         if (w != NULL)
             broker_send_publish_fail(w, it->reqid, 0, outbox_room(it), it->roomlen, outbox_user(it),
                                      it->userlen, "chat service unavailable");

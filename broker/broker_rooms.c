@@ -6,6 +6,7 @@
 
 #include "broker_fill.h"
 #include "log.h"
+#include "metrics.h"
 #include "presence.h"
 #include "redis_link.h"
 
@@ -104,6 +105,7 @@ static void brooms_free(struct broker_rooms *rs, struct broker_room *r)
 {
     brooms_resub_done(rs, r, 1);
     dict_del(&rs->by_name, r->name, r->len);
+    metrics_set(MS_BROKER_ROOMS, rs->by_name.count);
     bfill_room_free(r);
     free(r);
 }
@@ -134,6 +136,7 @@ struct broker_room *brooms_ref(struct broker_rooms *rs, const char *name, size_t
     }
     r->chlen = strlen(r->channel);
     r->refs = 1;
+    metrics_set(MS_BROKER_ROOMS, rs->by_name.count);
     if (len == 0) {
         r->sub = BROKER_SUB_ON; /* the seed channel: subscribed with the link */
         return r;

@@ -9,6 +9,7 @@
 
 #include "chat_payload.h"
 #include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "stream_id.h"
 
@@ -281,6 +282,7 @@ static int history_read_newest(struct history *h, const char *room, size_t rlen,
         free(q);
         return -1;
     }
+    metrics_inc(MS_HISTORY_READS);
     return 0;
 }
 
@@ -316,5 +318,6 @@ int history_read_after(struct history *h, const char *room, size_t rlen, const c
         free(q);
         return -1;
     }
+    metrics_inc(MS_HISTORY_READS);
     return 0;
 }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
+
 void outbox_init(struct outbox *o)
 {
     memset(o, 0, sizeof(*o));
@@ -39,7 +41,7 @@ struct outbox_item *outbox_push(struct outbox *o, enum outbox_kind kind, uint64_
         o->head = it;
     o->tail = it;
     if (kind == OUTBOX_PUBLISH)
-        o->npublish++;
+        metrics_set(MS_OUTBOX_DEPTH, ++o->npublish);
     return it;
 }
 
@@ -53,7 +55,7 @@ struct outbox_item *outbox_pop(struct outbox *o)
     if (o->head == NULL)
         o->tail = NULL;
     if (it->kind == OUTBOX_PUBLISH)
-        o->npublish--;
+        metrics_set(MS_OUTBOX_DEPTH, --o->npublish);
     it->next = NULL;
     return it;
 }
@@ -72,7 +74,7 @@ struct outbox_item *outbox_pop_expired(struct outbox *o, uint64_t now_ms)
         *pp = it->next;
         if (o->tail == it)
             o->tail = prev;
-        o->npublish--;
+        metrics_set(MS_OUTBOX_DEPTH, --o->npublish);
         it->next = NULL;
         return it;
     }

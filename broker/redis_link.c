@@ -27,6 +27,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "util.h"
 
@@ -71,6 +72,7 @@ struct rlink_req {
     rlink_reply_fn fn;
     rlink_raw_fn raw;
     void *pd;
+    uint64_t sent_us; /* for the latency histogram */
 };
 
 static const char *rconn_name(const struct rconn *c)
@@ -85,6 +87,7 @@ static void rlink_update_state(struct rlink *r)
     if (up == r->up)
         return;
     r->up = up;
+    metrics_set(MS_REDIS_UP, (uint64_t)up);
     log_msg(up ? LOG_INFO : LOG_WARN, "redis link %s (%s:%d)", up ? "up" : "down",
             r->cfg->redis_host, r->cfg->redis_port);
     r->h.on_state(up, r->h.arg);
@@ -105,6 +108,7 @@ static void rconn_schedule_retry(struct rconn *c)
     /* jitter, within the cap: instances do not retry in lockstep */
     delay = delay / 2 + random() % (delay / 2 + 1);
     c->failures++;
+    metrics_inc(MS_REDIS_RECONNECTS);
     tv = util_ms_tv(delay);
     evtimer_add(c->retry_ev, &tv);
 }
@@ -469,6 +473,10 @@ static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
 
     (void)ac;
     req->r->replies += reply != NULL;
+    if (reply != NULL)
+        metrics_redis_latency(util_now_us() - req->sent_us);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        metrics_inc(MS_REDIS_ERRORS);
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
         log_msg(LOG_ERROR, "redis command failed: %s", reply->str);
     if (req->raw != NULL) {
@@ -498,6 +506,7 @@ static int rlink_send(struct rlink *r, rlink_reply_fn fn, rlink_raw_fn raw, void
     req->fn = fn;
     req->raw = raw;
     req->pd = pd;
+    req->sent_us = util_now_us();
     if (redisAsyncCommandArgv(r->cmd.ac, rlink_on_reply, req, argc, argv, lens) != REDIS_OK) {
         free(req);
         return -1;

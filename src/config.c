@@ -70,6 +70,9 @@ static const struct cfg_directive cfg_directives[] = {
     { "tls-ca-cert", CFG_STR, CFG_OFF(tls_ca_cert), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "deflate", CFG_BOOL, CFG_OFF(deflate), 0, 1, 0, 0, NULL },
     { "deflate-threshold", CFG_SIZE, CFG_OFF(deflate_threshold), 0, CFG_MIB, 0, 256, NULL },
+    { "metrics-port", CFG_UINT, CFG_OFF(metrics_port), 1, 65535, CFG_F_ZERO_OFF, 0, NULL },
+    { "metrics-bind", CFG_STR, CFG_OFF(metrics_bind), 1, CFG_HOST_MAX, CFG_F_NOCTRL, 0,
+      "127.0.0.1" },
     /* process */
     { "pidfile", CFG_STR, CFG_OFF(pidfile), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "daemonize", CFG_BOOL, CFG_OFF(daemonize), 0, 1, 0, 0, NULL },
@@ -831,6 +834,11 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
     }
     if (cfg->tls_port != 0 && cfg->tls_port == cfg->port) {
         cfg_err(err, errlen, "tls-port: %d is also the plain port", cfg->tls_port);
+        return -1;
+    }
+    if (cfg->metrics_port != 0 &&
+        (cfg->metrics_port == cfg->port || cfg->metrics_port == cfg->tls_port)) {
+        cfg_err(err, errlen, "metrics-port: %d is also a chat port", cfg->metrics_port);
         return -1;
     }
     if (cfg->tls_port == 0 && (cfg->tls_cert != NULL || cfg->tls_key != NULL ||

@@ -48,6 +48,8 @@ struct cfg {
     char *tls_ca_cert;           /* NULL; set: clients must present a certificate it signed */
     int deflate;                 /* 0: permessage-deflate is not negotiated */
     long deflate_threshold;      /* 256: shorter broadcasts go uncompressed */
+    int metrics_port;            /* 0 = no /metrics listener */
+    char *metrics_bind;          /* "127.0.0.1": metrics are for the local scraper */
     /* process */
     char *pidfile;               /* NULL */
     int daemonize;               /* 0 */

@@ -27,6 +27,7 @@
 #include "broker.h"
 #include "conn_count.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "proctitle.h"
 #include "tls_server.h"
@@ -72,7 +73,9 @@ static struct {
     int listen_fd[MASTER_SLOTS_MAX];
     int tls_fd[MASTER_SLOTS_MAX]; /* the wss:// listener beside it, -1 without tls-port */
     int nslots;
+    int metrics_fd;        /* the /metrics listener every worker shares; -1 without */
     struct ccount *ccount; /* shared with the workers */
+    struct metrics_shm *metrics; /* shared with every child */
     struct master_proc broker;
     struct master_proc workers[MASTER_SLOTS_MAX];
     struct master_retired retired[MASTER_SLOTS_MAX * 4];
@@ -121,6 +124,29 @@ static void master_close_listeners(int fd, int tls_fd)
         close(tls_fd);
 }
 
+/* A child process is gone (or never started): give its row of the shared
+ * connection counts back, and fold its counters into its slot's. row is a
+ * worker's, or METRICS_BROKER. */
+static void master_row_release(int row)
+{
+    metrics_row_fold(M.metrics, row);
+    if (row != METRICS_BROKER)
+        ccount_row_release(M.ccount, row);
+}
+
+/* The /metrics listener of cfg, or -1 when metrics-port is 0 (err set and
+ * -2 on failure). SO_REUSEPORT, so that a reload moving it to another
+ * address of the same port can open the new one before the old one goes. */
+static int master_open_metrics(const struct cfg *cfg, char *err)
+{
+    int fd;
+
+    if (cfg->metrics_port == 0)
+        return -1;
+    fd = net_tcp_listen(cfg->metrics_bind, cfg->metrics_port, err);
+    return fd == -1 ? -2 : fd;
+}
+
 /* In the child, right after fork: a clean signal state, only our socket. */
 
 static void master_child_setup(const struct master_proc *p)
@@ -153,6 +179,9 @@ static void master_child_setup(const struct master_proc *p)
             master_close_listeners(M.listen_fd[i], M.tls_fd[i]);
     for (i = 0; i < M.nretired; i++)
         master_close_listeners(M.retired[i].close_fd, M.retired[i].close_tls_fd);
+    if (p->role != ROLE_WORKER && M.metrics_fd != -1)
+        close(M.metrics_fd);
+    metrics_attach(M.metrics, p->role == ROLE_BROKER ? METRICS_BROKER : p->row);
     master_role_name(p, name, sizeof(name));
     snprintf(title, sizeof(title), "redis-chat: %s", name);
     proctitle_set(title);
@@ -174,12 +203,12 @@ static int master_spawn(struct master_proc *p)
         p->respawn_at_ms = util_now_ms() + MASTER_BACKOFF_MAX_MS;
         return -1;
     }
+    metrics_row_bind(M.metrics, p->role == ROLE_BROKER ? METRICS_BROKER : p->row, p->slot);
     pid = fork();
 
     if (pid == -1) {
         log_errno(LOG_ERROR, errno, "fork %s", master_role_name(p, name, sizeof(name)));
-        if (p->role == ROLE_WORKER)
-            ccount_row_release(M.ccount, p->row);
+        master_row_release(p->role == ROLE_BROKER ? METRICS_BROKER : p->row);
         p->respawn_at_ms = util_now_ms() + MASTER_BACKOFF_MAX_MS;
         return -1;
     }
@@ -191,7 +220,7 @@ static int master_spawn(struct master_proc *p)
             rc = broker_main(M.cfg, M.instance_id);
         else
             rc = worker_main(M.cfg, p->slot, M.listen_fd[p->slot], M.tls_fd[p->slot], M.ccount,
-                             p->row);
+                             p->row, M.metrics_fd, M.metrics);
         log_close();
         exit(rc);
     }
@@ -258,8 +287,8 @@ static void master_on_death(struct master_proc *p, int status)
     master_role_name(p, name, sizeof(name));
     master_describe_status(status, how, sizeof(how));
     p->pid = 0;
-    if (p->role == ROLE_WORKER) /* its connections died with it */
-        ccount_row_release(M.ccount, p->row);
+    /* its connections died with it; its counters live on in its slot's */
+    master_row_release(p->role == ROLE_BROKER ? METRICS_BROKER : p->row);
     if (M.stopping) {
         log_msg(LOG_INFO, "%s %s", name, how);
         return;
@@ -308,7 +337,7 @@ static void master_reap(void)
             if (M.retired[i].pid != pid)
                 continue;
             log_msg(LOG_INFO, "old worker pid %d finished", (int)pid);
-            ccount_row_release(M.ccount, M.retired[i].row);
+            master_row_release(M.retired[i].row);
             master_close_listeners(M.retired[i].close_fd, M.retired[i].close_tls_fd);
             M.retired[i] = M.retired[--M.nretired];
             break;
@@ -414,9 +443,9 @@ static void master_on_kill_request(const siginfo_t *si)
 /* SO_REUSEPORT lets a second server of the same user bind our port too and
  * silently take half the connections: make sure the port is free first, with
  * a socket that does not share. */
-static int master_port_free(const struct cfg *cfg, int port, char *err)
+static int master_port_free(const char *host, int port, char *err)
 {
-    int fd = net_tcp_listen_exclusive(cfg->bind, port, err);
+    int fd = net_tcp_listen_exclusive(host, port, err);
 
     if (fd == -1)
         return 0;
@@ -432,9 +461,9 @@ static int master_open_listeners(const struct cfg *cfg, int *fds, int *tfds, int
 {
     int i, port = cfg->port;
 
-    if (from == 0 && cfg->port != 0 && !master_port_free(cfg, cfg->port, err))
+    if (from == 0 && cfg->port != 0 && !master_port_free(cfg->bind, cfg->port, err))
         return -1;
-    if (from == 0 && cfg->tls_port != 0 && !master_port_free(cfg, cfg->tls_port, err))
+    if (from == 0 && cfg->tls_port != 0 && !master_port_free(cfg->bind, cfg->tls_port, err))
         return -1;
     if (port == 0 && from > 0) /* port 0: the kernel picked one for slot 0 */
         port = net_local_port(fds[0]);
@@ -462,7 +491,7 @@ static void master_retire(pid_t pid, int close_fd, int close_tls_fd, int row)
     if (M.nretired == (int)ARRAY_SIZE(M.retired)) {
         /* too many reloads in flight: stop waiting politely for the oldest */
         kill(M.retired[0].pid, SIGKILL);
-        ccount_row_release(M.ccount, M.retired[0].row);
+        master_row_release(M.retired[0].row);
         M.retired[0] = M.retired[--M.nretired];
     }
     M.retired[M.nretired].pid = pid;
@@ -550,6 +579,23 @@ static void master_reload(void)
             free(n);
             return;
         }
+    }
+    if (n->metrics_port != old->metrics_port ||
+        master_str_differs(n->metrics_bind, old->metrics_bind)) {
+        int mfd = master_open_metrics(n, err);
+        if (mfd == -2) {
+            log_msg(LOG_ERROR, "reload failed, keeping the running configuration: metrics: %s",
+                    err);
+            for (i = new_sockets ? 0 : old_slots; i < n->workers; i++)
+                master_close_listeners(fds[i], tfds[i]);
+            cfg_free(n);
+            free(n);
+            return;
+        }
+        /* the old workers close their copies as they begin to drain */
+        if (M.metrics_fd != -1)
+            close(M.metrics_fd);
+        M.metrics_fd = mfd;
     }
     log_open((enum log_level)n->log_level, n->logfile);
 
@@ -657,6 +703,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
     int i;
 
     memset(&M, 0, sizeof(M));
+    M.metrics_fd = -1;
     M.cfg = cfg;
     M.conf_path = conf_path;
     M.nslots = cfg->workers;
@@ -671,10 +718,16 @@ int master_run(struct cfg *cfg, const char *conf_path)
         log_msg(LOG_ERROR, "%s", err);
         return RC_EXIT_RUNTIME;
     }
+    if (cfg->metrics_port != 0 && (!master_port_free(cfg->metrics_bind, cfg->metrics_port, err) ||
+                                   (M.metrics_fd = master_open_metrics(cfg, err)) < 0)) {
+        log_msg(LOG_ERROR, "metrics: %s", err);
+        return RC_EXIT_RUNTIME;
+    }
     master_new_instance_id(M.instance_id, sizeof(M.instance_id));
     M.ccount = ccount_create();
-    if (M.ccount == NULL) {
-        log_errno(LOG_ERROR, errno, "shared connection counts");
+    M.metrics = metrics_create();
+    if (M.ccount == NULL || M.metrics == NULL) {
+        log_errno(LOG_ERROR, errno, "shared connection counts and metrics");
         return RC_EXIT_RUNTIME;
     }
     if (cfg->daemonize && master_daemonize() == -1) {
@@ -739,10 +792,13 @@ int master_run(struct cfg *cfg, const char *conf_path)
     }
     for (i = 0; i < M.nslots; i++)
         master_close_listeners(M.listen_fd[i], M.tls_fd[i]);
+    if (M.metrics_fd != -1)
+        close(M.metrics_fd);
     if (M.cfg->pidfile != NULL)
         unlink(M.cfg->pidfile);
     log_msg(LOG_INFO, "stopped");
     ccount_destroy(M.ccount);
+    metrics_destroy(M.metrics);
     cfg_free(M.cfg);
     free(M.cfg);
     return M.exit_code;

@@ -22,6 +22,7 @@
 #include "http_upgrade.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "stream_id.h"
 #include "utf8.h"
@@ -266,6 +267,7 @@ static int chat_join(struct chat *c, struct chat_conn *conn, const char *room, s
             chat_error(conn, "join", room, rlen, NULL, "name taken in that room");
         else
             wss_queue_text(conn->s, text, strlen(text));
+        metrics_inc(MS_REFUSED + MREF_NAME_TAKEN);
         wss_close(conn->s, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON);
     } else {
         chat_refuse_unavailable(conn->s);
@@ -467,6 +469,7 @@ static void chat_open(struct wss_session *s, const struct upg_request *req,
     why = access_token_check(c->cfg, &tok, user, ulen);
     if (why != NULL) {
         wss_log(LOG_INFO, s, "authentication failed: %s", why);
+        metrics_inc(MS_REFUSED + MREF_AUTH);
         wss_close(s, CHAT_CLOSE_UNAUTHORIZED, why);
         return;
     }
@@ -838,6 +841,7 @@ static void chat_join_refused(struct chat *c, struct chat_member *m, enum ipc_jo
                    reason);
     } else if (st == IPC_JOIN_TAKEN) {
         snprintf(text, sizeof(text), CHAT_TEXT_TAKEN_FMT, chat_conn_name(conn));
+        metrics_inc(MS_REFUSED + MREF_NAME_TAKEN);
         chat_refuse_url_room(m, CHAT_CLOSE_NAME_TAKEN, CHAT_CLOSE_NAME_TAKEN_REASON, reason, text);
     } else {
         chat_refuse_url_room(m, CHAT_CLOSE_TRY_AGAIN_LATER, reason, reason,

@@ -8,6 +8,7 @@
 #include "chat_proto.h"
 #include "chat_text.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "ws_frame.h"
 #include "ws_session.h"
@@ -89,6 +90,7 @@ static struct chat_room *chat_room_get_or_new(struct chat_rooms *rs, const char 
         free(r);
         return NULL;
     }
+    metrics_inc(MS_WORKER_ROOMS);
     return r;
 }
 
@@ -98,6 +100,7 @@ static void chat_room_maybe_free(struct chat_rooms *rs, struct chat_room *r)
         return;
     dict_del(&rs->by_name, r->name, r->len);
     chat_room_free_cb(NULL, 0, r, NULL);
+    metrics_sub(MS_WORKER_ROOMS, 1);
 }
 
 struct chat_member *chat_member_of(const struct chat_conn *conn, const char *name, size_t len)
@@ -134,6 +137,7 @@ struct chat_member *chat_member_new(struct chat_rooms *rs, struct chat_conn *con
     m->conn_next = conn->rooms;
     conn->rooms = m;
     conn->nrooms++;
+    metrics_inc(MS_WORKER_MEMBERS);
     return m;
 }
 
@@ -158,6 +162,7 @@ static void chat_member_live(struct chat_member *m)
 void chat_member_joined(struct chat_member *m)
 {
     m->joined = 1;
+    metrics_inc(MS_JOINS);
     chat_member_live(m);
 }
 
@@ -262,6 +267,9 @@ void chat_member_free(struct chat_rooms *rs, struct chat_member *m)
     struct chat_conn *conn = m->conn;
     struct chat_member **pp;
 
+    metrics_sub(MS_WORKER_MEMBERS, 1);
+    if (m->joined)
+        metrics_inc(MS_LEAVES);
     if (m->cu != NULL) {
         chat_catchup_free(m);
     } else if (m->joined && conn->typed) {
@@ -441,6 +449,8 @@ void chat_rooms_deliver(struct chat_rooms *rs, const char *name, size_t len, con
                                             sender && !sender->conn->typed ? sender->conn->s->id
                                                                            : 0) != 0))
             log_msg(LOG_ERROR, "out of memory: a message was not delivered");
+        else if (r->nplain > 0) /* one frame, read by every plain member but its sender */
+            metrics_add(MS_DELIVERIES, r->nplain - (sender != NULL && !sender->conn->typed));
         if (f != NULL && r->catching != NULL)
             chat_rooms_hold(r, sender, 0, f, id);
         ws_frame_unref(f);

@@ -25,6 +25,8 @@
 #include "ipc.h"
 #include "ipc_link.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "util.h"
 #include "web.h"
@@ -97,14 +99,18 @@ static void worker_admit(int fd, const struct sockaddr *sa, const char *peer, in
     uint32_t bucket = ccount_bucket(sa);
 
     if (W.stopping) {
+        metrics_inc(MS_REFUSED + MREF_SHUTTING_DOWN);
         wss_refuse(&W.srv, fd, peer, 503, "server is shutting down, please reconnect", tls);
     } else if (ccount_total(W.srv.ccount) >= (uint32_t)cfg->max_connections) {
+        metrics_inc(MS_REFUSED + MREF_MAX_CONNECTIONS);
         wss_refuse(&W.srv, fd, peer, 503, "server is full: too many connections, retry later",
                    tls);
     } else if (cfg->max_connections_per_ip > 0 &&
                ccount_ip(W.srv.ccount, bucket) >= (uint32_t)cfg->max_connections_per_ip) {
+        metrics_inc(MS_REFUSED + MREF_PER_IP);
         wss_refuse(&W.srv, fd, peer, 429, "too many connections from your address", tls);
     } else {
+        metrics_inc(MS_ACCEPTED + (tls != 0));
         ccount_add(W.srv.ccount, W.srv.ccount_row, bucket, 1);
         wss_accept(&W.srv, fd, peer, bucket, tls);
     }
@@ -201,6 +207,7 @@ static void worker_on_broker_close(struct ipc_link *l, const char *why, void *ar
     log_msg(LOG_WARN, "broker link lost (%s); reconnecting", why);
     ipc_link_free(l);
     W.broker = NULL;
+    metrics_set(MS_BROKER_LINK_UP, 0);
     chat_on_broker_lost(&W.chat);
     wss_flush_dirty(&W.srv);
     /* even while stopping: the leaves of the last sessions need a broker */
@@ -238,6 +245,7 @@ static void worker_broker_connect(void)
     ipc_msg_set(&m, IPC_HELLO, (uint32_t)W.slot, 0, W.cfg->channel, W.cfg->channel_len, pid,
                 strlen(pid), NULL, 0);
     ipc_link_send(W.broker, &m);
+    metrics_set(MS_BROKER_LINK_UP, 1);
     chat_on_broker_up(&W.chat);
     log_msg(W.broker_failures ? LOG_INFO : LOG_DEBUG, "connected to the broker");
     W.broker_failures = 0;
@@ -288,8 +296,10 @@ static void worker_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     log_msg(LOG_WARN, "shutdown timeout: dropping %zu remaining connection(s)", W.srv.nsessions);
-    while (W.srv.sessions != NULL)
+    while (W.srv.sessions != NULL) {
+        metrics_inc(MS_DROPS + MDROP_SHUTDOWN_TIMEOUT);
         wss_destroy(W.srv.sessions, "shutdown timeout");
+    }
     event_base_loopexit(W.base, NULL);
 }
 
@@ -307,6 +317,7 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     if (W.stopping == 0) {
         worker_accepting(0);
+        metrics_http_stop(W.metrics); /* scrapes go to the workers that stay */
         event_del(W.accept_retry_ev);
         worker_timer_add(W.stop_ev, W.cfg->shutdown_timeout);
     }
@@ -378,7 +389,8 @@ static void worker_routes(void)
 }
 
 static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, int tls_fd,
-                        struct ccount *ccount, int row)
+                        struct ccount *ccount, int row, int metrics_fd,
+                        const struct metrics_shm *metrics)
 {
     memset(&W, 0, sizeof(W));
     W.cfg = cfg;
@@ -396,6 +408,8 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, int tls_
     W.accept_ev = event_new(W.base, listen_fd, EV_READ | EV_PERSIST, worker_accept_cb, NULL);
     if (tls_fd != -1 && (W.tls_accept_ev = event_new(W.base, tls_fd, EV_READ | EV_PERSIST,
                                                      worker_accept_cb, &W.tls_accept_ev)) == NULL)
+        return -1;
+    if (metrics_fd != -1 && (W.metrics = metrics_http_new(W.base, metrics_fd, metrics)) == NULL)
         return -1;
     W.reload_ev = evsignal_new(W.base, SIGHUP, worker_signal_reload_cb, NULL);
     W.accept_retry_ev = evtimer_new(W.base, worker_accept_retry_cb, NULL);
@@ -421,11 +435,11 @@ static int worker_setup(const struct cfg *cfg, int slot, int listen_fd, int tls_
 }
 
 int worker_main(const struct cfg *cfg, int slot, int listen_fd, int tls_fd, struct ccount *ccount,
-                int row)
+                int row, int metrics_fd, const struct metrics_shm *metrics)
 {
     int rc = RC_EXIT_OK;
 
-    if (worker_setup(cfg, slot, listen_fd, tls_fd, ccount, row) == -1) {
+    if (worker_setup(cfg, slot, listen_fd, tls_fd, ccount, row, metrics_fd, metrics) == -1) {
         log_msg(LOG_ERROR, "cannot start (out of memory, or the TLS certificate)");
         return RC_EXIT_RUNTIME;
     }
@@ -443,6 +457,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, int tls_fd, stru
             log_msg(LOG_WARN, "could not hand every leave to the broker");
         ipc_link_free(W.broker);
     }
+    metrics_http_free(W.metrics);
     wss_server_deinit(&W.srv);
     chat_deinit(&W.chat);
     event_free(W.accept_ev);

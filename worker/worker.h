@@ -6,13 +6,16 @@
 #include "config.h"
 
 struct ccount;
+struct metrics_shm;
 
 /* Entry point of worker `slot` (called in the child after fork), serving
  * listen_fd and, with tls-port, tls_fd (else -1): SO_REUSEPORT sockets
  * owned by the master; counting its connections in row `row` of the shared
- * counts. SIGHUP re-reads the TLS certificate. Returns RC_EXIT_*. */
+ * counts. metrics_fd (-1: none) is the /metrics listener every worker
+ * shares, answered from the shared metrics. SIGHUP re-reads the TLS
+ * certificate. Returns RC_EXIT_*. */
 int worker_main(const struct cfg *cfg, int slot, int listen_fd, int tls_fd, struct ccount *ccount,
-                int row);
+                int row, int metrics_fd, const struct metrics_shm *metrics);
 
 #endif
 
@@ -29,6 +32,7 @@ int worker_main(const struct cfg *cfg, int slot, int listen_fd, int tls_fd, stru
 struct event_base;
 struct event;
 struct ipc_link;
+struct metrics_http;
 
 #define WORKER_ROUTES_MAX 16
 
@@ -45,6 +49,7 @@ struct worker {
     struct event *broker_retry_ev;
     struct event *ping_ev;
     struct event *term_ev, *int_ev, *quit_ev, *stop_ev;
+    struct metrics_http *metrics; /* GET /metrics; NULL without metrics-port */
     struct ipc_link *broker; /* NULL while disconnected */
     int broker_failures;
     size_t max_frame;        /* IPC frame limit */

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "conn_count.h"
 #include "log.h"
+#include "metrics.h"
 #include "send_batch.h"
 #include "tls_server.h"
 #include "ws_deflate.h"
@@ -45,6 +46,7 @@
 #define WSS_EARLY_MAX 65536
 
 static void wss_read_cb(evutil_socket_t fd, short what, void *arg);
+static void wss_set_state(struct wss_session *s, enum wss_state state);
 static void wss_write_cb(evutil_socket_t fd, short what, void *arg);
 static const struct wslay_event_callbacks wss_callbacks;
 static int wss_flush_one(struct wss_session *s);
@@ -130,6 +132,34 @@ static void wss_unlink_dirty(struct wss_session *s)
     s->dirty = 0;
 }
 
+/* ---- metrics ------------------------------------------------------------ */
+
+/* The connections gauge a session is counted in: its state's, ws or wss. */
+static int wss_gauge(const struct wss_session *s)
+{
+    static const uint8_t klass[] = {
+        [WSS_HANDSHAKE] = MCONN_HANDSHAKING, [WSS_FINAL_WRITE] = MCONN_CLOSING,
+        [WSS_UPGRADED] = MCONN_HANDSHAKING,  [WSS_OPEN] = MCONN_OPEN,
+        [WSS_CLOSING] = MCONN_CLOSING,
+    };
+
+    return MS_CONNECTIONS + (s->tls != NULL ? MCONN_NSTATES : 0) + klass[s->state];
+}
+
+static void wss_set_state(struct wss_session *s, enum wss_state state)
+{
+    metrics_sub(wss_gauge(s), 1);
+    s->state = state;
+    metrics_inc(wss_gauge(s));
+}
+
+/* Dropped without a close handshake (reason: enum metrics_drop). */
+static void wss_drop(struct wss_session *s, int reason, const char *why)
+{
+    metrics_inc(MS_DROPS + reason);
+    wss_destroy(s, why);
+}
+
 /* Nothing more can be queued for it: the flush pass drops the connection. */
 static void wss_doom(struct wss_session *s)
 {
@@ -159,7 +189,8 @@ static void wss_fail_protocol(struct wss_session *s)
     wslay_event_shutdown_write(s->ws);
     wslay_event_shutdown_read(s->ws);
     event_del(s->rev);
-    s->state = WSS_FINAL_WRITE;
+    metrics_inc(MS_CLOSE_CODES + metrics_close_code_index(1002));
+    wss_set_state(s, WSS_FINAL_WRITE);
     wss_unlink_dirty(s);
     wss_flush_one(s);
 }
@@ -172,6 +203,7 @@ void wss_destroy(struct wss_session *s, const char *why)
             why);
     if (s->app != NULL && s->app->gone != NULL)
         s->app->gone(s, s->app->arg);
+    metrics_sub(wss_gauge(s), 1);
     wss_unlink_dirty(s);
     ws_out_release(&s->out);
     if (s->counted)
@@ -248,6 +280,7 @@ static void wss_queue_own(struct wss_session *s, uint8_t opcode, const void *dat
         wss_doom(s);
         return;
     }
+    metrics_inc(MS_DELIVERIES);
     if (!wss_over_cap(s))
         wss_mark_dirty(s);
 }
@@ -316,6 +349,7 @@ void wss_queue_frame(struct wss_session *s, struct ws_frame *f)
         wss_doom(s);
         return;
     }
+    metrics_inc(MS_DELIVERIES);
     if (!wss_over_cap(s))
         wss_mark_dirty(s);
 }
@@ -336,9 +370,10 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason)
         wslay_event_send(s->ws);
     wss_unsubscribe(s, 1);
     wslay_event_queue_close(s->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    metrics_inc(MS_CLOSE_CODES + metrics_close_code_index(code));
     if (s->state != WSS_CLOSING)
         wss_log(LOG_INFO, s, "closing: %u %s", code, reason ? reason : "");
-    s->state = WSS_CLOSING;
+    wss_set_state(s, WSS_CLOSING);
     /* wait for the peer's close frame, but not forever */
     wss_set_read_timeout(s, WSS_CLOSE_TIMEOUT_MS);
     if (s->headoff < s->headlen)
@@ -351,7 +386,7 @@ void wss_close(struct wss_session *s, uint16_t code, const char *reason)
 static int wss_wait_writable(struct wss_session *s)
 {
     if (wss_over_cap(s)) {
-        wss_destroy(s, "slow reader: output queue over max-pending-bytes");
+        wss_drop(s, MDROP_SLOW_READER, "slow reader: output queue over max-pending-bytes");
         return 1;
     }
     if (!s->blocked) {
@@ -399,13 +434,13 @@ static int wss_flush_one(struct wss_session *s)
     int rc, last;
 
     if (s->doomed) {
-        wss_destroy(s, "slow reader: output queue over max-pending-bytes");
+        wss_drop(s, MDROP_SLOW_READER, "slow reader: output queue over max-pending-bytes");
         return 1;
     }
     if (s->tls_handshaking)
         return 0; /* nothing can be said before the TLS handshake is done */
     if (s->ws != NULL && wslay_event_want_write(s->ws) && wslay_event_send(s->ws) != 0) {
-        wss_destroy(s, "send failed");
+        wss_drop(s, MDROP_SEND_FAILED, "send failed");
         return 1;
     }
     /* the close echo after the peer's close is the last thing said (RFC
@@ -738,10 +773,12 @@ static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_
     }
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
+        metrics_inc(MS_MESSAGES_IN);
         if (s->state == WSS_OPEN)
             app->text(s, (const char *)msg, len, app->arg);
         break;
     case WSLAY_BINARY_FRAME:
+        metrics_inc(MS_MESSAGES_IN);
         if (app->binary == NULL)
             wss_close(s, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not supported");
         else if (s->state == WSS_OPEN)
@@ -754,7 +791,7 @@ static void wss_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_
             s->proto_error = 1;
         if (s->state != WSS_CLOSING)
             wss_log(LOG_DEBUG, s, "peer closed with %u", arg->status_code);
-        s->state = WSS_CLOSING;
+        wss_set_state(s, WSS_CLOSING);
         wss_unsubscribe(s, 1); /* broadcasts already due go before the close echo */
         break;
     case WSLAY_PONG:
@@ -780,7 +817,7 @@ static void wss_http_final(struct wss_session *s)
     free(s->head);
     s->head = NULL;
     s->headoff = s->headlen = 0;
-    s->state = WSS_FINAL_WRITE;
+    wss_set_state(s, WSS_FINAL_WRITE);
     wss_mark_dirty(s);
 }
 
@@ -790,6 +827,8 @@ void wss_http_reply(struct wss_session *s, int status, const char *extra, const 
     size_t n = upg_response(buf, sizeof(buf), status, extra, body);
 
     wss_log(status >= 400 ? LOG_INFO : LOG_DEBUG, s, "HTTP %d: %s", status, body);
+    if (status >= 400 && s->counted) /* a refusal at admission is counted by its reason */
+        metrics_inc(MS_REFUSED + metrics_refuse_of_status(status));
     ws_out_add(&s->out, buf, n);
     wss_http_final(s);
 }
@@ -838,7 +877,7 @@ int wss_upgrade(struct wss_session *s, const struct upg_request *req,
         memcpy(s->head, wss_req.buf + req->head_len, s->headlen);
         s->headoff = 0;
     }
-    s->state = WSS_UPGRADED;
+    wss_set_state(s, WSS_UPGRADED);
     s->deadline_ms = 0; /* the hold's timer is not a deadline to enforce */
     wss_arm_read(s, WSS_HOLD_101_MS);
     return 0;
@@ -883,7 +922,7 @@ static void wss_read_early(struct wss_session *s)
 
 void wss_open(struct wss_session *s)
 {
-    s->state = WSS_OPEN;
+    wss_set_state(s, WSS_OPEN);
     s->held_101 = 0;
     wss_set_read_timeout(s, 0); /* reading again if it stopped before the open */
     if (s->headoff < s->headlen) /* frames arrived before the open */
@@ -985,6 +1024,10 @@ static void wss_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if ((what & EV_TIMEOUT) || wss_deadline_passed(s)) {
+        if (s->state == WSS_HANDSHAKE)
+            metrics_inc(MS_REFUSED + MREF_TIMEOUT);
+        else
+            metrics_inc(MS_DROPS + MDROP_CLOSE_TIMEOUT);
         wss_destroy(s, s->state != WSS_HANDSHAKE ? "close timeout"
                        : s->tls_handshaking     ? "TLS handshake timeout"
                                                 : "handshake timeout");
@@ -1056,6 +1099,7 @@ static struct wss_session *wss_new(struct wss_server *srv, int fd, const char *p
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    metrics_inc(wss_gauge(s));
     return s;
 }
 
@@ -1075,6 +1119,9 @@ void wss_accept(struct wss_server *srv, int fd, const char *peer, uint32_t ip_bu
             wss_destroy(s, "out of memory (TLS)");
             return;
         }
+        /* counted as ws:// by wss_new: a wss:// connection from now on */
+        metrics_sub(MS_CONNECTIONS + MCONN_HANDSHAKING, 1);
+        metrics_inc(MS_CONNECTIONS + MCONN_NSTATES + MCONN_HANDSHAKING);
         s->tls_handshaking = 1;
     }
     wss_set_read_timeout(s, srv->cfg->handshake_timeout);
@@ -1113,7 +1160,7 @@ void wss_server_ping(struct wss_server *srv)
         if (s->state != WSS_OPEN)
             continue;
         if (s->awaiting_pong) {
-            wss_destroy(s, "no answer to ping within ping-interval");
+            wss_drop(s, MDROP_PING_TIMEOUT, "no answer to ping within ping-interval");
             continue;
         }
         s->awaiting_pong = 1;
