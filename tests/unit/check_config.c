@@ -75,6 +75,8 @@ START_TEST(test_defaults_all_fields)
     ck_assert_str_eq(cfg.bind, "0.0.0.0");
     ck_assert_int_eq(cfg.port, 8080);
     ck_assert_int_eq(cfg.workers, want_workers);
+    ck_assert_int_eq(cfg.metrics_port, 0); /* no /metrics listener */
+    ck_assert_str_eq(cfg.metrics_bind, "127.0.0.1");
     ck_assert_str_eq(cfg.broker_socket, "/tmp/redis-chat-8080.sock");
     ck_assert_ptr_null(cfg.pidfile);
     ck_assert_int_eq(cfg.daemonize, 0);
@@ -221,7 +223,9 @@ static const char full_conf[] = "# every directive, none at its default\n"
                                 "history-size 5000\n"
                                 "history-ttl 7d\n"
                                 "history-on-join 20\n"
-                                "history-on-join-max 200\n";
+                                "history-on-join-max 200\n"
+                                "metrics-port 9100\n"
+                                "metrics-bind ::1\n";
 
 START_TEST(test_values_every_directive)
 {
@@ -269,6 +273,8 @@ START_TEST(test_values_every_directive)
     ck_assert_int_eq(cfg.history_ttl, 7L * 86400000);
     ck_assert_int_eq(cfg.history_on_join, 20);
     ck_assert_int_eq(cfg.history_on_join_max, 200);
+    ck_assert_int_eq(cfg.metrics_port, 9100);
+    ck_assert_str_eq(cfg.metrics_bind, "::1");
 }
 END_TEST
 
@@ -519,6 +525,11 @@ static const struct err_case err_cases[] = {
     { "redis-host \"\"\n", "x.conf:1: redis-host: must not be empty" },
     { "redis-tls-cert /c.pem\n", "x.conf:1: redis-tls-cert: needs redis-tls-key" },
     { "port 1\nredis-tls-key /k.pem\n", "x.conf:2: redis-tls-key: needs redis-tls-cert" },
+    { "metrics-port 65536\n", "x.conf:1: metrics-port: must be 0 (off) or 1..65535" },
+    { "metrics-port -1\n", "x.conf:1: metrics-port: must be 0 (off) or 1..65535" },
+    { "metrics-port http\n", "x.conf:1: metrics-port: invalid number 'http'" },
+    { "metrics-bind \"\"\n", "x.conf:1: metrics-bind: must not be empty" },
+    { "metrics-bind \"a\\nb\"\n", "x.conf:1: metrics-bind: must not contain control characters" },
 };
 
 START_TEST(test_errors_messages)
@@ -749,6 +760,27 @@ START_TEST(test_history_on_join_above_max)
 }
 END_TEST
 
+/* metrics-port must not be a chat port; 0 turns it off whatever the others. */
+START_TEST(test_metrics_port_not_a_chat_port)
+{
+    parse_ok("port 9000\nmetrics-port 9000\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "metrics-port: 9000 is also a chat port");
+    reset();
+    parse_ok("port 9000\ntls-port 9443\ntls-cert /c.pem\ntls-key /k.pem\nmetrics-port 9443\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "metrics-port: 9443 is also a chat port");
+    reset();
+    parse_ok("port 0\nmetrics-port 0\n");
+    finalize_ok();
+    reset();
+    parse_ok("metrics-port 9100\nmetrics-bind 0.0.0.0\n");
+    finalize_ok();
+    ck_assert_int_eq(cfg.metrics_port, 9100);
+    ck_assert_str_eq(cfg.metrics_bind, "0.0.0.0");
+}
+END_TEST
+
 /* The hint of an invalid duration names every suffix, "d" too. */
 START_TEST(test_history_ttl_hint_names_days)
 {
@@ -965,6 +997,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_errors_load_missing_file);
     tcase_add_test(tc, test_errors_load_file_names_file_and_line);
     tcase_add_test(tc, test_errors_finalize_checks_values_set_in_code);
+    tcase_add_test(tc, test_metrics_port_not_a_chat_port);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("history");
