@@ -1,14 +1,16 @@
 /* metrics.c -- see metrics.h. The one place naming every metric. */
 #include "metrics.h"
 
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "util.h"
 
+/* a cache line of its own: two workers never write to the same one */
 struct metrics_row {
     uint64_t v[MS_COUNT];
-};
+} __attribute__((aligned(64)));
 
 struct metrics_shm {
     uint64_t seq;                  /* odd while the master folds a row */
@@ -41,7 +43,7 @@ static const char *const metrics_refuse_labels[MREF_N] = {
     [MREF_ORIGIN] = "reason=\"origin\"",
     [MREF_NOT_FOUND] = "reason=\"not_found\"",
     [MREF_METHOD] = "reason=\"method\"",
-    [MREF_VERSION] = "reason=\"version\"",
+    [MREF_VERSION] = "reason=\"upgrade_required\"",
     [MREF_TOO_LARGE] = "reason=\"head_too_large\"",
     [MREF_UNAVAILABLE] = "reason=\"unavailable\"",
     [MREF_TIMEOUT] = "reason=\"timeout\"",
@@ -101,7 +103,7 @@ const struct metrics_family metrics_families[] = {
     {"room_members", MT_GAUGE, W, MS_WORKER_MEMBERS, 1,
      "Room memberships (joined or asking) on the worker.", NULL},
     {"broker_link_up", MT_GAUGE, W, MS_BROKER_LINK_UP, 1,
-     "1 while the worker is connected to the broker.", NULL},
+     "1 while the worker is connected to the broker (summed: workers connected).", NULL},
     {"metrics_scrapes_total", MT_COUNTER, W, MS_METRICS_SCRAPES, 1,
      "GET /metrics answered.", NULL},
     {"redis_up", MT_GAUGE, B, MS_REDIS_UP, 1,
@@ -279,14 +281,19 @@ static void metrics_add_row(uint64_t *into, const struct metrics_row *r)
         into[i] += __atomic_load_n(&r->v[i], __ATOMIC_RELAXED);
 }
 
+/* A fold takes microseconds; a master killed in the middle of one must not
+ * hang every scrape: after this many tries the view is taken as it is. */
+#define METRICS_READ_TRIES 100000
+
 void metrics_read(const struct metrics_shm *m, struct metrics_view *v)
 {
     uint64_t seq;
-    int i;
+    int i, tries = 0;
 
-    for (;;) {
-        while ((seq = __atomic_load_n(&m->seq, __ATOMIC_ACQUIRE)) & 1)
-            ;
+    for (;; tries++) {
+        while (((seq = __atomic_load_n(&m->seq, __ATOMIC_ACQUIRE)) & 1) &&
+               tries++ < METRICS_READ_TRIES)
+            sched_yield();
         v->nslots = (int)__atomic_load_n(&m->nslots, __ATOMIC_RELAXED);
         if (v->nslots > METRICS_SLOTS)
             v->nslots = METRICS_SLOTS;
@@ -303,7 +310,7 @@ void metrics_read(const struct metrics_shm *m, struct metrics_view *v)
         if (__atomic_load_n(&m->broker_live, __ATOMIC_RELAXED))
             metrics_add_row(v->broker, &m->broker);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&m->seq, __ATOMIC_RELAXED) == seq)
+        if (__atomic_load_n(&m->seq, __ATOMIC_RELAXED) == seq || tries >= METRICS_READ_TRIES)
             return;
     }
 }
