@@ -269,8 +269,7 @@ void metrics_attach(struct metrics_shm *m, int row)
 {
     struct metrics_row *r = m != NULL ? metrics_row_at(m, row) : NULL;
 
-    if (r != NULL)
-        metrics_mine = r->v;
+    metrics_mine = r != NULL ? r->v : metrics_private.v;
 }
 
 static void metrics_add_row(uint64_t *into, const struct metrics_row *r)

@@ -139,7 +139,8 @@ void metrics_row_bind(struct metrics_shm *m, int row, int slot);
 /* Master: that process is gone: fold its counters into its slot's. */
 void metrics_row_fold(struct metrics_shm *m, int row);
 
-/* In the child: write into this row from now on. */
+/* In the child: write into this row from now on (m NULL: into a private
+ * row again). */
 void metrics_attach(struct metrics_shm *m, int row);
 
 /* A consistent view: per worker slot (retired + live rows of that slot)
