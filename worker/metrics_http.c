@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "http_upgrade.h"
-#include "log.h"
 #include "metrics.h"
 #include "util.h"
 
