@@ -13,8 +13,8 @@ struct metrics_row {
 } __attribute__((aligned(64)));
 
 struct metrics_shm {
-    uint64_t seq;                  /* odd while the master folds a row */
-    uint32_t nslots;               /* high-water mark of worker slots */
+    uint64_t seq;                   /* odd while the master folds a row */
+    uint32_t nslots;                /* high-water mark of worker slots */
     int32_t row_slot[METRICS_ROWS]; /* slot + 1 of the row's process; 0 = free */
     int32_t broker_live;
     struct metrics_row rows[METRICS_ROWS];
@@ -63,10 +63,9 @@ static const unsigned metrics_close_codes[METRICS_CLOSE_CODES - 1] = {
     1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1013, 4401, 4409,
 };
 static const char *const metrics_close_labels[METRICS_CLOSE_CODES] = {
-    "code=\"1000\"", "code=\"1001\"", "code=\"1002\"", "code=\"1003\"",
-    "code=\"1007\"", "code=\"1008\"", "code=\"1009\"", "code=\"1010\"",
-    "code=\"1011\"", "code=\"1013\"", "code=\"4401\"", "code=\"4409\"",
-    "code=\"other\"",
+    "code=\"1000\"", "code=\"1001\"", "code=\"1002\"",  "code=\"1003\"", "code=\"1007\"",
+    "code=\"1008\"", "code=\"1009\"", "code=\"1010\"",  "code=\"1011\"", "code=\"1013\"",
+    "code=\"4401\"", "code=\"4409\"", "code=\"other\"",
 };
 const char *const metrics_latency_le[METRICS_LATENCY_BUCKETS] = {
     "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
@@ -104,8 +103,7 @@ const struct metrics_family metrics_families[] = {
      "Room memberships (joined or asking) on the worker.", NULL},
     {"broker_link_up", MT_GAUGE, W, MS_BROKER_LINK_UP, 1,
      "1 while the worker is connected to the broker (summed: workers connected).", NULL},
-    {"metrics_scrapes_total", MT_COUNTER, W, MS_METRICS_SCRAPES, 1,
-     "GET /metrics answered.", NULL},
+    {"metrics_scrapes_total", MT_COUNTER, W, MS_METRICS_SCRAPES, 1, "GET /metrics answered.", NULL},
     {"redis_up", MT_GAUGE, B, MS_REDIS_UP, 1,
      "1 while both of the broker's Redis connections are ready.", NULL},
     {"redis_reconnects_total", MT_COUNTER, B, MS_REDIS_RECONNECTS, 1,
@@ -118,8 +116,8 @@ const struct metrics_family metrics_families[] = {
      "Chat messages the broker published to Redis.", NULL},
     {"messages_fanned_out_total", MT_COUNTER, B, MS_FANNED_OUT, 1,
      "Messages from Redis the broker passed on to the workers (once per message).", NULL},
-    {"outbox_messages", MT_GAUGE, B, MS_OUTBOX_DEPTH, 1,
-     "Messages held while Redis is away.", NULL},
+    {"outbox_messages", MT_GAUGE, B, MS_OUTBOX_DEPTH, 1, "Messages held while Redis is away.",
+     NULL},
     {"outbox_dropped_total", MT_COUNTER, B, MS_OUTBOX_DROPPED, 1,
      "Held messages dropped (outbox-size or outbox-timeout).", NULL},
     {"broker_rooms", MT_GAUGE, B, MS_BROKER_ROOMS, 1, "Rooms the broker holds for the workers.",
@@ -148,15 +146,24 @@ int metrics_close_code_index(unsigned code)
 enum metrics_refuse metrics_refuse_of_status(int status)
 {
     switch (status) {
-    case 400: return MREF_BAD_REQUEST;
-    case 403: return MREF_ORIGIN;
-    case 404: return MREF_NOT_FOUND;
-    case 405: return MREF_METHOD;
-    case 426: return MREF_VERSION;
-    case 429: return MREF_PER_IP;
-    case 431: return MREF_TOO_LARGE;
-    case 503: return MREF_UNAVAILABLE;
-    default: return MREF_OTHER;
+    case 400:
+        return MREF_BAD_REQUEST;
+    case 403:
+        return MREF_ORIGIN;
+    case 404:
+        return MREF_NOT_FOUND;
+    case 405:
+        return MREF_METHOD;
+    case 426:
+        return MREF_VERSION;
+    case 429:
+        return MREF_PER_IP;
+    case 431:
+        return MREF_TOO_LARGE;
+    case 503:
+        return MREF_UNAVAILABLE;
+    default:
+        return MREF_OTHER;
     }
 }
 

@@ -21,21 +21,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_ROWS 512   /* worker processes alive at once (as CCOUNT_ROWS) */
-#define METRICS_SLOTS 256  /* worker slots (the workers directive's maximum) */
+#define METRICS_ROWS 512  /* worker processes alive at once (as CCOUNT_ROWS) */
+#define METRICS_SLOTS 256 /* worker slots (the workers directive's maximum) */
 
-/* Label values of the families with more than one. */
-enum metrics_conn_state { /* x2: ws, then wss */
-    MCONN_HANDSHAKING = 0, MCONN_OPEN, MCONN_CLOSING, MCONN_NSTATES
-};
+/* Label values of the families with more than one. The connections gauge
+ * has these states for ws://, then the same for wss://. */
+enum metrics_conn_state { MCONN_HANDSHAKING = 0, MCONN_OPEN, MCONN_CLOSING, MCONN_NSTATES };
 enum metrics_refuse {
-    MREF_MAX_CONNECTIONS = 0, MREF_PER_IP, MREF_SHUTTING_DOWN, MREF_BAD_REQUEST, MREF_ORIGIN,
-    MREF_NOT_FOUND, MREF_METHOD, MREF_VERSION /* 426 */, MREF_TOO_LARGE, MREF_UNAVAILABLE, MREF_TIMEOUT,
-    MREF_AUTH, MREF_NAME_TAKEN, MREF_OTHER, MREF_N
+    MREF_MAX_CONNECTIONS = 0,
+    MREF_PER_IP,
+    MREF_SHUTTING_DOWN,
+    MREF_BAD_REQUEST,
+    MREF_ORIGIN,
+    MREF_NOT_FOUND,
+    MREF_METHOD,
+    MREF_VERSION /* 426 */,
+    MREF_TOO_LARGE,
+    MREF_UNAVAILABLE,
+    MREF_TIMEOUT,
+    MREF_AUTH,
+    MREF_NAME_TAKEN,
+    MREF_OTHER,
+    MREF_N
 };
 enum metrics_drop {
-    MDROP_SLOW_READER = 0, MDROP_PING_TIMEOUT, MDROP_CLOSE_TIMEOUT, MDROP_SHUTDOWN_TIMEOUT,
-    MDROP_SEND_FAILED, MDROP_N
+    MDROP_SLOW_READER = 0,
+    MDROP_PING_TIMEOUT,
+    MDROP_CLOSE_TIMEOUT,
+    MDROP_SHUTDOWN_TIMEOUT,
+    MDROP_SEND_FAILED,
+    MDROP_N
 };
 /* close codes sent: metrics_close_code_index() */
 #define METRICS_CLOSE_CODES 13
@@ -44,8 +59,8 @@ enum metrics_drop {
 /* Every value slot of a row. Worker slots first, then the broker's. */
 enum metrics_slot {
     /* worker */
-    MS_CONNECTIONS = 0,                                  /* gauge, state x transport */
-    MS_ACCEPTED = MS_CONNECTIONS + 2 * MCONN_NSTATES,    /* ws, wss */
+    MS_CONNECTIONS = 0,                               /* gauge, state x transport */
+    MS_ACCEPTED = MS_CONNECTIONS + 2 * MCONN_NSTATES, /* ws, wss */
     MS_REFUSED = MS_ACCEPTED + 2,
     MS_JOINS = MS_REFUSED + MREF_N,
     MS_LEAVES,
@@ -54,23 +69,23 @@ enum metrics_slot {
     MS_DROPS,
     MS_CLOSE_CODES = MS_DROPS + MDROP_N,
     MS_WORKER_ROOMS = MS_CLOSE_CODES + METRICS_CLOSE_CODES, /* gauge */
-    MS_WORKER_MEMBERS,                                   /* gauge */
-    MS_BROKER_LINK_UP,                                   /* gauge */
+    MS_WORKER_MEMBERS,                                      /* gauge */
+    MS_BROKER_LINK_UP,                                      /* gauge */
     MS_METRICS_SCRAPES,
     /* broker */
-    MS_REDIS_UP,                                         /* gauge */
+    MS_REDIS_UP, /* gauge */
     MS_REDIS_RECONNECTS,
-    MS_REDIS_LATENCY,            /* histogram: buckets (not cumulative), sum (us), count */
+    MS_REDIS_LATENCY, /* histogram: buckets (not cumulative), sum (us), count */
     MS_REDIS_LATENCY_SUM_US = MS_REDIS_LATENCY + METRICS_LATENCY_BUCKETS,
     MS_REDIS_LATENCY_COUNT,
     MS_REDIS_ERRORS,
     MS_PUBLISHED,
     MS_FANNED_OUT,
-    MS_OUTBOX_DEPTH,                                     /* gauge */
+    MS_OUTBOX_DEPTH, /* gauge */
     MS_OUTBOX_DROPPED,
-    MS_BROKER_ROOMS,                                     /* gauge */
+    MS_BROKER_ROOMS, /* gauge */
     MS_HISTORY_READS,
-    MS_WORKERS_CONNECTED,                                /* gauge */
+    MS_WORKERS_CONNECTED, /* gauge */
     MS_WORKERS_BEHIND,
     MS_COUNT
 };
@@ -111,10 +126,10 @@ enum metrics_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
 enum metrics_scope { MSCOPE_WORKER, MSCOPE_BROKER };
 
 struct metrics_family {
-    const char *name;   /* after "redis_chat_" (and "worker_" for the per-worker family) */
+    const char *name; /* after "redis_chat_" (and "worker_" for the per-worker family) */
     enum metrics_type type;
     enum metrics_scope scope;
-    int first, n;       /* value slots [first, first + n) */
+    int first, n; /* value slots [first, first + n) */
     const char *help;
     const char *const *labels; /* n label sets ("state=\"open\""), NULL when n == 1 */
 };
@@ -146,7 +161,7 @@ void metrics_attach(struct metrics_shm *m, int row);
 /* A consistent view: per worker slot (retired + live rows of that slot)
  * and the broker's. */
 struct metrics_view {
-    int nslots;                          /* slots that ever had a worker */
+    int nslots; /* slots that ever had a worker */
     uint64_t slot[METRICS_SLOTS][MS_COUNT];
     uint64_t broker[MS_COUNT];
 };

@@ -15,8 +15,8 @@
 #include "util.h"
 
 #define MH_PREFIX "redis_chat_"
-#define MH_CONNS_MAX 16         /* scrapes in progress per worker; more are closed */
-#define MH_TIMEOUT_MS 5000      /* a whole request and answer */
+#define MH_CONNS_MAX 16    /* scrapes in progress per worker; more are closed */
+#define MH_TIMEOUT_MS 5000 /* a whole request and answer */
 #define MH_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* ---- the exposition ------------------------------------------------------------ */
@@ -121,12 +121,13 @@ size_t metrics_render(const struct metrics_view *v, char **out)
     for (s = 0; s < v->nslots; s++)
         for (i = 0; i < MS_COUNT; i++)
             sum[i] += v->slot[s][i];
-    mh_printf(&b, "# HELP " MH_PREFIX "build_info The running version.\n"
-                  "# TYPE " MH_PREFIX "build_info gauge\n" MH_PREFIX
-                  "build_info{version=\"%s\"} 1\n",
+    mh_printf(&b,
+              "# HELP " MH_PREFIX "build_info The running version.\n"
+              "# TYPE " MH_PREFIX "build_info gauge\n" MH_PREFIX "build_info{version=\"%s\"} 1\n",
               PACKAGE_VERSION);
-    mh_printf(&b, "# HELP " MH_PREFIX "worker_slots Worker slots that ever ran.\n"
-                  "# TYPE " MH_PREFIX "worker_slots gauge\n" MH_PREFIX "worker_slots %d\n",
+    mh_printf(&b,
+              "# HELP " MH_PREFIX "worker_slots Worker slots that ever ran.\n"
+              "# TYPE " MH_PREFIX "worker_slots gauge\n" MH_PREFIX "worker_slots %d\n",
               v->nslots);
     for (fi = 0; fi < metrics_nfamilies; fi++) {
         const struct metrics_family *f = &metrics_families[fi];
@@ -164,7 +165,7 @@ struct mh_conn {
     uint64_t deadline_ms;
     char head[UPG_HEAD_MAX];
     size_t headlen;
-    char *out;        /* the answer, once decided */
+    char *out; /* the answer, once decided */
     size_t outlen, outoff;
 };
 
@@ -208,8 +209,8 @@ static void mh_answer(struct mh_conn *c, int rc, const struct upg_request *req)
                                  rc == UPG_PARSE_BAD ? "malformed HTTP request"
                                                      : "request header fields too large");
     } else if (req->method.len != 3 || memcmp(req->method.p, "GET", 3) != 0) {
-        c->outlen = upg_response(small, sizeof(small), 405, "Allow: GET\r\n",
-                                 "only GET is supported");
+        c->outlen =
+            upg_response(small, sizeof(small), 405, "Allow: GET\r\n", "only GET is supported");
     } else {
         q = memchr(req->target.p, '?', req->target.len);
         plen = q != NULL ? (size_t)(q - req->target.p) : req->target.len;

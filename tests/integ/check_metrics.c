@@ -244,10 +244,10 @@ START_TEST(test_exposition_and_traffic)
     ck_assert_double_eq(metric(body, "redis_chat_worker_joins_total{worker=\"0\"}") +
                             metric(body, "redis_chat_worker_joins_total{worker=\"1\"}"),
                         2);
-    ck_assert_double_eq(
-        metric(body, "redis_chat_connections_accepted_total{transport=\"ws\"}"), 2);
+    ck_assert_double_eq(metric(body, "redis_chat_connections_accepted_total{transport=\"ws\"}"), 2);
     ck_assert_msg(metric(body, "redis_chat_redis_command_duration_seconds_count") >= 3,
-                  "redis commands %g", metric(body, "redis_chat_redis_command_duration_seconds_count"));
+                  "redis commands %g",
+                  metric(body, "redis_chat_redis_command_duration_seconds_count"));
 
     /* bob leaves with a close: counted once the worker saw it */
     ck_assert_int_eq(wsc_send_close(&bob, 1000, "bye"), 0);
@@ -268,9 +268,9 @@ START_TEST(test_not_metrics)
 
     ck_assert_int_eq(http_raw(mport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
     ck_assert_int_eq(http_raw(mport, "GET /metricsx HTTP/1.1\r\n\r\n", out, sizeof(out)), 404);
-    ck_assert_int_eq(http_raw(mport, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", out,
-                              sizeof(out)),
-                     405);
+    ck_assert_int_eq(
+        http_raw(mport, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", out, sizeof(out)),
+        405);
     ck_assert(strstr(out, "\r\nAllow: GET\r\n") != NULL);
     ck_assert_int_eq(http_raw(mport, "HEAD /metrics HTTP/1.1\r\n\r\n", out, sizeof(out)), 405);
     ck_assert_int_eq(http_raw(mport, "GET /metrics\r\n\r\n", out, sizeof(out)), 400);
@@ -457,6 +457,79 @@ START_TEST(test_reload)
 }
 END_TEST
 
+/* A TCP connection to port that says nothing (-1 on failure). */
+static int tcp_open(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd != -1 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == -1) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* ws:// and wss:// connections are told apart; refusals are counted by
+ * reason: the per-address limit, a silent client's handshake timeout. */
+START_TEST(test_transports_and_refusals)
+{
+    struct h_redis tr;
+    struct h_chat c;
+    struct wsc w, p, extra;
+    char conf[1024], cert[320], key[320];
+    int mport, tport, fd;
+
+    /* its certificate is the TLS Redis's */
+    ck_assert_int_eq(h_redis_start(&tr, 1, NULL), 0);
+    snprintf(cert, sizeof(cert), "%s/tls/redis.crt", tr.dir);
+    snprintf(key, sizeof(key), "%s/tls/redis.key", tr.dir);
+    do
+        tport = h_free_port();
+    while (tport <= 0);
+    do
+        mport = h_free_port();
+    while (mport <= 0 || mport == tport);
+    snprintf(conf, sizeof(conf),
+             "metrics-port %d\ntls-port %d\ntls-cert %s\ntls-key %s\n"
+             "max-connections-per-ip 2\nhandshake-timeout 300ms\n",
+             mport, tport, cert, key);
+    fx_chat_ready(&c, &tr, 1, conf);
+
+    ck_assert_int_eq(wsc_tls(tr.ca), 0);
+    JOIN(&w, tport, "secure");
+    wsc_tls(NULL);
+    JOIN(&p, c.port, "plain");
+    ck_assert_double_eq(
+        scrape_metric(mport, "redis_chat_connections{state=\"open\",transport=\"wss\"}"), 1);
+    ck_assert_double_eq(
+        scrape_metric(mport, "redis_chat_connections{state=\"open\",transport=\"ws\"}"), 1);
+    ck_assert_double_eq(
+        scrape_metric(mport, "redis_chat_connections_accepted_total{transport=\"wss\"}"), 1);
+
+    /* a third connection from 127.0.0.1 is over max-connections-per-ip */
+    ck_assert_int_eq(wsc_connect(&extra, c.port, "/chat/third", NULL, T_MSG_MS), 429);
+    wsc_free(&extra);
+    ck_assert(
+        wait_metric(mport, "redis_chat_handshakes_refused_total{reason=\"per_ip_limit\"}", 1));
+    /* one that says nothing is dropped at handshake-timeout */
+    wsc_free(&p);
+    ck_assert(wait_metric(mport, "redis_chat_connections{state=\"open\",transport=\"ws\"}", 0));
+    fd = tcp_open(c.port);
+    ck_assert_int_ne(fd, -1);
+    ck_assert(
+        wait_metric(mport, "redis_chat_connections{state=\"handshaking\",transport=\"ws\"}", 1));
+    ck_assert(wait_metric(mport, "redis_chat_handshakes_refused_total{reason=\"timeout\"}", 1));
+    ck_assert_double_eq(
+        scrape_metric(mport, "redis_chat_connections{state=\"handshaking\",transport=\"ws\"}"), 0);
+    close(fd);
+    wsc_free(&w);
+    h_chat_free(&c);
+    h_redis_free(&tr);
+}
+END_TEST
+
 /* The broker's Redis link gauge follows Redis down and up again. */
 START_TEST(test_redis_link)
 {
@@ -489,6 +562,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_off_by_default);
     tcase_add_test(tc, test_worker_killed);
     tcase_add_test(tc, test_reload);
+    tcase_add_test(tc, test_transports_and_refusals);
     tcase_add_test(tc, test_redis_link);
     suite_add_tcase(s, tc);
     return s;

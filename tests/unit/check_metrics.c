@@ -161,7 +161,8 @@ START_TEST(test_render_every_family)
     ck_assert(strstr(out, "\nredis_chat_worker_deliveries_total{worker=\"0\"} 2\n") != NULL);
     ck_assert(strstr(out, "\nredis_chat_worker_deliveries_total{worker=\"1\"} 40\n") != NULL);
     ck_assert(strstr(out, "\nredis_chat_deliveries_total 42\n") != NULL);
-    ck_assert(strstr(out, "\nredis_chat_redis_command_duration_seconds_bucket{le=\"0.00025\"} 0\n"));
+    ck_assert(
+        strstr(out, "\nredis_chat_redis_command_duration_seconds_bucket{le=\"0.00025\"} 0\n"));
     ck_assert(strstr(out, "\nredis_chat_redis_command_duration_seconds_bucket{le=\"0.0005\"} 1\n"));
     ck_assert(strstr(out, "\nredis_chat_redis_command_duration_seconds_bucket{le=\"0.5\"} 1\n"));
     ck_assert(strstr(out, "\nredis_chat_redis_command_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
