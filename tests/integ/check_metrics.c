@@ -530,6 +530,45 @@ START_TEST(test_transports_and_refusals)
 }
 END_TEST
 
+/* A client that never reads is dropped at max-pending-bytes: one
+ * slow-reader drop, while the sender and a reader go on. */
+START_TEST(test_slow_reader_drop)
+{
+    static char msg[4001], text[4096];
+    struct h_chat c;
+    struct wsc fast, sink, snd;
+    int mport =
+            start_with_metrics(&c, 1, "max-pending-bytes 64k\nmax-message-size 8k\nrate-limit 0\n"),
+        sent = 0, got = 0, i;
+
+    JOIN(&fast, c.port, "fast");
+    ck_assert_int_eq(wsc_connect(&sink, c.port, "/chat/sink", NULL, T_MSG_MS), 101);
+    EXPECT(&fast, "sink: has joined the chat!");
+    JOIN(&snd, c.port, "snd");
+    EXPECT(&fast, "snd: has joined the chat!");
+    memset(msg, 'z', sizeof(msg) - 1);
+    /* 20 MB at most: far past any socket buffer */
+    while (sent < 5000 && !h_file_contains(c.log, "user=sink: slow reader")) {
+        for (i = 0; i < 20; i++, sent++)
+            SEND(&snd, msg);
+        while (got < sent) { /* fast keeps up: only sink falls behind */
+            ck_assert_msg(wsc_recv_text(&fast, text, sizeof(text), T_MSG_MS) > 0,
+                          "fast: message %d of %d did not come", got, sent);
+            got += strncmp(text, "snd: zzz", 8) == 0;
+        }
+    }
+    ASSERT_LOG(h_file_contains(c.log, "user=sink: slow reader"), c.log);
+    ck_assert(wait_metric(mport, "redis_chat_drops_total{reason=\"slow_reader\"}", 1));
+    ck_assert_double_eq(scrape_metric(mport, "redis_chat_messages_received_total"), sent);
+    ck_assert_msg(scrape_metric(mport, "redis_chat_deliveries_total") >= sent,
+                  "fast got %d messages", sent);
+    wsc_free(&sink);
+    wsc_free(&snd);
+    wsc_free(&fast);
+    h_chat_free(&c);
+}
+END_TEST
+
 /* The broker's Redis link gauge follows Redis down and up again. */
 START_TEST(test_redis_link)
 {
@@ -563,6 +602,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_worker_killed);
     tcase_add_test(tc, test_reload);
     tcase_add_test(tc, test_transports_and_refusals);
+    tcase_add_test(tc, test_slow_reader_drop);
     tcase_add_test(tc, test_redis_link);
     suite_add_tcase(s, tc);
     return s;
