@@ -264,6 +264,7 @@ START_TEST(test_not_metrics)
 {
     static char out[8192];
     struct h_chat c;
+    pid_t old;
     int mport = start_with_metrics(&c, 1, NULL);
 
     ck_assert_int_eq(http_raw(mport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)), 404);
@@ -281,6 +282,12 @@ START_TEST(test_not_metrics)
     ck_assert_int_eq(http_raw(c.port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out)),
                      404);
     /* the refused requests on the chat port are counted there */
+    ck_assert(wait_metric(mport, "redis_chat_handshakes_refused_total{reason=\"not_found\"}", 1));
+    /* the only worker killed: the one started in its place answers */
+    old = h_child_titled(c.pid, "redis-chat: worker 0");
+    ck_assert_int_ne(old, 0);
+    ck_assert_int_eq(kill(old, SIGKILL), 0);
+    ck_assert_int_ne(h_wait_new_child(c.pid, "redis-chat: worker 0", old, 10000), 0);
     ck_assert(wait_metric(mport, "redis_chat_handshakes_refused_total{reason=\"not_found\"}", 1));
     h_chat_free(&c);
 }
@@ -405,16 +412,16 @@ START_TEST(test_worker_killed)
 }
 END_TEST
 
-/* SIGHUP with a changed file (a third worker, metrics on another port): the
- * old workers drain and go, the counters carry on; the old metrics port
- * closes and the new one serves. */
+/* SIGHUP with a changed file (a third worker; _i == 1: metrics on another
+ * port too): the old workers drain and go, the counters carry on, during
+ * the drain too; a moved metrics port closes and the new one serves. */
 START_TEST(test_reload)
 {
-    static char before[BODY_MAX], after[BODY_MAX];
+    static char before[BODY_MAX], during[BODY_MAX], after[BODY_MAX];
     char from[64], to[64];
     struct h_chat c;
     struct wsc a, b;
-    int mport = start_with_metrics(&c, 2, "shutdown-timeout 1s\n"), mport2;
+    int mport = start_with_metrics(&c, 2, "shutdown-timeout 1s\n"), mport2 = mport;
     pid_t old0, old1;
 
     JOIN(&a, c.port, "ann");
@@ -426,15 +433,21 @@ START_TEST(test_reload)
     old1 = h_child_titled(c.pid, "redis-chat: worker 1");
     ck_assert(old0 != 0 && old1 != 0);
 
-    do
-        mport2 = h_free_port();
-    while (mport2 <= 0 || mport2 == mport);
-    snprintf(from, sizeof(from), "metrics-port %d", mport);
-    snprintf(to, sizeof(to), "metrics-port %d", mport2);
-    fx_conf_rewrite(c.conf, from, to);
+    if (_i == 1) {
+        do
+            mport2 = h_free_port();
+        while (mport2 <= 0 || mport2 == mport);
+        snprintf(from, sizeof(from), "metrics-port %d", mport);
+        snprintf(to, sizeof(to), "metrics-port %d", mport2);
+        fx_conf_rewrite(c.conf, from, to);
+    }
     fx_conf_rewrite(c.conf, "workers 2", "workers 3");
     ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
     ASSERT_LOG(h_wait_log(c.log, "reloaded: 3 worker(s)", 5000), c.log);
+    /* the old workers still drain: their rows and the new ones' both count */
+    ck_assert_int_eq(scrape(mport2, during, sizeof(during)), 200);
+    assert_no_counter_went_down(before, during, "during the drain");
+    ck_assert_double_eq(metric(during, "redis_chat_joins_total"), 2);
     /* the old workers close their sessions after shutdown-timeout and exit */
     ASSERT_LOG(h_wait_gone(old0, 10000) && h_wait_gone(old1, 10000), c.log);
 
@@ -449,8 +462,10 @@ START_TEST(test_reload)
     ck_assert_double_eq(metric(after, "redis_chat_leaves_total"), 2);
     ck_assert_double_eq(metric(after, "redis_chat_connections{state=\"open\",transport=\"ws\"}"),
                         0);
-    /* the old port is closed */
-    ck_assert_int_eq(http_raw(mport, "GET /metrics HTTP/1.1\r\n\r\n", after, sizeof(after)), -1);
+    assert_no_counter_went_down(during, after, "after the drain");
+    if (_i == 1) /* the old port is closed */
+        ck_assert_int_eq(http_raw(mport, "GET /metrics HTTP/1.1\r\n\r\n", after, sizeof(after)),
+                         -1);
     wsc_free(&a);
     wsc_free(&b);
     h_chat_free(&c);
@@ -600,7 +615,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_not_metrics);
     tcase_add_test(tc, test_off_by_default);
     tcase_add_test(tc, test_worker_killed);
-    tcase_add_test(tc, test_reload);
+    tcase_add_loop_test(tc, test_reload, 0, 2);
     tcase_add_test(tc, test_transports_and_refusals);
     tcase_add_test(tc, test_slow_reader_drop);
     tcase_add_test(tc, test_redis_link);
