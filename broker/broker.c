@@ -124,6 +124,7 @@ static struct {
     long inflight;     /* Redis commands not answered yet */
     int workers_ready; /* every worker has said HELLO (or the wait is over) */
     int hellos;        /* HELLOs received since start */
+    int told_master;   /* the last "redis usable" state the master heard */
     struct event *ready_ev;
     int stopping;
     int unregistered; /* stop: the instance is gone from Redis */
@@ -1106,6 +1107,15 @@ static void broker_outbox_flush(void)
 static void broker_send_link_states(void)
 {
     struct broker_worker *w;
+    int usable = broker_redis_usable();
+
+    /* the master tells systemd: READY=1 on the first one */
+    if (usable != B.told_master && !B.stopping) {
+        B.told_master = usable;
+        if (master_report_redis_state(usable) == -1)
+            log_errno(LOG_WARN, errno, "telling the master that redis is %s",
+                      usable ? "up" : "down");
+    }
 
     for (w = B.workers; w != NULL; w = w->next)
         if (w->slot >= 0)

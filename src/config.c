@@ -79,6 +79,8 @@ static const struct cfg_directive cfg_directives[] = {
     { "log-level", CFG_LEVEL, CFG_OFF(log_level), CFG_LOG_DEBUG, CFG_LOG_ERROR, 0, CFG_LOG_INFO,
       NULL },
     { "logfile", CFG_STR, CFG_OFF(logfile), 0, CFG_PATH_MAX, 0, 0, NULL },
+    { "user", CFG_STR, CFG_OFF(user), 0, CFG_HOST_MAX, CFG_F_NOCTRL, 0, NULL },
+    { "group", CFG_STR, CFG_OFF(group), 0, CFG_HOST_MAX, CFG_F_NOCTRL, 0, NULL },
     /* redis */
     { "redis-host", CFG_STR, CFG_OFF(redis_host), 1, CFG_HOST_MAX, CFG_F_NOCTRL, 0, "127.0.0.1" },
     { "redis-port", CFG_UINT, CFG_OFF(redis_port), 1, 65535, 0, 6379, NULL },
@@ -844,6 +846,11 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
     if (cfg->tls_port == 0 && (cfg->tls_cert != NULL || cfg->tls_key != NULL ||
                                cfg->tls_ca_cert != NULL)) {
         cfg_err(err, errlen, "tls-cert, tls-key and tls-ca-cert need tls-port");
+        return -1;
+    }
+    /* a group alone would leave the process root with another gid */
+    if (cfg->group != NULL && cfg->user == NULL) {
+        cfg_err(err, errlen, "group: needs user");
         return -1;
     }
     cfg->channel_len = strlen(cfg->channel);

@@ -55,6 +55,9 @@ struct cfg {
     int daemonize;               /* 0 */
     enum cfg_log_level log_level;/* info */
     char *logfile;               /* NULL = stderr only */
+    char *user;                  /* NULL = keep the user we were started as; else a
+                                  * master started as root drops to it (privdrop.h) */
+    char *group;                 /* NULL = the user's primary group; needs user */
     /* redis */
     char *redis_host;            /* "127.0.0.1" */
     int redis_port;              /* 6379 */

@@ -29,7 +29,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "privdrop.h"
 #include "proctitle.h"
+#include "service_notify.h"
 #include "tls_server.h"
 #include "util.h"
 #include "worker.h"
@@ -43,6 +45,9 @@
 /* The broker's request to kill a worker: a queued real-time signal carrying
  * the worker's pid (real-time signals queue, so requests at once all count) */
 #define MASTER_SIG_KILL_WORKER SIGRTMIN
+/* The broker's news about Redis: 1 = usable (connected, every worker
+ * there), 0 = lost. Queued too, so an up right after a down is not lost. */
+#define MASTER_SIG_BROKER_STATE (SIGRTMIN + 1)
 
 enum master_role { ROLE_BROKER = 0, ROLE_WORKER };
 
@@ -84,17 +89,23 @@ static struct {
     uint64_t kill_at_ms;
     int exit_code;
     pid_t pid;
+    int redis_up;   /* the current broker said Redis is usable */
+    int ready_sent; /* READY=1 went to systemd: the first start is done */
     char instance_id[33]; /* names this instance in Redis; kept across broker restarts */
 } M;
 
 int master_load_config(struct cfg *cfg, const char *conf_path, char *err, size_t errlen)
 {
+    struct priv_ids ids;
+
     cfg_init(cfg);
     if (conf_path != NULL && cfg_load_file(cfg, conf_path, err, errlen) == -1)
         return -1;
     if (cfg_apply_env(cfg, cfg_getenv, err, errlen) == -1)
         return -1;
     if (cfg_finalize(cfg, err, errlen) == -1)
+        return -1;
+    if (priv_lookup(cfg, &ids, err, errlen) == -1)
         return -1;
     /* a certificate that does not load fails here, not at the first handshake */
     if (cfg->tls_port != 0) {
@@ -262,6 +273,7 @@ static void master_begin_stop(int sig, int code)
     M.kill_at_ms = util_now_ms() + (uint64_t)M.cfg->shutdown_timeout + MASTER_KILL_GRACE_MS;
     if (sig != 0)
         log_msg(LOG_INFO, "received %s, stopping", strsignal(sig));
+    service_notify_stopping();
     master_signal_all(SIGTERM);
 }
 
@@ -289,6 +301,11 @@ static void master_on_death(struct master_proc *p, int status)
     p->pid = 0;
     /* its connections died with it; its counters live on in its slot's */
     master_row_release(p->role == ROLE_BROKER ? METRICS_BROKER : p->row);
+    if (p->role == ROLE_BROKER) {
+        M.redis_up = 0; /* the next broker tells again */
+        if (!M.stopping)
+            service_notify_status("%d worker(s), broker restarting", M.nslots);
+    }
     if (M.stopping) {
         log_msg(LOG_INFO, "%s %s", name, how);
         return;
@@ -388,6 +405,46 @@ int master_request_worker_kill(pid_t pid)
         return -1;
     }
     return sigqueue(M.pid, MASTER_SIG_KILL_WORKER, v);
+}
+
+/* READY=1 with what `systemctl status` should show. */
+static void master_notify_ready(void)
+{
+    char status[96];
+
+    snprintf(status, sizeof(status), "%d worker(s), redis %s", M.nslots,
+             M.redis_up ? "up" : "down: messages held, waiting for it");
+    service_notify_ready(status);
+}
+
+int master_report_redis_state(int up)
+{
+    union sigval v = {.sival_int = up};
+
+    if (getppid() != M.pid) {
+        errno = ESRCH;
+        return -1;
+    }
+    return sigqueue(M.pid, MASTER_SIG_BROKER_STATE, v);
+}
+
+/* The broker's Redis came up or went away: the first up is when the
+ * instance can serve chat, so that is the READY=1 for systemd. */
+static void master_on_broker_state(const siginfo_t *si)
+{
+    if (si->si_code != SI_QUEUE || si->si_pid != M.broker.pid || M.broker.pid <= 0)
+        return; /* a broker that has been replaced, or not the broker at all */
+    M.redis_up = si->si_value.sival_int != 0;
+    if (M.stopping)
+        return;
+    if (M.redis_up && !M.ready_sent) {
+        M.ready_sent = 1;
+        log_msg(LOG_INFO, "ready: %d worker(s) listening, redis up", M.nslots);
+        master_notify_ready();
+        return;
+    }
+    service_notify_status("%d worker(s), redis %s", M.nslots,
+                          M.redis_up ? "up" : "down: messages held, waiting for it");
 }
 
 /* Our current worker with this pid, or NULL. Only an unreaped child of ours
@@ -530,7 +587,7 @@ static int master_broker_changed(const struct cfg *o, const struct cfg *n)
 /* SIGHUP: re-read the config; if valid, start new workers next to the old
  * ones on the same sockets, then retire the old ones, so a listener is up
  * at every moment. */
-static void master_reload(void)
+static void master_reload_apply(void)
 {
     struct cfg *n = malloc(sizeof(*n)), *old = M.cfg;
     char err[CFG_ERR_LEN + NET_ERR_LEN];
@@ -545,6 +602,14 @@ static void master_reload(void)
             cfg_free(n);
             free(n);
         }
+        return;
+    }
+    /* every process already runs as the old user: only a restart changes it */
+    if (master_str_differs(old->user, n->user) || master_str_differs(old->group, n->group)) {
+        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: "
+                           "user and group take a restart to change");
+        cfg_free(n);
+        free(n);
         return;
     }
     if (cfg_equal(old, n)) {
@@ -627,6 +692,21 @@ static void master_reload(void)
     log_msg(LOG_INFO, "reloaded: %d worker(s)", M.nslots);
 }
 
+/* A reload is bracketed by RELOADING=1 and READY=1 whatever its outcome
+ * (a failed one keeps the running configuration: the service is ready with
+ * it). Before the first READY=1 systemd is still waiting for the start, and
+ * hears nothing about reloads. */
+static void master_reload(void)
+{
+    int started = M.ready_sent;
+
+    if (started)
+        service_notify_reloading();
+    master_reload_apply();
+    if (started)
+        master_notify_ready();
+}
+
 /* 16 random bytes as hex: unique among the instances sharing a Redis. */
 static void master_new_instance_id(char *out, size_t cap)
 {
@@ -659,6 +739,53 @@ static int master_write_pidfile(const char *path)
         return -1;
     }
     return close(fd);
+}
+
+/* `user`: give up root now that the listeners, the pidfile and the logfile
+ * are open, before any child is forked. The logfile becomes the user's, so
+ * the reopen on SIGHUP works; what the user must still be able to read (the
+ * config, the TLS certificate and key) is checked here, not at the first
+ * reload. Returns 0, or -1 (logged). */
+static int master_drop_privileges(const struct cfg *cfg)
+{
+    char err[CFG_ERR_LEN + 128];
+    struct priv_ids ids;
+    int rc = priv_lookup(cfg, &ids, err, sizeof(err));
+
+    if (rc == 0)
+        return 0;
+    if (rc == 1 && geteuid() == 0 && cfg->logfile != NULL &&
+        chown(cfg->logfile, ids.uid, ids.gid) == -1)
+        log_errno(LOG_WARN, errno, "logfile %s: chown to %s (its reopen on SIGHUP may fail)",
+                  cfg->logfile, ids.user);
+    if (rc == -1 || (rc = priv_drop(&ids, err, sizeof(err))) == -1) {
+        log_msg(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (rc == 1)
+        log_msg(LOG_INFO, "running as user %s (uid %d, gid %d)", ids.user, (int)ids.uid,
+                (int)ids.gid);
+    if (cfg->tls_port != 0) {
+        struct tls_server *t = tls_server_new(cfg, err, sizeof(err));
+        if (t == NULL) {
+            log_msg(LOG_ERROR, "as user %s: %s", ids.user, err);
+            return -1;
+        }
+        tls_server_free(t);
+    }
+    if (M.conf_path != NULL && access(M.conf_path, R_OK) == -1)
+        log_errno(LOG_WARN, errno, "as user %s, %s cannot be read again on SIGHUP", ids.user,
+                  M.conf_path);
+    return 0;
+}
+
+/* Remove the pidfile at exit; after a drop of privileges its directory may
+ * no longer be ours to write. */
+static void master_remove_pidfile(const char *path)
+{
+    if (unlink(path) == -1 && errno != ENOENT)
+        log_errno(LOG_WARN, errno, "cannot remove pidfile %s (put it in a directory the user "
+                                   "may write, e.g. /run/redis-chat/)", path);
 }
 
 static int master_daemonize(void)
@@ -739,6 +866,11 @@ int master_run(struct cfg *cfg, const char *conf_path)
         log_errno(LOG_ERROR, errno, "pidfile %s", cfg->pidfile);
         return RC_EXIT_RUNTIME;
     }
+    if (master_drop_privileges(cfg) == -1) {
+        if (cfg->pidfile != NULL)
+            unlink(cfg->pidfile);
+        return RC_EXIT_RUNTIME;
+    }
 
     /* every signal we care about is taken synchronously by sigtimedwait() */
     sigemptyset(&set);
@@ -747,6 +879,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, MASTER_SIG_KILL_WORKER);
+    sigaddset(&set, MASTER_SIG_BROKER_STATE);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     proctitle_set("redis-chat: master");
@@ -761,6 +894,8 @@ int master_run(struct cfg *cfg, const char *conf_path)
         M.workers[i].slot = i;
         master_spawn(&M.workers[i]);
     }
+    service_notify_status("%d worker(s) listening, waiting for redis at %s:%d", M.nslots,
+                          cfg->redis_host, cfg->redis_port);
 
     while (!M.stopping || master_children_left() > 0) {
         long ms = master_next_wakeup_ms();
@@ -770,6 +905,8 @@ int master_run(struct cfg *cfg, const char *conf_path)
 
         if (sig == MASTER_SIG_KILL_WORKER) /* not a constant: no case label */
             master_on_kill_request(&si);
+        else if (sig == MASTER_SIG_BROKER_STATE)
+            master_on_broker_state(&si);
         switch (sig) {
         case SIGTERM:
         case SIGINT:
@@ -795,7 +932,7 @@ int master_run(struct cfg *cfg, const char *conf_path)
     if (M.metrics_fd != -1)
         close(M.metrics_fd);
     if (M.cfg->pidfile != NULL)
-        unlink(M.cfg->pidfile);
+        master_remove_pidfile(M.cfg->pidfile);
     log_msg(LOG_INFO, "stopped");
     ccount_destroy(M.ccount);
     metrics_destroy(M.metrics);

@@ -23,4 +23,9 @@ int master_load_config(struct cfg *cfg, const char *conf_path, char *err, size_t
  * gone). */
 int master_request_worker_kill(pid_t pid);
 
+/* In the broker: tell the master that Redis became usable (up = 1: both
+ * connections ready and every worker connected) or was lost (0). The master
+ * sends systemd READY=1 on the first up. 0, or -1 with errno set. */
+int master_report_redis_state(int up);
+
 #endif

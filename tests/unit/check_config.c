@@ -80,6 +80,8 @@ START_TEST(test_defaults_all_fields)
     ck_assert_str_eq(cfg.broker_socket, "/tmp/redis-chat-8080.sock");
     ck_assert_ptr_null(cfg.pidfile);
     ck_assert_int_eq(cfg.daemonize, 0);
+    ck_assert_ptr_null(cfg.user);
+    ck_assert_ptr_null(cfg.group);
     ck_assert_int_eq(cfg.log_level, CFG_LOG_INFO);
     ck_assert_ptr_null(cfg.logfile);
     ck_assert_str_eq(cfg.redis_host, "127.0.0.1");
@@ -190,6 +192,8 @@ static const char full_conf[] = "# every directive, none at its default\n"
                                 "daemonize yes\n"
                                 "log-level debug\n"
                                 "logfile /var/log/rc.log\n"
+                                "user chat\n"
+                                "group chatters\n"
                                 "redis-host redis.internal\n"
                                 "redis-port 6390\n"
                                 "redis-password s3cret\n"
@@ -239,6 +243,8 @@ START_TEST(test_values_every_directive)
     ck_assert_int_eq(cfg.daemonize, 1);
     ck_assert_int_eq(cfg.log_level, CFG_LOG_DEBUG);
     ck_assert_str_eq(cfg.logfile, "/var/log/rc.log");
+    ck_assert_str_eq(cfg.user, "chat");
+    ck_assert_str_eq(cfg.group, "chatters");
     ck_assert_str_eq(cfg.redis_host, "redis.internal");
     ck_assert_int_eq(cfg.redis_port, 6390);
     ck_assert_str_eq(cfg.redis_password, "s3cret");
@@ -956,6 +962,32 @@ START_TEST(test_env_whole_call_order)
 }
 END_TEST
 
+/* user and group: names only (config.c never looks them up: that is the
+ * master's, privdrop.c); a group needs a user */
+START_TEST(test_values_user_group)
+{
+    parse_ok("user redis-chat\n");
+    finalize_ok();
+    ck_assert_str_eq(cfg.user, "redis-chat");
+    ck_assert_ptr_null(cfg.group);
+
+    reset();
+    parse_ok("group nogroup\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "group: needs user");
+
+    reset();
+    ck_assert_int_eq(parse("user\n"), -1);
+    ck_assert_str_eq(err, "t.conf:1: user: missing value");
+    reset();
+    ck_assert_int_eq(parse("user \"a\\tb\"\n"), -1);
+    ck_assert_str_eq(err, "t.conf:1: user: must not contain control characters");
+    reset();
+    ck_assert_int_eq(parse("group 'x'\ngroup y\n"), -1);
+    ck_assert_str_eq(err, "t.conf:2: group: duplicate directive (first set on line 1)");
+}
+END_TEST
+
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *config_suite(void)
@@ -985,6 +1017,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_values_whitespace_crlf_bom_case);
     tcase_add_test(tc, test_values_broker_socket_sun_path_limit);
     tcase_add_test(tc, test_values_load_file);
+    tcase_add_test(tc, test_values_user_group);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
