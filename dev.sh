@@ -164,6 +164,14 @@ cmd_check() {
         say "the browser tests did not run: $(grep -m1 SKIP build/tests/browser/check_browser.sh.log 2>/dev/null)"
         exit 1
     fi
+    # the service tests must not skip either: sd_notify needs libsystemd in
+    # the build, the unit check systemd-analyze (CI runs as root, so the
+    # privilege drop tests run too)
+    if ! grep -q 'define HAVE_LIBSYSTEMD 1' build/autoconfig.h ||
+        ! grep -q ':test-result: PASS' build/tests/service/check_unit.sh.trs 2>/dev/null; then
+        say "the systemd tests did not run: $(grep -m1 SKIP build/tests/service/check_unit.sh.log 2>/dev/null)"
+        exit 1
+    fi
     say "benchmark smoke: each load generator mode for a few seconds"
     (cd build && make -s bench-smoke BENCH_FLAGS='--vs nchan')
     say "unit tests under valgrind"

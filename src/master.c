@@ -407,13 +407,18 @@ int master_request_worker_kill(pid_t pid)
     return sigqueue(M.pid, MASTER_SIG_KILL_WORKER, v);
 }
 
-/* READY=1 with what `systemctl status` should show. */
+/* What `systemctl status` shows once started. */
+static void master_status_text(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%d worker(s), redis %s", M.nslots,
+             M.redis_up ? "up" : "down: messages held, waiting for it");
+}
+
 static void master_notify_ready(void)
 {
     char status[96];
 
-    snprintf(status, sizeof(status), "%d worker(s), redis %s", M.nslots,
-             M.redis_up ? "up" : "down: messages held, waiting for it");
+    master_status_text(status, sizeof(status));
     service_notify_ready(status);
 }
 
@@ -432,6 +437,8 @@ int master_report_redis_state(int up)
  * instance can serve chat, so that is the READY=1 for systemd. */
 static void master_on_broker_state(const siginfo_t *si)
 {
+    char status[96];
+
     if (si->si_code != SI_QUEUE || si->si_pid != M.broker.pid || M.broker.pid <= 0)
         return; /* a broker that has been replaced, or not the broker at all */
     M.redis_up = si->si_value.sival_int != 0;
@@ -443,8 +450,8 @@ static void master_on_broker_state(const siginfo_t *si)
         master_notify_ready();
         return;
     }
-    service_notify_status("%d worker(s), redis %s", M.nslots,
-                          M.redis_up ? "up" : "down: messages held, waiting for it");
+    master_status_text(status, sizeof(status));
+    service_notify_status("%s", status);
 }
 
 /* Our current worker with this pid, or NULL. Only an unreaped child of ours

@@ -39,7 +39,8 @@ void service_notify_reloading(void)
     /* systemd (Type=notify-reload, 253+) pairs RELOADING=1 with the clock
      * reading to tell this reload from an earlier one */
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the configuration",
+    snprintf(msg, sizeof(msg),
+             "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the configuration",
              (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
     service_notify_send(msg);
 }

@@ -31,8 +31,7 @@ static inline void service_notify_reloading(void)
 static inline void service_notify_stopping(void)
 {
 }
-__attribute__((format(printf, 1, 2))) static inline void service_notify_status(const char *fmt,
-                                                                               ...)
+__attribute__((format(printf, 1, 2))) static inline void service_notify_status(const char *fmt, ...)
 {
     (void)fmt;
 }

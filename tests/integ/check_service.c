@@ -26,6 +26,7 @@
 #define JOIN(c, port, name) fx_join_settled((c), (port), (name), __LINE__)
 #define NOTIFY_LOG_MAX 16384
 
+#ifdef HAVE_LIBSYSTEMD
 /* ---- a fake systemd notification socket ------------------------------------ */
 
 struct notify {
@@ -66,7 +67,7 @@ static long notify_wait(struct notify *n, size_t from, const char *needle, int t
 
     for (;;) {
         const char *hit = strstr(n->log + from, needle);
-        struct pollfd p = { n->fd, POLLIN, 0 };
+        struct pollfd p = {n->fd, POLLIN, 0};
         long long left = end - h_now_ms();
         char buf[1024];
         ssize_t got;
@@ -98,7 +99,7 @@ static void notify_datagram(const struct notify *n, long at, char *out, size_t c
 #define NOTIFY_EXPECT(n, from, needle, ms)                                                         \
     ({                                                                                             \
         long at_ = notify_wait((n), (from), (needle), (ms));                                       \
-        ck_assert_msg(at_ >= 0, "no \"%s\" within %d ms; notifications:\n%s", (needle), (ms),    \
+        ck_assert_msg(at_ >= 0, "no \"%s\" within %d ms; notifications:\n%s", (needle), (ms),      \
                       (n)->log);                                                                   \
         at_;                                                                                       \
     })
@@ -202,6 +203,8 @@ START_TEST(test_notify_without_socket_is_silent)
     h_redis_free(&redis);
 }
 END_TEST
+
+#endif /* HAVE_LIBSYSTEMD */
 
 /* ---- user and group -------------------------------------------------------- */
 
@@ -345,6 +348,13 @@ START_TEST(test_user_drops_every_process)
     ck_assert_int_eq(stat(c.log, &st), 0);
     ck_assert_int_eq(st.st_uid, pw->pw_uid);
 
+    /* every process runs as nobody: a reload cannot make it someone else */
+    fx_conf_rewrite(c.conf, "user nobody", "user daemon");
+    ck_assert_int_eq(kill(c.pid, SIGHUP), 0);
+    ASSERT_LOG(h_wait_log(c.log, "user and group take a restart to change", 5000), c.log);
+    SEND(&ben, "still here");
+    EXPECT(&ann, "ben: still here");
+
     wsc_free(&ann);
     wsc_free(&ben);
     wsc_free(&cid);
@@ -393,8 +403,8 @@ END_TEST
 static int run_chat(char *out, size_t cap, const char *a1, const char *a2, const char *a3)
 {
     const char *bin = getenv("REDIS_CHAT");
-    char *argv[] = { (char *)(bin != NULL && *bin ? bin : "./redis-chat"), (char *)a1, (char *)a2,
-                     (char *)a3, NULL };
+    char *argv[] = {(char *)(bin != NULL && *bin ? bin : "./redis-chat"), (char *)a1, (char *)a2,
+                    (char *)a3, NULL};
 
     return h_run(out, cap, 15000, argv);
 }
