@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check_run.h"
@@ -442,36 +443,53 @@ START_TEST(test_unknown_user_or_group)
 }
 END_TEST
 
-/* Not root, with `user` naming someone else: refused, with the reason; with
- * `user` naming the user it runs as: fine (as under systemd's User=). The
- * test body (a child of its own) becomes nobody first. */
+/* As nobody (in a child of the test's own, so the runner stays root even
+ * with CK_FORK=no): `user daemon` is refused with the reason; `user nobody`,
+ * the user it runs as, is fine (as under systemd's User=). Returns the
+ * child's exit code: 0 passed, else the step that failed. */
+static int not_root_steps(const char *dir, const struct passwd *pw)
+{
+    char conf[320], out[4096];
+    struct h_chat c;
+
+    if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)
+        return 2;
+    snprintf(conf, sizeof(conf), "%s/c.conf", dir);
+    if (run_chat(out, sizeof(out), "-c", conf, NULL) != 1)
+        return 3;
+    if (strstr(out, "user: cannot switch to daemon") == NULL ||
+        strstr(out, "not started as root") == NULL) {
+        fprintf(stderr, "unexpected output: %s\n", out);
+        return 4;
+    }
+    write_user_conf(&c, dir, NULL, h_free_port(), "nobody", NULL);
+    if (h_chat_start_conf(&c, c.conf) == -1 || h_chat_wait_port(&c, H_START_TIMEOUT_MS) == -1)
+        return 5;
+    if (h_chat_stop(&c) != 0)
+        return 6;
+    return 0;
+}
+
 START_TEST(test_not_root_cannot_switch)
 {
     struct passwd *pw = getpwnam("nobody");
-    char dir[256], conf[320], text[512], out[4096];
-    int port = h_free_port();
-    struct h_chat c;
+    char dir[256], conf[320], text[512];
+    int status = -1;
+    pid_t pid;
 
     ck_assert_ptr_nonnull(pw);
     ck_assert_int_eq(h_tmpdir(dir, sizeof(dir)), 0);
     ck_assert_int_eq(chown(dir, pw->pw_uid, pw->pw_gid), 0);
     snprintf(conf, sizeof(conf), "%s/c.conf", dir);
-    snprintf(text, sizeof(text), "port %d\nbind 127.0.0.1\nuser daemon\n", port);
+    snprintf(text, sizeof(text), "port %d\nbind 127.0.0.1\nuser daemon\n", h_free_port());
     write_file(conf, text);
-    ck_assert_int_eq(setgroups(0, NULL), 0);
-    ck_assert_int_eq(setgid(pw->pw_gid), 0);
-    ck_assert_int_eq(setuid(pw->pw_uid), 0);
-
-    ck_assert_int_eq(run_chat(out, sizeof(out), "-c", conf, NULL), 1);
-    ck_assert_msg(strstr(out, "user: cannot switch to daemon") != NULL &&
-                      strstr(out, "not started as root") != NULL,
-                  "%s", out);
-
-    /* itself: starts (no Redis needed to listen) */
-    write_user_conf(&c, dir, NULL, h_free_port(), "nobody", NULL);
-    ck_assert_int_eq(h_chat_start_conf(&c, c.conf), 0);
-    ck_assert_int_eq(h_chat_wait_port(&c, H_START_TIMEOUT_MS), 0);
-    ck_assert_int_eq(h_chat_stop(&c), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(not_root_steps(dir, pw));
+    ck_assert_int_eq(h_wait_exit(pid, 30000, &status), 1);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "step %d failed",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     h_rmrf(dir);
 }
 END_TEST
