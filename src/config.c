@@ -873,3 +873,8 @@ const char *cfg_log_level_name(enum cfg_log_level l)
         return cfg_level_names[l];
     return "?";
 }
+
+const char *cfg_directive_name(size_t i)
+{
+    return i < CFG_NDIRECTIVES ? cfg_directives[i].name : NULL;
+}

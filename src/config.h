@@ -160,6 +160,11 @@ const char *cfg_getenv(const char *name);
  * May be called again after a change. */
 int cfg_finalize(struct cfg *cfg, char *err, size_t errlen);
 
+/* Name of directive number i in the table, in the table's order; NULL when
+ * i is past the last one. For tests that hold the manual page and the sample
+ * configuration to the table. */
+const char *cfg_directive_name(size_t i);
+
 /* Name of a log level ("debug", "info", ...). */
 const char *cfg_log_level_name(enum cfg_log_level l);
 
