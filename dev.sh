@@ -8,7 +8,10 @@
 #                    the unit tests and the chat integration suites under
 #                    valgrind (every server process), the same suite again in an
 #                    ASan/UBSan build, then each libFuzzer target for 60 s;
-#                    also a 5-second smoke run of each benchmark mode
+#                    also a 5-second smoke run of each benchmark mode, `make
+#                    distcheck` (the tarball on its own, read-only source tree),
+#                    and the .deb built, installed, run and purged
+#                    (tests/package/check_deb.sh)
 #   ./dev.sh deps    only install the packages
 #
 # Works on a fresh Debian 12 machine as root (and on Debian 13 / Ubuntu 24.04,
@@ -172,6 +175,11 @@ cmd_check() {
         say "the systemd tests did not run: $(grep -m1 SKIP build/tests/service/check_unit.sh.log 2>/dev/null)"
         exit 1
     fi
+    say "make distcheck: the release tarball builds, passes make check and installs on its own"
+    (cd build && make -s -j"$(jobs)" distcheck) ||
+        { tail -200 build/redis-chat-*/_build/sub/test-suite.log 2>/dev/null; exit 1; }
+    say "the Debian package: build, install, run the installed server, purge"
+    as_root tests/package/check_deb.sh
     say "benchmark smoke: each load generator mode for a few seconds"
     (cd build && make -s bench-smoke BENCH_FLAGS='--vs nchan')
     say "unit tests under valgrind"
