@@ -2,9 +2,10 @@
 # check_deb.sh -- the Debian package, built, installed and run for real.
 #
 # Copies the source tree (the files git knows, as they are in the work
-# tree; or all of an unpacked tarball) into a temporary directory, builds the .deb there (unit tests
-# skipped: `make check` ran them already), installs it with dpkg, and
-# checks what the package promises: the redis-chat system user, the
+# tree; or all of an unpacked tarball) into a temporary directory, builds
+# the .deb there (unit tests skipped: `make check` ran them already),
+# checks it with lintian (no errors, no warnings), installs it with dpkg,
+# and checks what it promises: the redis-chat system user, the
 # configuration as a conffile, the manual pages, and the INSTALLED binary
 # running with the INSTALLED /etc/redis-chat.conf as that user against a
 # throwaway redis-server (port and Redis through PORT and REDIS_HOST):
@@ -97,6 +98,10 @@ if ! (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=2" \
 fi
 deb=$(ls "$work"/redis-chat_"$version"_*.deb)
 [ -f "$deb" ] || fail "no .deb built"
+if command -v lintian >/dev/null; then
+    timeout 300 lintian --allow-root --fail-on error,warning "$deb" >"$work/lintian.log" 2>&1 ||
+        { cat "$work/lintian.log" >&2; fail "lintian: errors or warnings"; }
+fi
 
 # ---- install --------------------------------------------------------------
 say "installing $(basename "$deb")"
