@@ -146,12 +146,12 @@ wait_for 20 healthy || { cat "$work/chat.log" >&2; fail "GET /healthz never answ
 url=ws://127.0.0.1:$chat_port/chat
 (sleep 8 | timeout 15 wscat -c "$url/alice" -w 1 >"$work/alice.out" 2>&1 || true) &
 alice=$!
-wait_for 10 grep -q 'Welcome alice!' "$work/alice.out" ||
+wait_for 10 grep -qs 'Welcome alice!' "$work/alice.out" ||
     { cat "$work/alice.out" "$work/chat.log" >&2; fail "alice got no welcome"; }
 sleep 2 | timeout 10 wscat -c "$url/bob" -x "hello from bob" -w 1 >"$work/bob.out" 2>&1 ||
     { cat "$work/bob.out" >&2; fail "wscat bob failed"; }
 grep -q 'Welcome bob!' "$work/bob.out" || { cat "$work/bob.out" >&2; fail "bob got no welcome"; }
-wait_for 10 grep -q 'bob: hello from bob' "$work/alice.out" ||
+wait_for 10 grep -qs 'bob: hello from bob' "$work/alice.out" ||
     { cat "$work/alice.out" >&2; fail "alice did not hear bob"; }
 wait "$alice" || true
 
