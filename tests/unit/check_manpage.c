@@ -84,7 +84,7 @@ static void roff_name(const char *name, char *out, size_t cap)
 static char *page_entry(const char *name)
 {
     char rname[128], heading[160];
-    const char *start, *end, *stops[] = { "\n.TP\n", "\n.SH ", "\n.SS " };
+    const char *start, *end, *stops[] = {"\n.TP\n", "\n.SH ", "\n.SS "};
     size_t i;
 
     roff_name(name, rname, sizeof rname);
@@ -160,8 +160,7 @@ static void check_computed_default(const char *name, const char *text)
         ck_assert_msg(cfg_finalize(&cfg, err, sizeof err) == 0, "%s", err);
         ck_assert_str_eq(cfg.broker_socket, "/tmp/redis-chat-8080.sock");
     } else {
-        ck_abort_msg("%s: the page's default is neither \\fBVALUE\\fR nor none: %.60s", name,
-                     text);
+        ck_abort_msg("%s: the page's default is neither \\fBVALUE\\fR nor none: %.60s", name, text);
     }
     cfg_free(&cfg);
 }
