@@ -65,7 +65,7 @@ libs_json="$(pkg-config --libs jansson zlib)"
 
 # The server sources go into one archive, as libcommon.a and libworker.a do
 # in the Makefile, so each target pulls in only the objects it needs. Left
-# out: main.c and master.c (the master), log.c (fuzz_ws_frames.c brings a
+# out: main.c, master.c, privdrop.c and service_notify.c (the master), log.c (fuzz_ws_frames.c brings a
 # silent logger), worker.c (worker_main and its static worker: the ws
 # frames target sets up the transport and the chat itself) and broker/
 # (hiredis).
@@ -76,7 +76,8 @@ objs=
 for src in "$top"/src/*.c "$top"/worker/*.c; do
     rel=${src#"$top"/}
     case $rel in
-    src/main.c | src/master.c | src/log.c | worker/worker.c) continue ;;
+    src/main.c | src/master.c | src/privdrop.c | src/service_notify.c | src/log.c | worker/worker.c)
+        continue ;;
     esac
     obj="$objdir/$(echo "$rel" | tr / _ | sed 's/\.c$/.o/')"
     echo "  CC       $rel"
