@@ -5,6 +5,7 @@
 #                    (generated CA, password) and run redis-chat on port 8080
 #   ./dev.sh check   install dependencies, build with -Werror, run `make check`
 #                    (the web page's tests in headless Chromium included),
+#                    the integration suites again against Valkey 8,
 #                    the unit tests and the chat integration suites under
 #                    valgrind (every server process), the same suite again in an
 #                    ASan/UBSan build, then each libFuzzer target for 60 s;
@@ -81,6 +82,19 @@ deps() {
         as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libclang-rt-14-dev >/dev/null
         as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
             libhiredict-shims-dev >/dev/null
+        # Valkey 8: the integration suites run against it too; its service
+        # is not started (a policy-rc.d that says no, for the install only)
+        if ! command -v valkey-server >/dev/null 2>&1; then
+            local policy=""
+            if [ ! -e /usr/sbin/policy-rc.d ]; then
+                policy=/usr/sbin/policy-rc.d
+                printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+                as_root chmod 755 "$policy"
+            fi
+            as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+                valkey-server valkey-tools >/dev/null
+            [ -z "$policy" ] || as_root rm -f "$policy"
+        fi
     else
         apt_update
         as_root apt-get install -y -qq --no-install-recommends "${base[@]}" libhiredis-dev \
@@ -137,6 +151,8 @@ have_deps() {
         command -v chromium >/dev/null && [ -d "$(npm root -g 2>/dev/null)/puppeteer-core" ] &&
         [ -f /usr/share/nginx/modules/ngx_nchan_module.so ] &&
         command -v promtool >/dev/null && pkg-config --exists libsystemd 2>/dev/null &&
+        { [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" != bookworm ] ||
+            command -v valkey-server >/dev/null; } &&
         command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v lintian >/dev/null &&
         [ -f /usr/share/perl5/Debian/Debhelper/Sequence/autoreconf.pm ] &&
         echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
@@ -173,6 +189,22 @@ cmd_check() {
     if ! grep -q 'define HAVE_LIBSYSTEMD 1' build/autoconfig.h ||
         ! grep -q ':test-result: PASS' build/tests/service/check_unit.sh.trs 2>/dev/null; then
         say "the systemd tests did not run: $(grep -m1 SKIP build/tests/service/check_unit.sh.log 2>/dev/null)"
+        exit 1
+    fi
+    # the same integration suites against Valkey 8 (bookworm-backports; the
+    # harness starts whatever REDIS_SERVER names), where it is packaged
+    local valkey
+    valkey=$(command -v valkey-server || true)
+    if [ -n "$valkey" ]; then
+        "$valkey" --version | grep -q '^Valkey server v=8' ||
+            { say "valkey-server is not Valkey 8: $("$valkey" --version)"; exit 1; }
+        say "integration tests against $("$valkey" --version | cut -d' ' -f1-3)"
+        # shellcheck disable=SC2016 # make expands $(INTEG_TESTS)
+        (cd build && REDIS_CLI=$(command -v valkey-cli) make -s -j"$(jobs)" check \
+            TESTS='$(INTEG_TESTS)' REDIS_SERVER="$valkey" TEST_SUITE_LOG=valkey-suite.log) ||
+            { tail -200 build/valkey-suite.log 2>/dev/null; exit 1; }
+    elif [ "$(. /etc/os-release; echo "${VERSION_CODENAME:-}")" = bookworm ]; then
+        say "valkey-server missing: ./dev.sh deps installs it"
         exit 1
     fi
     say "make distcheck: the release tarball builds, passes make check and installs on its own"
