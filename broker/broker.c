@@ -1320,8 +1320,13 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     event_add(B.accept_ev, NULL);
     event_add(B.term_ev, NULL);
     event_add(B.int_ev, NULL);
-    log_msg(LOG_INFO, "listening on %s; redis %s:%d%s; instance %s", cfg->broker_socket,
-            cfg->redis_host, cfg->redis_port, cfg->redis_tls ? " (TLS)" : "", instance_id);
+    if (cfg->redis_sentinel != NULL)
+        log_msg(LOG_INFO, "listening on %s; redis: primary '%s' of sentinels %s%s; instance %s",
+                cfg->broker_socket, cfg->redis_sentinel_master, cfg->redis_sentinel,
+                cfg->redis_tls ? " (TLS)" : "", instance_id);
+    else
+        log_msg(LOG_INFO, "listening on %s; redis %s:%d%s; instance %s", cfg->broker_socket,
+                cfg->redis_host, cfg->redis_port, cfg->redis_tls ? " (TLS)" : "", instance_id);
 
     if (event_base_dispatch(B.base) == -1)
         rc = RC_EXIT_RUNTIME;

@@ -7,28 +7,28 @@
  * hiredis's disconnect callback, which frees the context; a timer with
  * jittered exponential backoff then starts over. The link is "up" only while
  * both connections are ready.
+ *
+ * With redis-sentinel, the address is not configured but asked of the
+ * sentinels (sentinel.c) before a connection is made after any failure, and
+ * each connection checks with ROLE that it reached the primary before it
+ * counts as ready; a +switch-master moves both connections at once.
  */
 #include "redis_link.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hiredis_compat.h"
-#include <hiredis/adapters/libevent.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "redis_conn.h"
 #include "room.h"
+#include "sentinel.h"
 #include "util.h"
 
 #define RLINK_CONNECT_TIMEOUT_MS 5000
@@ -36,7 +36,7 @@
 #define RLINK_BACKOFF_MAX_MS 5000
 #define RLINK_PING_EVERY_MS 1000   /* the command connection's heartbeat */
 #define RLINK_PING_TIMEOUT_MS 3000 /* no reply this long: the link is dead */
-#define RLINK_KEEPALIVE_S 5        /* TCP keepalive: idle, interval */
+#define RLINK_HOST_MAX 256
 
 enum rconn_kind { RCONN_CMD = 0, RCONN_SUB };
 
@@ -46,6 +46,8 @@ struct rconn {
     redisAsyncContext *ac; /* NULL while disconnected */
     int ready;
     int failures; /* consecutive failed attempts, for the backoff */
+    int parked;   /* waiting for the sentinels to name the primary */
+    int not_primary; /* ROLE said replica: replies still due are ignored */
     struct event *retry_ev;
 };
 
@@ -53,6 +55,10 @@ struct rlink {
     struct event_base *base;
     const struct cfg *cfg;
     SSL_CTX *ssl_ctx; /* NULL without TLS */
+    char host[RLINK_HOST_MAX]; /* where the connections go: redis-host, or */
+    int port;                  /* the primary the sentinels named */
+    struct sentinel *sentinel; /* NULL without redis-sentinel */
+    int host_known;            /* 0: ask the sentinels before connecting */
     struct rconn cmd, sub;
     struct rlink_handlers h;
     struct event *ping_ev;
@@ -88,8 +94,8 @@ static void rlink_update_state(struct rlink *r)
         return;
     r->up = up;
     metrics_set(MS_REDIS_UP, (uint64_t)up);
-    log_msg(up ? LOG_INFO : LOG_WARN, "redis link %s (%s:%d)", up ? "up" : "down",
-            r->cfg->redis_host, r->cfg->redis_port);
+    log_msg(up ? LOG_INFO : LOG_WARN, "redis link %s (%s:%d)", up ? "up" : "down", r->host,
+            r->port);
     r->h.on_state(up, r->h.arg);
 }
 
@@ -140,6 +146,8 @@ static void rconn_on_select(redisAsyncContext *ac, void *reply, void *pd)
         redisAsyncDisconnect(ac);
         return;
     }
+    if (c->not_primary)
+        return;
     c->ready = 1;
     c->failures = 0;
     rlink_update_state(c->r);
@@ -168,6 +176,8 @@ static void rconn_on_sub(redisAsyncContext *ac, void *reply_, void *pd)
                         r->h.arg);
     } else if (strcmp(kind->str, "subscribe") == 0 || strcmp(kind->str, "unsubscribe") == 0) {
         int on = kind->str[0] == 's';
+        if (c->not_primary)
+            return;
         if (ch->len == r->cfg->channel_len && memcmp(ch->str, r->cfg->channel, ch->len) == 0) {
             /* the seed channel and the direct one were asked for in one
              * command: Redis has done both */
@@ -187,9 +197,10 @@ static void rconn_on_connect(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback */
-        log_msg(LOG_WARN, "redis %s: cannot connect to %s:%d: %s", rconn_name(c),
-                c->r->cfg->redis_host, c->r->cfg->redis_port, ac->errstr);
+        log_msg(LOG_WARN, "redis %s: cannot connect to %s:%d: %s", rconn_name(c), c->r->host,
+                c->r->port, ac->errstr);
         c->ac = NULL;
+        c->r->host_known = c->r->sentinel == NULL;
         rconn_schedule_retry(c);
         return;
     }
@@ -204,48 +215,14 @@ static void rconn_on_disconnect(const redisAsyncContext *ac, int status)
     c->ready = 0;
     if (c->r->stopping)
         return;
-    if (status != REDIS_OK)
+    if (status != REDIS_OK) {
         log_msg(LOG_WARN, "redis %s: connection lost: %s", rconn_name(c),
                 ac->errstr[0] ? ac->errstr : "closed");
-    else
+        c->r->host_known = c->r->sentinel == NULL; /* a failover, maybe: ask again */
+    } else
         log_msg(LOG_WARN, "redis %s: disconnected", rconn_name(c));
     rlink_update_state(c->r);
     rconn_schedule_retry(c);
-}
-
-static int rconn_start_tls(struct rconn *c, redisAsyncContext *ac)
-{
-    const struct cfg *cfg = c->r->cfg;
-    const char *name = cfg->redis_tls_server_name ? cfg->redis_tls_server_name : cfg->redis_host;
-    unsigned char ip[16];
-    SSL *ssl = SSL_new(c->r->ssl_ctx);
-
-    if (ssl == NULL)
-        return -1;
-    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
-    } else {
-        SSL_set_tlsext_host_name(ssl, name);
-        SSL_set1_host(ssl, name);
-    }
-    if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) { /* takes ssl on success only */
-        log_msg(LOG_WARN, "redis %s: TLS setup failed: %s", rconn_name(c), ac->c.errstr);
-        SSL_free(ssl);
-        return -1;
-    }
-    return 0;
-}
-
-/* A dead peer behind a silent network (no RST) is noticed within about
- * three keepalive rounds instead of the kernel's two hours. */
-static void rconn_keepalive(int fd)
-{
-    int on = 1, idle = RLINK_KEEPALIVE_S, intvl = RLINK_KEEPALIVE_S, cnt = 3;
-
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 /* The seed channel, the direct one and (history on) the default room's
@@ -260,46 +237,118 @@ static void rconn_subscribe_fixed(struct rconn *c, redisAsyncContext *ac)
     redisAsyncCommandArgv(ac, rconn_on_sub, c, r->feed_len > 0 ? 4 : 3, argv, lens);
 }
 
+/* ROLE's first element: "master" on the primary. A replica (an old primary
+ * demoted, or a sentinel's answer from before a failover) is left, and the
+ * sentinels asked again. */
+static void rconn_on_role(redisAsyncContext *ac, void *reply_, void *pd)
+{
+    struct rconn *c = pd;
+    const redisReply *reply = reply_;
+
+    if (!rconn_reply_ok(c, reply, "ROLE")) {
+        if (reply != NULL)
+            redisAsyncDisconnect(ac);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0)
+        return;
+    log_msg(LOG_WARN, "redis %s: %s:%d is not the primary (ROLE: %s): asking the sentinels again",
+            rconn_name(c), c->r->host, c->r->port,
+            reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                    reply->element[0]->type == REDIS_REPLY_STRING
+                ? reply->element[0]->str
+                : "?");
+    c->not_primary = 1;
+    c->r->host_known = 0;
+    redisAsyncDisconnect(ac);
+}
+
 static void rconn_connect(struct rconn *c)
 {
-    const struct cfg *cfg = c->r->cfg;
-    struct timeval tv = util_ms_tv(RLINK_CONNECT_TIMEOUT_MS);
-    redisOptions opt;
+    struct rlink *r = c->r;
+    const struct cfg *cfg = r->cfg;
+    char err[256];
     redisAsyncContext *ac;
 
-    memset(&opt, 0, sizeof(opt));
-    REDIS_OPTIONS_SET_TCP(&opt, cfg->redis_host, cfg->redis_port);
-    opt.connect_timeout = &tv;
-    ac = redisAsyncConnectWithOptions(&opt);
+    if (!r->host_known) {
+        c->parked = 1; /* rlink_on_primary connects it */
+        sentinel_ask(r->sentinel);
+        return;
+    }
+    ac = redis_conn_open(r->base, r->host, r->port, RLINK_CONNECT_TIMEOUT_MS, r->ssl_ctx, cfg, err,
+                         sizeof(err));
     if (ac == NULL) {
-        log_msg(LOG_ERROR, "redis %s: out of memory", rconn_name(c));
-        rconn_schedule_retry(c);
-        return;
-    }
-    if (ac->err) {
-        log_msg(LOG_WARN, "redis %s: cannot connect to %s:%d: %s", rconn_name(c),
-                cfg->redis_host, cfg->redis_port, ac->errstr);
-        redisAsyncFree(ac);
-        rconn_schedule_retry(c);
-        return;
-    }
-    if (c->r->ssl_ctx != NULL && rconn_start_tls(c, ac) == -1) {
-        redisAsyncFree(ac);
+        log_msg(LOG_WARN, "redis %s: cannot connect to %s:%d: %s", rconn_name(c), r->host,
+                r->port, err);
+        r->host_known = r->sentinel == NULL;
         rconn_schedule_retry(c);
         return;
     }
     ac->data = c;
     c->ac = ac;
-    rconn_keepalive(ac->c.fd);
-    redisLibeventAttach(ac, c->r->base);
+    c->not_primary = 0;
     redisAsyncSetConnectCallback(ac, rconn_on_connect);
     redisAsyncSetDisconnectCallback(ac, rconn_on_disconnect);
     if (cfg->redis_password != NULL)
         redisAsyncCommand(ac, rconn_on_auth, c, "AUTH %s", cfg->redis_password);
+    if (r->sentinel != NULL)
+        redisAsyncCommand(ac, rconn_on_role, c, "ROLE");
     if (c->kind == RCONN_CMD)
         redisAsyncCommand(ac, rconn_on_select, c, "SELECT %d", cfg->redis_db);
     else
         rconn_subscribe_fixed(c, ac);
+}
+
+/* The sentinels' answer: connect what waited for it, or try again later. */
+static void rlink_on_primary(const char *host, int port, void *arg)
+{
+    struct rlink *r = arg;
+    struct rconn *conns[2] = {&r->cmd, &r->sub};
+    int i;
+
+    if (host != NULL) {
+        if (strcmp(host, r->host) != 0 || port != r->port)
+            log_msg(LOG_INFO, "redis: the sentinels name %s:%d the primary '%s'", host, port,
+                    r->cfg->redis_sentinel_master);
+        snprintf(r->host, sizeof(r->host), "%s", host);
+        r->port = port;
+        r->host_known = 1;
+    }
+    for (i = 0; i < 2; i++) {
+        if (!conns[i]->parked)
+            continue;
+        conns[i]->parked = 0;
+        if (host != NULL)
+            rconn_connect(conns[i]);
+        else
+            rconn_schedule_retry(conns[i]);
+    }
+}
+
+/* A failover the sentinels announced: both connections move, even while
+ * the old primary still answers (it is about to become a replica). */
+static void rlink_on_switch(const char *host, int port, void *arg)
+{
+    struct rlink *r = arg;
+    struct rconn *conns[2] = {&r->cmd, &r->sub};
+    int i;
+
+    if (r->host_known && strcmp(host, r->host) == 0 && port == r->port)
+        return;
+    snprintf(r->host, sizeof(r->host), "%s", host);
+    r->port = port;
+    r->host_known = 1;
+    for (i = 0; i < 2; i++) {
+        struct rconn *c = conns[i];
+        c->failures = 0; /* the new primary is ready: no long backoff */
+        if (c->ac != NULL) {
+            redisAsyncDisconnect(c->ac); /* reconnects from the disconnect callback */
+        } else if (!c->parked) {
+            evtimer_del(c->retry_ev); /* waiting out a backoff: go now */
+            rconn_connect(c);
+        }
+    }
 }
 
 static void rconn_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -365,47 +414,6 @@ enum rlink_ping_verdict rlink_ping_overdue(uint64_t sent_ms, uint64_t now_ms, in
     return replied_since ? RLINK_PING_BUSY : RLINK_PING_DEAD;
 }
 
-static SSL_CTX *rlink_ssl_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    unsigned long e;
-
-    if (ctx == NULL)
-        goto fail;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (cfg->redis_tls_ca_cert != NULL) {
-        if (SSL_CTX_load_verify_locations(ctx, cfg->redis_tls_ca_cert, NULL) != 1) {
-            snprintf(err, errlen, "redis-tls-ca-cert %s: cannot load", cfg->redis_tls_ca_cert);
-            goto fail_msg;
-        }
-    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        snprintf(err, errlen, "cannot load the system CA store");
-        goto fail_msg;
-    }
-    if (cfg->redis_tls_cert != NULL) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, cfg->redis_tls_cert) != 1) {
-            snprintf(err, errlen, "redis-tls-cert %s: cannot load", cfg->redis_tls_cert);
-            goto fail_msg;
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, cfg->redis_tls_key, SSL_FILETYPE_PEM) != 1) {
-            snprintf(err, errlen, "redis-tls-key %s: cannot load", cfg->redis_tls_key);
-            goto fail_msg;
-        }
-    }
-    return ctx;
-fail:
-    snprintf(err, errlen, "cannot create a TLS context");
-fail_msg:
-    e = ERR_get_error();
-    if (e != 0) {
-        size_t n = strlen(err);
-        snprintf(err + n, errlen - n, ": %s", ERR_reason_error_string(e));
-    }
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
 struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
                         const struct rlink_handlers *h, char *err, size_t errlen)
 {
@@ -422,8 +430,23 @@ struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
     if (cfg->history_size > 0)
         r->feed_len = (size_t)room_key(r->feed, sizeof(r->feed), cfg, "", 0, ROOM_KEY_FEED, NULL);
     if (cfg->redis_tls) {
-        r->ssl_ctx = rlink_ssl_ctx_new(cfg, err, errlen);
+        r->ssl_ctx = redis_tls_ctx_new(cfg, err, errlen);
         if (r->ssl_ctx == NULL) {
+            free(r);
+            return NULL;
+        }
+    }
+    snprintf(r->host, sizeof(r->host), "%s", cfg->redis_host);
+    r->port = cfg->redis_port;
+    r->host_known = 1;
+    if (cfg->redis_sentinel != NULL) {
+        struct sentinel_handlers sh = {rlink_on_primary, rlink_on_switch, r};
+        r->host_known = 0;
+        r->host[0] = '\0';
+        r->sentinel = sentinel_new(base, cfg, r->ssl_ctx, &sh);
+        if (r->sentinel == NULL) {
+            snprintf(err, errlen, "redis-sentinel: cannot set up the sentinels");
+            SSL_CTX_free(r->ssl_ctx);
             free(r);
             return NULL;
         }
@@ -456,6 +479,7 @@ void rlink_free(struct rlink *r)
     event_free(r->cmd.retry_ev);
     event_free(r->sub.retry_ev);
     event_free(r->ping_ev);
+    sentinel_free(r->sentinel);
     SSL_CTX_free(r->ssl_ctx);
     free(r);
 }

@@ -35,6 +35,7 @@ enum cfg_type {
 
 #define CFG_F_ZERO_OFF 0x1u /* 0 is accepted besides min..max ("off") */
 #define CFG_F_NOCTRL 0x2u   /* string must not hold control characters */
+#define CFG_F_ADDRS 0x4u    /* string: 1 .. CFG_ADDRS_MAX blank-separated host:port words */
 
 struct cfg_directive {
     const char *name;
@@ -56,7 +57,7 @@ struct cfg_directive {
 #define CFG_WORKERS_MAX 256
 #define CFG_AUTH_SECRET_MIN 32
 #define CFG_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
-#define CFG_ARGV_MAX 3             /* directive, value, and one to see "too many" */
+#define CFG_ARGV_MAX (CFG_ADDRS_MAX + 2) /* directive, values, and one to see "too many" */
 
 static const struct cfg_directive cfg_directives[] = {
     /* listening */
@@ -92,6 +93,14 @@ static const struct cfg_directive cfg_directives[] = {
     { "redis-tls-key", CFG_STR, CFG_OFF(redis_tls_key), 0, CFG_PATH_MAX, 0, 0, NULL },
     { "redis-tls-server-name", CFG_STR, CFG_OFF(redis_tls_server_name), 0, CFG_HOST_MAX,
       CFG_F_NOCTRL, 0, NULL },
+    { "redis-sentinel", CFG_STR, CFG_OFF(redis_sentinel), 0, CFG_PATH_MAX,
+      CFG_F_NOCTRL | CFG_F_ADDRS, 0, NULL },
+    { "redis-sentinel-master", CFG_STR, CFG_OFF(redis_sentinel_master), 0, CFG_NAME_MAX,
+      CFG_F_NOCTRL, 0, NULL },
+    { "redis-sentinel-password", CFG_STR, CFG_OFF(redis_sentinel_password), 0, CFG_PATH_MAX, 0, 0,
+      NULL },
+    { "redis-wait-replicas", CFG_UINT, CFG_OFF(redis_wait_replicas), 0, 16, 0, 0, NULL },
+    { "redis-wait-timeout", CFG_MSEC, CFG_OFF(redis_wait_timeout), 1, 60000, 0, 1000, NULL },
     /* chat */
     { "channel", CFG_STR, CFG_OFF(channel), 1, CFG_NAME_MAX, CFG_F_NOCTRL, 0, "chat" },
     { "users-key", CFG_STR, CFG_OFF(users_key), 1, CFG_NAME_MAX, CFG_F_NOCTRL, 0, "chat-users" },
@@ -187,6 +196,78 @@ static const char *cfg_quote(const char *s, char *buf, size_t n)
     return buf;
 }
 
+static int cfg_host_port_split(const char *s, char **host, int *port, char *why, size_t whylen);
+
+/* Word i (from 0) of a blank-separated list into out (cap bytes): 0, -1
+ * past the last word, -2 when it does not fit. */
+static int cfg_word_at(const char *list, size_t i, char *out, size_t cap)
+{
+    const char *p = list;
+    size_t n;
+
+    for (;;) {
+        p += strspn(p, " ");
+        if (*p == '\0')
+            return -1;
+        n = strcspn(p, " ");
+        if (i-- == 0)
+            break;
+        p += n;
+    }
+    if (n >= cap)
+        return -2;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* A CFG_F_ADDRS value: 1 .. CFG_ADDRS_MAX words, each host:port. */
+static int cfg_addrs_check(const char *s, char *why, size_t whylen)
+{
+    char word[CFG_HOST_MAX + 16], *host;
+    size_t i;
+    int port, rc;
+
+    for (i = 0; (rc = cfg_word_at(s, i, word, sizeof word)) != -1; i++) {
+        if (rc == -2) {
+            cfg_err(why, whylen, "address %zu is too long", i + 1);
+            return -1;
+        }
+        if (i == CFG_ADDRS_MAX) {
+            cfg_err(why, whylen, "more than %d addresses", CFG_ADDRS_MAX);
+            return -1;
+        }
+        if (cfg_host_port_split(word, &host, &port, why, whylen) == -1)
+            return -1;
+        free(host);
+        if (port == 0) {
+            cfg_err(why, whylen, "'%.40s' names no port (host:port)", word);
+            return -1;
+        }
+    }
+    if (i == 0) {
+        cfg_err(why, whylen, "expected host:port words");
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_addr_at(const char *list, size_t i, char *host, size_t hostcap, int *port)
+{
+    char word[CFG_HOST_MAX + 16], why[CFG_ERR_LEN], *h;
+
+    if (list == NULL || cfg_word_at(list, i, word, sizeof word) != 0 ||
+        cfg_host_port_split(word, &h, port, why, sizeof why) == -1)
+        return -1;
+    if (strlen(h) >= hostcap) {
+        free(h);
+        return -1;
+    }
+    strcpy(host, h);
+    free(h);
+    return 0;
+}
+
 static int cfg_has_ctrl(const char *s)
 {
     for (; *s != '\0'; s++)
@@ -269,6 +350,8 @@ static int cfg_str_check(const struct cfg_directive *d, const char *s, char *why
         cfg_err(why, whylen, "must not contain control characters");
         return -1;
     }
+    if ((d->flags & CFG_F_ADDRS) && cfg_addrs_check(s, why, whylen) == -1)
+        return -1;
     return 0;
 }
 
@@ -493,6 +576,16 @@ static int cfg_line_split(const char *p, size_t len, char *out, char **argv, int
     }
 }
 
+/* Join n words that cfg_line_split left one after another in its output
+ * buffer: each NUL between them becomes a blank. */
+static void cfg_words_join(char **words, int n)
+{
+    int i;
+
+    for (i = 0; i + 1 < n; i++)
+        words[i][strlen(words[i])] = ' ';
+}
+
 /* End-of-text check: a key without a cert (or the reverse) is a typo that
  * would only show at the first TLS handshake. Reported on the line that
  * set the one that is there; pairs set in code are cfg_finalize's. */
@@ -559,9 +652,15 @@ int cfg_parse_buffer(struct cfg *cfg, const char *text, size_t len, const char *
                     lineno, d->name, cfg->set_line[idx]);
             goto out;
         }
+        if (n > 2 && (d->flags & CFG_F_ADDRS) && n <= CFG_ARGV_MAX - 1) {
+            cfg_words_join(argv + 1, n - 1); /* one value: "a:1 b:2" */
+            n = 2;
+        }
         if (n != 2) {
             cfg_err(err, errlen, "%s:%u: %s: %s", fname, lineno, d->name,
-                    n == 1 ? "missing value" : "too many values (quote a value with blanks)");
+                    n == 1                       ? "missing value"
+                    : (d->flags & CFG_F_ADDRS) ? "too many addresses"
+                                                 : "too many values (quote a value with blanks)");
             goto out;
         }
         if (cfg_value_set(cfg, d, argv[1], why, sizeof why) == -1) {
@@ -846,6 +945,23 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
     if (cfg->tls_port == 0 && (cfg->tls_cert != NULL || cfg->tls_key != NULL ||
                                cfg->tls_ca_cert != NULL)) {
         cfg_err(err, errlen, "tls-cert, tls-key and tls-ca-cert need tls-port");
+        return -1;
+    }
+    if ((cfg->redis_sentinel == NULL) != (cfg->redis_sentinel_master == NULL)) {
+        cfg_err(err, errlen, "%s",
+                cfg->redis_sentinel != NULL ? "redis-sentinel: needs redis-sentinel-master"
+                                            : "redis-sentinel-master: needs redis-sentinel");
+        return -1;
+    }
+    if (cfg->redis_sentinel_password != NULL && cfg->redis_sentinel == NULL) {
+        cfg_err(err, errlen, "redis-sentinel-password: needs redis-sentinel");
+        return -1;
+    }
+    /* the sentinels name the primary: an address beside them is a mistake */
+    if (cfg->redis_sentinel != NULL && (cfg_line_of(cfg, CFG_OFF(redis_host)) != 0 ||
+                                        cfg_line_of(cfg, CFG_OFF(redis_port)) != 0)) {
+        cfg_err(err, errlen, "redis-host and redis-port: not used with redis-sentinel "
+                             "(the sentinels name the primary)");
         return -1;
     }
     /* a group alone would leave the process root with another gid */

@@ -29,6 +29,7 @@
 #define CFG_NAME_MAX 256       /* channel, users-key: bytes */
 #define CFG_PRESENCE_MAX 1000  /* presence-max: the names must fit one IPC frame */
 #define CFG_DIRECTIVES_MAX 64  /* size of the private set_line[] table */
+#define CFG_ADDRS_MAX 8        /* host:port words in one list directive (redis-sentinel) */
 
 enum cfg_log_level { CFG_LOG_DEBUG = 0, CFG_LOG_INFO, CFG_LOG_WARN, CFG_LOG_ERROR };
 
@@ -68,6 +69,13 @@ struct cfg {
     char *redis_tls_cert;        /* NULL; needs redis_tls_key */
     char *redis_tls_key;         /* NULL; needs redis_tls_cert */
     char *redis_tls_server_name; /* NULL = redis_host */
+    char *redis_sentinel;        /* NULL; else "host:port host:port ...": ask these
+                                  * sentinels for the primary (redis-host unused) */
+    char *redis_sentinel_master; /* the name the sentinels monitor; needs redis_sentinel */
+    char *redis_sentinel_password; /* NULL = the sentinels ask for none */
+    int redis_wait_replicas;     /* 0; N: an acknowledged send waits (WAIT) until N
+                                  * replicas have it */
+    long redis_wait_timeout;     /* ms WAIT waits for them, 1000 */
     /* chat */
     char *channel;               /* "chat" */
     size_t channel_len;          /* strlen(channel), set by cfg_finalize */
@@ -164,6 +172,10 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen);
  * i is past the last one. For tests that hold the manual page and the sample
  * configuration to the table. */
 const char *cfg_directive_name(size_t i);
+
+/* Address i (from 0) of a host:port list (redis-sentinel) into host (hostcap
+ * bytes, IPv6 without brackets) and *port. 0, or -1 past the last one. */
+int cfg_addr_at(const char *list, size_t i, char *host, size_t hostcap, int *port);
 
 /* Name of a log level ("debug", "info", ...). */
 const char *cfg_log_level_name(enum cfg_log_level l);

@@ -585,6 +585,11 @@ static int master_broker_changed(const struct cfg *o, const struct cfg *n)
            master_str_differs(o->redis_tls_cert, n->redis_tls_cert) ||
            master_str_differs(o->redis_tls_key, n->redis_tls_key) ||
            master_str_differs(o->redis_tls_server_name, n->redis_tls_server_name) ||
+           master_str_differs(o->redis_sentinel, n->redis_sentinel) ||
+           master_str_differs(o->redis_sentinel_master, n->redis_sentinel_master) ||
+           master_str_differs(o->redis_sentinel_password, n->redis_sentinel_password) ||
+           o->redis_wait_replicas != n->redis_wait_replicas ||
+           o->redis_wait_timeout != n->redis_wait_timeout ||
            master_str_differs(o->channel, n->channel) ||
            master_str_differs(o->users_key, n->users_key) ||
            o->max_message_size != n->max_message_size ||

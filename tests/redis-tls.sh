@@ -17,7 +17,9 @@
 # REDIS_APPENDONLY=yes turns AOF persistence on (`appendonly yes`, files below
 # DIR, which a restart in the same DIR loads again; default no: nothing is
 # persisted, a restart starts empty); REDIS_SERVER and REDIS_CLI override the
-# binaries.
+# binaries; REDIS_EXTRA_CONF names a file whose lines are added to the config
+# (replicaof, sentinel monitor, ...); REDIS_SENTINEL=yes starts a sentinel
+# (redis-server --sentinel; PASSWORD is then the sentinel's own).
 set -euo pipefail
 
 usage() {
@@ -49,6 +51,16 @@ case $appendonly in
     yes | no) ;;
     *) echo "$0: REDIS_APPENDONLY must be yes or no" >&2; exit 2 ;;
 esac
+sentinel=${REDIS_SENTINEL:-no}
+case $sentinel in
+    yes | no) ;;
+    *) echo "$0: REDIS_SENTINEL must be yes or no" >&2; exit 2 ;;
+esac
+extra=${REDIS_EXTRA_CONF:-}
+if [ -n "$extra" ] && [ ! -r "$extra" ]; then
+    echo "$0: REDIS_EXTRA_CONF: cannot read $extra" >&2
+    exit 2
+fi
 redis_server=${REDIS_SERVER:-redis-server}
 redis_cli=${REDIS_CLI:-redis-cli}
 
@@ -146,16 +158,19 @@ fi
     echo "logfile $(q "$dir/redis.log")"
     echo "pidfile $(q "$dir/redis.pid")"
     if [ "$foreground" = yes ]; then echo "daemonize no"; else echo "daemonize yes"; fi
+    [ -z "$extra" ] || cat "$extra"
 } >"$dir/redis.conf.tmp"
 # the password is in there
 chmod 600 "$dir/redis.conf.tmp"
 mv -f "$dir/redis.conf.tmp" "$dir/redis.conf"
 
+mode=()
+[ "$sentinel" = no ] || mode=(--sentinel)
 if [ "$foreground" = yes ]; then
-    exec "$redis_server" "$dir/redis.conf"
+    exec "$redis_server" "$dir/redis.conf" "${mode[@]}"
 fi
 
-"$redis_server" "$dir/redis.conf"
+"$redis_server" "$dir/redis.conf" "${mode[@]}"
 
 # Wait (at most 10 s) until it answers PING; the daemon may still fail after
 # the fork (port in use), which only its log tells.

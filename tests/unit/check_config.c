@@ -787,6 +787,77 @@ START_TEST(test_metrics_port_not_a_chat_port)
 }
 END_TEST
 
+/* redis-sentinel: a list of host:port words on one line, read back one by
+ * one; the pairings and the clash with redis-host are refused by name. */
+START_TEST(test_sentinel_directives)
+{
+    char host[64];
+    int port = 0;
+
+    parse_ok("redis-sentinel 127.0.0.1:26379   [::1]:26380 sentinel.example:26381\n"
+             "redis-sentinel-master mymaster\nredis-sentinel-password 's p'\n"
+             "redis-wait-replicas 1\nredis-wait-timeout 250ms\n");
+    finalize_ok();
+    ck_assert_str_eq(cfg.redis_sentinel, "127.0.0.1:26379 [::1]:26380 sentinel.example:26381");
+    ck_assert_str_eq(cfg.redis_sentinel_master, "mymaster");
+    ck_assert_str_eq(cfg.redis_sentinel_password, "s p");
+    ck_assert_int_eq(cfg.redis_wait_replicas, 1);
+    ck_assert_int_eq(cfg.redis_wait_timeout, 250);
+    ck_assert_int_eq(cfg_addr_at(cfg.redis_sentinel, 0, host, sizeof host, &port), 0);
+    ck_assert_str_eq(host, "127.0.0.1");
+    ck_assert_int_eq(port, 26379);
+    ck_assert_int_eq(cfg_addr_at(cfg.redis_sentinel, 1, host, sizeof host, &port), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_int_eq(port, 26380);
+    ck_assert_int_eq(cfg_addr_at(cfg.redis_sentinel, 2, host, sizeof host, &port), 0);
+    ck_assert_str_eq(host, "sentinel.example");
+    ck_assert_int_eq(cfg_addr_at(cfg.redis_sentinel, 3, host, sizeof host, &port), -1);
+    ck_assert_int_eq(cfg_addr_at(cfg.redis_sentinel, 0, host, 4, &port), -1); /* too small */
+
+    reset();
+    ck_assert_int_eq(parse("redis-sentinel 127.0.0.1\n"), -1);
+    ck_assert_str_eq(err, "t.conf:1: redis-sentinel: '127.0.0.1' names no port (host:port)");
+    reset();
+    ck_assert_int_eq(parse("redis-sentinel a:1 b:99999\n"), -1);
+    ck_assert_str_eq(err, "t.conf:1: redis-sentinel: port must be 1..65535");
+    reset();
+    ck_assert_int_eq(parse("redis-sentinel a:1 b:2 c:3 d:4 e:5 f:6 g:7 h:8 i:9\n"), -1);
+    ck_assert_str_eq(err, "t.conf:1: redis-sentinel: too many addresses");
+    reset();
+    ck_assert_int_eq(parse("redis-sentinel\n"), -1);
+    ck_assert_str_eq(err, "t.conf:1: redis-sentinel: missing value");
+    reset();
+    ck_assert_int_eq(parse("redis-sentinel-master m n\n"), -1); /* not a list */
+    ck_assert_str_eq(err,
+                     "t.conf:1: redis-sentinel-master: too many values (quote a value with blanks)");
+    reset();
+    ck_assert_int_eq(parse("redis-wait-replicas 17\n"), -1);
+    reset();
+    parse_ok("redis-sentinel a:1\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "redis-sentinel: needs redis-sentinel-master");
+    reset();
+    parse_ok("redis-sentinel-master m\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "redis-sentinel-master: needs redis-sentinel");
+    reset();
+    parse_ok("redis-sentinel-password x\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "redis-sentinel-password: needs redis-sentinel");
+    reset();
+    parse_ok("redis-sentinel a:1\nredis-sentinel-master m\nredis-host b\n");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "redis-host and redis-port: not used with redis-sentinel "
+                          "(the sentinels name the primary)");
+    reset();
+    /* set behind the parser: finalize checks each address again */
+    parse_ok("redis-sentinel-master m\n");
+    cfg.redis_sentinel = strdup("a:1 b");
+    ck_assert_int_eq(cfg_finalize(&cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "redis-sentinel: 'b' names no port (host:port)");
+}
+END_TEST
+
 /* The hint of an invalid duration names every suffix, "d" too. */
 START_TEST(test_history_ttl_hint_names_days)
 {
@@ -1031,6 +1102,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_errors_load_file_names_file_and_line);
     tcase_add_test(tc, test_errors_finalize_checks_values_set_in_code);
     tcase_add_test(tc, test_metrics_port_not_a_chat_port);
+    tcase_add_test(tc, test_sentinel_directives);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("history");
