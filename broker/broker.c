@@ -38,6 +38,7 @@
 #include "outbox.h"
 #include "presence.h"
 #include "redis_link.h"
+#include "replica_wait.h"
 #include "room.h"
 #include "stream_id.h"
 #include "util.h"
@@ -96,6 +97,7 @@ static struct {
     struct rlink *redis;
     struct presence *presence;
     struct history *history;
+    struct rwait *wait; /* redis-wait-replicas > 0: acks wait for the replicas */
     struct broker_rooms rooms;
     struct bfill fill;
     struct breplay replay;
@@ -427,20 +429,56 @@ static void broker_fail_req(const struct broker_req *q, uint16_t flags, const ch
                                  reason);
 }
 
+static void broker_ack(const struct broker_req *q, const char *id, size_t idlen)
+{
+    struct broker_worker *w = broker_find_worker(q->worker_id);
+    struct ipc_msg m;
+
+    if (w == NULL)
+        return;
+    ipc_msg_set(&m, IPC_PUBLISH_OK, q->reqid, 0, q->roomname, q->roomlen, q->user, q->userlen, id,
+                idlen);
+    ipc_link_send(w->link, &m);
+}
+
+/* WAIT's verdict on a stored send (redis-wait-replicas): the ack, or an
+ * error that says the message may not survive a failover. */
+static void broker_on_replicated(int replicated, long long replicas, void *pd)
+{
+    struct broker_req *q = pd;
+    char why[128];
+
+    B.inflight--;
+    if (replicated) {
+        broker_ack(q, q->hist, q->histlen);
+    } else {
+        snprintf(why, sizeof(why), "not replicated: %lld of %d replica(s) within %ld ms",
+                 replicas < 0 ? 0 : replicas, B.cfg->redis_wait_replicas,
+                 B.cfg->redis_wait_timeout);
+        metrics_inc(MS_REDIS_NOT_REPLICATED);
+        broker_fail_req(q, 0, why);
+    }
+    free(q);
+    broker_maybe_exit();
+}
+
 static void broker_on_stored(int ok, const char *id, size_t idlen, void *pd)
 {
     struct broker_req *q = pd;
-    struct broker_worker *w;
-    struct ipc_msg m;
 
-    B.inflight--;
-    if (!ok) {
-        broker_fail_req(q, 0, "chat service unavailable");
-    } else if ((q->flags & IPC_PUBLISH_F_ACK) && (w = broker_find_worker(q->worker_id)) != NULL) {
-        ipc_msg_set(&m, IPC_PUBLISH_OK, q->reqid, 0, q->roomname, q->roomlen, q->user, q->userlen,
-                    id, idlen);
-        ipc_link_send(w->link, &m);
+    if (ok && (q->flags & IPC_PUBLISH_F_ACK) && B.wait != NULL && idlen < sizeof(q->hist)) {
+        memcpy(q->hist, id, idlen);
+        q->histlen = idlen;
+        if (rwait_add(B.wait, broker_on_replicated, q) == 0)
+            return; /* still in flight */
+        broker_on_replicated(0, -1, q);
+        return;
     }
+    B.inflight--;
+    if (!ok)
+        broker_fail_req(q, 0, "chat service unavailable");
+    else if (q->flags & IPC_PUBLISH_F_ACK)
+        broker_ack(q, id, idlen);
     free(q);
     broker_maybe_exit();
 }
@@ -1289,6 +1327,8 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     B.direct_len = (size_t)room_key_direct(B.direct, sizeof(B.direct), cfg);
     B.presence = presence_new(B.base, B.redis, cfg, instance_id);
     B.history = history_new(B.redis, cfg);
+    if (cfg->redis_wait_replicas > 0)
+        B.wait = rwait_new(B.redis, cfg->redis_wait_replicas, cfg->redis_wait_timeout);
     if (cfg->history_size > 0)
         B.feed_len = (size_t)room_key(B.feed, sizeof(B.feed), cfg, "", 0, ROOM_KEY_FEED, NULL);
     brooms_init(&B.rooms, cfg, B.redis, B.presence, broker_on_room_ready,
@@ -1303,7 +1343,8 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     outbox_init(&B.outbox);
     B.outbox_ev = event_new(B.base, -1, EV_PERSIST, broker_outbox_tick_cb, NULL);
     B.ready_ev = evtimer_new(B.base, broker_ready_cb, NULL);
-    if (B.presence == NULL || B.history == NULL || B.outbox_ev == NULL || B.ready_ev == NULL) {
+    if (B.presence == NULL || B.history == NULL || B.outbox_ev == NULL || B.ready_ev == NULL ||
+        (cfg->redis_wait_replicas > 0 && B.wait == NULL)) {
         log_msg(LOG_ERROR, "out of memory");
         return RC_EXIT_RUNTIME;
     }
@@ -1350,6 +1391,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
             free(it);
         }
     }
+    rwait_free(B.wait);
     rlink_free(B.redis);
     brooms_deinit(&B.rooms);
     presence_free(B.presence);

@@ -308,9 +308,12 @@ static void rlink_on_primary(const char *host, int port, void *arg)
     int i;
 
     if (host != NULL) {
-        if (strcmp(host, r->host) != 0 || port != r->port)
+        if (strcmp(host, r->host) != 0 || port != r->port) {
             log_msg(LOG_INFO, "redis: the sentinels name %s:%d the primary '%s'", host, port,
                     r->cfg->redis_sentinel_master);
+            if (r->host[0] != '\0')
+                metrics_inc(MS_REDIS_FAILOVERS);
+        }
         snprintf(r->host, sizeof(r->host), "%s", host);
         r->port = port;
         r->host_known = 1;
@@ -336,6 +339,8 @@ static void rlink_on_switch(const char *host, int port, void *arg)
 
     if (r->host_known && strcmp(host, r->host) == 0 && port == r->port)
         return;
+    if (strcmp(host, r->host) != 0 || port != r->port)
+        metrics_inc(MS_REDIS_FAILOVERS);
     snprintf(r->host, sizeof(r->host), "%s", host);
     r->port = port;
     r->host_known = 1;

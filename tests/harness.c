@@ -550,9 +550,11 @@ static int h_redis_launch(struct h_redis *r)
 {
     const char *srcdir = getenv("SRCDIR");
     char script[PATH_MAX], port[16], out[256] = "", errlog[320], *ping = h_unconst("PING");
+    char extra[PATH_MAX + 32];
     char *argv[] = { h_unconst("env"), h_unconst(r->tls ? "REDIS_TLS=yes" : "REDIS_TLS=no"),
                      h_unconst(r->aof ? "REDIS_APPENDONLY=yes" : "REDIS_APPENDONLY=no"),
-                     h_unconst("bash"), script, r->dir, port, r->password,
+                     h_unconst(r->sentinel ? "REDIS_SENTINEL=yes" : "REDIS_SENTINEL=no"),
+                     extra, h_unconst("bash"), script, r->dir, port, r->password,
                      h_unconst("--foreground"), NULL };
     long long deadline = h_now_ms() + H_START_TIMEOUT_MS;
 
@@ -564,6 +566,8 @@ static int h_redis_launch(struct h_redis *r)
     }
     snprintf(port, sizeof(port), "%d", r->port);
     snprintf(errlog, sizeof(errlog), "%s/stderr.log", r->dir);
+    snprintf(extra, sizeof(extra), "REDIS_EXTRA_CONF=%s%s", r->extra ? r->dir : "",
+             r->extra ? "/extra.conf" : "");
     r->pid = h_spawn(argv, errlog, r->owner, SIGKILL);
     if (r->pid == -1) {
         r->pid = 0;
@@ -583,7 +587,23 @@ static int h_redis_launch(struct h_redis *r)
     return -1;
 }
 
-static int h_redis_start_ex(struct h_redis *r, int tls, const char *password, int aof)
+/* dir/name with text in it. */
+static int h_write_dir_file(const char *dir, const char *name, const char *text, size_t len)
+{
+    char path[PATH_MAX];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if ((f = fopen(path, "w")) == NULL || fwrite(text, 1, len, f) != len || fclose(f) == EOF) {
+        fprintf(stderr, "harness: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The parts of h_redis_start that come before the launch; the start itself
+ * is h_redis_start_finish. */
+static int h_redis_prepare(struct h_redis *r, int tls, const char *password, int aof)
 {
     memset(r, 0, sizeof(*r));
     r->owner = getpid();
@@ -598,6 +618,11 @@ static int h_redis_start_ex(struct h_redis *r, int tls, const char *password, in
         return -1;
     if (r->tls)
         snprintf(r->ca, sizeof(r->ca), "%s/tls/ca.crt", r->dir);
+    return 0;
+}
+
+static int h_redis_start_finish(struct h_redis *r)
+{
     r->port = h_free_port();
     if (r->port == -1 || h_redis_launch(r) == -1) {
         h_rmrf(r->dir);
@@ -605,6 +630,53 @@ static int h_redis_start_ex(struct h_redis *r, int tls, const char *password, in
         return -1;
     }
     return 0;
+}
+
+static int h_redis_start_ex(struct h_redis *r, int tls, const char *password, int aof)
+{
+    if (h_redis_prepare(r, tls, password, aof) == -1)
+        return -1;
+    return h_redis_start_finish(r);
+}
+
+int h_redis_start_conf(struct h_redis *r, int tls, const char *password, const char *extra,
+                       int sentinel, const struct h_redis *ca_from)
+{
+    static const char *const ca_files[] = { "ca.crt", "ca.key" };
+    char tlsdir[PATH_MAX], *text;
+    size_t i, len;
+
+    if (h_redis_prepare(r, tls, password, 0) == -1)
+        return -1;
+    r->sentinel = sentinel ? 1 : 0;
+    if (extra != NULL) {
+        r->extra = 1;
+        if (h_write_dir_file(r->dir, "extra.conf", extra, strlen(extra)) == -1)
+            goto fail;
+    }
+    if (tls && ca_from != NULL && ca_from->tls) {
+        snprintf(tlsdir, sizeof(tlsdir), "%s/tls", r->dir);
+        if (mkdir(tlsdir, 0700) == -1) {
+            fprintf(stderr, "harness: mkdir %s: %s\n", tlsdir, strerror(errno));
+            goto fail;
+        }
+        for (i = 0; i < sizeof(ca_files) / sizeof(ca_files[0]); i++) {
+            char from[PATH_MAX];
+            snprintf(from, sizeof(from), "%s/tls/%s", ca_from->dir, ca_files[i]);
+            text = h_read_file(from, &len);
+            if (text == NULL || h_write_dir_file(tlsdir, ca_files[i], text, len) == -1) {
+                fprintf(stderr, "harness: cannot copy %s\n", from);
+                free(text);
+                goto fail;
+            }
+            free(text);
+        }
+    }
+    return h_redis_start_finish(r);
+fail:
+    h_rmrf(r->dir);
+    r->dir[0] = '\0';
+    return -1;
 }
 
 int h_redis_start(struct h_redis *r, int tls, const char *password)
@@ -725,10 +797,12 @@ static int h_chat_write_conf(struct h_chat *c, const struct h_redis *r, int work
     h_conf_put(f, extra, "broker-socket", c->sock);
     h_conf_put(f, extra, "logfile", c->log);
     h_conf_put(f, extra, "log-level", "debug");
-    if (r != NULL) {
+    if (r != NULL && (extra == NULL || h_conf_find(extra, "redis-sentinel") == NULL)) {
         h_conf_put(f, extra, "redis-host", "127.0.0.1");
         snprintf(num, sizeof(num), "%d", r->port);
         h_conf_put(f, extra, "redis-port", num);
+    }
+    if (r != NULL) {
         if (r->password[0] != '\0')
             h_conf_put(f, extra, "redis-password", r->password);
         h_conf_put(f, extra, "redis-tls", r->tls ? "yes" : "no");

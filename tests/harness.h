@@ -58,6 +58,8 @@ struct h_redis {
     int port;          /* tls-port, or port when tls == 0 */
     int tls;           /* 1: TLS only; 0: plain TCP */
     int aof;           /* 1: AOF persistence on (h_redis_start_aof) */
+    int sentinel;      /* 1: a sentinel (h_redis_start_conf) */
+    int extra;         /* 1: dir/extra.conf is added to its config */
     char dir[256];     /* temp dir: redis.conf, redis.log, redis.pid, stderr.log, tls/ */
     char password[64]; /* requirepass; "" = none */
     char ca[320];      /* dir/tls/ca.crt when tls, else "" */
@@ -75,6 +77,14 @@ int h_redis_start(struct h_redis *r, int tls, const char *password);
  * tests/redis-tls.sh: `appendonly yes`, the AOF files below r->dir), so that
  * h_redis_restart_keep brings the data set back. */
 int h_redis_start_aof(struct h_redis *r, int tls, const char *password);
+
+/* h_redis_start with the lines of extra added to the config (replicaof,
+ * sentinel monitor, ...; NULL for none), as a sentinel when sentinel is set
+ * (password is then the sentinel's own requirepass), and, when ca_from is
+ * a TLS server, with a certificate from ca_from's CA (one redis-tls-ca-cert
+ * then verifies them all). Returns 0 or -1 as h_redis_start. */
+int h_redis_start_conf(struct h_redis *r, int tls, const char *password, const char *extra,
+                       int sentinel, const struct h_redis *ca_from);
 
 /* Stop the server (h_redis_stop) and start it again on the same port and dir
  * (same certificates, empty data set: the AOF files of an h_redis_start_aof

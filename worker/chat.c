@@ -69,6 +69,16 @@ static void chat_remember_req(struct chat_conn *conn, uint32_t req, json_t *id,
     e->send = send;
 }
 
+/* The ring is full of sends still waiting for their answer (Redis away, or
+ * slow): one more would push out the request id of one of them, so its ack
+ * could no longer be matched. The client must wait for answers. */
+static int chat_ids_full(const struct chat_conn *conn)
+{
+    return conn->ids != NULL && conn->ids[conn->ids_next % CHAT_REQ_IDS].send != NULL;
+}
+
+#define CHAT_REASON_IDS_FULL "too many sends awaiting an answer: wait for their acks"
+
 static void chat_remember_id(struct chat_conn *conn, uint32_t req, json_t *id)
 {
     chat_remember_req(conn, req, id, NULL);
@@ -597,6 +607,10 @@ static void chat_req_send(struct chat *c, struct chat_conn *conn, const struct c
 
     if (m == NULL || !chat_req_text_ok(conn, r, m))
         return;
+    if (chat_ids_full(conn)) {
+        chat_error(conn, "send", m->room->name, m->room->len, r->id, CHAT_REASON_IDS_FULL);
+        return;
+    }
     if (chat_send(c, IPC_PUBLISH, ++c->next_req, IPC_PUBLISH_F_ACK, m, r->text, r->text_len) == -1)
         chat_error(conn, "send", m->room->name, m->room->len, r->id, "chat service unavailable");
     else
@@ -665,6 +679,10 @@ static void chat_req_who(struct chat *c, struct chat_conn *conn, const struct ch
 
     if (m == NULL)
         return;
+    if (r->id != NULL && chat_ids_full(conn)) {
+        chat_error(conn, "who", m->room->name, m->room->len, r->id, CHAT_REASON_IDS_FULL);
+        return;
+    }
     if (chat_send(c, IPC_WHO, ++c->next_req, 0, m, NULL, 0) == -1)
         chat_error(conn, "who", m->room->name, m->room->len, r->id, "chat service unavailable");
     else
@@ -684,6 +702,10 @@ static void chat_req_direct(struct chat *c, struct chat_conn *conn, const struct
     }
     if (!chat_req_text_ok(conn, r, m))
         return;
+    if (r->id != NULL && chat_ids_full(conn)) {
+        chat_error(conn, "direct", m->room->name, m->room->len, r->id, CHAT_REASON_IDS_FULL);
+        return;
+    }
     ipc_msg_set(&msg, IPC_DIRECT, ++c->next_req, 0, m->room->name, m->room->len,
                 chat_conn_name(conn), conn->len, r->to, r->to_len);
     ipc_msg_set_field(&msg, 3, r->text, r->text_len);

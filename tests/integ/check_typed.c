@@ -789,18 +789,21 @@ END_TEST
 
 /* With Redis down, what needs an answer from Redis (who, direct, join; the
  * URL's room too: close 1013) is refused with "chat service unavailable",
- * while a send is held, not refused; once Redis is back, who works again.
- * Its own Redis. */
+ * while a send is held, not refused, up to 64 sends awaiting an answer: the
+ * next is refused at once, so no answer loses its id; once Redis is back,
+ * each held send gets its ack with its id, and who works again. Its own
+ * Redis. */
 START_TEST(test_redis_down)
 {
     struct h_redis r;
     struct h_chat c;
     struct wsc t, peer, late;
+    char req[96];
     json_t *ev;
-    int down;
+    int down, i;
 
     ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
-    fx_chat_ready(&c, &r, 1, "history-on-join 0\n");
+    fx_chat_ready(&c, &r, 1, "history-on-join 0\nrate-limit 0\n");
     TJOIN(&t, c.port, "rd", "tt");
     PJOIN(&peer, c.port, "rd", "pp");
     EV_JOINED(&t, "rd", "pp");
@@ -816,6 +819,13 @@ START_TEST(test_redis_down)
     EV_ERR(&t, "tt", "join", "rd2", "chat service unavailable", NULL);
     REQ(&t, "{\"type\":\"send\",\"text\":\"held\"}");
     QUIET(&t); /* held, not refused */
+    for (i = 1; i < 64; i++) {
+        snprintf(req, sizeof(req), "{\"type\":\"send\",\"id\":%d,\"text\":\"held %d\"}", i, i);
+        REQ(&t, req);
+    }
+    QUIET(&t);
+    REQ(&t, "{\"type\":\"send\",\"id\":\"65th\",\"text\":\"one too many\"}");
+    EV_ERR(&t, "tt", "send", "rd", "too many sends awaiting an answer", "\"65th\"");
     QUIET(&peer);
     ck_assert_int_eq(wsc_connect(&late, c.port, "/chat/rd/late", PROTO_HEADER, T_MSG_MS), 101);
     EV_ERR(&late, "late", "join", "rd", "chat service unavailable", NULL);
@@ -825,6 +835,21 @@ START_TEST(test_redis_down)
     /* (the held message's delivery in a room: check_rooms' test_redis_outbox_rooms) */
     ck_assert_int_eq(h_redis_restart(&r), 0);
     ASSERT_LOG(h_wait_count(c.log, "chat service available", 2, T_REDIS_BACK_MS), c.log);
+    for (i = 0; i < 65; i++) { /* one ack each, in order: the first had no id */
+        char text[EV_MAX];
+        const json_t *id;
+        if (i == 64)
+            REQ(&t, "{\"type\":\"send\",\"id\":\"after\",\"text\":\"room again\"}");
+        ck_assert_msg(wsc_recv_text(&t, text, sizeof(text), T_MSG_MS) > 0, "ack %d: none", i);
+        ck_assert_msg(ev_is_ack(text), "ack %d: got %s", i, text);
+        ev = json_loads(text, 0, NULL);
+        id = json_object_get(ev, "id");
+        ck_assert_msg(i == 0    ? id == NULL
+                      : i < 64 ? json_is_integer(id) && json_integer_value(id) == i
+                               : json_is_string(id) && strcmp(json_string_value(id), "after") == 0,
+                      "ack %d: %s", i, text);
+        json_decref(ev);
+    }
     REQ(&t, "{\"type\":\"who\"}");
     ev = ev_expect(&t, "presence", "rd", "tt", __LINE__);
     ck_assert_int_eq(json_integer_value(json_object_get(ev, "count")), 2);
