@@ -64,6 +64,16 @@ int net_tcp_listen_exclusive(const char *host, int port, char *err)
     return net_tcp_listen_opt(host, port, 0, err);
 }
 
+void net_tcp_keepalive(int fd, int idle_s, int count)
+{
+    int on = 1;
+
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle_s, sizeof(idle_s));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
 int net_local_port(int fd)
 {
     struct sockaddr_storage ss;

@@ -16,6 +16,12 @@ int net_tcp_listen(const char *host, int port, char *err);
 /* The same without SO_REUSEPORT: fails while anyone listens on the port. */
 int net_tcp_listen_exclusive(const char *host, int port, char *err);
 
+/* TCP keepalive on a connected socket: probes after idle_s of silence,
+ * every idle_s, dropped after count unanswered ones. A peer gone behind a
+ * silent network (no RST) is then noticed in about (count + 1) * idle_s
+ * instead of the kernel's two hours. Best effort: errors are ignored. */
+void net_tcp_keepalive(int fd, int idle_s, int count);
+
 /* Port a bound socket listens on, or -1. */
 int net_local_port(int fd);
 
