@@ -21,7 +21,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     echo "$0: $cc not found: the fuzz targets need clang with libFuzzer" >&2
     exit 1
 fi
-for pc in libevent openssl jansson zlib; do
+for pc in libevent openssl jansson zlib hiredis; do
     if ! pkg-config --exists "$pc"; then
         echo "$0: pkg-config cannot find $pc" >&2
         exit 1
@@ -62,13 +62,14 @@ cflags="$cflags $(pkg-config --cflags libevent openssl jansson zlib) ${FUZZ_CFLA
 libs_event="$(pkg-config --libs libevent)"
 libs_ssl="$(pkg-config --libs openssl)"
 libs_json="$(pkg-config --libs jansson zlib)"
+libs_hiredis="$(pkg-config --libs hiredis)"
 
 # The server sources go into one archive, as libcommon.a and libworker.a do
 # in the Makefile, so each target pulls in only the objects it needs. Left
 # out: main.c, master.c, privdrop.c and service_notify.c (the master), log.c (fuzz_ws_frames.c brings a
 # silent logger), worker.c (worker_main and its static worker: the ws
 # frames target sets up the transport and the chat itself) and broker/
-# (hiredis).
+# (hiredis), whose pure files are named below for their targets.
 objdir="$out/obj"
 rm -rf "$objdir"
 mkdir -p "$objdir"
@@ -102,3 +103,9 @@ for target in fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt fuz
     $cc $cflags -o "$out/$target" "$top/fuzz/$target.c" "$out/libfuzzsrc.a" \
         -lwslay $libs_event $libs_ssl $libs_json
 done
+
+# the broker's subscriber replies: broker/rsub_reply.c with hiredis's reader
+echo "  CCLD     fuzz_rsub_reply"
+# shellcheck disable=SC2086
+$cc $cflags $(pkg-config --cflags hiredis) -o "$out/fuzz_rsub_reply" "$top/fuzz/fuzz_rsub_reply.c" \
+    "$top/broker/rsub_reply.c" $libs_hiredis

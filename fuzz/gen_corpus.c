@@ -545,6 +545,46 @@ static void gen_chat_corpus(void)
     gen_text("fuzz_chat_payload", "room_name", "Room-1_b.c~");
 }
 
+/* ---- fuzz_rsub_reply ------------------------------------------------------ */
+
+/* A chunk-size byte, then the replies. */
+static void gen_rsub(const char *name, uint8_t chunk, const char *resp, size_t n)
+{
+    char buf[512];
+
+    if (n + 1 > sizeof(buf))
+        exit(1);
+    buf[0] = (char)chunk;
+    memcpy(buf + 1, resp, n);
+    gen_write("fuzz_rsub_reply", name, buf, n + 1);
+}
+
+#define GEN_RSUB(name, chunk, lit) gen_rsub((name), (chunk), (lit), sizeof(lit) - 1)
+
+static void gen_rsub_corpus(void)
+{
+    GEN_RSUB("auth_subscribe", 0,
+             "+OK\r\n*3\r\n$9\r\nsubscribe\r\n$4\r\nchat\r\n:1\r\n"
+             "*3\r\n$10\r\nssubscribe\r\n$5\r\n{R}:a\r\n:1\r\n");
+    GEN_RSUB("messages", 3,
+             "*3\r\n$7\r\nmessage\r\n$4\r\nchat\r\n$5\r\nhello\r\n"
+             "*3\r\n$8\r\nsmessage\r\n$5\r\n{R}:a\r\n$0\r\n\r\n"
+             "*3\r\n$8\r\nsmessage\r\n$3\r\na\0b\r\n$4\r\n\r\n\0\xff\r\n");
+    GEN_RSUB("unsubscribe", 1,
+             "*3\r\n$11\r\nunsubscribe\r\n$4\r\nchat\r\n:0\r\n"
+             "*3\r\n$12\r\nsunsubscribe\r\n$5\r\n{R}:a\r\n:0\r\n"
+             "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    GEN_RSUB("pong_errors", 0,
+             "+PONG\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n-MOVED 1234 127.0.0.1:7001\r\n"
+             "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+             "-NOAUTH Authentication required.\r\n");
+    GEN_RSUB("odd_shapes", 7,
+             "*2\r\n$7\r\nmessage\r\n$1\r\nc\r\n*3\r\n$7\r\nmessage\r\n:5\r\n$1\r\np\r\n"
+             "*3\r\n*1\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\np\r\n"
+             ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\np\r\n%1\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    GEN_RSUB("too_wide", 0, "*17\r\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -562,5 +602,6 @@ int main(int argc, char **argv)
     gen_config_corpus();
     gen_jwt_corpus();
     gen_chat_corpus();
+    gen_rsub_corpus();
     return 0;
 }
