@@ -199,8 +199,7 @@ static void rsub_dispatch(struct rsub *s, const redisReply *reply)
         break; /* heard_ms is all it is for */
     case RSUB_REPLY_STATUS:
     case RSUB_REPLY_OTHER:
-        log_msg(LOG_DEBUG, "redis subscriber %s: reply of type %d ignored", s->name,
-                reply->type);
+        log_msg(LOG_DEBUG, "redis subscriber %s: reply of type %d ignored", s->name, reply->type);
         break;
     }
 }
@@ -367,8 +366,8 @@ static void rsub_start(struct rsub *s, SSL_CTX *ssl_ctx, const char *host, int p
         SSL *ssl = rsub_ssl_new(ssl_ctx, tls_server_name != NULL ? tls_server_name : host);
 
         if (ssl != NULL) {
-            s->bev = bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                    opts);
+            s->bev =
+                bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
             /* no allow_dirty_shutdown: libevent would then report a
              * refused connect as an EOF (rsub_ssl_new makes Redis's close
              * without close_notify an EOF already) */

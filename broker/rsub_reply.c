@@ -86,7 +86,7 @@ enum rsub_reply_kind rsub_reply_parse(const redisReply *reply, struct rsub_reply
         break;
     case REDIS_REPLY_STATUS:
         out->kind = reply->len == 4 && memcmp(reply->str, "PONG", 4) == 0 ? RSUB_REPLY_PONG
-                                                                         : RSUB_REPLY_STATUS;
+                                                                          : RSUB_REPLY_STATUS;
         if (out->kind == RSUB_REPLY_STATUS) {
             out->payload = reply->str;
             out->len = reply->len;

@@ -72,12 +72,12 @@ static void fz_check_width(const redisReply *r)
 {
     size_t i;
 
-    if (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_PUSH &&
-        r->type != REDIS_REPLY_SET && r->type != REDIS_REPLY_MAP && r->type != REDIS_REPLY_ATTR)
+    if (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_PUSH && r->type != REDIS_REPLY_SET &&
+        r->type != REDIS_REPLY_MAP && r->type != REDIS_REPLY_ATTR)
         return;
     /* a map's elements are its pairs' keys and values */
     FUZZ_CHECK(r->elements <= (r->type == REDIS_REPLY_MAP || r->type == REDIS_REPLY_ATTR ? 2 : 1) *
-                                   (size_t)RSUB_REPLY_ELEMENTS_MAX);
+                                  (size_t)RSUB_REPLY_ELEMENTS_MAX);
     for (i = 0; i < r->elements; i++)
         fz_check_width(r->element[i]);
 }
@@ -169,8 +169,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * replies, and a protocol error at the same place */
     FUZZ_CHECK(ns == nw);
     if (ns > 0)
-        FUZZ_CHECK(memcmp(split, whole, (size_t)(ns < FZ_REPLIES_MAX ? ns : FZ_REPLIES_MAX) *
-                                            sizeof(split[0])) == 0);
+        FUZZ_CHECK(memcmp(split, whole,
+                          (size_t)(ns < FZ_REPLIES_MAX ? ns : FZ_REPLIES_MAX) * sizeof(split[0])) ==
+                   0);
     free(p);
     return 0;
 }

@@ -28,8 +28,8 @@
 #include "net.h"
 #include "util.h"
 
-#define T_WAIT_MS 8000  /* an event that must come (the connect timeout is 5 s) */
-#define T_QUIET_MS 300  /* silence that must hold */
+#define T_WAIT_MS 8000 /* an event that must come (the connect timeout is 5 s) */
+#define T_QUIET_MS 300 /* silence that must hold */
 #define T_PASSWORD "pw"
 #define T_SUBS_MAX 32
 #define T_MSGS_MAX 16
@@ -83,8 +83,8 @@ static void t_on_ready(void *arg)
     t_freed_here(t, T_FREE_READY);
 }
 
-static void t_on_message(const char *ch, size_t chlen, const char *payload, size_t len,
-                         int sharded, void *arg)
+static void t_on_message(const char *ch, size_t chlen, const char *payload, size_t len, int sharded,
+                         void *arg)
 {
     struct t_sub *t = arg;
 
@@ -178,8 +178,8 @@ static void t_deinit(struct t_sub *t)
     SSL_CTX_free(t->ctx);
 }
 
-static struct rsub *t_connect(struct t_sub *t, const struct h_redis *r, int tls,
-                              const char *name, const char *password)
+static struct rsub *t_connect(struct t_sub *t, const struct h_redis *r, int tls, const char *name,
+                              const char *password)
 {
     struct rsub_handlers h = t_handlers;
 

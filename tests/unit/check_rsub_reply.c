@@ -84,9 +84,8 @@ START_TEST(test_message)
     assert_bytes(rr.payload, rr.len, "hello", 5);
     freeReplyObject(keep);
 
-    ck_assert_int_eq(
-        PARSE("*3\r\n$8\r\nsmessage\r\n$8\r\nchat:{R}\r\n$0\r\n\r\n", &rr, &keep),
-        RSUB_REPLY_MESSAGE);
+    ck_assert_int_eq(PARSE("*3\r\n$8\r\nsmessage\r\n$8\r\nchat:{R}\r\n$0\r\n\r\n", &rr, &keep),
+                     RSUB_REPLY_MESSAGE);
     ck_assert_int_eq(rr.sharded, 1);
     assert_bytes(rr.channel, rr.chlen, "chat:{R}", 8);
     ck_assert_uint_eq(rr.len, 0);
