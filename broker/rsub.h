@@ -54,7 +54,8 @@ struct rsub_handlers {
 };
 
 /* Start connecting to host:port (a name or an address; resolved with a
- * blocking getaddrinfo, as hiredis does). ssl_ctx NULL means plain TCP;
+ * blocking getaddrinfo, as hiredis does; only its first address is tried).
+ * ssl_ctx NULL means plain TCP;
  * otherwise it is the caller's, must outlive the rsub, and the peer is
  * verified whatever its verify mode (tls_server_name, or host when NULL:
  * an IP address is checked as an IP address). password NULL: no AUTH.
