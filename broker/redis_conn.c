@@ -3,9 +3,6 @@
 #include "redis_conn.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -14,9 +11,10 @@
 
 #include <hiredis/adapters/libevent.h>
 
+#include "net.h"
 #include "util.h"
 
-#define REDIS_CONN_KEEPALIVE_S 5 /* TCP keepalive: idle, interval */
+#define REDIS_CONN_KEEPALIVE_S 5 /* TCP keepalive: idle and interval (3 probes) */
 
 SSL_CTX *redis_tls_ctx_new(const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -59,42 +57,37 @@ fail_msg:
     return NULL;
 }
 
-int redis_tls_start(redisContext *c, SSL_CTX *ctx, const struct cfg *cfg,
-                    const char *host)
+SSL *redis_tls_ssl_new(SSL_CTX *ctx, const char *name)
 {
-    const char *name = cfg->redis_tls_server_name ? cfg->redis_tls_server_name : host;
     unsigned char ip[16];
     SSL *ssl = SSL_new(ctx);
 
-    if (ssl == NULL) {
-        snprintf(c->errstr, sizeof(c->errstr), "out of memory");
-        return -1;
-    }
-    /* an address is checked against the certificate's IP entries, a name
-     * against its DNS entries (and sent as SNI) */
+    if (ssl == NULL)
+        return NULL;
     if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
     } else {
         SSL_set_tlsext_host_name(ssl, name);
         SSL_set1_host(ssl, name);
     }
+    return ssl;
+}
+
+int redis_tls_start(redisContext *c, SSL_CTX *ctx, const struct cfg *cfg,
+                    const char *host)
+{
+    SSL *ssl = redis_tls_ssl_new(ctx, cfg->redis_tls_server_name ? cfg->redis_tls_server_name
+                                                                   : host);
+
+    if (ssl == NULL) {
+        snprintf(c->errstr, sizeof(c->errstr), "out of memory");
+        return -1;
+    }
     if (redisInitiateSSL(c, ssl) != REDIS_OK) { /* takes ssl on success only */
         SSL_free(ssl);
         return -1;
     }
     return 0;
-}
-
-/* A dead peer behind a silent network (no RST) is noticed within about
- * three keepalive rounds instead of the kernel's two hours. */
-static void redis_conn_keepalive(int fd)
-{
-    int on = 1, idle = REDIS_CONN_KEEPALIVE_S, intvl = REDIS_CONN_KEEPALIVE_S, cnt = 3;
-
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 redisAsyncContext *redis_conn_open(struct event_base *base, const char *host, int port,
@@ -123,7 +116,7 @@ redisAsyncContext *redis_conn_open(struct event_base *base, const char *host, in
         redisAsyncFree(ac);
         return NULL;
     }
-    redis_conn_keepalive(ac->c.fd);
+    net_tcp_keepalive(ac->c.fd, REDIS_CONN_KEEPALIVE_S, 3);
     redisLibeventAttach(ac, base);
     return ac;
 }

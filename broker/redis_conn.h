@@ -19,6 +19,11 @@ struct event_base;
  * given. NULL with err filled when a file cannot be loaded. */
 SSL_CTX *redis_tls_ctx_new(const struct cfg *cfg, char *err, size_t errlen);
 
+/* A TLS session of ctx that verifies its peer as name: an IP address
+ * against the certificate's IP entries, a host name against its DNS
+ * entries (and sent as SNI). NULL when out of memory. */
+SSL *redis_tls_ssl_new(SSL_CTX *ctx, const char *name);
+
 /* Start TLS on a connecting hiredis context: SNI and host name (or IP
  * address) verification against redis-tls-server-name, else host. 0, or -1
  * with c->errstr set (the context is left to the caller to free). */

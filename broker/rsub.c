@@ -35,6 +35,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "redis_conn.h"
 #include "rsub_reply.h"
 #include "util.h"
 
@@ -321,8 +322,7 @@ static int rsub_send(struct rsub *s, int argc, const char **argv, const size_t *
 
 static SSL *rsub_ssl_new(SSL_CTX *ctx, const char *name)
 {
-    unsigned char ip[16];
-    SSL *ssl = SSL_new(ctx);
+    SSL *ssl = redis_tls_ssl_new(ctx, name);
 
     if (ssl == NULL)
         return NULL;
@@ -334,12 +334,6 @@ static SSL *rsub_ssl_new(SSL_CTX *ctx, const char *name)
      * reply is seen as cut anyway) */
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 #endif
-    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
-    } else {
-        SSL_set_tlsext_host_name(ssl, name);
-        SSL_set1_host(ssl, name);
-    }
     return ssl;
 }
 
