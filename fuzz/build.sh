@@ -58,7 +58,7 @@ fi
 cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=undefined -std=gnu11 -Wall -Wextra -Wno-unused-parameter"
 cflags="$cflags -include $out/autoconfig.h -I$top/src -I$top/worker -I$top/broker"
-cflags="$cflags $(pkg-config --cflags libevent openssl jansson zlib) ${FUZZ_CFLAGS:-}"
+cflags="$cflags $(pkg-config --cflags libevent openssl jansson zlib hiredis) ${FUZZ_CFLAGS:-}"
 libs_event="$(pkg-config --libs libevent)"
 libs_ssl="$(pkg-config --libs openssl)"
 libs_json="$(pkg-config --libs jansson zlib)"
@@ -109,3 +109,10 @@ echo "  CCLD     fuzz_rsub_reply"
 # shellcheck disable=SC2086
 $cc $cflags $(pkg-config --cflags hiredis) -o "$out/fuzz_rsub_reply" "$top/fuzz/fuzz_rsub_reply.c" \
     "$top/broker/rsub_reply.c" $libs_hiredis
+# broker/ files, named one by one: the slot map and its redirections
+for target in fuzz_cluster_map fuzz_cluster_redirect; do
+    echo "  CCLD     $target"
+    # shellcheck disable=SC2086
+    $cc $cflags -o "$out/$target" "$top/fuzz/$target.c" "$top/broker/cluster_map.c" \
+        "$out/libfuzzsrc.a" $libs_hiredis
+done

@@ -20,7 +20,7 @@ case $secs in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 out=${FUZZ_OUT:-$here/out}
-targets=${FUZZ_TARGETS:-fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt fuzz_chat_proto fuzz_chat_payload fuzz_ws_deflate fuzz_rsub_reply}
+targets=${FUZZ_TARGETS:-fuzz_http_upgrade fuzz_ipc fuzz_config fuzz_ws_frames fuzz_jwt fuzz_chat_proto fuzz_chat_payload fuzz_ws_deflate fuzz_rsub_reply fuzz_cluster_map fuzz_cluster_redirect}
 
 "$here/build.sh" "$out"
 out=$(cd "$out" && pwd)
@@ -44,6 +44,8 @@ for t in $targets; do
     fuzz_chat_payload) extra="-max_len=1024 -dict=$here/chat_payload.dict" ;;
     fuzz_ws_deflate) extra="-max_len=2048 -dict=$here/ws_deflate.dict" ;;
     fuzz_rsub_reply) extra="-max_len=4096 -dict=$here/rsub_reply.dict" ;;
+    fuzz_cluster_map) extra="-max_len=8192 -dict=$here/cluster_map.dict" ;;
+    fuzz_cluster_redirect) extra="-max_len=512 -dict=$here/cluster_map.dict" ;;
     *) extra="-max_len=8192" ;;
     esac
     echo "== $t: $secs s (log: $log)"

@@ -3,8 +3,8 @@
 #
 #   tests/redis-tls.sh DIR PORT PASSWORD [--foreground]
 #
-# Creates DIR/tls/{ca.crt,ca.key,redis.crt,redis.key} with the openssl CLI when
-# missing (a CA and a server certificate for DNS:localhost, IP:127.0.0.1), writes
+# Creates DIR/tls/{ca.crt,ca.key,redis.crt,redis.key} when missing (a CA and a
+# server certificate for DNS:localhost, IP:127.0.0.1: tests/redis-certs.sh), writes
 # DIR/redis.conf and starts redis-server on 127.0.0.1:PORT with TLS only (no
 # plain TCP port) and `requirepass PASSWORD` (an empty PASSWORD means none).
 #
@@ -68,48 +68,6 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 tlsdir=$dir/tls
 
-# ossl ARGS...: run openssl quietly; show its output only when it fails.
-ossl() {
-    local out
-    if ! out=$(openssl "$@" 2>&1); then
-        printf '%s: openssl %s failed:\n%s\n' "$0" "$1" "$out" >&2
-        exit 1
-    fi
-}
-
-make_certs() {
-    mkdir -p "$tlsdir"
-    local tmp
-    tmp=$(mktemp -d "$tlsdir/.gen.XXXXXX")
-    # a half-written set must not look complete to the next run
-    trap 'rm -rf "$tmp"' EXIT
-    if [ -s "$tlsdir/ca.crt" ] && [ -s "$tlsdir/ca.key" ]; then
-        cp "$tlsdir/ca.crt" "$tlsdir/ca.key" "$tmp/"
-    else
-        ossl genrsa -out "$tmp/ca.key" 2048
-        ossl req -x509 -new -nodes -sha256 -days 3650 -key "$tmp/ca.key" \
-            -subj "/O=redis-chat tests/CN=redis-chat test CA" -out "$tmp/ca.crt"
-    fi
-    ossl genrsa -out "$tmp/redis.key" 2048
-    ossl req -new -sha256 -key "$tmp/redis.key" -subj "/O=redis-chat tests/CN=localhost" \
-        -out "$tmp/redis.csr"
-    cat >"$tmp/ext.cnf" <<'EXT'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
-EXT
-    ossl x509 -req -sha256 -days 3650 -in "$tmp/redis.csr" -CA "$tmp/ca.crt" \
-        -CAkey "$tmp/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
-        -extfile "$tmp/ext.cnf" -out "$tmp/redis.crt"
-    chmod 600 "$tmp/ca.key" "$tmp/redis.key"
-    for f in ca.key ca.crt redis.key redis.crt; do
-        mv -f "$tmp/$f" "$tlsdir/$f"
-    done
-    rm -rf "$tmp"
-    trap - EXIT
-}
-
 # q STRING: quote for redis.conf ("..." with \\ and \" escapes).
 q() {
     local s=${1//\\/\\\\}
@@ -117,12 +75,9 @@ q() {
     printf '"%s"' "$s"
 }
 
+# the CA and the server certificate (made once, kept in DIR/tls)
 if [ "$tls" = yes ]; then
-    have=yes
-    for f in ca.crt ca.key redis.crt redis.key; do
-        [ -s "$tlsdir/$f" ] || have=no
-    done
-    [ "$have" = yes ] || make_certs
+    bash "$(dirname "$0")/redis-certs.sh" "$tlsdir"
 fi
 
 # A server from an earlier run still holding the pid file: never kill it
