@@ -99,6 +99,9 @@ static const struct cfg_directive cfg_directives[] = {
       CFG_F_NOCTRL, 0, NULL },
     { "redis-sentinel-password", CFG_STR, CFG_OFF(redis_sentinel_password), 0, CFG_PATH_MAX, 0, 0,
       NULL },
+    { "redis-cluster", CFG_BOOL, CFG_OFF(redis_cluster), 0, 1, 0, 0, NULL },
+    { "redis-cluster-nodes", CFG_STR, CFG_OFF(redis_cluster_nodes), 0, CFG_PATH_MAX,
+      CFG_F_NOCTRL | CFG_F_ADDRS, 0, NULL },
     { "redis-wait-replicas", CFG_UINT, CFG_OFF(redis_wait_replicas), 0, 16, 0, 0, NULL },
     { "redis-wait-timeout", CFG_MSEC, CFG_OFF(redis_wait_timeout), 1, 60000, 0, 1000, NULL },
     /* chat */
@@ -955,6 +958,23 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
     }
     if (cfg->redis_sentinel_password != NULL && cfg->redis_sentinel == NULL) {
         cfg_err(err, errlen, "redis-sentinel-password: needs redis-sentinel");
+        return -1;
+    }
+    if (cfg->redis_cluster_nodes != NULL && !cfg->redis_cluster) {
+        cfg_err(err, errlen, "redis-cluster-nodes: needs redis-cluster yes");
+        return -1;
+    }
+    if (cfg->redis_cluster && cfg->redis_sentinel != NULL) {
+        cfg_err(err, errlen, "redis-cluster and redis-sentinel exclude each other");
+        return -1;
+    }
+    /* WAIT counts one node's replicas: in a cluster each shard has its own */
+    if (cfg->redis_cluster && cfg->redis_wait_replicas > 0) {
+        cfg_err(err, errlen, "redis-wait-replicas: not supported with redis-cluster");
+        return -1;
+    }
+    if (cfg->redis_cluster && cfg->redis_db != 0) {
+        cfg_err(err, errlen, "redis-db: a cluster has only database 0");
         return -1;
     }
     /* the sentinels name the primary: an address beside them is a mistake */

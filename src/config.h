@@ -73,6 +73,9 @@ struct cfg {
                                   * sentinels for the primary (redis-host unused) */
     char *redis_sentinel_master; /* the name the sentinels monitor; needs redis_sentinel */
     char *redis_sentinel_password; /* NULL = the sentinels ask for none */
+    int redis_cluster;           /* 0; yes: redis-host:redis-port (and
+                                  * redis_cluster_nodes) are seeds of a Redis Cluster */
+    char *redis_cluster_nodes;   /* NULL; more seeds, "host:port host:port ..." */
     int redis_wait_replicas;     /* 0; N: an acknowledged send waits (WAIT) until N
                                   * replicas have it */
     long redis_wait_timeout;     /* ms WAIT waits for them, 1000 */

@@ -589,6 +589,8 @@ static int master_broker_changed(const struct cfg *o, const struct cfg *n)
            master_str_differs(o->redis_sentinel_master, n->redis_sentinel_master) ||
            master_str_differs(o->redis_sentinel_password, n->redis_sentinel_password) ||
            o->redis_wait_replicas != n->redis_wait_replicas ||
+           o->redis_cluster != n->redis_cluster ||
+           master_str_differs(o->redis_cluster_nodes, n->redis_cluster_nodes) ||
            o->redis_wait_timeout != n->redis_wait_timeout ||
            master_str_differs(o->channel, n->channel) ||
            master_str_differs(o->users_key, n->users_key) ||

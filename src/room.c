@@ -99,6 +99,13 @@ ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const
     return (ssize_t)(len - plen - 3);
 }
 
+int room_channel_sharded(const struct cfg *cfg, const char *ch, size_t len)
+{
+    const char *room;
+
+    return cfg->redis_cluster && room_of_channel(cfg, ch, len, &room) > 0;
+}
+
 ssize_t room_key_instances(char *out, size_t cap, const struct cfg *cfg)
 {
     return room_fmt(out, cap, "%s:instances", cfg->users_key);

@@ -52,6 +52,12 @@ ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room,
  * at "") and its length is returned; -1 when ch is no room's channel. */
 ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const char **room);
 
+/* 1 when ch[0..len) is a room's channel that travels on sharded pub/sub
+ * (SPUBLISH/SSUBSCRIBE): with redis-cluster, every room's but the default
+ * room's (whose seed channel and feed stay classic, for seed-era
+ * instances); never without. */
+int room_channel_sharded(const struct cfg *cfg, const char *ch, size_t len);
+
 /* Per instance, as room_key: `<users-key>:instances` (the live ids),
  * `<users-key>:instance:<id>:alive` (the heartbeat),
  * `<users-key>:instance:<id>:rooms`; and `<channel>:direct`. */
