@@ -1102,6 +1102,18 @@ static void broker_on_redis_subscribed(const char *channel, size_t chlen, int on
     brooms_on_subscribed(&B.rooms, channel, chlen, on);
 }
 
+/* A room's slot moved (redis-cluster resharding): what is published until
+ * its new subscription is confirmed is read from its stream then (the gap
+ * fill of a reconnect, for this room alone). */
+static void broker_on_redis_moved(const char *channel, size_t chlen, void *arg)
+{
+    struct broker_room *room = brooms_on_moved(&B.rooms, channel, chlen);
+
+    (void)arg;
+    if (room != NULL)
+        bfill_on_link_down(&B.fill, room);
+}
+
 static void broker_hold_user(const char *key, size_t keylen, void *val, void *arg)
 {
     const struct broker_held *h = val;
@@ -1290,7 +1302,7 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 int broker_main(const struct cfg *cfg, const char *instance_id)
 {
     struct rlink_handlers h = {broker_on_redis_message, broker_on_redis_subscribed,
-                               broker_on_redis_state, NULL};
+                               broker_on_redis_state, broker_on_redis_moved, NULL};
     char err[NET_ERR_LEN];
     int rc = RC_EXIT_OK;
 

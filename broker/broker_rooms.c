@@ -202,6 +202,16 @@ void brooms_on_subscribed(struct broker_rooms *rs, const char *ch, size_t len, i
     }
 }
 
+struct broker_room *brooms_on_moved(struct broker_rooms *rs, const char *ch, size_t len)
+{
+    struct broker_room *r = brooms_of_channel(rs, ch, len);
+
+    if (r == NULL || r->len == 0 || r->sub != BROKER_SUB_ON)
+        return NULL;
+    r->sub = BROKER_SUB_ASKED; /* its confirmation comes from the new shard */
+    return r;
+}
+
 static void brooms_collect(const char *key, size_t keylen, void *val, void *arg)
 {
     struct broker_room ***end = arg;

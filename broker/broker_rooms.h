@@ -107,6 +107,11 @@ struct broker_room *brooms_of_channel(const struct broker_rooms *rs, const char 
  * link went down (everything is unsubscribed) or came up (resubscribe,
  * and list the rooms again for crash cleanup). */
 void brooms_on_subscribed(struct broker_rooms *rs, const char *ch, size_t len, int on);
+
+/* redis-cluster: the room of channel ch moved to another shard, its
+ * subscription with it (asked again there by the link): it counts as asked
+ * until that is confirmed. The room, or NULL when none is subscribed on ch. */
+struct broker_room *brooms_on_moved(struct broker_rooms *rs, const char *ch, size_t len);
 void brooms_on_link(struct broker_rooms *rs, int up);
 
 #endif

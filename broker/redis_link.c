@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "rcluster.h"
 #include "redis_conn.h"
 #include "room.h"
 #include "sentinel.h"
@@ -58,6 +59,7 @@ struct rlink {
     char host[RLINK_HOST_MAX]; /* where the connections go: redis-host, or */
     int port;                  /* the primary the sentinels named */
     struct sentinel *sentinel; /* NULL without redis-sentinel */
+    struct rcluster *cl;       /* redis-cluster: everything goes through it */
     int host_known;            /* 0: ask the sentinels before connecting */
     struct rconn cmd, sub;
     struct rlink_handlers h;
@@ -419,6 +421,44 @@ enum rlink_ping_verdict rlink_ping_overdue(uint64_t sent_ms, uint64_t now_ms, in
     return replied_since ? RLINK_PING_BUSY : RLINK_PING_DEAD;
 }
 
+/* ---- redis-cluster: rcluster.c does the work, these pass its news on ---- */
+
+static void rlink_cl_message(const char *ch, size_t chlen, const char *payload, size_t len,
+                             void *arg)
+{
+    struct rlink *r = arg;
+
+    r->h.on_message(ch, chlen, payload, len, r->h.arg);
+}
+
+static void rlink_cl_subscribed(const char *ch, size_t chlen, int on, void *arg)
+{
+    struct rlink *r = arg;
+
+    r->h.on_subscribed(ch, chlen, on, r->h.arg);
+}
+
+static void rlink_cl_moved(const char *ch, size_t chlen, void *arg)
+{
+    struct rlink *r = arg;
+
+    if (r->h.on_moved != NULL)
+        r->h.on_moved(ch, chlen, r->h.arg);
+}
+
+static void rlink_cl_state(int up, void *arg)
+{
+    struct rlink *r = arg;
+
+    if (up == r->up)
+        return;
+    r->up = up;
+    metrics_set(MS_REDIS_UP, (uint64_t)up);
+    log_msg(up ? LOG_INFO : LOG_WARN, "redis link %s (cluster, seed %s:%d)", up ? "up" : "down",
+            r->cfg->redis_host, r->cfg->redis_port);
+    r->h.on_state(up, r->h.arg);
+}
+
 struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
                         const struct rlink_handlers *h, char *err, size_t errlen)
 {
@@ -444,6 +484,18 @@ struct rlink *rlink_new(struct event_base *base, const struct cfg *cfg,
     snprintf(r->host, sizeof(r->host), "%s", cfg->redis_host);
     r->port = cfg->redis_port;
     r->host_known = 1;
+    if (cfg->redis_cluster) {
+        struct rlink_handlers ch = {rlink_cl_message, rlink_cl_subscribed, rlink_cl_state,
+                                    rlink_cl_moved, r};
+        r->cl = rcluster_new(base, cfg, r->ssl_ctx, &ch);
+        if (r->cl == NULL) {
+            snprintf(err, errlen, "redis-cluster: cannot set up the cluster link");
+            SSL_CTX_free(r->ssl_ctx);
+            free(r);
+            return NULL;
+        }
+        return r;
+    }
     if (cfg->redis_sentinel != NULL) {
         struct sentinel_handlers sh = {rlink_on_primary, rlink_on_switch, r};
         r->host_known = 0;
@@ -476,6 +528,12 @@ void rlink_free(struct rlink *r)
     if (r == NULL)
         return;
     r->stopping = 1;
+    if (r->cl != NULL) {
+        rcluster_free(r->cl); /* pending commands get NULL replies */
+        SSL_CTX_free(r->ssl_ctx);
+        free(r);
+        return;
+    }
     /* redisAsyncFree calls pending callbacks with NULL and the disconnect callback */
     if (r->cmd.ac != NULL)
         redisAsyncFree(r->cmd.ac);
@@ -494,13 +552,11 @@ int rlink_is_up(const struct rlink *r)
     return r->up;
 }
 
-static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
+/* A command's final reply (NULL: it failed) to its caller. */
+static void rlink_req_finish(struct rlink_req *req, const redisReply *reply)
 {
-    struct rlink_req *req = pd;
-    redisReply *reply = reply_;
     long long result = -1;
 
-    (void)ac;
     req->r->replies += reply != NULL;
     if (reply != NULL)
         metrics_redis_latency(util_now_us() - req->sent_us);
@@ -521,12 +577,23 @@ static void rlink_on_reply(redisAsyncContext *ac, void *reply_, void *pd)
     free(req);
 }
 
+static void rlink_on_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    (void)ac;
+    rlink_req_finish(pd, reply);
+}
+
+static void rlink_on_cluster_reply(const void *reply, void *pd)
+{
+    rlink_req_finish(pd, reply);
+}
+
 static int rlink_send(struct rlink *r, rlink_reply_fn fn, rlink_raw_fn raw, void *pd, int argc,
                       const char **argv, const size_t *lens)
 {
     struct rlink_req *req;
 
-    if (!r->up || r->cmd.ac == NULL)
+    if (!r->up || (r->cl == NULL && r->cmd.ac == NULL))
         return -1;
     req = malloc(sizeof(*req));
     if (req == NULL)
@@ -536,6 +603,13 @@ static int rlink_send(struct rlink *r, rlink_reply_fn fn, rlink_raw_fn raw, void
     req->raw = raw;
     req->pd = pd;
     req->sent_us = util_now_us();
+    if (r->cl != NULL) {
+        if (rcluster_send(r->cl, argc, argv, lens, rlink_on_cluster_reply, req) == -1) {
+            free(req);
+            return -1;
+        }
+        return 0;
+    }
     if (redisAsyncCommandArgv(r->cmd.ac, rlink_on_reply, req, argc, argv, lens) != REDIS_OK) {
         free(req);
         return -1;
@@ -580,8 +654,10 @@ int rlink_eval(struct rlink *r, const char *script, int nkeys, const char *const
 int rlink_publish(struct rlink *r, const char *channel, size_t chlen, const char *payload,
                   size_t len, rlink_reply_fn fn, void *pd)
 {
-    const char *argv[3] = {"PUBLISH", channel, payload};
-    size_t lens[3] = {7, chlen, len};
+    /* a room's channel in a cluster: sharded pub/sub, on the room's shard */
+    int sharded = room_channel_sharded(r->cfg, channel, chlen);
+    const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", channel, payload};
+    size_t lens[3] = {sharded ? 8 : 7, chlen, len};
 
     return rlink_send(r, fn, NULL, pd, 3, argv, lens);
 }
@@ -594,6 +670,8 @@ int rlink_subscribe(struct rlink *r, int on, size_t n, const char **channels, co
 
     if (n == 0)
         return 0;
+    if (r->cl != NULL)
+        return rcluster_subscribe(r->cl, on, n, channels, lens);
     if (!r->sub.ready || r->sub.ac == NULL || n > INT_MAX - 1)
         return -1;
     argv = malloc((n + 1) * sizeof(*argv));

@@ -24,6 +24,11 @@ struct rlink_handlers {
     void (*on_subscribed)(const char *channel, size_t chlen, int on, void *arg);
     /* both connections ready (up = 1) or one of them lost (up = 0) */
     void (*on_state)(int up, void *arg);
+    /* redis-cluster: a room channel's slot moved to another node
+     * (resharding) and took the subscription with it; it is asked for
+     * again there, and its confirmation follows through on_subscribed.
+     * May be NULL. */
+    void (*on_moved)(const char *channel, size_t chlen, void *arg);
     void *arg;
 };
 

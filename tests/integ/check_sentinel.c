@@ -21,21 +21,18 @@
 #include "check_run.h"
 #include "fixtures.h"
 #include "harness.h"
+#include "traffic.h"
 #include "wsclient.h"
 
-#define PROTO_HEADER "Sec-WebSocket-Protocol: redis-chat.v1"
 #define MASTER "m1"
 #define PW "redis-pw"
 #define SPW "sentinel-pw"
 #define ROOM "ops"
 #define N_SENTINELS 3
 #define SEND_EVERY_MS 20
-#define WINDOW 32 /* sends awaiting their answer, at most (the server takes 64) */
 #define BEFORE_KILL 50   /* sends acknowledged before the primary dies */
 #define AFTER_BACK 50    /* sends acknowledged after the chat is back */
 #define FAILOVER_MAX_MS 30000
-#define MSGS_MAX 2000
-#define TEXT_MAX 4096
 
 #define REPLICAS_MAX 2
 
@@ -151,140 +148,17 @@ static void chat_start(struct h_chat *c, const struct topo *t, const char *more)
     ASSERT_LOG(h_wait_log(c->log, "redis link up", 10000), c->log);
 }
 
-/* ---- typed clients ---------------------------------------------------------- */
-
-static json_t *ev_next(struct wsc *c, int timeout_ms, char *text)
-{
-    int n = wsc_recv_text(c, text, TEXT_MAX, timeout_ms);
-
-    return n > 0 ? json_loads(text, 0, NULL) : NULL;
-}
-
-static const char *ev_str(const json_t *ev, const char *key)
-{
-    const json_t *v = json_object_get(ev, key);
-
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-static void tconnect(struct wsc *c, int port, const char *me)
-{
-    char path[128], text[TEXT_MAX];
-    json_t *ev;
-    int st;
-
-    snprintf(path, sizeof(path), "/chat/%s/%s?history=0", ROOM, me);
-    st = wsc_connect(c, port, path, PROTO_HEADER, T_MSG_MS);
-    ck_assert_msg(st == 101, "%s: HTTP %d", path, st);
-    ev = ev_next(c, T_MSG_MS, text);
-    ck_assert_msg(ev != NULL && strcmp(ev_str(ev, "type"), "welcome") == 0, "%s: no welcome",
-                  path);
-    json_decref(ev);
-}
-
-/* What a sender learned: per send, acked (its msg_id) or refused. */
-struct sent {
-    int n;
-    char id[MSGS_MAX][32]; /* "" until acked */
-    int refused[MSGS_MAX];
-    int answered;
-};
-
-/* Read the sender's acks and errors that are there (no waiting beyond wait_ms). */
-static void sender_read(struct wsc *c, struct sent *s, int wait_ms)
-{
-    char text[TEXT_MAX];
-    json_t *ev;
-
-    while ((ev = ev_next(c, wait_ms, text)) != NULL) {
-        const char *type = ev_str(ev, "type"), *id = ev_str(ev, "id");
-        int i = id != NULL ? atoi(id) : -1;
-        wait_ms = 0;
-        if (i >= 0 && i < s->n && type != NULL && strcmp(type, "ack") == 0 &&
-            ev_str(ev, "msg_id") != NULL) {
-            snprintf(s->id[i], sizeof(s->id[i]), "%s", ev_str(ev, "msg_id"));
-            s->answered++;
-        } else if (i >= 0 && i < s->n && type != NULL && strcmp(type, "error") == 0) {
-            s->refused[i] = 1;
-            s->answered++;
-        }
-        json_decref(ev);
-    }
-}
-
-static void sender_send(struct wsc *c, struct sent *s)
-{
-    char req[128];
-
-    if (s->n - s->answered >= WINDOW)
-        return; /* a client that keeps sending without answers is refused */
-    ck_assert_int_lt(s->n, MSGS_MAX);
-    snprintf(req, sizeof(req), "{\"type\":\"send\",\"id\":\"%d\",\"text\":\"m%d\"}", s->n, s->n);
-    ck_assert_int_eq(wsc_send_text(c, req), 0);
-    s->n++;
-}
-
-static int acked_count(const struct sent *s)
-{
-    int i, n = 0;
-
-    for (i = 0; i < s->n; i++)
-        n += s->id[i][0] != '\0';
-    return n;
-}
-
-/* The msg_ids a receiver got (a message twice fails the test). */
-struct got {
-    int n;
-    char id[MSGS_MAX][32];
-};
-
-static int got_has(const struct got *g, const char *id)
-{
-    int i;
-
-    for (i = 0; i < g->n; i++)
-        if (strcmp(g->id[i], id) == 0)
-            return 1;
-    return 0;
-}
-
-static void receiver_read(struct wsc *c, struct got *g, const char *who)
-{
-    char text[TEXT_MAX];
-    json_t *ev;
-
-    while ((ev = ev_next(c, 1500, text)) != NULL) {
-        const char *type = ev_str(ev, "type"), *id = ev_str(ev, "msg_id");
-        if (type != NULL && strcmp(type, "message") == 0 && id != NULL) {
-            ck_assert_msg(!got_has(g, id), "%s: message %s twice", who, id);
-            ck_assert_int_lt(g->n, MSGS_MAX);
-            snprintf(g->id[g->n++], sizeof(g->id[0]), "%s", id);
-        }
-        json_decref(ev);
-    }
-    ck_assert_msg(!c->close_received && !c->eof && c->fd != -1,
-                  "%s: disconnected (close code %d %s)", who, c->close_code, c->close_reason);
-}
-
-/* The ids in the room's stream on r (an XRANGE, raw: each entry's id on a
- * line of its own, then its fields and values), newline-separated. */
-static struct got *stream_ids(const struct h_redis *r)
+/* The room's stream on r, its entry ids. */
+static struct tr_ids *stream_ids(const struct h_redis *r)
 {
     static char out[1 << 20];
     char *const words[] = {(char *)"XRANGE", (char *)"chat:{" ROOM "}:history", (char *)"-",
                            (char *)"+", NULL};
-    struct got *g = calloc(1, sizeof(*g));
-    char *line, *save = NULL;
+    struct tr_ids *g = calloc(1, sizeof(*g));
 
     ck_assert_ptr_nonnull(g);
     ck_assert_int_eq(h_redis_cliv(r, out, sizeof(out), words), 0);
-    for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-        size_t d1 = strspn(line, "0123456789");
-        if (d1 > 0 && line[d1] == '-' && line[d1 + 1 + strspn(line + d1 + 1, "0123456789")] == '\0' &&
-            g->n < MSGS_MAX)
-            snprintf(g->id[g->n++], sizeof(g->id[0]), "%s", line);
-    }
+    tr_ids_of_xrange(out, g);
     return g;
 }
 
@@ -298,9 +172,9 @@ static void failover_during_fanout(int wait_replicas)
     static struct topo t;
     static struct h_chat a, b;
     static struct wsc alice, bob, carol;
-    static struct sent s;
-    static struct got gb, gc;
-    struct got *kept;
+    static struct tr_sent s;
+    static struct tr_ids gb, gc;
+    struct tr_ids *kept;
     struct h_redis *promoted;
     char more[128];
     long long killed_at, back_at = 0, end;
@@ -316,26 +190,26 @@ static void failover_during_fanout(int wait_replicas)
              wait_replicas);
     chat_start(&a, &t, more);
     chat_start(&b, &t, more);
-    tconnect(&bob, a.port, "bob");
-    tconnect(&carol, b.port, "carol");
-    tconnect(&alice, a.port, "alice");
+    tr_connect(&bob, a.port, ROOM, "bob");
+    tr_connect(&carol, b.port, ROOM, "carol");
+    tr_connect(&alice, a.port, ROOM, "alice");
 
-    while (acked_count(&s) < BEFORE_KILL) {
-        sender_send(&alice, &s);
-        sender_read(&alice, &s, SEND_EVERY_MS);
+    while (tr_acked(&s) < BEFORE_KILL) {
+        tr_send(&alice, &s);
+        tr_read_answers(&alice, &s, SEND_EVERY_MS);
     }
-    ck_assert_msg(acked_count(&s) == s.n || s.n - acked_count(&s) < 5,
+    ck_assert_msg(tr_acked(&s) == s.n || s.n - tr_acked(&s) < 5,
                   "sends refused before the failover");
-    acked_before = acked_count(&s);
+    acked_before = tr_acked(&s);
     killed_at = h_now_ms();
     ck_assert_int_eq(kill(t.primary.pid, SIGKILL), 0);
 
     /* keep sending through the failover until AFTER_BACK more are acked */
     end = killed_at + FAILOVER_MAX_MS;
     while (h_now_ms() < end) {
-        int acked = acked_count(&s);
-        sender_send(&alice, &s);
-        sender_read(&alice, &s, SEND_EVERY_MS);
+        int acked = tr_acked(&s);
+        tr_send(&alice, &s);
+        tr_read_answers(&alice, &s, SEND_EVERY_MS);
         /* the old primary comes back (empty: no persistence), the sentinels
          * make it a replica of the new one; the chat must not go back to it,
          * and WAIT has a replica to count again */
@@ -343,23 +217,20 @@ static void failover_during_fanout(int wait_replicas)
             ck_assert_int_eq(h_redis_restart(&t.primary), 0);
             restarted = 1;
         }
-        if (back_at == 0 && acked_count(&s) > acked && h_file_contains(a.log, "+switch-master"))
+        if (back_at == 0 && tr_acked(&s) > acked && h_file_contains(a.log, "+switch-master"))
             back_at = h_now_ms();
-        if (back_at != 0 && acked_count(&s) >= acked_before + AFTER_BACK)
+        if (back_at != 0 && tr_acked(&s) >= acked_before + AFTER_BACK)
             break;
     }
     if (back_at == 0)
         fprintf(stderr, "no ack after the failover: %d sends, %d acked, %d answered\n", s.n,
-                acked_count(&s), s.answered);
+                tr_acked(&s), s.answered);
     ASSERT_LOG(back_at != 0, a.log);
-    ck_assert_msg(acked_count(&s) >= acked_before + AFTER_BACK,
-                  "only %d of %d sends acked after the failover", acked_count(&s) - acked_before,
+    ck_assert_msg(tr_acked(&s) >= acked_before + AFTER_BACK,
+                  "only %d of %d sends acked after the failover", tr_acked(&s) - acked_before,
                   AFTER_BACK);
     /* every send gets its answer */
-    end = h_now_ms() + 15000;
-    while (s.answered < s.n && h_now_ms() < end)
-        sender_read(&alice, &s, 200);
-    if (s.answered != s.n) {
+    if (!tr_all_answered(&alice, &s, 15000)) {
         for (i = 0; i < s.n; i++)
             if (s.id[i][0] == '\0' && !s.refused[i])
                 fprintf(stderr, "send %d (of %d) never answered\n", i, s.n);
@@ -367,21 +238,18 @@ static void failover_during_fanout(int wait_replicas)
     }
     ck_assert_msg(s.answered == s.n, "%d of %d sends never answered", s.n - s.answered, s.n);
 
-    receiver_read(&bob, &gb, "bob");
-    receiver_read(&carol, &gc, "carol");
+    tr_receive(&bob, &gb, "bob", 1500);
+    tr_receive(&carol, &gc, "carol", 1500);
     promoted = topo_promoted(&t);
     kept = stream_ids(promoted);
-    for (i = 0; i < kept->n; i++) {
-        missing_b += !got_has(&gb, kept->id[i]);
-        missing_c += !got_has(&gc, kept->id[i]);
-    }
-    for (i = 0; i < s.n; i++)
-        lost_acked += s.id[i][0] != '\0' && !got_has(kept, s.id[i]);
+    missing_b = tr_missing(kept, &gb);
+    missing_c = tr_missing(kept, &gc);
+    lost_acked = tr_lost_acked(&s, kept);
     fprintf(stderr,
             "sentinel failover (redis-wait-replicas %d): %d sends, %d acked, %d refused; "
             "chat back %lld ms after the kill; the new primary keeps %d; acked but lost: %d; "
             "bob got %d, carol %d\n",
-            wait_replicas, s.n, acked_count(&s), s.n - acked_count(&s), back_at - killed_at,
+            wait_replicas, s.n, tr_acked(&s), s.n - tr_acked(&s), back_at - killed_at,
             kept->n, lost_acked, gb.n, gc.n);
     ck_assert_msg(missing_b == 0 && missing_c == 0,
                   "kept by the new primary but not delivered: bob %d, carol %d", missing_b,
@@ -419,16 +287,15 @@ START_TEST(test_manual_failover_followed)
     static struct topo t;
     static struct h_chat a;
     static struct wsc alice, bob;
-    static struct sent s;
-    char out[256], text[TEXT_MAX];
-    json_t *ev;
+    static struct tr_sent s;
+    static struct tr_ids got;
+    char out[256];
     long long end;
-    int got = 0;
 
     topo_start(&t, 1);
     chat_start(&a, &t, NULL);
-    tconnect(&bob, a.port, "bob");
-    tconnect(&alice, a.port, "alice");
+    tr_connect(&bob, a.port, ROOM, "bob");
+    tr_connect(&alice, a.port, ROOM, "alice");
     ck_assert_int_eq(h_redis_cli(&t.sentinel[0], out, sizeof(out), "SENTINEL FAILOVER %s", MASTER),
                      0);
     ck_assert_msg(strncmp(out, "OK", 2) == 0, "SENTINEL FAILOVER: %s", out);
@@ -436,17 +303,14 @@ START_TEST(test_manual_failover_followed)
     ASSERT_LOG(h_wait_count(a.log, "redis link up", 2, 10000), a.log);
     /* sends go to the new primary now (the old one is a replica of it) */
     end = h_now_ms() + 10000;
-    while (acked_count(&s) < 3 && h_now_ms() < end) {
-        sender_send(&alice, &s);
-        sender_read(&alice, &s, 200);
+    while (tr_acked(&s) < 3 && h_now_ms() < end) {
+        tr_send(&alice, &s);
+        tr_read_answers(&alice, &s, 200);
     }
-    ck_assert_int_ge(acked_count(&s), 3);
+    ck_assert_int_ge(tr_acked(&s), 3);
     ck_assert_int_ge(fx_redis_int(topo_promoted(&t), "XLEN chat:{" ROOM "}:history"), 3);
-    while ((ev = ev_next(&bob, 1000, text)) != NULL) {
-        got += ev_str(ev, "type") != NULL && strcmp(ev_str(ev, "type"), "message") == 0;
-        json_decref(ev);
-    }
-    ck_assert_int_ge(got, 3);
+    tr_receive(&bob, &got, "bob", 1000);
+    ck_assert_int_ge(got.n, 3);
     wsc_free(&alice);
     wsc_free(&bob);
     h_chat_free(&a);
