@@ -38,6 +38,8 @@
 #define RC_REFRESH_MIN_MS 100
 #define RC_REFRESH_MAX_MS 2000
 #define RC_SEEDS_MAX (1 + CFG_ADDRS_MAX)
+#define RC_TICK_MS 1000      /* PING every connection this often */
+#define RC_SILENT_MS 5000    /* a subscriber silent this long (PINGs too) is dead */
 
 struct rsub_op { /* an SSUBSCRIBE or SUNSUBSCRIBE waiting for its answer */
     struct rsub_op *next;
@@ -84,6 +86,7 @@ struct rcluster {
     char direct[ROOM_KEY_MAX], feed[ROOM_KEY_MAX];
     size_t direct_len, feed_len;
     struct event *refresh_ev;
+    struct event *tick_ev;
     int refreshing;
     int refresh_failures;
     int broken; /* a subscriber was lost: down until the next map */
@@ -711,6 +714,37 @@ int rcluster_send(struct rcluster *cl, int argc, const char **argv, const size_t
     return 0;
 }
 
+/* ---- liveness ------------------------------------------------------------------------- */
+
+/* A node that hangs without closing (stopped, partitioned) is found out:
+ * a command connection by its PING's timeout (RC_COMMAND_TIMEOUT_MS drops
+ * it), a subscriber by silence past RC_SILENT_MS despite PINGs. */
+static void rc_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rcluster *cl = arg;
+    uint64_t now = util_now_ms();
+    struct rnode *n;
+
+    (void)fd;
+    (void)what;
+    for (n = cl->nodes; n != NULL; n = n->next) {
+        if (n->ready && n->ac != NULL)
+            redisAsyncCommand(n->ac, NULL, NULL, "PING");
+        if (n->sub != NULL && n->sub_ready) {
+            if (now - rsub_last_heard_ms(n->sub) > RC_SILENT_MS)
+                rnode_on_sub_closed("no answer to PING", n);
+            else
+                rsub_ping(n->sub);
+        }
+    }
+    if (cl->classic != NULL && cl->classic_ready) {
+        if (now - rsub_last_heard_ms(cl->classic) > RC_SILENT_MS)
+            rc_on_classic_closed("no answer to PING", cl);
+        else
+            rsub_ping(cl->classic);
+    }
+}
+
 /* ---- life ----------------------------------------------------------------------------- */
 
 struct rcluster *rcluster_new(struct event_base *base, const struct cfg *cfg, SSL_CTX *ssl_ctx,
@@ -731,6 +765,7 @@ struct rcluster *rcluster_new(struct event_base *base, const struct cfg *cfg, SS
         cl->feed_len =
             (size_t)room_key(cl->feed, sizeof(cl->feed), cfg, "", 0, ROOM_KEY_FEED, NULL);
     cl->refresh_ev = evtimer_new(base, rc_refresh_cb, cl);
+    cl->tick_ev = event_new(base, -1, EV_PERSIST, rc_tick_cb, cl);
     cl->seeds[cl->nseeds] = rc_node_get(cl, cfg->redis_host, cfg->redis_port);
     if (cl->seeds[cl->nseeds] != NULL)
         cl->nseeds++;
@@ -738,9 +773,13 @@ struct rcluster *rcluster_new(struct event_base *base, const struct cfg *cfg, SS
          i++)
         if ((cl->seeds[cl->nseeds] = rc_node_get(cl, host, port)) != NULL)
             cl->nseeds++;
-    if (cl->refresh_ev == NULL || cl->nseeds == 0) {
+    if (cl->refresh_ev == NULL || cl->tick_ev == NULL || cl->nseeds == 0) {
         rcluster_free(cl);
         return NULL;
+    }
+    {
+        struct timeval tv = util_ms_tv(RC_TICK_MS);
+        event_add(cl->tick_ev, &tv);
     }
     rc_schedule_refresh(cl, 0);
     return cl;
@@ -765,6 +804,8 @@ void rcluster_free(struct rcluster *cl)
     }
     if (cl->refresh_ev != NULL)
         event_free(cl->refresh_ev);
+    if (cl->tick_ev != NULL)
+        event_free(cl->tick_ev);
     cluster_map_free(cl->map);
     free(cl);
 }

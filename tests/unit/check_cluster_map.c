@@ -19,6 +19,7 @@
 
 #include "check_run.h"
 #include "hiredis_compat.h"
+#include "rcluster.h"
 
 #define RB_CAP (1 << 20)
 
@@ -949,6 +950,44 @@ START_TEST(test_redirect_malformed)
 }
 END_TEST
 
+/* Which node a command goes to: the slot of EVAL's first key, of any other
+ * command's first argument; none (-1) for what any node serves. */
+static int cmd_slot(int argc, ...)
+{
+    const char *argv[8];
+    size_t lens[8];
+    va_list ap;
+    int i;
+
+    va_start(ap, argc);
+    for (i = 0; i < argc; i++) {
+        argv[i] = va_arg(ap, const char *);
+        lens[i] = strlen(argv[i]);
+    }
+    va_end(ap);
+    return rcluster_command_slot(argc, argv, lens);
+}
+
+START_TEST(test_command_slot)
+{
+    int room = (int)cluster_key_slot("chat:{lobby}:history", 20);
+
+    ck_assert_int_eq(room, (int)cluster_key_slot("lobby", 5));
+    ck_assert_int_eq(cmd_slot(5, "EVAL", "return 1", "2", "chat:{lobby}:history", "x"), room);
+    ck_assert_int_eq(cmd_slot(5, "evalsha", "abc", "1", "chat:{lobby}:users", "x"), room);
+    ck_assert_int_eq(cmd_slot(4, "EVAL", "return 1", "0", "arg"), -1);
+    ck_assert_int_eq(cmd_slot(3, "EVAL", "return 1", "1"), -1); /* a key promised, none given */
+    ck_assert_int_eq(cmd_slot(3, "SPUBLISH", "chat:{lobby}", "m"), room);
+    ck_assert_int_eq(cmd_slot(3, "PUBLISH", "chat:{lobby}", "m"), -1);
+    ck_assert_int_eq(cmd_slot(1, "PING"), -1);
+    ck_assert_int_eq(cmd_slot(2, "CLUSTER", "SHARDS"), -1);
+    ck_assert_int_eq(cmd_slot(6, "XRANGE", "chat:{lobby}:history", "-", "+", "COUNT", "5"), room);
+    ck_assert_int_eq(cmd_slot(3, "SADD", "chat-users", "bob"),
+                     (int)cluster_key_slot("chat-users", 10));
+    ck_assert_int_eq(cmd_slot(1, "SADD"), -1);
+}
+END_TEST
+
 static Suite *cluster_map_suite(void)
 {
     Suite *s = suite_create("cluster_map");
@@ -976,6 +1015,10 @@ static Suite *cluster_map_suite(void)
     tcase_add_test(tc, test_slots_same_as_shards);
     tcase_add_test(tc, test_slots_unknown_endpoint);
     tcase_add_test(tc, test_slots_malformed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("command_slot");
+    tcase_add_test(tc, test_command_slot);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redirect");
