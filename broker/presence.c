@@ -217,6 +217,9 @@ struct presence {
     presence_lost_fn on_lost;
     void *lost_arg;
     int reaped; /* a cleaner is reaping us: re-add everyone once it is done */
+    int fresh;  /* the link just came up: its first beat finds no key
+                 * (a new instance, a restarted Redis), and the broker
+                 * re-adds everyone anyway */
 };
 
 static void presence_ignore(long long result, void *pd)
@@ -334,7 +337,12 @@ int presence_direct(struct presence *p, const char *room, size_t rlen, const cha
 static void presence_on_beat(long long result, void *pd)
 {
     struct presence *p = pd;
+    int fresh = p->fresh;
 
+    if (result != -1)
+        p->fresh = 0;
+    if (result == 0 && fresh)
+        return;
     if (result == 2) {
         if (!p->reaped)
             log_msg(LOG_WARN, "instance %s: another instance is cleaning up after it (its "
@@ -585,6 +593,7 @@ static void presence_scan_cb(evutil_socket_t fd, short what, void *arg)
 
 void presence_on_link_up(struct presence *p)
 {
+    p->fresh = 1;
     presence_beat(p);
 }
 
@@ -616,6 +625,7 @@ struct presence *presence_new(struct event_base *base, struct rlink *redis, cons
     snprintf(p->id, sizeof(p->id), "%s", id);
     p->on_lost = on_lost;
     p->lost_arg = arg;
+    p->fresh = 1;
     room_key_instances(p->instances_key, sizeof(p->instances_key), cfg);
     room_key_instance_alive(p->alive_key, sizeof(p->alive_key), cfg, p->id);
     room_key_instance_rooms(p->rooms_key, sizeof(p->rooms_key), cfg, id);
