@@ -1125,6 +1125,37 @@ static void broker_hold_user(const char *key, size_t keylen, void *val, void *ar
                   broker_held_ulen(h));
 }
 
+/* A room this instance has members in is listed again for crash cleanup. */
+static void broker_relist_room(const char *key, size_t keylen, void *val, void *arg)
+{
+    const struct broker_room *r = val;
+
+    (void)key;
+    (void)keylen;
+    (void)arg;
+    if (r->len > 0 && r->refs > 0)
+        presence_room_add(B.presence, r->name, r->len);
+}
+
+/* Another instance took this one for dead (its heartbeat expired: a
+ * partition or a stall longer than instance-ttl) and removed its users:
+ * they are all still here, so they go back, as after a Redis restart. */
+static void broker_on_presence_lost(void *arg)
+{
+    struct broker_worker *w;
+    size_t held = 0;
+
+    (void)arg;
+    if (!B.workers_ready || !rlink_is_up(B.redis))
+        return; /* broker_on_redis_state re-adds them when both are */
+    dict_foreach(&B.rooms.by_name, broker_relist_room, NULL);
+    for (w = B.workers; w != NULL; w = w->next) {
+        dict_foreach(&w->users, broker_hold_user, NULL);
+        held += w->users.count;
+    }
+    log_msg(LOG_WARN, "presumed dead by another instance: %zu user(s) re-added", held);
+}
+
 /* Send what was held while Redis was away, oldest first. */
 static void broker_outbox_flush(void)
 {
@@ -1337,7 +1368,7 @@ int broker_main(const struct cfg *cfg, const char *instance_id)
     }
     B.instance_id = instance_id;
     B.direct_len = (size_t)room_key_direct(B.direct, sizeof(B.direct), cfg);
-    B.presence = presence_new(B.base, B.redis, cfg, instance_id);
+    B.presence = presence_new(B.base, B.redis, cfg, instance_id, broker_on_presence_lost, NULL);
     B.history = history_new(B.redis, cfg);
     if (cfg->redis_wait_replicas > 0)
         B.wait = rwait_new(B.redis, cfg->redis_wait_replicas, cfg->redis_wait_timeout);

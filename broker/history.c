@@ -19,16 +19,20 @@
 
 /* KEYS: the stream. ARGV: max length, ttl in ms ("0": none), user, text,
  * feed channel, stored form with the id left out, where the id goes, seed
- * channel ("" for a room), seed payload. Returns the id. */
-static const char history_publish_lua[] =
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '" HISTORY_F_USER
-    "', ARGV[3], '" HISTORY_F_TEXT "', ARGV[4])\n"
-    "if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
-    "local at = tonumber(ARGV[7])\n"
-    "redis.call('PUBLISH', ARGV[5], string.sub(ARGV[6], 1, at) .. id .. string.sub(ARGV[6], at + "
-    "1))\n"
-    "if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end\n"
-    "return id\n";
+ * channel ("" for a room), seed payload. Returns the id. PUB publishes on
+ * the feed: SPUBLISH for a room's channel in a cluster (the seed channel
+ * stays classic). */
+#define HISTORY_PUBLISH_LUA(PUB)                                                                   \
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '" HISTORY_F_USER        \
+    "', ARGV[3], '" HISTORY_F_TEXT "', ARGV[4])\n"                                                 \
+    "if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"                         \
+    "local at = tonumber(ARGV[7])\n"                                                               \
+    "redis.call('" PUB "', ARGV[5], string.sub(ARGV[6], 1, at) .. id .. string.sub(ARGV[6], at + " \
+    "1))\n"                                                                                        \
+    "if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end\n"                          \
+    "return id\n"
+static const char history_publish_lua[] = HISTORY_PUBLISH_LUA("PUBLISH");
+static const char history_publish_sharded_lua[] = HISTORY_PUBLISH_LUA("SPUBLISH");
 
 /* KEYS: the stream. ARGV: after (an id), count. Returns {truncated, entries}:
  * truncated is 1 when entries after `after` may be gone: `after` is older
@@ -63,6 +67,22 @@ static const char history_after_lua[] =
     "   (not first and before(ARGV[1], last)) then truncated = 1 end\n"
     "if added == len then truncated = 0 end -- nothing was ever removed\n"
     "return {truncated, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}\n";
+
+int history_script(const struct cfg *cfg, enum history_script which, const char *room,
+                   size_t rlen, struct room_eval *e)
+{
+    room_eval_init(e, which == HISTORY_AFTER ? history_after_lua : history_publish_lua);
+    e->nkeys = 1;
+    if (room_key(e->key[0], ROOM_KEY_MAX, cfg, room, rlen, ROOM_KEY_HISTORY, NULL) < 0)
+        return -1;
+    if (which == HISTORY_AFTER)
+        return 0;
+    if (room_key(e->channel, sizeof(e->channel), cfg, room, rlen, ROOM_KEY_FEED, NULL) < 0)
+        return -1;
+    if (room_channel_sharded(cfg, e->channel, strlen(e->channel)))
+        e->script = history_publish_sharded_lua;
+    return 0;
+}
 
 struct history {
     struct rlink *redis;
@@ -121,16 +141,16 @@ int history_publish(struct history *h, const char *room, size_t rlen, const char
                     history_stored_fn fn, void *pd)
 {
     enum chat_payload_form form = chat_payload_form_of(rlen);
-    char stream[ROOM_KEY_MAX], feed[ROOM_KEY_MAX], seed[ROOM_KEY_MAX], at[24];
-    const char *keys[1] = {stream};
+    char seed[ROOM_KEY_MAX], at[24];
+    struct room_eval e;
+    const char *feed = e.channel;
     struct history_pub *q;
     ssize_t slen, plen = -1;
     size_t id_at;
     int rc;
 
-    if (room_key(feed, sizeof(feed), h->cfg, room, rlen, ROOM_KEY_FEED, NULL) < 0 ||
-        room_key(seed, sizeof(seed), h->cfg, room, rlen, ROOM_KEY_CHANNEL, NULL) < 0 ||
-        room_key(stream, sizeof(stream), h->cfg, room, rlen, ROOM_KEY_HISTORY, NULL) < 0)
+    if (history_script(h->cfg, HISTORY_PUBLISH, room, rlen, &e) == -1 ||
+        room_key(seed, sizeof(seed), h->cfg, room, rlen, ROOM_KEY_CHANNEL, NULL) < 0)
         return -1;
     q = malloc(sizeof(*q));
     if (q == NULL)
@@ -138,11 +158,14 @@ int history_publish(struct history *h, const char *room, size_t rlen, const char
     q->fn = fn;
     q->pd = pd;
     if (!history_enabled(h)) {
+        const char *pub = room_publish_command(h->cfg, seed, strlen(seed));
+
         plen = chat_payload_message(form, scratch, cap, user, ulen, text, tlen);
-        rc = plen < 0 ? -1
-                      : rlink_command_raw(h->redis, history_on_stored, q, 3,
-                                          (const char *[]){"PUBLISH", seed, scratch},
-                                          (const size_t[]){7, strlen(seed), (size_t)plen});
+        rc = plen < 0
+                 ? -1
+                 : rlink_command_raw(h->redis, history_on_stored, q, 3,
+                                     (const char *[]){pub, seed, scratch},
+                                     (const size_t[]){strlen(pub), strlen(seed), (size_t)plen});
     } else {
         /* the stored form, then (default room) the seed's line, in scratch */
         slen = chat_payload_stored_template(scratch, cap, user, ulen, text, tlen, &id_at);
@@ -158,7 +181,7 @@ int history_publish(struct history *h, const char *room, size_t rlen, const char
                               (size_t)slen, strlen(at), strlen(args[7]), plen > 0 ? (size_t)plen : 0};
             rc = slen < 0 || (form == CHAT_PAYLOAD_SEED && plen < 0)
                      ? -1
-                     : rlink_eval(h->redis, history_publish_lua, 1, keys, 9, args, lens, NULL,
+                     : rlink_eval(h->redis, e.script, e.nkeys, e.keys, 9, args, lens, NULL,
                                   history_on_stored, q);
         }
     }
@@ -301,19 +324,19 @@ int history_read_tail(struct history *h, const char *room, size_t rlen, history_
 int history_read_after(struct history *h, const char *room, size_t rlen, const char *after,
                        size_t alen, long n, history_read_fn fn, void *pd)
 {
-    char stream[ROOM_KEY_MAX], count[24], id[STREAM_ID_MAX];
-    const char *keys[1] = {stream};
+    char count[24], id[STREAM_ID_MAX];
+    struct room_eval e;
     struct stream_id sid;
     struct history_read *q;
 
     /* the script's pattern match needs the canonical form */
     if (stream_id_parse(after, alen, &sid) == -1 ||
-        room_key(stream, sizeof(stream), h->cfg, room, rlen, ROOM_KEY_HISTORY, NULL) < 0 ||
+        history_script(h->cfg, HISTORY_AFTER, room, rlen, &e) == -1 ||
         (q = history_read_new(fn, pd, 0, 0)) == NULL)
         return -1;
     stream_id_format(&sid, id);
     snprintf(count, sizeof(count), "%ld", n);
-    if (rlink_eval(h->redis, history_after_lua, 1, keys, 2, (const char *[]){id, count},
+    if (rlink_eval(h->redis, e.script, e.nkeys, e.keys, 2, (const char *[]){id, count},
                    (const size_t[]){strlen(id), strlen(count)}, NULL, history_on_read, q) == -1) {
         free(q);
         return -1;

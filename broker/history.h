@@ -8,7 +8,8 @@
  * reverse. The stream id is the message id. Entries have two fields, `u`
  * (user) and `t` (text); this file is the only one that knows them.
  *
- * With history-size 0 a message is a plain PUBLISH, as before history.
+ * With history-size 0 a message is a plain PUBLISH, as before history (a
+ * room's is SPUBLISH in a cluster, room_publish_command).
  */
 #ifndef RC_HISTORY_H
 #define RC_HISTORY_H
@@ -17,6 +18,7 @@
 
 #include "config.h"
 #include "redis_link.h"
+#include "room.h"
 
 struct history;
 
@@ -59,5 +61,15 @@ int history_read_after(struct history *h, const char *room, size_t rlen, const c
  * fn gets it as its only entry. -1 when Redis is down. */
 int history_read_tail(struct history *h, const char *room, size_t rlen, history_read_fn fn,
                       void *pd);
+
+/* The scripts, as history sends them (the tests check their keys and run
+ * them against a cluster): the store-and-publish, whose channel is the
+ * room's feed, and the AFTER read. Both take the room's stream alone. */
+enum history_script { HISTORY_PUBLISH, HISTORY_AFTER };
+
+/* Fill e with script `which` for room[0..rlen). 0, or -1 when a key does
+ * not fit. */
+int history_script(const struct cfg *cfg, enum history_script which, const char *room,
+                   size_t rlen, struct room_eval *e);
 
 #endif

@@ -10,7 +10,12 @@
  * instances whose heartbeat expired: per room of such an instance a Lua
  * script (atomic, over that room's keys, so two cleaners never announce
  * twice) removes its names from the room and announces each leave there;
- * then the instance is unregistered.
+ * then the instance is unregistered. With redis-cluster the heartbeat and
+ * the rooms live in different slots, so one script cannot check the one
+ * and edit the others: a script in the registry's slot claims the dead
+ * instance first, and only the claimer cleans up (presence.c). An instance
+ * wrongly presumed dead (partitioned for longer than instance-ttl) sees it
+ * in its next heartbeat's reply and has the broker re-add all its users.
  *
  * Rooms are given as (name, length); "" is the default room.
  */
@@ -21,13 +26,21 @@
 
 #include "config.h"
 #include "redis_link.h"
+#include "room.h"
 
 struct event_base;
 struct presence;
 
-/* id: this instance's id (stable across broker restarts). */
+/* This instance was presumed dead and its users removed from Redis
+ * (announced as left): the broker re-adds every user it holds, in every
+ * room, and every room to the instance's rooms (presence_room_add,
+ * presence_hold), as after a Redis restart. */
+typedef void (*presence_lost_fn)(void *arg);
+
+/* id: this instance's id (stable across broker restarts). on_lost may be
+ * NULL. */
 struct presence *presence_new(struct event_base *base, struct rlink *redis, const struct cfg *cfg,
-                              const char *id);
+                              const char *id, presence_lost_fn on_lost, void *arg);
 void presence_free(struct presence *p);
 
 /* This instance has members in room from now on (listed for crash
@@ -67,5 +80,26 @@ void presence_on_link_up(struct presence *p);
  * none) are removed and announced. fn (may be NULL) is called once when
  * Redis has answered (or -1). */
 int presence_stop(struct presence *p, rlink_reply_fn fn, void *pd);
+
+/* The scripts, as presence sends them (the tests check their keys and
+ * run them against a cluster). */
+enum presence_script {
+    PRESENCE_JOIN,      /* a room's: names, instance's names there */
+    PRESENCE_LEAVE,     /* the same; publishes on the room's channel */
+    PRESENCE_WHO,       /* a room's names */
+    PRESENCE_DIRECT,    /* the same; publishes on <channel>:direct */
+    PRESENCE_REAP_ROOM, /* one room of a dead instance (with one Redis, its
+                         * heartbeat first); publishes on the room's channel */
+    PRESENCE_REAP_CLAIM, /* cluster only: heartbeat, instances, rooms, reaper */
+    PRESENCE_REAP_DONE,  /* unregistering (cluster: the claim's release) */
+    PRESENCE_BEAT,       /* heartbeat, instances, reaper */
+};
+#define PRESENCE_SCRIPTS (PRESENCE_BEAT + 1)
+
+/* Fill e with script `which` for room[0..rlen) ("" for the per-instance
+ * ones) and instance id. 0, or -1 when a key does not fit or the script is
+ * not used in this mode. */
+int presence_script(const struct cfg *cfg, enum presence_script which, const char *room,
+                    size_t rlen, const char *id, struct room_eval *e);
 
 #endif

@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "room.h"
 #include "util.h"
 
 enum cfg_type {
@@ -971,6 +972,12 @@ int cfg_finalize(struct cfg *cfg, char *err, size_t errlen)
     /* WAIT counts one node's replicas: in a cluster each shard has its own */
     if (cfg->redis_cluster && cfg->redis_wait_replicas > 0) {
         cfg_err(err, errlen, "redis-wait-replicas: not supported with redis-cluster");
+        return -1;
+    }
+    /* its per-instance keys are {<users-key>}:...: they must hash alike */
+    if (cfg->redis_cluster && !room_users_key_fits_cluster(cfg->users_key)) {
+        cfg_err(err, errlen, "users-key: with redis-cluster, a '}' must close a hash tag "
+                             "(\"{x}\", not \"x}\" or \"{}\")");
         return -1;
     }
     if (cfg->redis_cluster && cfg->redis_db != 0) {

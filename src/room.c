@@ -40,9 +40,39 @@ static ssize_t room_fmt(char *out, size_t cap, const char *fmt, ...)
     return n < 0 || (size_t)n >= cap ? -1 : (ssize_t)n;
 }
 
+/* 1 when key holds a hash tag: a '{', later a '}', something between. */
+static int room_has_hash_tag(const char *key)
+{
+    const char *open = strchr(key, '{'), *close;
+
+    if (open == NULL)
+        return 0;
+    close = strchr(open + 1, '}');
+    return close != NULL && close > open + 1;
+}
+
+/* The prefix of the per-instance keys: <users-key>, or in a cluster
+ * {<users-key>}, so that they share the slot of <users-key> itself (the
+ * default room's names, whose name the seed fixed) and one script can touch
+ * them together. A users-key with a tag of its own hashes by it already.
+ * buf holds at least CFG_NAME_MAX + 3 bytes. */
+static const char *room_registry(const struct cfg *cfg, char *buf)
+{
+    if (!cfg->redis_cluster || room_has_hash_tag(cfg->users_key))
+        return cfg->users_key;
+    snprintf(buf, CFG_NAME_MAX + 3, "{%s}", cfg->users_key);
+    return buf;
+}
+
+int room_users_key_fits_cluster(const char *users_key)
+{
+    return room_has_hash_tag(users_key) || strchr(users_key, '}') == NULL;
+}
+
 ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room, size_t rlen,
                  enum room_key which, const char *id)
 {
+    char tagged[CFG_NAME_MAX + 3];
     int r = (int)rlen;
 
     if (rlen > ROOM_NAME_MAX)
@@ -54,7 +84,7 @@ ssize_t room_key(char *out, size_t cap, const struct cfg *cfg, const char *room,
         case ROOM_KEY_USERS:
             return room_fmt(out, cap, "%s", cfg->users_key);
         case ROOM_KEY_INSTANCE:
-            return room_fmt(out, cap, "%s:instance:%s", cfg->users_key, id);
+            return room_fmt(out, cap, "%s:instance:%s", room_registry(cfg, tagged), id);
         case ROOM_KEY_HISTORY:
             return room_fmt(out, cap, "%s:history", cfg->channel);
         case ROOM_KEY_FEED:
@@ -108,20 +138,51 @@ int room_channel_sharded(const struct cfg *cfg, const char *ch, size_t len)
 
 ssize_t room_key_instances(char *out, size_t cap, const struct cfg *cfg)
 {
-    return room_fmt(out, cap, "%s:instances", cfg->users_key);
+    char tagged[CFG_NAME_MAX + 3];
+
+    return room_fmt(out, cap, "%s:instances", room_registry(cfg, tagged));
 }
 
 ssize_t room_key_instance_alive(char *out, size_t cap, const struct cfg *cfg, const char *id)
 {
-    return room_fmt(out, cap, "%s:instance:%s:alive", cfg->users_key, id);
+    char tagged[CFG_NAME_MAX + 3];
+
+    return room_fmt(out, cap, "%s:instance:%s:alive", room_registry(cfg, tagged), id);
 }
 
 ssize_t room_key_instance_rooms(char *out, size_t cap, const struct cfg *cfg, const char *id)
 {
-    return room_fmt(out, cap, "%s:instance:%s:rooms", cfg->users_key, id);
+    char tagged[CFG_NAME_MAX + 3];
+
+    return room_fmt(out, cap, "%s:instance:%s:rooms", room_registry(cfg, tagged), id);
+}
+
+ssize_t room_key_instance_reaper(char *out, size_t cap, const struct cfg *cfg, const char *id)
+{
+    char tagged[CFG_NAME_MAX + 3];
+
+    return room_fmt(out, cap, "%s:instance:%s:reaper", room_registry(cfg, tagged), id);
+}
+
+const char *room_publish_command(const struct cfg *cfg, const char *ch, size_t len)
+{
+    return room_channel_sharded(cfg, ch, len) ? "SPUBLISH" : "PUBLISH";
 }
 
 ssize_t room_key_direct(char *out, size_t cap, const struct cfg *cfg)
 {
     return room_fmt(out, cap, "%s:direct", cfg->channel);
+}
+
+void room_eval_init(struct room_eval *e, const char *script)
+{
+    int i;
+
+    e->script = script;
+    e->nkeys = 0;
+    for (i = 0; i < ROOM_EVAL_KEYS_MAX; i++) {
+        e->key[i][0] = '\0';
+        e->keys[i] = e->key[i];
+    }
+    e->channel[0] = '\0';
 }

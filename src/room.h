@@ -15,6 +15,14 @@
  * `<users-key>:instance:<id>:rooms`, the SET of the rooms it has members in
  * (crash cleanup walks it). Direct messages go
  * on `<channel>:direct`. docs/protocol.md describes the same layout.
+ *
+ * With redis-cluster, a script's keys must share one hash slot. A room's do
+ * ({R}); the per-instance keys and the default room's per-instance SET then
+ * start with `{<users-key>}` instead of `<users-key>` (`{chat-users}:instances`,
+ * `{chat-users}:instance:<id>`, ...), which puts them in the slot of
+ * `<users-key>` itself, whose name stays the seed's. Rooms' channels travel
+ * on sharded pub/sub there (room_channel_sharded). Without redis-cluster
+ * every name is as above, byte for byte.
  */
 #ifndef RC_ROOM_H
 #define RC_ROOM_H
@@ -58,12 +66,40 @@ ssize_t room_of_channel(const struct cfg *cfg, const char *ch, size_t len, const
  * instances); never without. */
 int room_channel_sharded(const struct cfg *cfg, const char *ch, size_t len);
 
+/* The command that publishes on ch[0..len): "SPUBLISH" when it is sharded
+ * (room_channel_sharded), else "PUBLISH". */
+const char *room_publish_command(const struct cfg *cfg, const char *ch, size_t len);
+
+/* 0 when users_key cannot share a slot with keys made from it in a
+ * cluster: a '}' without a hash tag before it ("a}b", "a{}b"); 1 otherwise. */
+int room_users_key_fits_cluster(const char *users_key);
+
 /* Per instance, as room_key: `<users-key>:instances` (the live ids),
  * `<users-key>:instance:<id>:alive` (the heartbeat),
- * `<users-key>:instance:<id>:rooms`; and `<channel>:direct`. */
+ * `<users-key>:instance:<id>:rooms`, `<users-key>:instance:<id>:reaper` (who
+ * is cleaning up after it, cluster mode only; `{<users-key>}` there); and
+ * `<channel>:direct`. */
 ssize_t room_key_instances(char *out, size_t cap, const struct cfg *cfg);
 ssize_t room_key_instance_alive(char *out, size_t cap, const struct cfg *cfg, const char *id);
 ssize_t room_key_instance_rooms(char *out, size_t cap, const struct cfg *cfg, const char *id);
+ssize_t room_key_instance_reaper(char *out, size_t cap, const struct cfg *cfg, const char *id);
 ssize_t room_key_direct(char *out, size_t cap, const struct cfg *cfg);
+
+/* One Lua script call as it goes to Redis: the script, its keys (with
+ * redis-cluster all in one hash slot: Redis refuses others) and the channel
+ * it publishes on ("" for none; when it is sharded, in that slot too).
+ * broker/presence.c and broker/history.c build every call they send with
+ * one of these, and the tests check the same builders. */
+#define ROOM_EVAL_KEYS_MAX 4
+struct room_eval {
+    const char *script;
+    int nkeys;
+    const char *keys[ROOM_EVAL_KEYS_MAX]; /* keys[i] == key[i] */
+    char key[ROOM_EVAL_KEYS_MAX][ROOM_KEY_MAX];
+    char channel[ROOM_KEY_MAX];
+};
+
+/* Empty e (no keys, no channel) with script s; keys[] pointed at key[]. */
+void room_eval_init(struct room_eval *e, const char *script);
 
 #endif

@@ -384,6 +384,72 @@ START_TEST(test_instance_crash)
 }
 END_TEST
 
+/* An instance presumed dead while it lives: its broker stopped (SIGSTOP)
+ * and its heartbeat deleted behind its back, instance b reaps it (its
+ * users announced as left, removed from the rooms' sets). Once the broker
+ * runs again, its next heartbeat finds the key had gone: it re-adds every
+ * user it holds, in every room, with its per-instance sets and rooms list,
+ * and the users, who never lost their connections, chat on. */
+#define HEAL_BOUND_MS 5000 /* a few heartbeats (instance-ttl 2s: every 500 ms) */
+
+START_TEST(test_instance_presumed_dead)
+{
+    static const char conf[] = "instance-ttl 2s\n";
+    struct h_redis r;
+    struct h_chat a, b;
+    struct wsc a1, a2, wb, wl;
+    char id[64], key[200], cmd[240];
+    pid_t broker;
+
+    ck_assert_int_eq(h_redis_start(&r, 1, "s3cret"), 0);
+    fx_chat_ready(&a, &r, 2, conf);
+    fx_chat_ready(&b, &r, 2, conf);
+    fx_instance_id(a.log, id, sizeof(id));
+    JOIN(&wb, b.port, "wb");
+    fx_join_room(&wl, b.port, "lobby", "wl", __LINE__);
+    JOIN(&a1, a.port, "a1");
+    fx_join_room(&a2, a.port, "lobby", "a2", __LINE__);
+    fx_drain(&wb);
+    fx_drain(&wl);
+    broker = h_child_titled(a.pid, "redis-chat: broker");
+    ck_assert_int_ne(broker, 0);
+
+    ck_assert_int_eq(kill(broker, SIGSTOP), 0);
+    snprintf(cmd, sizeof(cmd), "DEL " USERS_KEY ":instance:%s:alive", id);
+    fx_redis_int(&r, cmd);
+    ck_assert_msg(wsc_expect_text(&wb, "a1: has left the chat!", CRASH_BOUND_MS), "wb: no leave");
+    ck_assert_msg(wsc_expect_text(&wl, "a2: has left the chat!", CRASH_BOUND_MS), "wl: no leave");
+    ck_assert(!fx_set_has(&r, USERS_KEY, "a1"));
+    ck_assert(!fx_set_has(&r, "chat:{lobby}:users", "a2"));
+
+    ck_assert_int_eq(kill(broker, SIGCONT), 0);
+    ck_assert_msg(fx_set_wait(&r, USERS_KEY, "a1", 1, HEAL_BOUND_MS), "a1 not back");
+    ck_assert_msg(fx_set_wait(&r, "chat:{lobby}:users", "a2", 1, HEAL_BOUND_MS), "a2 not back");
+    ASSERT_LOG(h_wait_count(a.log, "its heartbeat had expired", 1, T_MSG_MS), a.log);
+    /* listed again for a real crash's cleanup */
+    snprintf(key, sizeof(key), USERS_KEY ":instance:%s", id);
+    ck_assert_msg(fx_set_wait(&r, key, "a1", 1, T_MSG_MS), "a1 not in %s", key);
+    snprintf(key, sizeof(key), "chat:{lobby}:instance:%s", id);
+    ck_assert_msg(fx_set_wait(&r, key, "a2", 1, T_MSG_MS), "a2 not in %s", key);
+    snprintf(key, sizeof(key), USERS_KEY ":instance:%s:rooms", id);
+    ck_assert_msg(fx_set_wait(&r, key, "lobby", 1, T_MSG_MS), "lobby not in %s", key);
+    ck_assert(fx_set_has(&r, USERS_KEY ":instances", id));
+
+    /* still connected, both ways */
+    SEND(&a1, "still here");
+    EXPECT(&wb, "a1: still here");
+    SEND(&wl, "welcome back");
+    EXPECT(&a2, "wl: welcome back");
+    wsc_free(&a1);
+    wsc_free(&a2);
+    wsc_free(&wb);
+    wsc_free(&wl);
+    h_chat_free(&a);
+    h_chat_free(&b);
+    h_redis_free(&r);
+}
+END_TEST
+
 static Suite *crashes_suite(void)
 {
     Suite *s = suite_create("crashes");
@@ -401,6 +467,7 @@ static Suite *crashes_suite(void)
     tcase_add_unchecked_fixture(in, fx_tmp_enter, fx_tmp_leave);
     tcase_set_timeout(in, 60);
     tcase_add_test(in, test_instance_crash);
+    tcase_add_test(in, test_instance_presumed_dead);
     suite_add_tcase(s, in);
     return s;
 }

@@ -2,7 +2,9 @@
  * Redis (src/room.c): the name rules of docs/protocol.md, the default
  * room's keys byte for byte the seed's, a room's keys all under its hash
  * tag, directives other than the defaults, buffer bounds (exact-size heap
- * buffers and a canary byte behind cap), and channel -> room. */
+ * buffers and a canary byte behind cap), channel -> room, and with
+ * redis-cluster: the per-instance keys in the slot of users-key, which
+ * channels are sharded and how they are published. */
 #include "room.h"
 
 #include <check.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "check_run.h"
+#include "cluster_slot.h"
 #include "config.h"
 
 #define CANARY 0xA5
@@ -610,6 +613,150 @@ START_TEST(test_of_channel_feed_and_history)
 }
 END_TEST
 
+/* ---- redis-cluster ------------------------------------------------------------- */
+
+/* A finalized cfg from text; 0, or -1 with the reason in err. */
+static int cfg_text(struct cfg *c, const char *text, char *err, size_t errlen)
+{
+    cfg_init(c);
+    if (cfg_parse_buffer(c, text, strlen(text), "test", err, errlen) == -1 ||
+        cfg_finalize(c, err, errlen) == -1) {
+        cfg_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* The per-instance keys for instance id, in the order of want[]. */
+static void expect_instance_keys(const struct cfg *c, const char *id, const char *const want[5])
+{
+    char buf[5][ROOM_KEY_MAX];
+    int i;
+
+    ck_assert_int_ge(room_key_instances(buf[0], sizeof(buf[0]), c), 0);
+    ck_assert_int_ge(room_key_instance_alive(buf[1], sizeof(buf[1]), c, id), 0);
+    ck_assert_int_ge(room_key_instance_rooms(buf[2], sizeof(buf[2]), c, id), 0);
+    ck_assert_int_ge(room_key_instance_reaper(buf[3], sizeof(buf[3]), c, id), 0);
+    ck_assert_int_ge(room_key(buf[4], sizeof(buf[4]), c, "", 0, ROOM_KEY_INSTANCE, id), 0);
+    for (i = 0; i < 5; i++)
+        ck_assert_str_eq(buf[i], want[i]);
+}
+
+START_TEST(test_cluster_instance_keys)
+{
+    static const char *const single[5] = {
+        "chat-users:instances", "chat-users:instance:i-1:alive", "chat-users:instance:i-1:rooms",
+        "chat-users:instance:i-1:reaper", "chat-users:instance:i-1"};
+    static const char *const cluster[5] = {
+        "{chat-users}:instances", "{chat-users}:instance:i-1:alive",
+        "{chat-users}:instance:i-1:rooms", "{chat-users}:instance:i-1:reaper",
+        "{chat-users}:instance:i-1"};
+    struct cfg c;
+    char err[CFG_ERR_LEN], buf[ROOM_KEY_MAX];
+
+    /* without redis-cluster: the names of before, byte for byte */
+    cfg_make(&c, NULL, NULL);
+    expect_instance_keys(&c, "i-1", single);
+    cfg_free(&c);
+
+    ck_assert_msg(cfg_text(&c, "redis-cluster yes\n", err, sizeof(err)) == 0, "%s", err);
+    expect_instance_keys(&c, "i-1", cluster);
+    /* the default room keeps the seed's names; a room its own, as before */
+    expect_key(&c, "", ROOM_KEY_USERS, NULL, 64, "chat-users");
+    expect_key(&c, "", ROOM_KEY_CHANNEL, NULL, 64, "chat");
+    expect_key(&c, "", ROOM_KEY_HISTORY, NULL, 64, "chat:history");
+    expect_key(&c, "lobby", ROOM_KEY_INSTANCE, "i-1", 64, "chat:{lobby}:instance:i-1");
+    ck_assert_int_ge(room_key_direct(buf, sizeof(buf), &c), 0);
+    ck_assert_str_eq(buf, "chat:direct");
+    cfg_free(&c);
+}
+END_TEST
+
+/* Every per-instance key in the slot of users-key (the default room's
+ * names), for several users-keys and ids, a tag of its own included. */
+START_TEST(test_cluster_instance_keys_slot)
+{
+    static const char *const users_keys[] = {"chat-users", "u", "prod.users-1", "a{b}c",
+                                             "{tagged}", "x{"};
+    static const char *const ids[] = {"0", "i-1", "5f2c9a0e-91d4-4b1e-8f0a-2b8e1c6d7e3a"};
+    struct cfg c;
+    char text[256], err[CFG_ERR_LEN], buf[5][ROOM_KEY_MAX];
+    size_t i, j;
+    int k;
+
+    for (i = 0; i < sizeof(users_keys) / sizeof(users_keys[0]); i++) {
+        snprintf(text, sizeof(text), "redis-cluster yes\nusers-key %s\n", users_keys[i]);
+        ck_assert_msg(cfg_text(&c, text, err, sizeof(err)) == 0, "%s: %s", users_keys[i], err);
+        for (j = 0; j < sizeof(ids) / sizeof(ids[0]); j++) {
+            unsigned want = cluster_key_slot(users_keys[i], strlen(users_keys[i]));
+
+            ck_assert_int_ge(room_key_instances(buf[0], sizeof(buf[0]), &c), 0);
+            ck_assert_int_ge(room_key_instance_alive(buf[1], sizeof(buf[1]), &c, ids[j]), 0);
+            ck_assert_int_ge(room_key_instance_rooms(buf[2], sizeof(buf[2]), &c, ids[j]), 0);
+            ck_assert_int_ge(room_key_instance_reaper(buf[3], sizeof(buf[3]), &c, ids[j]), 0);
+            ck_assert_int_ge(room_key(buf[4], sizeof(buf[4]), &c, "", 0, ROOM_KEY_INSTANCE, ids[j]),
+                             0);
+            for (k = 0; k < 5; k++)
+                ck_assert_msg(cluster_key_slot(buf[k], strlen(buf[k])) == want,
+                              "'%s': slot %u, '%s' has %u", buf[k],
+                              cluster_key_slot(buf[k], strlen(buf[k])), users_keys[i], want);
+        }
+        cfg_free(&c);
+    }
+    /* a users-key with a tag of its own keeps its names */
+    ck_assert(cfg_text(&c, "redis-cluster yes\nusers-key a{b}c\n", err, sizeof(err)) == 0);
+    ck_assert_int_ge(room_key_instances(buf[0], sizeof(buf[0]), &c), 0);
+    ck_assert_str_eq(buf[0], "a{b}c:instances");
+    cfg_free(&c);
+}
+END_TEST
+
+/* A '}' that closes no tag would split the keys over two slots: refused. */
+START_TEST(test_cluster_users_key_refused)
+{
+    static const char *const bad[] = {"a}b", "a{}b", "}", "{}x"};
+    static const char *const good[] = {"ab", "a{b}", "a{b", "{x}}"};
+    struct cfg c;
+    char text[256], err[CFG_ERR_LEN];
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(room_users_key_fits_cluster(bad[i]), 0);
+        snprintf(text, sizeof(text), "redis-cluster yes\nusers-key %s\n", bad[i]);
+        ck_assert_msg(cfg_text(&c, text, err, sizeof(err)) == -1, "%s accepted", bad[i]);
+        ck_assert_msg(strstr(err, "users-key") != NULL, "%s", err);
+        /* without a cluster nothing hashes: accepted */
+        snprintf(text, sizeof(text), "users-key %s\n", bad[i]);
+        ck_assert_msg(cfg_text(&c, text, err, sizeof(err)) == 0, "%s: %s", bad[i], err);
+        cfg_free(&c);
+    }
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_int_eq(room_users_key_fits_cluster(good[i]), 1);
+}
+END_TEST
+
+START_TEST(test_cluster_publish_command)
+{
+    struct cfg single, cluster;
+    char err[CFG_ERR_LEN];
+    static const char *const classic[] = {"chat", "chat:{}", "chat:direct", "other:{lobby}"};
+    size_t i;
+
+    cfg_make(&single, NULL, NULL);
+    ck_assert(cfg_text(&cluster, "redis-cluster yes\n", err, sizeof(err)) == 0);
+    ck_assert_str_eq(room_publish_command(&cluster, "chat:{lobby}", 12), "SPUBLISH");
+    ck_assert_int_eq(room_channel_sharded(&cluster, "chat:{lobby}", 12), 1);
+    ck_assert_str_eq(room_publish_command(&single, "chat:{lobby}", 12), "PUBLISH");
+    ck_assert_int_eq(room_channel_sharded(&single, "chat:{lobby}", 12), 0);
+    for (i = 0; i < sizeof(classic) / sizeof(classic[0]); i++) {
+        ck_assert_str_eq(room_publish_command(&cluster, classic[i], strlen(classic[i])), "PUBLISH");
+        ck_assert_str_eq(room_publish_command(&single, classic[i], strlen(classic[i])), "PUBLISH");
+    }
+    cfg_free(&single);
+    cfg_free(&cluster);
+}
+END_TEST
+
 static Suite *room_suite(void)
 {
     Suite *s = suite_create("room");
@@ -639,6 +786,13 @@ static Suite *room_suite(void)
     tcase_add_test(tc, test_of_channel_too_long);
     tcase_add_test(tc, test_of_channel_round_trip);
     tcase_add_test(tc, test_of_channel_feed_and_history);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cluster");
+    tcase_add_test(tc, test_cluster_instance_keys);
+    tcase_add_test(tc, test_cluster_instance_keys_slot);
+    tcase_add_test(tc, test_cluster_users_key_refused);
+    tcase_add_test(tc, test_cluster_publish_command);
     suite_add_tcase(s, tc);
     return s;
 }
