@@ -9,7 +9,7 @@
 
 #include "wsclient.h"
 
-#define TR_MSGS_MAX 4000
+#define TR_MSGS_MAX 10000
 #define TR_ID_MAX 32
 #define TR_WINDOW 32 /* sends awaiting their answer, at most (the server takes 64) */
 

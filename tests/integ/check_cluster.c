@@ -45,7 +45,9 @@ static void cluster_up(void)
 static void chat_start(struct h_chat *c, int seed_port, const char *more)
 {
     snprintf(chat_conf, sizeof(chat_conf),
-             "redis-cluster yes\nredis-host 127.0.0.1\nredis-port %d\nrate-limit 0\n%s", seed_port,
+             "redis-cluster yes\nredis-host 127.0.0.1\nredis-port %d\nrate-limit 0\n"
+             /* nothing trimmed: a message missing from the stream is lost */
+             "history-size 100000\n%s", seed_port,
              more != NULL ? more : "");
     /* h_chat_start writes redis-host/-port from a struct h_redis: ours
      * are in the extra lines, which win */
@@ -219,6 +221,7 @@ static void fanout_through(int failover)
     while (h_now_ms() < end && (!done || tr_acked(&s) < acked + AFTER)) {
         tr_send(&tx, &s);
         tr_read_answers(&tx, &s, 20);
+        h_sleep_ms(5); /* steady, not flat out: about 150 sends a second */
         if (!done && failover && h_cluster_slot_owner(&cl, room_slot(room)) > 0 &&
             h_cluster_slot_owner(&cl, room_slot(room)) != owner)
             done = 1; /* a replica took over the room's slot */

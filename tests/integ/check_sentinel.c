@@ -186,7 +186,8 @@ static void failover_during_fanout(int wait_replicas)
     /* WAIT needs a replica after the failover too: a second one, which the
      * sentinels point at the new primary as part of the failover */
     topo_start(&t, wait_replicas > 0 ? 2 : 1);
-    snprintf(more, sizeof(more), "redis-wait-replicas %d\nredis-wait-timeout 500ms\nrate-limit 0\n",
+    /* history-size: nothing trimmed, a message missing from the stream is lost */
+    snprintf(more, sizeof(more), "redis-wait-replicas %d\nredis-wait-timeout 500ms\nrate-limit 0\nhistory-size 100000\n",
              wait_replicas);
     chat_start(&a, &t, more);
     chat_start(&b, &t, more);
