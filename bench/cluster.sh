@@ -122,7 +122,7 @@ cli() { # PORT ARGS...
 }
 # median of the numbers given
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR > 1) printf "%s–%s", a, b }'; }
+range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR > 1) printf "%.2f–%.2f", a, b }'; }
 
 # free loopback ports P..P+N-1 and their bus ports P+10000.., below 32768
 free_ports() { # N
@@ -317,8 +317,8 @@ run_pubsub() {
         echo ""
         echo "$MSGS messages of 64 bytes, round-robin over $CHANS channels \`chat:{rK}\`, each sent with \`redis-cli --pipe\` to the node serving its channel; one subscriber per node holding that node's channels; $SHARDS primaries, plain TCP; CPU = utime + stime of each redis-server less its idle rate; medians of $REPS (range)."
         echo ""
-        echo "| case | CPU-µs per message, each node | busiest node | sum over nodes | deliveries counted |"
-        echo "|---|---|---:|---:|---:|"
+        echo "| case | CPU-µs per message, each node | busiest node | sum over nodes | messages/s when the busiest node fills a core | deliveries counted |"
+        echo "|---|---|---:|---:|---:|---:|"
         pubsub_row "one redis-server, PUBLISH" "${RES[single]}"
         pubsub_row "cluster, classic PUBLISH (copied to every node)" "${RES[classic]}"
         pubsub_row "cluster, SPUBLISH (stays on its shard)" "${RES[sharded]}"
@@ -352,7 +352,9 @@ pubsub_row() { # label results
         done
         cells+="$(printf '%.2f' "$(median "${col[@]}")") / "
     done
-    echo "| $label | ${cells% / } | $(printf '%.2f' "$(median "${busy[@]}")") | $(printf '%.2f' "$(median "${sums[@]}")")$( ((${#sums[@]} > 1)) && echo " ($(range "${sums[@]}"))") | $(median "${dels[@]}") of $MSGS |"
+    local b
+    b=$(median "${busy[@]}")
+    echo "| $label | ${cells% / } | $(printf '%.2f' "$b") | $(printf '%.2f' "$(median "${sums[@]}")")$( ((${#sums[@]} > 1)) && echo " ($(range "${sums[@]}"))") | $(awk -v b="$b" 'BEGIN { if (b > 0) printf "%.0f", 1e6 / b; else printf "-" }') | $(median "${dels[@]}") of $MSGS |"
 }
 
 # ---- rooms: redis-chat on one Redis and on the cluster ----------------------------
@@ -366,7 +368,7 @@ run_rooms() {
         rc=0
         REDIS_SERVER=$REDIS_SERVER REDIS_CLI=$REDIS_CLI bash "$HERE/run.sh" "${flags[@]}" "$BUILD" \
             >"$OUT/rooms-$side.log" 2>&1 || rc=$?
-        grep -E '^ - repetition|rooms x|msg/s: sent|redis-chat CPU|Redis CPU per message by node|FAIL|run.sh:' \
+        grep -E '^ - repetition|^   [0-9]+ rooms x|^     [0-9]+ msg/s: sent|^     redis-chat CPU|^     Redis CPU per message by node|FAIL|^run.sh:|^        is the' \
             "$OUT/rooms-$side.log" | sed 's/^/  /' || true
         if ((rc)); then
             say "  (run.sh failed on the $side side, exit $rc: $OUT/rooms-$side.log)"
@@ -385,13 +387,15 @@ fig() { # side figure
     awk -F' [|] ' -v k="$2" '$1 == "| rooms" && $2 == k { print $4; found = 1 } END { if (!found) print "-" }' "$f"
 }
 
+per_core() { awk -v u="$1" 'BEGIN { if (u + 0 > 0) printf "%.0f", 1e6 / u; else printf "-" }'; }
+
 rooms_table() {
     local k i label pending="pending (the broker's cluster mode)"
     local c
     echo ""
     echo "#### The many-rooms scenario on one Redis and on $SHARDS shards ($(date -u +%Y-%m-%d))"
     echo ""
-    echo "bench/run.sh --only rooms ${ROOM_ARGS[*]} --reps $REPS, then the same with --redis-cluster $SHARDS; medians."
+    echo "bench/run.sh --only rooms ${ROOM_ARGS[*]:+${ROOM_ARGS[*]} }--reps $REPS$( ((SMOKE)) && echo " --smoke"), then the same with --redis-cluster $SHARDS; medians."
     echo ""
     echo "| figure | one redis-server | cluster, $SHARDS primaries |"
     echo "|---|---:|---:|"
@@ -401,6 +405,10 @@ rooms_table() {
         [[ $c != - ]] || c=$pending
         echo "| $k | $(fig single "$k") | $c |"
     done
+    # what the figure is for: the message rate at which the busiest Redis
+    # process would fill one core (Redis runs commands on one thread)
+    c=$(fig cluster redis_cpu_us_per_message_busiest_shard)
+    echo "| messages/s at which the busiest Redis fills a core | $(per_core "$(fig single redis_cpu_us_per_message_busiest_shard)") | $( [[ $c == - ]] && echo "$pending" || per_core "$c") |"
     for ((i = 0; i < SHARDS; i++)); do
         c=$(fig cluster "redis_cpu_us_per_message_shard$i")
         [[ $c != - ]] || c=$pending
