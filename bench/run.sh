@@ -25,6 +25,13 @@
 # mirrors the chat (/chat/{user} is channel "chat", /chat/{room}/{user} is
 # channel {room}; every client subscribes and publishes), the same loadgen
 # with --peer nchan, the same figures, and redis-chat/nchan ratios.
+#
+# With --redis-cluster N the Redis side is a throwaway Redis Cluster of N
+# primaries, no replicas, plain TCP like the single redis-server
+# (tests/redis-cluster.sh with REDIS_TLS=no), and the instances run with
+# `redis-cluster yes` and redis-host/redis-port naming its first node. Redis
+# CPU is then the sum over the nodes, and the rooms scenario also gives each
+# node's CPU per message (bench/cluster.sh compares both sides).
 set -euo pipefail
 
 usage() {
@@ -83,12 +90,17 @@ usage: bench/run.sh [options] [BUILD_DIR]
   --deflate           "deflate yes" in the configs, loadgen offers permessage-deflate
                       (with --set 'deflate-threshold 0' the 64-byte texts are compressed too)
   --deflate-old no    with --ab: the old side without (as --tls-old)
+  --redis-cluster N   the Redis side is a cluster of N primaries (no replicas,
+                      plain TCP, tests/redis-cluster.sh), the instances run with
+                      "redis-cluster yes"; Redis CPU is summed over the nodes and
+                      rooms reports each node's CPU per message too
 rooms scenario (users of each room split evenly over the two instances; the
 rate spread evenly over the rooms; every delivery checked: exactly once, in
 its own room, from the right sender):
   --rooms N           rooms (default 1000; --smoke 20)
   --room-size U       users per room (default 10; --smoke 4)
   --room-rate M       messages/s over all rooms (default 200; --smoke 20)
+  --room-secs S       seconds of sending (default 10; --smoke 4)
   --resume-clients N  clients of the resume scenario (default 1000; --smoke 50)
   --resume-gap G      messages said while they are away (default 100; --smoke 10)
   --rooms-default-room
@@ -105,6 +117,7 @@ TLS_NEW=0 TLS_OLD=0 TLS=0 # TLS: the side now running speaks wss://
 DEFLATE_NEW=0 DEFLATE_OLD=0 DEFLATE=0 # DEFLATE: the side now running negotiates permessage-deflate
 AB_DIR="" VS="" FAN_RATE="" ROOMS_N="" ROOMS_U="" ROOMS_RATE="" ROOMS_DEFAULT=0
 EXTRA_CONF=() NEW_CONF=() OLD_CONF=() RESUME_N="" RESUME_GAP=""
+CLUSTER_N=0 ROOMS_SECS=""
 BUILD_ARG=""
 while (($#)); do
     case $1 in
@@ -138,6 +151,8 @@ while (($#)); do
     --rooms) ROOMS_N=${2:?}; shift ;;
     --room-size) ROOMS_U=${2:?}; shift ;;
     --room-rate) ROOMS_RATE=${2:?}; shift ;;
+    --room-secs) ROOMS_SECS=${2:?}; shift ;;
+    --redis-cluster) CLUSTER_N=${2:?}; shift ;;
     --rooms-default-room) ROOMS_DEFAULT=1 ;;
     -h | --help) usage 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -161,9 +176,19 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "bad --reps $REPS"
 [[ -z $MAX_GIVEN || $MAX_GIVEN =~ ^[1-9][0-9]*$ ]] || die "bad --max-deliv $MAX_GIVEN"
 [[ -z $ANNOUNCE || $ANNOUNCE == yes || $ANNOUNCE == no ]] || die "--announce yes|no"
-for v in "$ROOMS_N" "$ROOMS_U" "$ROOMS_RATE" "$RESUME_N"; do
-    [[ -z $v || $v =~ ^[1-9][0-9]*$ ]] || die "bad --rooms / --room-size / --room-rate / --resume-clients $v"
+for v in "$ROOMS_N" "$ROOMS_U" "$ROOMS_RATE" "$RESUME_N" "$ROOMS_SECS"; do
+    [[ -z $v || $v =~ ^[1-9][0-9]*$ ]] || die "bad --rooms / --room-size / --room-rate / --room-secs / --resume-clients $v"
 done
+[[ $CLUSTER_N =~ ^[0-9]+$ ]] && ((CLUSTER_N == 0 || (CLUSTER_N >= 3 && CLUSTER_N <= 20))) ||
+    die "--redis-cluster: 3..20 primaries"
+CLUSTER_SH=$(cd "$(dirname "$0")/.." && pwd)/tests/redis-cluster.sh
+if ((CLUSTER_N)); then
+    [[ -f $CLUSTER_SH ]] || die "no $CLUSTER_SH"
+    [[ -z $VS ]] || die "--redis-cluster: not with --vs nchan"
+    REDIS_CLI=${REDIS_CLI:-$(dirname "$REDIS_SERVER")/redis-cli}
+    [[ -x $REDIS_CLI ]] || REDIS_CLI=$(command -v redis-cli || true)
+    [[ -n $REDIS_CLI && -x $REDIS_CLI ]] || die "redis-cli not found (set REDIS_CLI)"
+fi
 [[ -z $RESUME_GAP || $RESUME_GAP =~ ^[0-9]+$ ]] || die "bad --resume-gap $RESUME_GAP"
 IFS=, read -ra ONLY_LIST <<<"$ONLY"
 for v in "${ONLY_LIST[@]}"; do
@@ -214,6 +239,7 @@ RESULTS=$OUT/results.txt
 declare -A INST_PORT=() INST_PID=()
 INSTANCES=()
 RPID="" RPORT="" LG_PID=""
+RPIDS=() RNODES=() # every Redis process (the nodes of a cluster) and its port
 REF_PID="" REF_ONLY=0 # REF_ONLY: chat_cpu samples the reference broadcaster instead
 STATUS=0
 
@@ -235,7 +261,10 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    if [[ -n $RPID ]]; then
+    if ((CLUSTER_N)) && [[ -d $TMP/cluster ]]; then
+        # daemons: stopped by their pid files, each checked to run in its dir
+        bash "$CLUSTER_SH" --stop "$TMP/cluster" || true
+    elif [[ -n $RPID ]]; then
         kill -TERM "$RPID" 2>/dev/null || true # save '' : shuts down without writing
         wait "$RPID" 2>/dev/null || true
     fi
@@ -287,6 +316,10 @@ redis_ping() { probe "$RPORT" 'PING\r\n' '+PONG'; }
 
 start_redis() {
     local i
+    if ((CLUSTER_N)); then
+        start_redis_cluster
+        return
+    fi
     free_port
     RPORT=$PORT
     mkdir -p "$TMP/redis"
@@ -294,12 +327,60 @@ start_redis() {
         --dir "$TMP/redis" --logfile "$TMP/redis.log" --daemonize no --maxclients 1000 \
         >/dev/null 2>&1 &
     RPID=$!
+    RPIDS=("$RPID") RNODES=("$RPORT")
     for ((i = 0; i < 100; i++)); do
         redis_ping && return 0
         kill -0 "$RPID" 2>/dev/null || die "redis-server exited: $(tail -5 "$TMP/redis.log" 2>/dev/null)"
         sleep 0.1
     done
     die "redis-server does not answer on port $RPORT"
+}
+
+# N consecutive free ports whose cluster bus ports (+10000) are free too,
+# all below the ephemeral range: the first in PORT
+free_port_run() {
+    local n=$1 p i j ok
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 2500))
+        ok=1
+        for ((j = 0; j < n && ok; j++)); do
+            [[ $USED_PORTS == *" $((p + j)) "* ]] && ok=0
+            (exec 3<>"/dev/tcp/127.0.0.1/$((p + j))") 2>/dev/null && ok=0
+            (exec 3<>"/dev/tcp/127.0.0.1/$((p + j + 10000))") 2>/dev/null && ok=0
+        done
+        if ((ok)); then
+            for ((j = 0; j < n; j++)); do USED_PORTS+="$((p + j)) $((p + j + 10000)) "; done
+            PORT=$p
+            return 0
+        fi
+    done
+    die "no run of $n free ports found"
+}
+
+# N primaries, no replicas, plain TCP, no password, no persistence: the
+# single redis-server's setup, clustered. RPIDS/RNODES in port order.
+start_redis_cluster() {
+    local i pid
+    free_port_run "$CLUSTER_N"
+    RPORT=$PORT
+    REDIS_SERVER=$REDIS_SERVER REDIS_CLI=$REDIS_CLI REDIS_TLS=no \
+        bash "$CLUSTER_SH" "$TMP/cluster" "$RPORT" "$CLUSTER_N" 0 '' >"$TMP/cluster.out" 2>&1 ||
+        die "the cluster did not start: $(tail -5 "$TMP/cluster.out")"
+    RPIDS=() RNODES=()
+    for ((i = 0; i < CLUSTER_N; i++)); do
+        pid=$(cat "$TMP/cluster/node-$((RPORT + i))/redis.pid" 2>/dev/null || true)
+        [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || die "cluster node $((RPORT + i)) has no pid"
+        RPIDS+=("$pid") RNODES+=("$((RPORT + i))")
+    done
+    RPID=${RPIDS[0]}
+}
+
+# CPU ticks of every Redis process together, and of each (a list)
+redis_cpu() { cpu_ticks "${RPIDS[@]}"; }
+redis_cpu_each() {
+    local p out=""
+    for p in "${RPIDS[@]}"; do out+="$(cpu_ticks "$p") "; done
+    echo "${out% }"
 }
 
 healthz() {
@@ -337,6 +418,7 @@ max-connections-per-ip 0
 rate-limit 0
 EOF
     [[ -n $announce ]] && echo "announce $announce" >>"$conf"
+    ((!CLUSTER_N)) || echo "redis-cluster yes" >>"$conf"
     [[ -z $tls_port ]] || printf 'tls-port %s\ntls-cert %s\ntls-key %s\n' "$tls_port" \
         "$TMP/tls.crt" "$TMP/tls.key" >>"$conf"
     ((!DEFLATE)) || echo "deflate yes" >>"$conf"
@@ -364,7 +446,27 @@ EOF
         ok=0
         sleep 0.1
     done
+    ((!CLUSTER_N)) || cluster_hint "$name"
     die "instance $name (port $PORT) never became healthy: $(tail -5 "$TMP/$name.out")"
+}
+
+# A broker that does not speak Redis Cluster comes up against one node, then
+# its commands on keys of the other nodes' slots fail with MOVED (logged as
+# errors): say so plainly and stop, rather than measure a half-working chat.
+cluster_hint() { # NAME
+    say "run.sh: instance $1 with redis-cluster yes: not ready, or its broker does not route by slot;"
+    say "        is the broker's cluster mode in this build? (log: $TMP/$1.log)"
+    tail -5 "$TMP/$1.log" 2>/dev/null | sed 's/^/     /'
+}
+cluster_check_logs() {
+    local n
+    ((CLUSTER_N)) || return 0
+    for n in "${INSTANCES[@]}"; do
+        if grep -qE 'MOVED|ASK [0-9]|CROSSSLOT|CLUSTERDOWN' "$TMP/$n.log" 2>/dev/null; then
+            cluster_hint "$n"
+            return 1
+        fi
+    done
 }
 
 # the peer: nginx + nchan, W workers, the chat's URLs as pub/sub channels in
@@ -467,6 +569,12 @@ start_pair() {
     start_instance a "$WORKERS" "$ANNOUNCE"
     start_instance b "$WORKERS" "$ANNOUNCE"
     TARGETS=(--target "127.0.0.1:${INST_PORT[a]}" --target "127.0.0.1:${INST_PORT[b]}")
+    if ((CLUSTER_N)); then
+        # registration (the instance's keys) runs at once: a broker that
+        # sends it to the wrong node has said so by now
+        sleep 1
+        cluster_check_logs || die "redis-cluster: the broker got MOVED/ASK/CROSSSLOT replies"
+    fi
 }
 
 # every process of every running instance: masters and their children
@@ -573,7 +681,8 @@ run_lg() {
     local fd line
     LG_RESULT="" LG_RC=0
     C0=0 C1=0 R0=0 R1=0 T0=0 T1=0 CJ1=0 RJ1=0 TJ1=0 CB0=0 RB0=0 TB0=0
-    CJ0=$(chat_cpu) RJ0=$(cpu_ticks "$RPID") TJ0=$EPOCHREALTIME
+    RS0="" RS1="" RSB0="" # per Redis process (cluster nodes), in RPIDS order
+    CJ0=$(chat_cpu) RJ0=$(redis_cpu) TJ0=$EPOCHREALTIME
     [[ $REDIS_CHAT != nchan ]] || set -- "$@" --peer nchan
     ((!TLS || REF_ONLY)) || set -- "$@" --tls
     ((!DEFLATE || REF_ONLY)) || set -- "$@" --deflate
@@ -583,16 +692,16 @@ run_lg() {
     while IFS= read -r -u "$fd" line; do
         case $line in
         joined)
-            CJ1=$(chat_cpu) RJ1=$(cpu_ticks "$RPID") TJ1=$EPOCHREALTIME
+            CJ1=$(chat_cpu) RJ1=$(redis_cpu) TJ1=$EPOCHREALTIME
             ;;
         baseline)
-            CB0=$(chat_cpu) RB0=$(cpu_ticks "$RPID") TB0=$EPOCHREALTIME
+            CB0=$(chat_cpu) RB0=$(redis_cpu) RSB0=$(redis_cpu_each) TB0=$EPOCHREALTIME
             ;;
         sending)
-            C0=$(chat_cpu) R0=$(cpu_ticks "$RPID") T0=$EPOCHREALTIME
+            C0=$(chat_cpu) R0=$(redis_cpu) RS0=$(redis_cpu_each) T0=$EPOCHREALTIME
             ;;
         done)
-            C1=$(chat_cpu) R1=$(cpu_ticks "$RPID") T1=$EPOCHREALTIME
+            C1=$(chat_cpu) R1=$(redis_cpu) RS1=$(redis_cpu_each) T1=$EPOCHREALTIME
             ;;
         "ready conns="*)
             [[ -n $READY_HOOK ]] && "$READY_HOOK"
@@ -1025,9 +1134,9 @@ scen_churn() {
 # N rooms of U users, users 0, 2, 4... of each room on instance a and 1, 3,
 # 5... on b; RATE messages/s spread evenly over the rooms and their users
 if ((SMOKE)); then
-    ROOMS_N=${ROOMS_N:-20} ROOMS_U=${ROOMS_U:-4} ROOMS_RATE=${ROOMS_RATE:-20}
+    ROOMS_N=${ROOMS_N:-20} ROOMS_U=${ROOMS_U:-4} ROOMS_RATE=${ROOMS_RATE:-20} ROOMS_SECS=${ROOMS_SECS:-4}
 else
-    ROOMS_N=${ROOMS_N:-1000} ROOMS_U=${ROOMS_U:-10} ROOMS_RATE=${ROOMS_RATE:-200}
+    ROOMS_N=${ROOMS_N:-1000} ROOMS_U=${ROOMS_U:-10} ROOMS_RATE=${ROOMS_RATE:-200} ROOMS_SECS=${ROOMS_SECS:-10}
 fi
 ((ROOMS_U >= 2)) || die "--room-size: at least 2"
 
@@ -1045,9 +1154,8 @@ rooms_supported() {
 }
 
 scen_rooms() {
-    local dur=10 extra=() conns sent deliv win lost dup cross wrong self ooo chat_s redis_s
-    local idle_cores us net_us redis_us join_us join_rus
-    ((SMOKE)) && dur=4
+    local dur=$ROOMS_SECS extra=() conns sent deliv win lost dup cross wrong self ooo chat_s redis_s
+    local idle_cores us net_us redis_us join_us join_rus redis_net_us
     if ((ROOMS_DEFAULT)); then
         extra=(--one-room)
     elif ! rooms_supported; then
@@ -1074,6 +1182,8 @@ scen_rooms() {
     redis_us=$(calc "$sent > 0 ? $redis_s * 1e6 / $sent : 0" 1)
     join_us=$(calc "($CJ1 - $CJ0) / $TCK * 1e6 / $conns" 1)
     join_rus=$(calc "($RJ1 - $RJ0) / $TCK * 1e6 / $conns" 1)
+    # Redis net of its own idle cost (cron; a cluster's bus gossip), as for redis-chat
+    redis_net_us=$(calc "$sent > 0 && $T0 > $TB0 ? (($R1 - $R0) - ($R0 - $RB0) * ($T1 - $T0) / ($T0 - $TB0)) / $TCK * 1e6 / $sent : 0" 1)
     say "   $ROOMS_N rooms x $ROOMS_U users${extra:+ (all in the default room)}: $conns joined in $(kv "$LG_RESULT" setup_s) s, connect to welcome p50 $(kv "$LG_RESULT" join_p50_ms) p99 $(kv "$LG_RESULT" join_p99_ms) max $(kv "$LG_RESULT" join_max_ms) ms; per join redis-chat $join_us us, redis-server $join_rus us"
     say "     $ROOMS_RATE msg/s: sent $sent, delivered $deliv exactly once of $(kv "$LG_RESULT" expected); lost $lost, duplicated $dup, other room $cross, wrong sender $wrong, own back $self, out of order $ooo; latency p50 $(kv "$LG_RESULT" p50_ms) p99 $(kv "$LG_RESULT" p99_ms) ms"
     say "     redis-chat CPU ${chat_s}s = $us us/delivery ($net_us net of the idle $idle_cores cores); redis-server ${redis_s}s = $redis_us us/message; loadgen busiest $(calc "$(kv "$LG_RESULT" lg_busy) * 100" 0)%"
@@ -1082,7 +1192,10 @@ scen_rooms() {
     record rooms chat_cpu_us_per_delivery "$us" "us (all redis-chat processes, send window)"
     record rooms chat_cpu_us_per_delivery_net "$net_us" "us (the same minus the idle cost)"
     record rooms chat_idle_cores "$idle_cores" "cores (redis-chat, everyone joined, nothing sent, 2 s)"
-    record rooms redis_cpu_us_per_message "$redis_us" "us (redis-server)"
+    record rooms redis_cpu_us_per_message "$redis_us" "us (redis-server$( ((CLUSTER_N)) && echo ", all $CLUSTER_N nodes"))"
+    record rooms redis_cpu_us_per_message_net "$redis_net_us" "us (the same minus Redis's idle cost over the 2 s baseline)"
+    record rooms redis_cores "$(calc "($R1 - $R0) / $TCK / ($T1 - $T0)" 3)" "cores (Redis$( ((CLUSTER_N)) && echo ", all nodes"), send window)"
+    rooms_shard_figures "$sent"
     record rooms join_p50_ms "$(kv "$LG_RESULT" join_p50_ms)" "ms (connect to welcome)"
     record rooms join_p99_ms "$(kv "$LG_RESULT" join_p99_ms)" ms
     record rooms join_all_s "$(kv "$LG_RESULT" setup_s)" "s (all $conns joined)"
@@ -1099,6 +1212,29 @@ scen_rooms() {
     if [[ $lost != 0 || $dup != 0 || $cross != 0 || $wrong != 0 || $self != 0 ]]; then
         fail "rooms: lost $lost, duplicated $dup, from another room $cross, wrong sender $wrong, own back $self"
     fi
+    cluster_check_logs || fail "rooms: the broker got MOVED/ASK/CROSSSLOT replies (no cluster mode?)"
+}
+
+# each cluster node's CPU per message (each serves its slots' rooms: about
+# 1/N of them), the busiest node's, and the spread; a single Redis is shard0
+rooms_shard_figures() { # SENT
+    local sent=$1 i a b bb us busiest=0 line="" t=$(calc "$T1 - $T0" 3) tb=$(calc "$T0 - $TB0" 3)
+    local -a s0 s1 sb
+    read -ra s0 <<<"$RS0"
+    read -ra s1 <<<"$RS1"
+    read -ra sb <<<"$RSB0"
+    ((${#s0[@]} == ${#RPIDS[@]} && ${#s1[@]} == ${#RPIDS[@]} && sent > 0)) || return 0
+    for ((i = 0; i < ${#RPIDS[@]}; i++)); do
+        a=${s0[i]} b=${s1[i]} bb=${sb[i]:-$a}
+        us=$(calc "($b - $a) / $TCK * 1e6 / $sent" 1)
+        record rooms "redis_cpu_us_per_message_shard$i" "$us" "us (Redis node $i, port ${RNODES[i]}; per message of all rooms)"
+        record rooms "redis_cpu_us_per_message_shard${i}_net" \
+            "$(calc "$tb > 0 ? (($b - $a) - ($a - $bb) * $t / $tb) / $TCK * 1e6 / $sent : 0" 1)" "us (the same minus its idle cost)"
+        busiest=$(calc "$us > $busiest ? $us : $busiest" 1)
+        line+="node $i ${us} us, "
+    done
+    record rooms redis_cpu_us_per_message_busiest_shard "$busiest" "us (the busiest node: what limits the rate one node's core carries)"
+    say "     Redis CPU per message by node: ${line%, }"
 }
 
 # the ws module for bench/resume.js: NODE_PATH, else wscat's
@@ -1130,10 +1266,10 @@ scen_resume() {
     while IFS= read -r -u "$fd" line; do
         case $line in
         ready)
-            c0=$(chat_cpu) r0=$(cpu_ticks "$RPID")
+            c0=$(chat_cpu) r0=$(redis_cpu)
             kill -USR2 "$pid"
             ;;
-        resumed) c1=$(chat_cpu) r1=$(cpu_ticks "$RPID") ;;
+        resumed) c1=$(chat_cpu) r1=$(redis_cpu) ;;
         clients=*) res=$line ;;
         esac
     done
@@ -1210,6 +1346,11 @@ say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1) ($BUILD); 2 instances x $WOR
 ((${#OLD_CONF[@]} == 0)) || say "extra config of the --ab build only: $(printf "%s; " "${OLD_CONF[@]}")"
 say "scenarios: ${SCENARIOS[*]}; repetitions $REPS; raw results in $RESULTS"
 start_redis
+if ((CLUSTER_N)); then
+    say "redis: a cluster of $CLUSTER_N primaries, no replicas, plain TCP, ports ${RNODES[*]} (pids ${RPIDS[*]}); instances: redis-cluster yes, redis-port $RPORT"
+else
+    say "redis: one redis-server, plain TCP, port $RPORT"
+fi
 start_pair
 declare -A MAX_BY=() # the max rates found, per build (new / old)
 T_ALL=$SECONDS
@@ -1261,7 +1402,7 @@ fi
     echo ""
     echo "### redis-chat benchmark ($(date -u +%Y-%m-%d))"
     echo ""
-    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); redis-server and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, idle1m: 1 x 60, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts; rooms: $ROOMS_N rooms x $ROOMS_U users, $ROOMS_RATE msg/s over all rooms."
+    echo "$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); $( ((CLUSTER_N)) && echo "a Redis Cluster of $CLUSTER_N primaries (redis-cluster yes)" || echo redis-server) and 2 redis-chat instances x $WORKERS workers (idle100k: 1 x 6, idle1m: 1 x 60, announce no) on loopback, announce ${ANNOUNCE:-yes (server default)}; bench/loadgen ($LG_PROCS process(es) for fan-out) runs on the same cores. $REPS repetition(s) each; fan-out: $FAN_R receivers + $FAN_S senders, $FAN_SIZE-byte texts; rooms: $ROOMS_N rooms x $ROOMS_U users, $ROOMS_RATE msg/s over all rooms for $ROOMS_SECS s."
     echo ""
     echo "| scenario | figure | min | median | max | unit |"
     echo "|---|---|---:|---:|---:|---|"
