@@ -13,6 +13,7 @@
 
 #include "harness_cluster.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -114,9 +115,38 @@ static int hc_run_script(const struct h_cluster *c, int timeout_ms, char *const 
     return rc;
 }
 
-/* The watcher: waits for the owner's death (PR_SET_PDEATHSIG), then stops
- * the nodes with the script and removes the dir. h_cluster_stop kills it
- * first. */
+/* SIGKILL every process that runs in one of dir's node directories, even
+ * one removed meanwhile (the test's fixture may delete the whole tree
+ * before the watcher wakes up, pid files and all): found by the working
+ * directory the kernel still shows, "DIR/node-PORT" or "... (deleted)". */
+static void hc_kill_nodes_in(const char *dir)
+{
+    char prefix[PATH_MAX], path[64], cwd[PATH_MAX];
+    struct dirent *e;
+    DIR *proc = opendir("/proc");
+    size_t plen;
+    ssize_t n;
+
+    snprintf(prefix, sizeof(prefix), "%s/node-", dir);
+    plen = strlen(prefix);
+    while (proc != NULL && (e = readdir(proc)) != NULL) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/cwd", e->d_name);
+        n = readlink(path, cwd, sizeof(cwd) - 1);
+        if (n <= 0)
+            continue;
+        cwd[n] = '\0';
+        if (strncmp(cwd, prefix, plen) == 0)
+            kill((pid_t)strtol(e->d_name, NULL, 10), SIGKILL);
+    }
+    if (proc != NULL)
+        closedir(proc);
+}
+
+/* The watcher: waits for the owner's death (PR_SET_PDEATHSIG), then kills
+ * the nodes, runs the script's stop for good measure and removes the dir.
+ * h_cluster_stop kills it first. */
 static pid_t hc_watcher_start(const struct h_cluster *c)
 {
     pid_t parent = getpid(), pid;
@@ -137,12 +167,16 @@ static pid_t hc_watcher_start(const struct h_cluster *c)
     sigprocmask(SIG_BLOCK, &set, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
         _exit(0);
+    /* out of the test's process group: check kills that group when a test
+     * ends (failed or not), and the nodes (daemons) would outlive us */
+    setpgid(0, 0);
     /* the test's sockets must not stay open here */
     if (syscall(SYS_close_range, 3U, ~0U, 0U) == -1)
         for (int fd = 3; fd < 65536; fd++)
             close(fd);
     while (sigwait(&set, &sig) != 0)
         ;
+    hc_kill_nodes_in(c->dir);
     /* the temp dir goes too: no one else will remove it */
     execlp("bash", "bash", "-c", "bash \"$1\" --stop \"$2\"; rm -rf -- \"$2\"", "watcher", script,
            c->dir, (char *)NULL);
