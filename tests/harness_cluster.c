@@ -121,7 +121,7 @@ static int hc_run_script(const struct h_cluster *c, int timeout_ms, char *const 
  * directory the kernel still shows, "DIR/node-PORT" or "... (deleted)". */
 static void hc_kill_nodes_in(const char *dir)
 {
-    char prefix[PATH_MAX], path[64], cwd[PATH_MAX];
+    char prefix[PATH_MAX], path[300], cwd[PATH_MAX];
     struct dirent *e;
     DIR *proc = opendir("/proc");
     size_t plen;
