@@ -284,7 +284,7 @@ row() { # label figure
 }
 
 say "# redis-chat: acknowledged sends with redis-wait-replicas $(date -u +%Y-%m-%dT%H:%MZ)"
-HOST="$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), redis-server $("$REDIS_SERVER" --version | awk '{ print $3 }'), node $(node --version)"
+HOST="$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), redis-server $("$REDIS_SERVER" --version | awk '{ sub(/^v=/, "", $3); print $3 }'), node $(node --version)"
 say "host: $HOST"
 say "redis-chat: $("$REDIS_CHAT" -v 2>&1 | head -1) ($BUILD)"
 say "$SENDERS senders x $WINDOW sends awaiting an answer, $SECS s per run, $REPS run(s) per mode, redis-wait-timeout $WTIMEOUT ms"
