@@ -84,7 +84,7 @@ cleanup() {
     local rc=$? p
     trap - EXIT INT TERM
     for p in "$ACKS_PID" "$CHAT_PID" "$REPLICA_PID" "$PRIMARY_PID"; do
-        [[ -n $p ]] && kill -TERM "$p" 2>/dev/null || true
+        [[ -z $p ]] || kill -TERM "$p" 2>/dev/null || true
     done
     [[ -z $CHAT_PID ]] || wait "$CHAT_PID" 2>/dev/null || true
     rm -rf "$TMP"
