@@ -9,7 +9,8 @@
 #                    the unit tests and the chat integration suites under
 #                    valgrind (every server process), the same suite again in an
 #                    ASan/UBSan build, then each libFuzzer target for 60 s;
-#                    also a 5-second smoke run of each benchmark mode, `make
+#                    also a 5-second smoke run of each benchmark mode (the
+#                    cluster and WAIT benchmarks too), `make
 #                    distcheck` (the tarball on its own, read-only source tree),
 #                    and the .deb built, installed, run and purged
 #                    (tests/package/check_deb.sh)
@@ -214,6 +215,8 @@ cmd_check() {
     as_root tests/package/check_deb.sh
     say "benchmark smoke: each load generator mode for a few seconds"
     (cd build && make -s bench-smoke BENCH_FLAGS='--vs nchan')
+    # the cluster and WAIT benchmarks of issue 17: a short run of each
+    (cd build && make -s bench-cluster BENCH_FLAGS=--smoke && make -s bench-wait BENCH_FLAGS=--smoke)
     say "unit tests under valgrind"
     tests/valgrind-unit.sh build
     say "integration tests with every redis-chat process under valgrind"
