@@ -65,6 +65,8 @@ while (($#)); do
     shift
 done
 die() { echo "cluster.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BUILD=${BUILD_ARG:-${BUILD:-$PWD}}
 BUILD=$(cd "$BUILD" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -108,20 +110,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say() { printf '%s\n' "$*"; }
-calc() { awk "BEGIN { printf \"%.${2:-3}f\", ($1) }"; }
-cpu_ticks() { # PID: utime + stime
-    local f
-    { read -ra f <"/proc/$1/stat"; } 2>/dev/null || { echo 0; return; }
-    echo $((f[13] + f[14]))
-}
 cli() { # PORT ARGS...
     local p=$1
     shift
     timeout 10 "$REDIS_CLI" -h 127.0.0.1 -p "$p" "$@"
 }
-# median of the numbers given
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# the range of the numbers given, "lo–hi"
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR > 1) printf "%.2f–%.2f", a, b }'; }
 
 # free loopback ports P..P+N-1 and their bus ports P+10000.., below 32768

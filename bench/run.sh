@@ -170,6 +170,8 @@ OUT=${OUT:-$BUILD/bench-out}
 TCK=$(getconf CLK_TCK)
 
 die() { echo "run.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -x $REDIS_CHAT ]] || die "no $REDIS_CHAT (build first, or pass the build dir)"
 [[ -x $LOADGEN ]] || die "no $LOADGEN (make bench/loadgen)"
 [[ -n $REDIS_SERVER && -x $REDIS_SERVER ]] || die "redis-server not found (set REDIS_SERVER)"
@@ -280,26 +282,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- helpers ----------------------------------------------------------------------
-say() { printf '%s\n' "$*"; }
-calc() { awk "BEGIN { printf \"%.${2:-3}f\", ($1) }"; }
 
-USED_PORTS=" "
-PORT=""
-# a free loopback port below the ephemeral range (the loadgen's own sockets
-# take ports from 32768 up)
-free_port() {
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED_PORTS+="$p "
-            PORT=$p
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
 # probe PORT REQUEST PREFIX: send REQUEST to 127.0.0.1:PORT; true when the
 # first line of the answer starts with PREFIX
@@ -612,14 +595,6 @@ chat_anon() {
     rss_kib RssAnon: "${pids[@]}"
 }
 
-cpu_ticks() {
-    local s=0 p f
-    for p in "$@"; do
-        { read -ra f <"/proc/$p/stat"; } 2>/dev/null || continue
-        s=$((s + f[13] + f[14]))
-    done
-    echo "$s"
-}
 
 rss_kib() { # rss_kib FIELD: PID...
     local s=0 p k v field=$1
@@ -654,16 +629,6 @@ wait_quiet() {
     say "   (redis-chat still busy after ${limit}s)"
 }
 
-kv() {
-    local w
-    for w in $1; do
-        if [[ $w == "$2="* ]]; then
-            echo "${w#*=}"
-            return 0
-        fi
-    done
-    echo ""
-}
 
 # run the loadgen; CPU (C: redis-chat, R: redis-server) and time (T) are
 # sampled at the start (J0), at the phase lines "joined" (J1), "baseline" (B0),

@@ -50,6 +50,8 @@ while (($#)); do
     shift
 done
 die() { echo "wait.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if ((SMOKE)); then SECS=${SECS:-2} REPS=${REPS:-1}; else SECS=${SECS:-10} REPS=${REPS:-3}; fi
 for v in "$SENDERS" "$WINDOW" "$SECS" "$REPS" "$WTIMEOUT"; do
     [[ $v =~ ^[1-9][0-9]*$ ]] || die "bad number $v"
@@ -94,20 +96,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say() { printf '%s\n' "$*"; }
-calc() { awk "BEGIN { printf \"%.${2:-3}f\", ($1) }"; }
 cli() { # PORT ARGS...
     local p=$1
     shift
     timeout 10 "$REDIS_CLI" -h 127.0.0.1 -p "$p" "$@"
-}
-cpu_ticks() { # PID...: utime + stime, summed
-    local s=0 p f
-    for p in "$@"; do
-        { read -ra f <"/proc/$p/stat"; } 2>/dev/null || continue
-        s=$((s + f[13] + f[14]))
-    done
-    echo "$s"
 }
 # redis-chat's master and its children (broker, workers)
 chat_cpu() {
@@ -120,30 +112,8 @@ wait_calls() {
     cli "$PRIMARY_PORT" INFO commandstats | tr -d '\r' |
         awk -F'[:,=]' '$1 == "cmdstat_wait" { print $3; found = 1 } END { if (!found) print 0 }'
 }
-kv() {
-    local w
-    for w in $1; do
-        [[ $w == "$2="* ]] && { echo "${w#*=}"; return 0; }
-    done
-    echo ""
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR > 1) printf " (%s–%s)", a, b }'; }
 
-USED_PORTS=" "
-free_port() {
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED_PORTS+="$p "
-            PORT=$p
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
 # ---- Redis: a primary and its replica ------------------------------------------
 start_redis_pair() {
